@@ -33,4 +33,4 @@ pub mod waits;
 
 pub use plan::{plan_scenario, Plan, PlanOptions};
 pub use scenario::Scenario;
-pub use validate::{parse_scenario, FieldError, ValidationErrors};
+pub use validate::{parse_scenario, ValidationErrors};

@@ -209,8 +209,16 @@ mod tests {
     #[test]
     fn overlapping_unavailability_multiplies() {
         let u = vec![
-            Unavailable { from_week: 1, to_week: 3, factor: 0.5 },
-            Unavailable { from_week: 2, to_week: 2, factor: 0.5 },
+            Unavailable {
+                from_week: 1,
+                to_week: 3,
+                factor: 0.5,
+            },
+            Unavailable {
+                from_week: 2,
+                to_week: 2,
+                factor: 0.5,
+            },
         ];
         assert_eq!(availability(&u, 0), 1.0);
         assert_eq!(availability(&u, 1), 0.5);

@@ -1,0 +1,584 @@
+//! The LP of DESIGN.md "The model", split into independent blocks.
+//!
+//! Exams that share a resource kind or a rater pool compete for the same
+//! capacity; exams that share neither do not interact at all, because the
+//! objective is a plain sum. So the LP is block-diagonal: one block per
+//! connected component of the "shares a kind or pool" graph. Each block is
+//! built as a column-wise sparse matrix ready for HiGHS, with the stage-1
+//! costs (π_e on s) and the stage-2 costs (extra capacity, travel, waiting).
+//!
+//! Reductions, all exact:
+//! - a (region, exam) with no demand and no backlog gets no variables (its
+//!   backlog stays 0, so every x, B and s of it is 0);
+//! - x[r,l,e,t] is left out where (l, k(e), t) or (pool(e), t) has no
+//!   capacity at all (regular + extra is 0 after unavailability) and the exam
+//!   needs some of it: such an x is forced to 0;
+//! - y and z exist only where extra capacity can be bought.
+
+use crate::scenario::{availability, Scenario};
+use std::collections::{BTreeMap, HashMap};
+
+/// Capacity of one resource kind at one location (per week, before factors).
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub weekly: f64,
+    pub extra: f64,
+    pub price: f64,
+}
+
+/// One (region, exam) pair that has demand or backlog: the unit of flow.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub region: usize,
+    pub exam: usize,
+    /// d[t] for t in 0..T.
+    pub demand: Vec<f64>,
+    /// (registered_week < 0, candidates), summed per week, oldest first.
+    pub backlog: Vec<(i64, f64)>,
+    /// A(r) for this exam: (location, travel cost), in the region's option order.
+    pub options: Vec<(usize, f64)>,
+}
+
+impl Stream {
+    /// B[r,e,-1]: everyone registered before week 0.
+    pub fn initial_backlog(&self) -> f64 {
+        self.backlog.iter().map(|&(_, c)| c).sum()
+    }
+
+    /// Registrations in week τ (τ < 0 from the backlog, τ >= 0 from demand).
+    pub fn registrations(&self, tau: i64) -> f64 {
+        if tau >= 0 {
+            self.demand.get(tau as usize).copied().unwrap_or(0.0)
+        } else {
+            self.backlog
+                .iter()
+                .filter(|&&(w, _)| w == tau)
+                .map(|&(_, c)| c)
+                .sum()
+        }
+    }
+
+    /// Σ_{τ=t−W+1..t} d[τ]: the candidates still within target at the end of week t.
+    pub fn window(&self, t: usize, target: i64) -> f64 {
+        let t = t as i64;
+        let from = t - target + 1;
+        let backlog: f64 = self
+            .backlog
+            .iter()
+            .filter(|&&(w, _)| w >= from)
+            .map(|&(_, c)| c)
+            .sum();
+        let lo = from.max(0) as usize;
+        let recent: f64 = if lo as i64 <= t {
+            self.demand[lo..=t as usize].iter().sum()
+        } else {
+            0.0
+        };
+        backlog + recent
+    }
+}
+
+/// The scenario indexed for modelling: ids resolved to positions, capacities
+/// with unavailability applied per week.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub weeks: usize,
+    /// Resource kinds, in order of first mention (exams, then locations).
+    pub kinds: Vec<String>,
+    pub exam_kind: Vec<usize>,
+    pub exam_pool: Vec<Option<usize>>,
+    pub seat_minutes: Vec<f64>,
+    pub rating_minutes: Vec<f64>,
+    pub target: Vec<i64>,
+    pub priority: Vec<f64>,
+    /// [location][kind]
+    pub capacity: Vec<Vec<Option<Capacity>>>,
+    /// [location][week]: product of unavailability factors.
+    pub location_factor: Vec<Vec<f64>>,
+    /// [pool]
+    pub pool_capacity: Vec<Capacity>,
+    /// [pool][week]
+    pub pool_factor: Vec<Vec<f64>>,
+    pub streams: Vec<Stream>,
+    pub waiting_weight: f64,
+}
+
+impl Instance {
+    /// Indexes a validated scenario. References that do not resolve are
+    /// skipped rather than trusted (validation rejects them before this).
+    pub fn new(sc: &Scenario) -> Instance {
+        let weeks = sc.horizon_weeks;
+        let mut kinds: Vec<String> = Vec::new();
+        let kind_index = |k: &str, kinds: &mut Vec<String>| -> usize {
+            kinds.iter().position(|x| x == k).unwrap_or_else(|| {
+                kinds.push(k.to_string());
+                kinds.len() - 1
+            })
+        };
+        let exam_kind: Vec<usize> = sc
+            .exams
+            .iter()
+            .map(|e| kind_index(&e.resource, &mut kinds))
+            .collect();
+        for l in &sc.locations {
+            for r in &l.resources {
+                kind_index(&r.kind, &mut kinds);
+            }
+        }
+        let pool_ids: HashMap<&str, usize> = sc
+            .rating_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
+        let loc_ids: HashMap<&str, usize> = sc
+            .locations
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.id.as_str(), i))
+            .collect();
+        let region_ids: HashMap<&str, usize> = sc
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        let exam_ids: HashMap<&str, usize> = sc
+            .exams
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_str(), i))
+            .collect();
+
+        let exam_pool: Vec<Option<usize>> = sc
+            .exams
+            .iter()
+            .map(|e| {
+                e.rating_pool
+                    .as_deref()
+                    .and_then(|p| pool_ids.get(p).copied())
+            })
+            .collect();
+        let capacity: Vec<Vec<Option<Capacity>>> = sc
+            .locations
+            .iter()
+            .map(|l| {
+                let mut row = vec![None; kinds.len()];
+                for r in &l.resources {
+                    if let Some(k) = kinds.iter().position(|x| *x == r.kind) {
+                        row[k] = Some(Capacity {
+                            weekly: r.weekly_minutes,
+                            extra: r.extra_weekly_minutes,
+                            price: r.extra_cost_per_minute,
+                        });
+                    }
+                }
+                row
+            })
+            .collect();
+        let location_factor = sc
+            .locations
+            .iter()
+            .map(|l| {
+                (0..weeks)
+                    .map(|t| availability(&l.unavailable, t))
+                    .collect()
+            })
+            .collect();
+        let pool_capacity = sc
+            .rating_pools
+            .iter()
+            .map(|p| Capacity {
+                weekly: p.weekly_minutes,
+                extra: p.extra_weekly_minutes,
+                price: p.extra_cost_per_minute,
+            })
+            .collect();
+        let pool_factor = sc
+            .rating_pools
+            .iter()
+            .map(|p| {
+                (0..weeks)
+                    .map(|t| availability(&p.unavailable, t))
+                    .collect()
+            })
+            .collect();
+
+        // Streams: every (region, exam) with demand or backlog, in (region, exam) order.
+        // (region, exam) → (weekly demand, backlog per registration week).
+        type Pair = (Vec<f64>, BTreeMap<i64, f64>);
+        let mut by_pair: BTreeMap<(usize, usize), Pair> = BTreeMap::new();
+        for d in &sc.demand {
+            if let (Some(&r), Some(&e)) = (
+                region_ids.get(d.region.as_str()),
+                exam_ids.get(d.exam.as_str()),
+            ) {
+                let entry = by_pair
+                    .entry((r, e))
+                    .or_insert_with(|| (vec![0.0; weeks], BTreeMap::new()));
+                for (t, v) in d.weekly.iter().take(weeks).enumerate() {
+                    entry.0[t] += v;
+                }
+            }
+        }
+        for b in &sc.backlog {
+            if let (Some(&r), Some(&e)) = (
+                region_ids.get(b.region.as_str()),
+                exam_ids.get(b.exam.as_str()),
+            ) {
+                let entry = by_pair
+                    .entry((r, e))
+                    .or_insert_with(|| (vec![0.0; weeks], BTreeMap::new()));
+                *entry.1.entry(b.registered_week).or_insert(0.0) += b.candidates;
+            }
+        }
+        let streams = by_pair
+            .into_iter()
+            .filter(|(_, (d, b))| d.iter().any(|&v| v > 0.0) || b.values().any(|&v| v > 0.0))
+            .map(|((r, e), (demand, backlog))| {
+                let k = exam_kind[e];
+                let options = sc.regions[r]
+                    .options
+                    .iter()
+                    .filter_map(|o| {
+                        let l = *loc_ids.get(o.location.as_str())?;
+                        let c = capacity[l][k]?;
+                        (c.weekly + c.extra > 0.0).then_some((l, o.travel_cost))
+                    })
+                    .collect();
+                Stream {
+                    region: r,
+                    exam: e,
+                    demand,
+                    backlog: backlog.into_iter().filter(|&(w, _)| w < 0).collect(),
+                    options,
+                }
+            })
+            .collect();
+
+        Instance {
+            weeks,
+            kinds,
+            exam_kind,
+            exam_pool,
+            seat_minutes: sc.exams.iter().map(|e| e.seat_minutes).collect(),
+            rating_minutes: sc
+                .exams
+                .iter()
+                .map(|e| e.rating_minutes.unwrap_or(0.0))
+                .collect(),
+            target: sc.exams.iter().map(|e| e.target_wait_weeks).collect(),
+            priority: sc.exams.iter().map(|e| e.priority).collect(),
+            capacity,
+            location_factor,
+            pool_capacity,
+            pool_factor,
+            streams,
+            waiting_weight: sc.weights.waiting_per_candidate_week,
+        }
+    }
+
+    /// (regular, extra) seat minutes of kind k at location l in week t.
+    pub fn seat_capacity(&self, l: usize, k: usize, t: usize) -> (f64, f64) {
+        match self.capacity[l][k] {
+            Some(c) => {
+                let f = self.location_factor[l][t];
+                (c.weekly * f, c.extra * f)
+            }
+            None => (0.0, 0.0),
+        }
+    }
+
+    /// (regular, extra) rater minutes of pool q in week t.
+    pub fn rater_capacity(&self, q: usize, t: usize) -> (f64, f64) {
+        let c = self.pool_capacity[q];
+        let f = self.pool_factor[q][t];
+        (c.weekly * f, c.extra * f)
+    }
+
+    /// Groups the streams into independent blocks: exams linked by a shared
+    /// resource kind or rater pool end up together. Blocks come out in order
+    /// of their first exam, each with its streams in stream order.
+    pub fn blocks(&self) -> Vec<Vec<usize>> {
+        let n = self.exam_kind.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(p: &mut [usize], mut i: usize) -> usize {
+            while p[i] != i {
+                p[i] = p[p[i]];
+                i = p[i];
+            }
+            i
+        }
+        let union = |a: usize, b: usize, p: &mut Vec<usize>| {
+            let (ra, rb) = (find(p, a), find(p, b));
+            if ra != rb {
+                p[ra.max(rb)] = ra.min(rb);
+            }
+        };
+        for a in 0..n {
+            for b in (a + 1)..n {
+                let share_pool =
+                    self.exam_pool[a].is_some() && self.exam_pool[a] == self.exam_pool[b];
+                if self.exam_kind[a] == self.exam_kind[b] || share_pool {
+                    union(a, b, &mut parent);
+                }
+            }
+        }
+        let mut blocks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, s) in self.streams.iter().enumerate() {
+            let root = find(&mut parent, s.exam);
+            blocks.entry(root).or_default().push(i);
+        }
+        blocks.into_values().collect()
+    }
+}
+
+/// What a column of a block LP stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    /// x: candidates of `stream` examined at location `l` in week `t`.
+    X { stream: usize, l: usize, t: usize },
+    /// y: extra seat minutes bought of kind `k` at `l` in week `t`.
+    Y { l: usize, k: usize, t: usize },
+    /// z: extra rater minutes bought in pool `q`, week `t`.
+    Z { q: usize, t: usize },
+    /// B: backlog of `stream` at the end of week `t`.
+    B { stream: usize, t: usize },
+    /// s: candidates of `stream` over target at the end of week `t`.
+    S { stream: usize, t: usize },
+}
+
+/// What a row of a block LP stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    Flow { stream: usize, t: usize },
+    Seat { l: usize, k: usize, t: usize },
+    Rater { q: usize, t: usize },
+    Wait { stream: usize, t: usize },
+}
+
+/// One block as a column-wise sparse LP (all columns have lower bound 0).
+#[derive(Debug, Clone, Default)]
+pub struct BlockLp {
+    /// Indices into [`Instance::streams`].
+    pub streams: Vec<usize>,
+    pub cols: Vec<Col>,
+    pub col_upper: Vec<f64>,
+    /// Stage 1: π_e on every s.
+    pub cost1: Vec<f64>,
+    /// Stage 2: extra-capacity prices, travel, waiting weight.
+    pub cost2: Vec<f64>,
+    /// CSC: the entries of column j are `start[j]..start[j+1]`.
+    pub start: Vec<usize>,
+    pub index: Vec<usize>,
+    pub value: Vec<f64>,
+    pub rows: Vec<Row>,
+    pub row_lower: Vec<f64>,
+    pub row_upper: Vec<f64>,
+}
+
+impl BlockLp {
+    pub fn num_cols(&self) -> usize {
+        self.cols.len()
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// (column, π_e) for every s column: the stage-1 objective as a row.
+    pub fn stage1_terms(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.cost1
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| matches!(self.cols[*j], Col::S { .. }))
+            .map(|(j, &c)| (j, c))
+    }
+
+    /// The entries of column j as (row, coefficient).
+    pub fn column(&self, j: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let r = self.start[j]..self.start[j + 1];
+        self.index[r.clone()]
+            .iter()
+            .copied()
+            .zip(self.value[r].iter().copied())
+    }
+
+    /// The whole objective `cost · x` for a column vector.
+    pub fn objective(cost: &[f64], x: &[f64]) -> f64 {
+        cost.iter().zip(x).map(|(c, v)| c * v).sum()
+    }
+
+    fn push_col(&mut self, col: Col, upper: f64, cost1: f64, cost2: f64, entries: &[(usize, f64)]) {
+        self.cols.push(col);
+        self.col_upper.push(upper);
+        self.cost1.push(cost1);
+        self.cost2.push(cost2);
+        for &(r, v) in entries {
+            if v != 0.0 {
+                self.index.push(r);
+                self.value.push(v);
+            }
+        }
+        self.start.push(self.index.len());
+    }
+
+    fn push_row(&mut self, row: Row, lower: f64, upper: f64) -> usize {
+        self.rows.push(row);
+        self.row_lower.push(lower);
+        self.row_upper.push(upper);
+        self.rows.len() - 1
+    }
+}
+
+/// Builds the LP of one block (`streams` are indices into `inst.streams`).
+pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
+    let weeks = inst.weeks;
+    let mut lp = BlockLp {
+        streams: streams.to_vec(),
+        start: vec![0],
+        ..BlockLp::default()
+    };
+
+    // Flow and waiting rows, per stream and week.
+    let mut flow_row = vec![0usize; streams.len() * weeks];
+    let mut wait_row = vec![0usize; streams.len() * weeks];
+    for (si, &s) in streams.iter().enumerate() {
+        let st = &inst.streams[s];
+        let b0 = st.initial_backlog();
+        let w = inst.target[st.exam];
+        for t in 0..weeks {
+            let rhs = st.demand[t] + if t == 0 { b0 } else { 0.0 };
+            flow_row[si * weeks + t] = lp.push_row(Row::Flow { stream: s, t }, rhs, rhs);
+            wait_row[si * weeks + t] = lp.push_row(
+                Row::Wait { stream: s, t },
+                f64::NEG_INFINITY,
+                st.window(t, w),
+            );
+        }
+    }
+
+    // Seat and rater rows are created on first use, so rows without any x never exist.
+    let mut seat_rows: BTreeMap<(usize, usize, usize), usize> = BTreeMap::new();
+    let mut rater_rows: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    let mut entries: Vec<(usize, f64)> = Vec::with_capacity(3);
+
+    for (si, &s) in streams.iter().enumerate() {
+        let st = &inst.streams[s];
+        let e = st.exam;
+        let k = inst.exam_kind[e];
+        let (m, a, pool) = (
+            inst.seat_minutes[e],
+            inst.rating_minutes[e],
+            inst.exam_pool[e],
+        );
+        for t in 0..weeks {
+            for &(l, travel) in &st.options {
+                let (cap, xcap) = inst.seat_capacity(l, k, t);
+                if m > 0.0 && cap + xcap <= 0.0 {
+                    continue;
+                }
+                let rater = pool.filter(|_| a > 0.0);
+                if let Some(q) = rater {
+                    let (rcap, rxcap) = inst.rater_capacity(q, t);
+                    if rcap + rxcap <= 0.0 {
+                        continue;
+                    }
+                }
+                entries.clear();
+                entries.push((flow_row[si * weeks + t], 1.0));
+                if m > 0.0 {
+                    let row = *seat_rows.entry((l, k, t)).or_insert_with(|| {
+                        lp.push_row(Row::Seat { l, k, t }, f64::NEG_INFINITY, cap)
+                    });
+                    entries.push((row, m));
+                }
+                if let Some(q) = rater {
+                    let (rcap, _) = inst.rater_capacity(q, t);
+                    let row = *rater_rows.entry((q, t)).or_insert_with(|| {
+                        lp.push_row(Row::Rater { q, t }, f64::NEG_INFINITY, rcap)
+                    });
+                    entries.push((row, a));
+                }
+                lp.push_col(
+                    Col::X { stream: s, l, t },
+                    f64::INFINITY,
+                    0.0,
+                    travel,
+                    &entries,
+                );
+            }
+        }
+        let pi = inst.priority[e];
+        for t in 0..weeks {
+            entries.clear();
+            entries.push((flow_row[si * weeks + t], 1.0));
+            if t + 1 < weeks {
+                entries.push((flow_row[si * weeks + t + 1], -1.0));
+            }
+            entries.push((wait_row[si * weeks + t], 1.0));
+            lp.push_col(
+                Col::B { stream: s, t },
+                f64::INFINITY,
+                0.0,
+                inst.waiting_weight,
+                &entries,
+            );
+            lp.push_col(
+                Col::S { stream: s, t },
+                f64::INFINITY,
+                pi,
+                0.0,
+                &[(wait_row[si * weeks + t], -1.0)],
+            );
+        }
+    }
+
+    for (&(l, k, t), &row) in &seat_rows {
+        let (_, xcap) = inst.seat_capacity(l, k, t);
+        if xcap > 0.0 {
+            let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+            lp.push_col(Col::Y { l, k, t }, xcap, 0.0, price, &[(row, -1.0)]);
+        }
+    }
+    for (&(q, t), &row) in &rater_rows {
+        let (_, rxcap) = inst.rater_capacity(q, t);
+        if rxcap > 0.0 {
+            let price = inst.pool_capacity[q].price;
+            lp.push_col(Col::Z { q, t }, rxcap, 0.0, price, &[(row, -1.0)]);
+        }
+    }
+    lp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(demand: Vec<f64>, backlog: Vec<(i64, f64)>) -> Stream {
+        Stream {
+            region: 0,
+            exam: 0,
+            demand,
+            backlog,
+            options: vec![],
+        }
+    }
+
+    #[test]
+    fn window_counts_recent_registrations_including_backlog() {
+        let s = stream(vec![10.0, 20.0, 30.0], vec![(-3, 5.0), (-1, 7.0)]);
+        // W = 2 at t = 0: weeks -1 and 0.
+        assert_eq!(s.window(0, 2), 7.0 + 10.0);
+        // W = 4 at t = 0: weeks -3..0.
+        assert_eq!(s.window(0, 4), 5.0 + 7.0 + 10.0);
+        // W = 2 at t = 2: weeks 1..2.
+        assert_eq!(s.window(2, 2), 50.0);
+        // W = 0: nobody may wait past the end of their registration week.
+        assert_eq!(s.window(2, 0), 0.0);
+        assert_eq!(s.initial_backlog(), 12.0);
+        assert_eq!(s.registrations(-1), 7.0);
+        assert_eq!(s.registrations(-2), 0.0);
+        assert_eq!(s.registrations(1), 20.0);
+    }
+}

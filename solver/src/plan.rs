@@ -1,0 +1,519 @@
+//! What a solve returns, and the pipeline that makes it:
+//! validate → index → blocks → two-stage solve → rounding → waits → duals.
+
+use crate::duals::{self, Recommendation, ShadowPrice};
+use crate::model::{build_block, BlockLp, Col, Instance};
+use crate::rounding::{self, Allocation, Cell, Evaluation};
+use crate::scenario::Scenario;
+use crate::solve::{self, SolveError, SolveOptions};
+use crate::validate::{self, ValidationErrors};
+use crate::waits::{self, Cohort, ExamWaits};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// The `format` of a plan document.
+pub const PLAN_FORMAT: &str = "examcap/plan@1";
+
+/// Above this many independent blocks, the smallest are merged so that
+/// one thread per block stays affordable. Merging is exact (blocks are
+/// independent); it only gives up some parallelism.
+pub const MAX_BLOCKS: usize = 32;
+
+/// Options of a solve. Everything here except `time_limit_seconds` and
+/// `parallel` can change the plan, so all of it is recorded in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanOptions {
+    /// Wall-clock limit for both stages; `None` solves to optimality.
+    pub time_limit_seconds: Option<f64>,
+    /// Minutes of "one extra session" in the recommendations.
+    pub session_minutes: f64,
+    /// How many recommendations to keep.
+    pub recommendations: usize,
+    /// Blocks solved at once; 0 = number of cores. Does not change the result.
+    #[serde(default)]
+    pub parallel: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            time_limit_seconds: None,
+            session_minutes: 240.0,
+            recommendations: 50,
+            parallel: 0,
+        }
+    }
+}
+
+/// How the solve ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    /// Both stages optimal.
+    Optimal,
+    /// Stage 1 optimal (V* is exact), stage 2 stopped by the time limit:
+    /// the plan keeps the waiting promise but its cost is not minimal.
+    Stage2TimeLimit,
+}
+
+/// A pipeline step, for progress reports and timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Validate,
+    Build,
+    Stage1,
+    Stage2,
+    Rounding,
+    Waits,
+    Duals,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Validate => "validate",
+            Step::Build => "build",
+            Step::Stage1 => "stage1",
+            Step::Stage2 => "stage2",
+            Step::Rounding => "rounding",
+            Step::Waits => "waits",
+            Step::Duals => "duals",
+        }
+    }
+}
+
+/// A progress event: step `step` is `done`/`total` through.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanProgress {
+    pub step: Step,
+    pub done: usize,
+    pub total: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("invalid scenario:\n{0}")]
+    Invalid(#[from] ValidationErrors),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+}
+
+/// Which scenario a plan is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRef {
+    pub name: String,
+    /// [`Scenario::content_hash`].
+    pub content_hash: String,
+    pub start_week: String,
+    pub horizon_weeks: usize,
+}
+
+/// Provenance of the numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolverInfo {
+    pub name: String,
+    pub version: String,
+    pub method: String,
+    pub random_seed: i32,
+    pub options: PlanOptions,
+    pub blocks: usize,
+    pub lp_columns: usize,
+    pub lp_rows: usize,
+}
+
+/// Objective values of an allocation and their parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Values {
+    /// Σ π·s: priority-weighted candidate-weeks over target.
+    pub violation: f64,
+    /// C: extra seats + extra raters + travel + waiting.
+    pub cost: f64,
+    pub extra_seat_cost: f64,
+    pub extra_rater_cost: f64,
+    pub travel_cost: f64,
+    pub waiting_cost: f64,
+}
+
+impl From<&Evaluation> for Values {
+    fn from(e: &Evaluation) -> Self {
+        Values {
+            violation: e.violation,
+            cost: e.cost,
+            extra_seat_cost: e.extra_seat_cost,
+            extra_rater_cost: e.extra_rater_cost,
+            travel_cost: e.travel_cost,
+            waiting_cost: e.waiting_cost,
+        }
+    }
+}
+
+/// Seconds per pipeline step (the only part of a plan that varies between
+/// two solves of the same scenario with the same options).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub validate: f64,
+    pub build: f64,
+    pub stage1: f64,
+    pub stage2: f64,
+    pub rounding: f64,
+    pub waits: f64,
+    pub duals: f64,
+    pub total: f64,
+}
+
+/// Whole candidates of a region sitting an exam at a location in a week.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationRow {
+    pub region: String,
+    pub exam: String,
+    pub location: String,
+    pub week: usize,
+    pub candidates: u64,
+}
+
+/// Extra seat minutes bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraSeats {
+    pub location: String,
+    pub kind: String,
+    pub week: usize,
+    /// What the LP bought.
+    pub lp_minutes: f64,
+    /// What the integral plan uses (≤ lp_minutes).
+    pub minutes: f64,
+}
+
+/// Extra rater minutes bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraRaters {
+    pub pool: String,
+    pub week: usize,
+    pub lp_minutes: f64,
+    pub minutes: f64,
+}
+
+/// Over-target candidate-weeks of one exam in one region (the s of the LP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverTarget {
+    pub exam: String,
+    pub region: String,
+    pub candidate_weeks: f64,
+    /// π_e · candidate_weeks: its share of V*.
+    pub weighted: f64,
+    /// Same, in the integral plan.
+    pub rounded_candidate_weeks: f64,
+}
+
+/// FIFO cohorts of one region and exam on the integral plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamCohorts {
+    pub region: String,
+    pub exam: String,
+    pub cohorts: Vec<Cohort>,
+}
+
+/// A solved plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: String,
+    pub scenario: ScenarioRef,
+    pub status: PlanStatus,
+    pub solver: SolverInfo,
+    /// V* of the LP (stage 1).
+    pub stage1_violation: f64,
+    /// C of the LP (stage 2).
+    pub stage2_cost: f64,
+    /// The LP point's values, split into their parts.
+    pub lp: Values,
+    /// The integral plan's own V and C.
+    pub rounded: Values,
+    pub seconds: Timings,
+    /// The integral allocation (cells with at least one candidate).
+    pub allocation: Vec<AllocationRow>,
+    pub extra_seats: Vec<ExtraSeats>,
+    pub extra_raters: Vec<ExtraRaters>,
+    /// National waiting-time figures per exam (integral plan).
+    pub waits: Vec<ExamWaits>,
+    pub cohorts: Vec<StreamCohorts>,
+    /// Where targets break: the s that make up V*, per exam and region.
+    pub over_target: Vec<OverTarget>,
+    /// Duals of every seat and rater constraint.
+    pub shadow_prices: Vec<ShadowPrice>,
+    /// Where one extra session helps most.
+    pub recommendations: Vec<Recommendation>,
+}
+
+impl Plan {
+    /// SHA-256 of the plan without its timings: equal for two solves of the
+    /// same scenario with the same options.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut p = self.clone();
+        p.seconds = Timings::default();
+        p.solver.options.parallel = 0;
+        p.solver.options.time_limit_seconds = None;
+        let bytes = serde_json::to_vec(&p).expect("a plan always serialises");
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Groups blocks so there are at most `max` of them: the largest keep their
+/// own group, the rest go round-robin into the remaining ones.
+fn group_blocks(mut blocks: Vec<Vec<usize>>, max: usize) -> Vec<Vec<usize>> {
+    if blocks.len() <= max {
+        return blocks;
+    }
+    blocks.sort_by_key(|b| std::cmp::Reverse(b.len()));
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); max];
+    for (i, b) in blocks.into_iter().enumerate() {
+        groups[i % max].extend(b);
+    }
+    for g in &mut groups {
+        g.sort_unstable();
+    }
+    groups.sort();
+    groups
+}
+
+/// Solves a scenario end to end. `progress` sees every step as it goes.
+pub fn plan_scenario(
+    sc: &Scenario,
+    opts: &PlanOptions,
+    progress: &(dyn Fn(PlanProgress) + Sync),
+) -> Result<Plan, PlanError> {
+    let start = Instant::now();
+    let mut seconds = Timings::default();
+    let report = |step: Step, done: usize, total: usize| {
+        progress(PlanProgress {
+            step,
+            done,
+            total,
+            elapsed: start.elapsed(),
+        })
+    };
+    let timed = |step: Step, t: &mut f64, f: &mut dyn FnMut()| {
+        let span = tracing::info_span!("solver_step", step = step.name());
+        let _g = span.enter();
+        let t0 = Instant::now();
+        report(step, 0, 1);
+        f();
+        *t = t0.elapsed().as_secs_f64();
+        report(step, 1, 1);
+    };
+
+    let mut valid = Ok(());
+    timed(Step::Validate, &mut seconds.validate, &mut || {
+        valid = validate::validate_scenario(sc)
+    });
+    valid?;
+
+    let mut inst = None;
+    let mut lps: Vec<BlockLp> = Vec::new();
+    timed(Step::Build, &mut seconds.build, &mut || {
+        let i = Instance::new(sc);
+        let groups = group_blocks(i.blocks(), MAX_BLOCKS);
+        lps = std::thread::scope(|s| {
+            let handles: Vec<_> = groups
+                .iter()
+                .map(|g| {
+                    let i = &i;
+                    s.spawn(move || build_block(i, g))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("model building does not panic"))
+                .collect()
+        });
+        inst = Some(i);
+    });
+    let inst = inst.expect("built above");
+    tracing::info!(
+        blocks = lps.len(),
+        columns = lps.iter().map(BlockLp::num_cols).sum::<usize>(),
+        rows = lps.iter().map(BlockLp::num_rows).sum::<usize>(),
+        "model built"
+    );
+
+    let solve_opts = SolveOptions {
+        deadline: opts
+            .time_limit_seconds
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| start + Duration::from_secs_f64(s.min(1e7))),
+        parallel: opts.parallel,
+        cancel: None,
+    };
+    let t_solve = Instant::now();
+    let results = {
+        let span = tracing::info_span!("solver_step", step = "solve", blocks = lps.len());
+        let _g = span.enter();
+        solve::solve_blocks(&lps, &solve_opts, &|p| {
+            let step = match p.stage {
+                solve::Stage::Stage1 => Step::Stage1,
+                solve::Stage::Stage2 => Step::Stage2,
+            };
+            report(step, p.done, p.total)
+        })?
+    };
+    seconds.stage1 = results.iter().map(|r| r.stage1_seconds).fold(0.0, f64::max);
+    seconds.stage2 = (t_solve.elapsed().as_secs_f64() - seconds.stage1).max(0.0);
+
+    let status = if results.iter().all(|r| r.stage2_complete) {
+        PlanStatus::Optimal
+    } else {
+        PlanStatus::Stage2TimeLimit
+    };
+    let stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
+    let stage2_cost: f64 = results.iter().map(|r| r.cost).sum();
+    let lp_alloc = lp_allocation(&lps, &results);
+    let lp_eval = rounding::evaluate(&inst, &lp_alloc);
+
+    let mut int = Allocation::default();
+    let mut int_eval = Evaluation::default();
+    timed(Step::Rounding, &mut seconds.rounding, &mut || {
+        int = rounding::round(&inst, &lp_alloc);
+        int_eval = rounding::evaluate(&inst, &int);
+    });
+
+    let mut cohorts = Vec::new();
+    let mut exam_waits = Vec::new();
+    timed(Step::Waits, &mut seconds.waits, &mut || {
+        let served = rounding::exams_per_week(&inst, &int);
+        cohorts = (0..inst.streams.len())
+            .map(|s| waits::cohorts(&inst, s, &served[s]))
+            .collect::<Vec<_>>();
+        let ids: Vec<String> = sc.exams.iter().map(|e| e.id.clone()).collect();
+        exam_waits = waits::exam_waits(&inst, &ids, &cohorts);
+    });
+
+    let mut shadow_prices = Vec::new();
+    let mut recommendations = Vec::new();
+    timed(Step::Duals, &mut seconds.duals, &mut || {
+        shadow_prices = duals::shadow_prices(sc, &inst.kinds, &lps, &results);
+        recommendations =
+            duals::recommendations(&shadow_prices, opts.session_minutes, opts.recommendations);
+    });
+
+    let region = |s: usize| sc.regions[inst.streams[s].region].id.clone();
+    let exam = |s: usize| sc.exams[inst.streams[s].exam].id.clone();
+    let allocation = int
+        .x
+        .iter()
+        .map(|(c, &v)| AllocationRow {
+            region: region(c.stream),
+            exam: exam(c.stream),
+            location: sc.locations[c.l].id.clone(),
+            week: c.t,
+            candidates: v as u64,
+        })
+        .collect();
+    let extra_seats = lp_alloc
+        .extra_seats
+        .iter()
+        .filter(|(_, &v)| v > 1e-9)
+        .map(|(&(l, k, t), &v)| ExtraSeats {
+            location: sc.locations[l].id.clone(),
+            kind: inst.kinds[k].clone(),
+            week: t,
+            lp_minutes: v,
+            minutes: int.extra_seats.get(&(l, k, t)).copied().unwrap_or(0.0),
+        })
+        .collect();
+    let extra_raters = lp_alloc
+        .extra_raters
+        .iter()
+        .filter(|(_, &v)| v > 1e-9)
+        .map(|(&(q, t), &v)| ExtraRaters {
+            pool: sc.rating_pools[q].id.clone(),
+            week: t,
+            lp_minutes: v,
+            minutes: int.extra_raters.get(&(q, t)).copied().unwrap_or(0.0),
+        })
+        .collect();
+    let over_target = (0..inst.streams.len())
+        .filter_map(|s| {
+            let cw: f64 = lp_eval.over_target[s].iter().sum();
+            let rcw: f64 = int_eval.over_target[s].iter().sum();
+            (cw > 1e-6 || rcw > 1e-6).then(|| OverTarget {
+                exam: exam(s),
+                region: region(s),
+                candidate_weeks: cw,
+                weighted: cw * inst.priority[inst.streams[s].exam],
+                rounded_candidate_weeks: rcw,
+            })
+        })
+        .collect();
+    let cohorts = cohorts
+        .into_iter()
+        .enumerate()
+        .map(|(s, cohorts)| StreamCohorts {
+            region: region(s),
+            exam: exam(s),
+            cohorts,
+        })
+        .collect();
+    seconds.total = start.elapsed().as_secs_f64();
+
+    Ok(Plan {
+        format: PLAN_FORMAT.into(),
+        scenario: ScenarioRef {
+            name: sc.name.clone(),
+            content_hash: sc.content_hash(),
+            start_week: sc.start_week.clone(),
+            horizon_weeks: sc.horizon_weeks,
+        },
+        status,
+        solver: SolverInfo {
+            name: "HiGHS".into(),
+            version: solve::HIGHS_VERSION.into(),
+            method: "block-decomposed lexicographic two-stage LP, dual simplex, \
+                     stage 2 hot-started from stage 1's basis"
+                .into(),
+            random_seed: 0,
+            options: opts.clone(),
+            blocks: lps.len(),
+            lp_columns: lps.iter().map(BlockLp::num_cols).sum(),
+            lp_rows: lps.iter().map(BlockLp::num_rows).sum(),
+        },
+        stage1_violation,
+        stage2_cost,
+        lp: Values::from(&lp_eval),
+        rounded: Values::from(&int_eval),
+        seconds,
+        allocation,
+        extra_seats,
+        extra_raters,
+        waits: exam_waits,
+        cohorts,
+        over_target,
+        shadow_prices,
+        recommendations,
+    })
+}
+
+/// The LP point of every block as one allocation.
+pub fn lp_allocation(lps: &[BlockLp], results: &[solve::BlockResult]) -> Allocation {
+    let mut a = Allocation::default();
+    for (lp, r) in lps.iter().zip(results) {
+        for (j, col) in lp.cols.iter().enumerate() {
+            let v = r.values[j];
+            match *col {
+                Col::X { stream, l, t } if v > 0.0 => {
+                    a.x.insert(Cell { stream, t, l }, v);
+                }
+                Col::Y { l, k, t } if v > 0.0 => {
+                    a.extra_seats.insert((l, k, t), v);
+                }
+                Col::Z { q, t } if v > 0.0 => {
+                    a.extra_raters.insert((q, t), v);
+                }
+                _ => {}
+            }
+        }
+    }
+    a
+}

@@ -1,0 +1,537 @@
+//! The lexicographic two-stage solve on HiGHS, block by block.
+//!
+//! Stage 1 minimises V = Σ π·s in every block, in parallel. Stage 2 keeps
+//! the block's HiGHS instance (and so its optimal basis), adds the budget row
+//! Σ π·s − u ≤ V*_b with a budget column u ≥ 0, swaps in the stage-2 costs
+//! and re-solves from the stage-1 basis.
+//!
+//! DESIGN.md states stage 2 with one *global* row:
+//! Σ π·s ≤ V*·(1+1e-7) + 1e-6, i.e. a total slack Δ = V*·1e-7 + 1e-6 on top
+//! of V* = Σ_b V*_b that the blocks share. To reproduce that exactly, each
+//! block is solved with a near-zero budget τ_b and with the full budget Δ;
+//! Δ then goes to the block whose cost drops most with it (the greedy
+//! allocation of one small resource among convex piecewise-linear costs),
+//! which re-solves with Δ − Σ_{others} τ_b. With a single block the row is
+//! exactly DESIGN's.
+//!
+//! HiGHS runs with one thread per instance (its `threads` option is
+//! process-wide, so it is always 1 here) and a fixed random seed; blocks are
+//! run on our own threads, so results do not depend on scheduling.
+
+use crate::model::BlockLp;
+use highs::{HighsModelStatus, Model, RowProblem, Sense, SolvedModel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The HiGHS release that highs-sys builds (its crate version tracks HiGHS).
+pub const HIGHS_VERSION: &str = "1.16.0";
+
+/// Stage 1 first solves min V + WARM_WEIGHT·C, then restores the pure
+/// costs π and re-solves from that basis, so V* is exact whatever this
+/// weight is. The weight only decides where the simplex starts: an optimum
+/// of V + εC that is V-optimal is also C-minimal on the V-optimal face, so
+/// stage 2 starts next to its own optimum. Measured on the national
+/// scenario (BENCHMARKS.md): 1e-2 is fastest; 0 takes 4× as long, and
+/// weights ≥ 3e-2 make the weighted LP itself much harder.
+pub const WARM_WEIGHT: f64 = 1e-2;
+
+/// Relative and absolute slack of the stage-2 budget row (DESIGN.md).
+pub const STAGE2_REL_SLACK: f64 = 1e-7;
+pub const STAGE2_ABS_SLACK: f64 = 1e-6;
+
+/// How to run the solve.
+#[derive(Debug, Clone, Default)]
+pub struct SolveOptions {
+    /// Wall-clock deadline for both stages; `None` runs to optimality.
+    pub deadline: Option<Instant>,
+    /// Blocks solved at once; 0 means the number of cores.
+    pub parallel: usize,
+    /// Set from outside (a client went away) to stop between solver runs.
+    pub cancel: Option<std::sync::Arc<AtomicBool>>,
+}
+
+/// Which stage an event or error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Stage1,
+    Stage2,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Stage1 => "stage1",
+            Stage::Stage2 => "stage2",
+        }
+    }
+}
+
+/// A progress event: `done` of `total` blocks finished the stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: usize,
+    pub total: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SolveError {
+    #[error("time limit reached in {} before an optimal point was found", .0.name())]
+    TimeLimit(Stage),
+    #[error("solve cancelled")]
+    Cancelled,
+    #[error("HiGHS failed in {stage}: {message}", stage = .0.name(), message = .1)]
+    Solver(Stage, String),
+}
+
+/// The outcome for one block.
+#[derive(Debug, Clone)]
+pub struct BlockResult {
+    /// Column values of the final point (stage 2, or stage 1 if stage 2 ran out of time).
+    pub values: Vec<f64>,
+    /// V*_b: the stage-1 optimum.
+    pub violation: f64,
+    /// C_b of `values`.
+    pub cost: f64,
+    /// Row duals of stage 1 (∂V*/∂rhs, ≤ 0 on capacity rows).
+    pub stage1_duals: Vec<f64>,
+    /// Row duals of the final stage-2 solve (∂C/∂rhs), if stage 2 finished.
+    pub stage2_duals: Option<Vec<f64>>,
+    /// The budget u this block's stage 2 was given on top of V*_b.
+    pub budget: f64,
+    /// False if any stage-2 run of this block hit the time limit: then
+    /// `values` is the best point reached (at worst stage 1's), not C's optimum.
+    pub stage2_complete: bool,
+    pub stage1_seconds: f64,
+    pub stage2_seconds: f64,
+}
+
+/// Counting semaphore: at most N HiGHS runs at once.
+struct Permits {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Permits {
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            while *free == 0 {
+                free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+            }
+            *free -= 1;
+        }
+        let out = f();
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cv.notify_one();
+        out
+    }
+}
+
+/// What the coordinator tells a block after stage 1.
+enum Budget {
+    /// Only block: solve stage 2 with exactly this budget.
+    Single(f64),
+    /// Several blocks: probe with a tiny and with the full budget.
+    Probe {
+        tiny: f64,
+        full: f64,
+    },
+    Abort,
+}
+
+/// What the coordinator tells a block after the probe.
+enum Final {
+    /// Re-solve with this budget.
+    Resolve(f64),
+    /// Keep the tiny-budget solution.
+    KeepTiny,
+}
+
+struct Stage2Point {
+    values: Vec<f64>,
+    duals: Vec<f64>,
+    cost: f64,
+}
+
+/// Solves all blocks; the results come back in block order.
+pub fn solve_blocks(
+    blocks: &[BlockLp],
+    opts: &SolveOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<BlockResult>, SolveError> {
+    let start = Instant::now();
+    let n = blocks.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let parallel = match opts.parallel {
+        0 => std::thread::available_parallelism().map_or(1, |p| p.get()),
+        p => p,
+    };
+    let permits = Permits {
+        free: Mutex::new(parallel.min(n)),
+        cv: Condvar::new(),
+    };
+    let permits = &permits;
+
+    std::thread::scope(|scope| {
+        let (up_tx, up_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();
+        let (probe_tx, probe_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Result<BlockResult, SolveError>)>();
+        let mut budget_txs = Vec::with_capacity(n);
+        let mut final_txs = Vec::with_capacity(n);
+        for (b, lp) in blocks.iter().enumerate() {
+            let (budget_tx, budget_rx) = mpsc::channel::<Budget>();
+            let (final_tx, final_rx) = mpsc::channel::<Final>();
+            budget_txs.push(budget_tx);
+            final_txs.push(final_tx);
+            let (up_tx, probe_tx, done_tx) = (up_tx.clone(), probe_tx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                let mut worker = BlockWorker::new(lp, opts);
+                let s1 = permits.run(|| worker.stage1());
+                let failed = s1.is_err();
+                let _ = up_tx.send((b, s1));
+                if failed {
+                    return;
+                }
+                let point = match budget_rx.recv() {
+                    Ok(Budget::Single(full)) => permits.run(|| worker.stage2(full)),
+                    Ok(Budget::Probe { tiny, full }) => {
+                        let probe = permits.run(|| worker.probe(tiny, full));
+                        let msg = probe.as_ref().map(|(_, s)| *s).map_err(Clone::clone);
+                        let _ = probe_tx.send((b, msg));
+                        let Ok((tiny_point, _)) = probe else { return };
+                        match final_rx.recv() {
+                            Ok(Final::Resolve(budget)) => permits.run(|| worker.stage2(budget)),
+                            Ok(Final::KeepTiny) => {
+                                worker.budget = tiny;
+                                Ok(tiny_point)
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    Ok(Budget::Abort) | Err(_) => return,
+                };
+                let _ = done_tx.send((b, point.map(|p| worker.finish(p))));
+            });
+        }
+        drop((up_tx, probe_tx, done_tx));
+
+        // Stage 1 everywhere, then V* = Σ V*_b.
+        let mut v = vec![0.0; n];
+        let mut first_err: Option<SolveError> = None;
+        for done in 1..=n {
+            let Ok((b, r)) = up_rx.recv() else { break };
+            match r {
+                Ok(vb) => v[b] = vb,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+            progress(Progress {
+                stage: Stage::Stage1,
+                done,
+                total: n,
+                elapsed: start.elapsed(),
+            });
+        }
+        if let Some(e) = first_err {
+            for tx in &budget_txs {
+                let _ = tx.send(Budget::Abort);
+            }
+            return Err(e);
+        }
+        let v_star: f64 = v.iter().sum();
+        let delta = v_star * STAGE2_REL_SLACK + STAGE2_ABS_SLACK;
+        let tiny: Vec<f64> = v.iter().map(|vb| 1e-9 * vb.max(1.0)).collect();
+
+        if n == 1 {
+            let _ = budget_txs[0].send(Budget::Single(delta));
+        } else {
+            for (b, tx) in budget_txs.iter().enumerate() {
+                let _ = tx.send(Budget::Probe {
+                    tiny: tiny[b],
+                    full: delta,
+                });
+            }
+            let mut savings = vec![0.0; n];
+            let mut probe_err = None;
+            for _ in 0..n {
+                let Ok((b, r)) = probe_rx.recv() else { break };
+                match r {
+                    Ok(saving) => savings[b] = saving,
+                    Err(e) => {
+                        probe_err.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = probe_err {
+                return Err(e);
+            }
+            // Greedy: the whole shared slack to the block that gains most from it.
+            let best =
+                (0..n)
+                    .filter(|&b| savings[b] > 0.0)
+                    .fold(None::<usize>, |best, b| match best {
+                        Some(a) if savings[a] >= savings[b] => Some(a),
+                        _ => Some(b),
+                    });
+            let others: f64 = (0..n).filter(|&b| Some(b) != best).map(|b| tiny[b]).sum();
+            for (b, tx) in final_txs.iter().enumerate() {
+                let msg = if Some(b) == best {
+                    Final::Resolve(delta - others)
+                } else {
+                    Final::KeepTiny
+                };
+                let _ = tx.send(msg);
+            }
+        }
+
+        let mut results: Vec<Option<BlockResult>> = (0..n).map(|_| None).collect();
+        for done in 1..=n {
+            let Ok((b, r)) = done_rx.recv() else { break };
+            results[b] = Some(r?);
+            progress(Progress {
+                stage: Stage::Stage2,
+                done,
+                total: n,
+                elapsed: start.elapsed(),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.ok_or_else(|| SolveError::Solver(Stage::Stage2, "a block worker stopped".into()))
+            })
+            .collect()
+    })
+}
+
+/// One block's HiGHS instance, kept on one thread from stage 1 to the end.
+struct BlockWorker<'a> {
+    lp: &'a BlockLp,
+    opts: &'a SolveOptions,
+    model: Option<Model>,
+    cols: Vec<highs::Col>,
+    budget_col: Option<highs::Col>,
+    stage1_values: Vec<f64>,
+    stage1_duals: Vec<f64>,
+    violation: f64,
+    budget: f64,
+    stage1_seconds: f64,
+    stage2_seconds: f64,
+    stage2_timed_out: bool,
+}
+
+impl<'a> BlockWorker<'a> {
+    fn new(lp: &'a BlockLp, opts: &'a SolveOptions) -> Self {
+        BlockWorker {
+            lp,
+            opts,
+            model: None,
+            cols: Vec::new(),
+            budget_col: None,
+            stage1_values: Vec::new(),
+            stage1_duals: Vec::new(),
+            violation: 0.0,
+            budget: 0.0,
+            stage1_seconds: 0.0,
+            stage2_seconds: 0.0,
+            stage2_timed_out: false,
+        }
+    }
+
+    fn remaining(&self, stage: Stage) -> Result<Option<f64>, SolveError> {
+        if self
+            .opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(SolveError::Cancelled);
+        }
+        match self.opts.deadline {
+            None => Ok(None),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now()).as_secs_f64();
+                if left <= 0.0 {
+                    Err(SolveError::TimeLimit(stage))
+                } else {
+                    Ok(Some(left))
+                }
+            }
+        }
+    }
+
+    /// Runs HiGHS on the current model; gives the model back with the solution.
+    fn run(&mut self, stage: Stage) -> Result<SolvedModel, SolveError> {
+        let left = self.remaining(stage)?;
+        let mut model = self
+            .model
+            .take()
+            .ok_or_else(|| SolveError::Solver(stage, "no model".into()))?;
+        model.set_option("time_limit", left.unwrap_or(f64::INFINITY));
+        let t0 = Instant::now();
+        let solved = model
+            .try_solve()
+            .map_err(|e| SolveError::Solver(stage, format!("{e:?}")))?;
+        tracing::debug!(
+            stage = stage.name(),
+            columns = self.lp.num_cols(),
+            seconds = t0.elapsed().as_secs_f64(),
+            iterations = solved.simplex_iteration_count(),
+            "HiGHS run"
+        );
+        match solved.status() {
+            HighsModelStatus::Optimal => Ok(solved),
+            HighsModelStatus::ReachedTimeLimit => Err(SolveError::TimeLimit(stage)),
+            HighsModelStatus::ReachedInterrupt => Err(SolveError::Cancelled),
+            other => Err(SolveError::Solver(stage, format!("status {other:?}"))),
+        }
+    }
+
+    fn stage1(&mut self) -> Result<f64, SolveError> {
+        let t0 = Instant::now();
+        self.remaining(Stage::Stage1)?;
+        let lp = self.lp;
+        let mut pb = RowProblem::default();
+        self.cols = (0..lp.num_cols())
+            .map(|j| {
+                pb.add_column(
+                    lp.cost1[j] + WARM_WEIGHT * lp.cost2[j],
+                    0.0..=lp.col_upper[j],
+                )
+            })
+            .collect();
+        // Transpose CSC → rows.
+        let mut row_entries: Vec<Vec<(highs::Col, f64)>> = vec![Vec::new(); lp.num_rows()];
+        for j in 0..lp.num_cols() {
+            for (r, v) in lp.column(j) {
+                row_entries[r].push((self.cols[j], v));
+            }
+        }
+        for (r, entries) in row_entries.into_iter().enumerate() {
+            pb.add_row(lp.row_lower[r]..=lp.row_upper[r], entries);
+        }
+        let mut model = pb
+            .try_optimise(Sense::Minimise)
+            .map_err(|e| SolveError::Solver(Stage::Stage1, format!("{e:?}")))?;
+        model.make_quiet();
+        model.set_option("threads", 1);
+        model.set_option("random_seed", 0);
+        self.model = Some(model);
+        // Weighted solve, then exact stage 1 from the weighted optimum's basis.
+        let mut model: Model = self.run(Stage::Stage1)?.into();
+        for (j, &c) in lp.cost2.iter().enumerate() {
+            if c != 0.0 {
+                model.change_column_cost(self.cols[j], lp.cost1[j]);
+            }
+        }
+        self.model = Some(model);
+        let solved = self.run(Stage::Stage1)?;
+        let sol = solved.get_solution();
+        self.stage1_values = sol.columns().to_vec();
+        self.stage1_duals = sol.dual_rows().to_vec();
+        self.violation = solved.objective_value().max(0.0);
+        self.model = Some(solved.into());
+        self.stage1_seconds = t0.elapsed().as_secs_f64();
+        Ok(self.violation)
+    }
+
+    /// Turns the stage-1 model into stage 2 (once): budget row, stage-2 costs.
+    fn prepare_stage2(&mut self) -> Result<(), SolveError> {
+        if self.budget_col.is_some() {
+            return Ok(());
+        }
+        let lp = self.lp;
+        let model = self
+            .model
+            .as_mut()
+            .ok_or_else(|| SolveError::Solver(Stage::Stage2, "no model".into()))?;
+        let u = model
+            .try_add_column(0.0, 0.0..=0.0, [])
+            .map_err(|e| SolveError::Solver(Stage::Stage2, format!("{e:?}")))?;
+        let terms: Vec<(highs::Col, f64)> = lp
+            .stage1_terms()
+            .map(|(j, pi)| (self.cols[j], pi))
+            .chain([(u, -1.0)])
+            .collect();
+        model
+            .try_add_row(..=self.violation, terms)
+            .map_err(|e| SolveError::Solver(Stage::Stage2, format!("{e:?}")))?;
+        for (j, &c) in lp.cost2.iter().enumerate() {
+            if c != lp.cost1[j] {
+                model.change_column_cost(self.cols[j], c);
+            }
+        }
+        // From a primal-feasible basis close to the optimum, primal simplex
+        // finishes in a handful of iterations where dual simplex wanders.
+        model.set_option("simplex_strategy", 4);
+        self.budget_col = Some(u);
+        Ok(())
+    }
+
+    /// Stage 2 with budget u ≤ `budget`. `Ok(None)`: stage 2 ran out of time.
+    fn stage2(&mut self, budget: f64) -> Result<Option<Stage2Point>, SolveError> {
+        let t0 = Instant::now();
+        self.prepare_stage2()?;
+        let u = self.budget_col.expect("prepared above");
+        if let Some(m) = self.model.as_mut() {
+            m.change_column_bounds(u, 0.0..=budget);
+        }
+        self.budget = budget;
+        let out = match self.run(Stage::Stage2) {
+            Ok(solved) => {
+                let sol = solved.get_solution();
+                let values = sol.columns()[..self.lp.num_cols()].to_vec();
+                let duals = sol.dual_rows()[..self.lp.num_rows()].to_vec();
+                self.model = Some(solved.into());
+                let cost = BlockLp::objective(&self.lp.cost2, &values);
+                Ok(Some(Stage2Point {
+                    values,
+                    duals,
+                    cost,
+                }))
+            }
+            Err(SolveError::TimeLimit(_)) => {
+                self.stage2_timed_out = true;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
+        self.stage2_seconds += t0.elapsed().as_secs_f64();
+        out
+    }
+
+    /// Stage 2 with a tiny and with the full budget: the tiny-budget point
+    /// and how much cost the full budget saves (0 if either ran out of time).
+    fn probe(&mut self, tiny: f64, full: f64) -> Result<(Option<Stage2Point>, f64), SolveError> {
+        let Some(t) = self.stage2(tiny)? else {
+            return Ok((None, 0.0));
+        };
+        let saving = self.stage2(full)?.map_or(0.0, |f| t.cost - f.cost);
+        Ok((Some(t), saving))
+    }
+
+    fn finish(self, point: Option<Stage2Point>) -> BlockResult {
+        let (values, stage2_duals, budget) = match point {
+            Some(p) => (p.values, Some(p.duals), self.budget),
+            None => (self.stage1_values, None, 0.0),
+        };
+        BlockResult {
+            cost: BlockLp::objective(&self.lp.cost2, &values),
+            values,
+            violation: self.violation,
+            stage1_duals: self.stage1_duals,
+            stage2_duals,
+            budget,
+            stage2_complete: !self.stage2_timed_out,
+            stage1_seconds: self.stage1_seconds,
+            stage2_seconds: self.stage2_seconds,
+        }
+    }
+}
