@@ -9,6 +9,7 @@ use crate::solve::{self, SolveError, SolveOptions};
 use crate::validate::{self, ValidationErrors};
 use crate::waits::{self, Cohort, ExamWaits};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// The `format` of a plan document.
@@ -180,7 +181,8 @@ pub struct ExtraSeats {
     pub week: usize,
     /// What the LP bought.
     pub lp_minutes: f64,
-    /// What the integral plan uses (≤ lp_minutes).
+    /// What the integral plan buys: what it uses beyond regular capacity
+    /// (usually ≤ lp_minutes; more where rounding half up needed it).
     pub minutes: f64,
 }
 
@@ -411,28 +413,39 @@ pub fn plan_scenario(
             candidates: v as u64,
         })
         .collect();
-    let extra_seats = lp_alloc
+    // Every cell where the LP or the integral plan buys extra.
+    let seat_cells: BTreeSet<(usize, usize, usize)> = lp_alloc
         .extra_seats
-        .iter()
-        .filter(|(_, &v)| v > 1e-9)
-        .map(|(&(l, k, t), &v)| ExtraSeats {
+        .keys()
+        .chain(int.extra_seats.keys())
+        .copied()
+        .collect();
+    let extra_seats = seat_cells
+        .into_iter()
+        .map(|(l, k, t)| ExtraSeats {
             location: sc.locations[l].id.clone(),
             kind: inst.kinds[k].clone(),
             week: t,
-            lp_minutes: v,
+            lp_minutes: lp_alloc.extra_seats.get(&(l, k, t)).copied().unwrap_or(0.0),
             minutes: int.extra_seats.get(&(l, k, t)).copied().unwrap_or(0.0),
         })
+        .filter(|x| x.lp_minutes > 1e-9 || x.minutes > 1e-9)
         .collect();
-    let extra_raters = lp_alloc
+    let rater_cells: BTreeSet<(usize, usize)> = lp_alloc
         .extra_raters
-        .iter()
-        .filter(|(_, &v)| v > 1e-9)
-        .map(|(&(q, t), &v)| ExtraRaters {
+        .keys()
+        .chain(int.extra_raters.keys())
+        .copied()
+        .collect();
+    let extra_raters = rater_cells
+        .into_iter()
+        .map(|(q, t)| ExtraRaters {
             pool: sc.rating_pools[q].id.clone(),
             week: t,
-            lp_minutes: v,
+            lp_minutes: lp_alloc.extra_raters.get(&(q, t)).copied().unwrap_or(0.0),
             minutes: int.extra_raters.get(&(q, t)).copied().unwrap_or(0.0),
         })
+        .filter(|x| x.lp_minutes > 1e-9 || x.minutes > 1e-9)
         .collect();
     let over_target = (0..inst.streams.len())
         .filter_map(|s| {

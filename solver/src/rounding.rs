@@ -8,10 +8,14 @@
 //! 2. enforce the limits exactly, taking candidates back where the LP's own
 //!    tolerance let a cell or a backlog go over;
 //! 3. repair: week by week, re-serve candidates that flooring dropped
-//!    (largest fractional part first) wherever seat and rater slack remain.
+//!    (largest fractional part first) wherever seat and rater slack remain
+//!    within what the LP bought; a candidate the LP served at least half of
+//!    may also use the rest of the extra capacity (round half up). Without
+//!    that, an LP that spends its stage-2 slack on 2.999999 candidates
+//!    would lose a whole candidate to flooring.
 //!
-//! The plan then buys only the extra it uses: max(0, use − regular), which
-//! is never more than the LP bought.
+//! The plan then buys only the extra it uses, max(0, use − regular), never
+//! more than the extra capacity.
 
 use crate::model::Instance;
 use std::collections::BTreeMap;
@@ -123,6 +127,7 @@ pub fn evaluate(inst: &Instance, alloc: &Allocation) -> Evaluation {
 const EPS: f64 = 1e-9;
 
 /// Rounds an LP allocation to whole candidates (see the module docs).
+/// `lp` is a feasible LP point (its x, y and z within the model's rows).
 pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
     // Limits: regular plus the extra the LP bought (clamped into [0, extra]).
     let mut seat_limit: BTreeMap<(usize, usize, usize), f64> = BTreeMap::new();
@@ -258,9 +263,25 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
         let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);
         let seat = (c.l, inst.exam_kind[e], c.t);
         let pool = inst.exam_pool[e].map(|q| (q, c.t));
-        let seat_ok = m <= 0.0 || seats_used[&seat] + m <= seat_limit[&seat] + EPS;
-        let rater_ok =
-            a <= 0.0 || pool.is_none_or(|p| raters_used[&p] + a <= rater_limit[&p] + EPS);
+        // Up to what the LP bought; a candidate the LP served half or more of
+        // may also use the rest of the extra capacity (round half up).
+        let half_up = frac(&c) >= 0.5;
+        let seat_cap = if half_up {
+            let (cap, xcap) = inst.seat_capacity(c.l, seat.1, c.t);
+            cap + xcap
+        } else {
+            seat_limit[&seat]
+        };
+        let rater_cap = |p: (usize, usize)| {
+            if half_up {
+                let (cap, xcap) = inst.rater_capacity(p.0, p.1);
+                cap + xcap
+            } else {
+                rater_limit[&p]
+            }
+        };
+        let seat_ok = m <= 0.0 || seats_used[&seat] + m <= seat_cap + EPS;
+        let rater_ok = a <= 0.0 || pool.is_none_or(|p| raters_used[&p] + a <= rater_cap(p) + EPS);
         let waiting = backlog[c.stream][c.t..].iter().all(|&b| b >= 1.0 - EPS);
         if seat_ok && rater_ok && waiting {
             *int.x.get_mut(&c).expect("cell exists") += 1.0;

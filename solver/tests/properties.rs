@@ -1,0 +1,265 @@
+//! Property tests on random small scenarios. The runner has a fixed seed,
+//! so every run checks the same cases.
+
+use examcap_solver::generate::split_regions;
+use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs};
+use examcap_solver::scenario::availability;
+use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Random valid scenarios: up to 3 exams over 2 kinds and an optional rater
+/// pool, up to 3 locations (with closures), 3 regions, 5 weeks, backlog.
+fn arb_scenario() -> impl Strategy<Value = Scenario> {
+    let weeks = 1usize..=5;
+    (weeks, 1usize..=3, 1usize..=3, 1usize..=3, any::<u64>()).prop_map(
+        |(weeks, n_exams, n_locs, n_regions, seed)| {
+            let mut rng = seed;
+            let mut next = move |n: u64| {
+                // SplitMix64: deterministic per case.
+                rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = rng;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z ^ (z >> 31)) % n.max(1)
+            };
+            let kinds = ["seat", "booth"];
+            let exams: Vec<_> = (0..n_exams)
+                .map(|e| {
+                    let rated = next(2) == 0;
+                    let mut ex = json!({
+                        "id": format!("E{e}"), "name": format!("E{e}"),
+                        "resource": kinds[e % 2], "seat_minutes": 30 + 15 * next(4),
+                        "target_wait_weeks": next(4), "priority": 1 + next(3)
+                    });
+                    if rated {
+                        ex["rating_pool"] = json!("P");
+                        ex["rating_minutes"] = json!(5 + 5 * next(3));
+                    }
+                    ex
+                })
+                .collect();
+            let locations: Vec<_> = (0..n_locs)
+                .map(|l| {
+                    let mut unavailable = vec![];
+                    if next(3) == 0 {
+                        let from = next(weeks as u64);
+                        let factor = 0.5 * next(2) as f64;
+                        unavailable.push(json!({"from_week": from, "to_week": from + next(3),
+                                                "factor": factor}));
+                    }
+                    json!({"id": format!("L{l}"), "name": format!("L{l}"),
+                           "resources": kinds.iter().map(|k| json!({
+                               "kind": k, "weekly_minutes": 60 * next(8),
+                               "extra_weekly_minutes": 30 * next(4),
+                               "extra_cost_per_minute": 0.5 * next(5) as f64})).collect::<Vec<_>>(),
+                           "unavailable": unavailable})
+                })
+                .collect();
+            let regions: Vec<_> = (0..n_regions)
+                .map(|r| {
+                    let first = next(n_locs as u64);
+                    let count = 1 + next(n_locs as u64);
+                    let options: Vec<_> = (0..count)
+                        .map(|i| {
+                            json!({"location": format!("L{}", (first + i) % n_locs as u64),
+                                        "travel_cost": 0.25 * next(8) as f64})
+                        })
+                        .collect();
+                    json!({"id": format!("R{r}"), "name": format!("R{r}"), "options": options})
+                })
+                .collect();
+            let mut demand = vec![];
+            let mut backlog = vec![];
+            for r in 0..n_regions {
+                for e in 0..n_exams {
+                    if next(4) == 0 {
+                        continue;
+                    }
+                    let weekly: Vec<f64> = (0..weeks).map(|_| next(12) as f64).collect();
+                    demand.push(json!({"region": format!("R{r}"), "exam": format!("E{e}"),
+                                       "weekly": weekly}));
+                    if next(2) == 0 {
+                        backlog.push(json!({"region": format!("R{r}"), "exam": format!("E{e}"),
+                                            "registered_week": -1 - next(4) as i64,
+                                            "candidates": 1 + next(15)}));
+                    }
+                }
+            }
+            let v = json!({
+                "format": "examcap/scenario@1", "name": "prop", "start_week": "2026-W10",
+                "horizon_weeks": weeks, "exams": exams, "locations": locations,
+                "rating_pools": [{"id": "P", "weekly_minutes": 30 * next(10),
+                                  "extra_weekly_minutes": 30 * next(3),
+                                  "extra_cost_per_minute": 1.5,
+                                  "unavailable": [{"from_week": 0, "to_week": 0, "factor": 0.5}]}],
+                "regions": regions, "demand": demand, "backlog": backlog,
+                "weights": {"waiting_per_candidate_week": 0.5 + 0.5 * next(3) as f64}
+            });
+            parse_scenario(&serde_json::to_vec(&v).expect("json"))
+                .unwrap_or_else(|e| panic!("generated scenario invalid: {e}\n{v}"))
+        },
+    )
+}
+
+fn solve(sc: &Scenario) -> Plan {
+    plan_scenario(sc, &PlanOptions::default(), &|_| {}).expect("solves")
+}
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new_with_rng(
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    )
+}
+
+/// The integral plan never exceeds regular + bought extra (and never buys
+/// more than the extra there is), keeps every backlog ≥ 0, and V ≥ V*.
+fn check_integral_plan(sc: &Scenario, plan: &Plan) -> Result<(), TestCaseError> {
+    let exam = |id: &str| sc.exams.iter().find(|e| e.id == id).expect("exam");
+    let mut seats: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
+    let mut raters: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    let mut served: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
+    for a in &plan.allocation {
+        let e = exam(&a.exam);
+        let n = a.candidates as f64;
+        *seats
+            .entry((a.location.clone(), e.resource.clone(), a.week))
+            .or_default() += n * e.seat_minutes;
+        if let (Some(q), Some(m)) = (&e.rating_pool, e.rating_minutes) {
+            *raters.entry((q.clone(), a.week)).or_default() += n * m;
+        }
+        *served
+            .entry((a.region.clone(), a.exam.clone(), a.week))
+            .or_default() += n;
+    }
+    for ((l, k, t), used) in &seats {
+        let loc = sc.locations.iter().find(|x| &x.id == l).expect("location");
+        let res = loc.resources.iter().find(|r| &r.kind == k).expect("kind");
+        let f = availability(&loc.unavailable, *t);
+        let bought = plan
+            .extra_seats
+            .iter()
+            .find(|x| &x.location == l && &x.kind == k && x.week == *t)
+            .map_or(0.0, |x| x.minutes);
+        prop_assert!(
+            bought <= res.extra_weekly_minutes * f + 1e-6,
+            "bought {bought} at {l}/{k}/{t}"
+        );
+        prop_assert!(
+            *used <= res.weekly_minutes * f + bought + 1e-6,
+            "{l}/{k}/{t}: {used}"
+        );
+    }
+    for ((q, t), used) in &raters {
+        let pool = sc.rating_pools.iter().find(|p| &p.id == q).expect("pool");
+        let f = availability(&pool.unavailable, *t);
+        let bought = plan
+            .extra_raters
+            .iter()
+            .find(|x| &x.pool == q && x.week == *t)
+            .map_or(0.0, |x| x.minutes);
+        prop_assert!(bought <= pool.extra_weekly_minutes * f + 1e-6);
+        prop_assert!(
+            *used <= pool.weekly_minutes * f + bought + 1e-6,
+            "{q}/{t}: {used}"
+        );
+    }
+    for d in &sc.demand {
+        let mut cum: f64 = sc
+            .backlog
+            .iter()
+            .filter(|b| b.region == d.region && b.exam == d.exam)
+            .map(|b| b.candidates)
+            .sum();
+        for (t, w) in d.weekly.iter().enumerate() {
+            cum += w;
+            cum -= served
+                .get(&(d.region.clone(), d.exam.clone(), t))
+                .copied()
+                .unwrap_or(0.0);
+            prop_assert!(
+                cum >= -1e-9,
+                "backlog {}/{} week {t}: {cum}",
+                d.region,
+                d.exam
+            );
+        }
+    }
+    prop_assert!(
+        plan.rounded.violation >= plan.stage1_violation - 1e-6 * plan.stage1_violation.max(1.0)
+    );
+    Ok(())
+}
+
+#[test]
+fn integral_plan_never_exceeds_capacity() {
+    runner(200)
+        .run(&arb_scenario(), |sc| check_integral_plan(&sc, &solve(&sc)))
+        .unwrap();
+}
+
+#[test]
+fn fast_path_matches_reference_on_highs_and_clarabel() {
+    runner(60)
+        .run(&arb_scenario(), |sc| {
+            let plan = solve(&sc);
+            let h = solve_reference_highs(&sc).expect("reference HiGHS");
+            let c = solve_reference_clarabel(&sc).expect("reference Clarabel");
+            for (name, r) in [("highs", h), ("clarabel", c)] {
+                prop_assert!(
+                    close(plan.stage1_violation, r.violation),
+                    "{name} V*: fast {} ref {}",
+                    plan.stage1_violation,
+                    r.violation
+                );
+                prop_assert!(
+                    close(plan.stage2_cost, r.cost),
+                    "{name} C: fast {} ref {}",
+                    plan.stage2_cost,
+                    r.cost
+                );
+            }
+            // The LP point the plan reports reproduces the objective values.
+            // Its Σπ·s may use the stage-2 slack, never more.
+            let v = plan.stage1_violation;
+            prop_assert!(plan.lp.violation >= v - 1e-6 * v.max(1.0));
+            prop_assert!(plan.lp.violation <= v * (1.0 + 1e-7) + 1e-6 + 1e-6 * v.max(1.0));
+            prop_assert!(close(plan.lp.cost, plan.stage2_cost));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn splitting_regions_leaves_values_unchanged() {
+    runner(40)
+        .run(&(arb_scenario(), 2usize..=4), |(sc, k)| {
+            let a = solve(&sc);
+            let b = solve(&split_regions(&sc, k));
+            prop_assert!(
+                close(a.stage1_violation, b.stage1_violation),
+                "V*: {} vs split {}",
+                a.stage1_violation,
+                b.stage1_violation
+            );
+            prop_assert!(
+                close(a.stage2_cost, b.stage2_cost),
+                "C: {} vs split {}",
+                a.stage2_cost,
+                b.stage2_cost
+            );
+            Ok(())
+        })
+        .unwrap();
+}
