@@ -2,7 +2,10 @@
 //! waits → duals, on the generated national scenario (seed 1, 52 weeks) and
 //! its 4-way region split. Prints medians and the process's peak memory.
 //!
-//! `cargo bench -p examcap-solver --bench plan [-- RUNS [national|split4]]`
+//! `cargo bench -p examcap-solver --bench plan [-- RUNS [national|split4|split4-unmerged]]`
+//!
+//! `split4-unmerged` turns off the merging of proportional twin regions, to
+//! show what the plain block-decomposed LP costs at 4× the size.
 
 use examcap_solver::generate::{national, split_regions, GenerateOptions};
 use examcap_solver::{parse_scenario, plan_scenario, PlanOptions};
@@ -42,8 +45,12 @@ fn main() {
     });
     for name in which {
         let sc = match name {
-            "split4" => split_regions(&base, 4),
+            "split4" | "split4-unmerged" => split_regions(&base, 4),
             _ => base.clone(),
+        };
+        let opts = PlanOptions {
+            merge_twins: name != "split4-unmerged",
+            ..PlanOptions::default()
         };
         let bytes = serde_json::to_vec(&sc).expect("serialises");
         let mut times = Vec::new();
@@ -51,7 +58,7 @@ fn main() {
         for _ in 0..runs {
             let t0 = Instant::now();
             let parsed = parse_scenario(&bytes).expect("generated scenario is valid");
-            let plan = plan_scenario(&parsed, &PlanOptions::default(), &|_| {}).expect("solves");
+            let plan = plan_scenario(&parsed, &opts, &|_| {}).expect("solves");
             times.push(t0.elapsed().as_secs_f64());
             last = Some(plan);
         }

@@ -99,14 +99,22 @@ pub struct Instance {
     pub pool_capacity: Vec<Capacity>,
     /// [pool][week]
     pub pool_factor: Vec<Vec<f64>>,
+    /// Every (region, exam) with demand or backlog, in (region, exam) order.
     pub streams: Vec<Stream>,
+    /// The streams the LP is built on: `streams` with proportional twins merged.
+    pub lp_streams: Vec<Stream>,
+    /// For each LP stream, its members: (index into `streams`, share).
+    pub members: Vec<Vec<(usize, f64)>>,
     pub waiting_weight: f64,
 }
 
 impl Instance {
     /// Indexes a validated scenario. References that do not resolve are
     /// skipped rather than trusted (validation rejects them before this).
-    pub fn new(sc: &Scenario) -> Instance {
+    ///
+    /// `merge_twins` merges proportional twin streams (see
+    /// [`Instance::lp_streams`]); off, the LP has one stream per (region, exam).
+    pub fn new(sc: &Scenario, merge_twins: bool) -> Instance {
         let weeks = sc.horizon_weeks;
         let mut kinds: Vec<String> = Vec::new();
         let kind_index = |k: &str, kinds: &mut Vec<String>| -> usize {
@@ -232,7 +240,7 @@ impl Instance {
                 *entry.1.entry(b.registered_week).or_insert(0.0) += b.candidates;
             }
         }
-        let streams = by_pair
+        let streams: Vec<Stream> = by_pair
             .into_iter()
             .filter(|(_, (d, b))| d.iter().any(|&v| v > 0.0) || b.values().any(|&v| v > 0.0))
             .map(|((r, e), (demand, backlog))| {
@@ -256,6 +264,12 @@ impl Instance {
             })
             .collect();
 
+        let (lp_streams, members) = if merge_twins {
+            merge_proportional(&streams)
+        } else {
+            let members = (0..streams.len()).map(|i| vec![(i, 1.0)]).collect();
+            (streams.clone(), members)
+        };
         Instance {
             weeks,
             kinds,
@@ -274,6 +288,8 @@ impl Instance {
             pool_capacity,
             pool_factor,
             streams,
+            lp_streams,
+            members,
             waiting_weight: sc.weights.waiting_per_candidate_week,
         }
     }
@@ -296,9 +312,9 @@ impl Instance {
         (c.weekly * f, c.extra * f)
     }
 
-    /// Groups the streams into independent blocks: exams linked by a shared
-    /// resource kind or rater pool end up together. Blocks come out in order
-    /// of their first exam, each with its streams in stream order.
+    /// Groups the LP streams into independent blocks: exams linked by a
+    /// shared resource kind or rater pool end up together. Blocks come out in
+    /// order of their first exam, each with its streams in stream order.
     pub fn blocks(&self) -> Vec<Vec<usize>> {
         let n = self.exam_kind.len();
         let mut parent: Vec<usize> = (0..n).collect();
@@ -325,12 +341,112 @@ impl Instance {
             }
         }
         let mut blocks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, s) in self.streams.iter().enumerate() {
+        for (i, s) in self.lp_streams.iter().enumerate() {
             let root = find(&mut parent, s.exam);
             blocks.entry(root).or_default().push(i);
         }
         blocks.into_values().collect()
     }
+}
+
+/// Registrations of a stream as one vector: backlog weeks, then demand.
+fn profile(s: &Stream) -> (f64, impl Iterator<Item = (i64, f64)> + '_) {
+    let total = s.demand.iter().sum::<f64>() + s.initial_backlog();
+    let weeks = s
+        .backlog
+        .iter()
+        .copied()
+        .chain(s.demand.iter().enumerate().map(|(t, &d)| (t as i64, d)));
+    (total, weeks)
+}
+
+/// Whether `b` is a multiple of `a`: same exam, same options with the same
+/// travel costs, and registrations proportional in every week.
+fn proportional(a: &Stream, b: &Stream) -> bool {
+    if a.exam != b.exam || a.options != b.options || a.demand.len() != b.demand.len() {
+        return false;
+    }
+    let (ta, _) = profile(a);
+    let (tb, _) = profile(b);
+    if ta <= 0.0 || tb <= 0.0 {
+        return false;
+    }
+    let ratio = tb / ta;
+    let weeks: std::collections::BTreeSet<i64> = a
+        .backlog
+        .iter()
+        .chain(&b.backlog)
+        .map(|&(w, _)| w)
+        .collect();
+    let same = |x: f64, y: f64| (x - y).abs() <= 1e-12 * (x.abs() + y.abs());
+    weeks
+        .into_iter()
+        .all(|w| same(a.registrations(w) * ratio, b.registrations(w)))
+        && a.demand
+            .iter()
+            .zip(&b.demand)
+            .all(|(&x, &y)| same(x * ratio, y))
+}
+
+/// Merges streams that are proportional twins (typically one region split
+/// into parts by population share). Exact: any solution of the merged LP,
+/// split by shares, is feasible for the original with the same objective
+/// values, and any original solution summed is feasible for the merged one,
+/// so V* and C (and the stage-2 budget row) are unchanged. The LP shrinks
+/// by the number of twins.
+#[allow(clippy::type_complexity)]
+fn merge_proportional(streams: &[Stream]) -> (Vec<Stream>, Vec<Vec<(usize, f64)>>) {
+    let mut merged: Vec<Stream> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    // Candidates share exam and option list; look only among those.
+    let mut by_key: BTreeMap<(usize, Vec<(usize, u64)>), Vec<usize>> = BTreeMap::new();
+    for (i, s) in streams.iter().enumerate() {
+        let key = (
+            s.exam,
+            s.options.iter().map(|&(l, c)| (l, c.to_bits())).collect(),
+        );
+        let clusters = by_key.entry(key).or_default();
+        match clusters
+            .iter()
+            .copied()
+            .find(|&c| proportional(&streams[members[c][0]], s))
+        {
+            Some(c) => members[c].push(i),
+            None => {
+                clusters.push(merged.len());
+                merged.push(s.clone());
+                members.push(vec![i]);
+            }
+        }
+    }
+    let shares = members
+        .iter()
+        .map(|m| {
+            let totals: Vec<f64> = m.iter().map(|&i| profile(&streams[i]).0).collect();
+            let sum: f64 = totals.iter().sum();
+            m.iter().zip(totals).map(|(&i, t)| (i, t / sum)).collect()
+        })
+        .collect();
+    for (g, m) in members.iter().enumerate() {
+        if m.len() < 2 {
+            continue;
+        }
+        let agg = &mut merged[g];
+        let mut backlog: BTreeMap<i64, f64> = BTreeMap::new();
+        for (k, &i) in m.iter().enumerate() {
+            let s = &streams[i];
+            if k > 0 {
+                for (t, &d) in s.demand.iter().enumerate() {
+                    agg.demand[t] += d;
+                }
+            }
+            for &(w, c) in &s.backlog {
+                *backlog.entry(w).or_insert(0.0) += c;
+            }
+        }
+        agg.backlog = backlog.into_iter().collect();
+    }
+    (merged, shares)
 }
 
 /// What a column of a block LP stands for.
@@ -360,7 +476,7 @@ pub enum Row {
 /// One block as a column-wise sparse LP (all columns have lower bound 0).
 #[derive(Debug, Clone, Default)]
 pub struct BlockLp {
-    /// Indices into [`Instance::streams`].
+    /// Indices into [`Instance::lp_streams`].
     pub streams: Vec<usize>,
     pub cols: Vec<Col>,
     pub col_upper: Vec<f64>,
@@ -431,7 +547,7 @@ impl BlockLp {
     }
 }
 
-/// Builds the LP of one block (`streams` are indices into `inst.streams`).
+/// Builds the LP of one block (`streams` are indices into `inst.lp_streams`).
 pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
     let weeks = inst.weeks;
     let mut lp = BlockLp {
@@ -444,7 +560,7 @@ pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
     let mut flow_row = vec![0usize; streams.len() * weeks];
     let mut wait_row = vec![0usize; streams.len() * weeks];
     for (si, &s) in streams.iter().enumerate() {
-        let st = &inst.streams[s];
+        let st = &inst.lp_streams[s];
         let b0 = st.initial_backlog();
         let w = inst.target[st.exam];
         for t in 0..weeks {
@@ -464,7 +580,7 @@ pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
     let mut entries: Vec<(usize, f64)> = Vec::with_capacity(3);
 
     for (si, &s) in streams.iter().enumerate() {
-        let st = &inst.streams[s];
+        let st = &inst.lp_streams[s];
         let e = st.exam;
         let k = inst.exam_kind[e];
         let (m, a, pool) = (

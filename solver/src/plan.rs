@@ -33,6 +33,14 @@ pub struct PlanOptions {
     /// Blocks solved at once; 0 = number of cores. Does not change the result.
     #[serde(default)]
     pub parallel: usize,
+    /// Merge regions whose options and registrations are proportional twins
+    /// into one LP stream (exact; see `model`). Off only to measure it.
+    #[serde(default = "yes")]
+    pub merge_twins: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for PlanOptions {
@@ -42,6 +50,7 @@ impl Default for PlanOptions {
             session_minutes: 240.0,
             recommendations: 50,
             parallel: 0,
+            merge_twins: true,
         }
     }
 }
@@ -255,6 +264,7 @@ impl Plan {
         p.seconds = Timings::default();
         p.solver.options.parallel = 0;
         p.solver.options.time_limit_seconds = None;
+        p.solver.options.merge_twins = true;
         let bytes = serde_json::to_vec(&p).expect("a plan always serialises");
         Sha256::digest(&bytes)
             .iter()
@@ -279,6 +289,28 @@ fn group_blocks(mut blocks: Vec<Vec<usize>>, max: usize) -> Vec<Vec<usize>> {
     }
     groups.sort();
     groups
+}
+
+/// Seat minutes demanded (forecast + backlog) per regular seat minute
+/// available, over a block's kinds: a cheap guess at how hard its LP is.
+fn tightness(inst: &Instance, streams: &[usize]) -> f64 {
+    let mut demand = 0.0;
+    let mut kinds = BTreeSet::new();
+    for &s in streams {
+        let st = &inst.lp_streams[s];
+        let total: f64 = st.demand.iter().sum::<f64>() + st.initial_backlog();
+        demand += total * inst.seat_minutes[st.exam];
+        kinds.insert(inst.exam_kind[st.exam]);
+    }
+    let capacity: f64 = (0..inst.capacity.len())
+        .flat_map(|l| kinds.iter().map(move |&k| (l, k)))
+        .flat_map(|(l, k)| (0..inst.weeks).map(move |t| inst.seat_capacity(l, k, t).0))
+        .sum();
+    if capacity > 0.0 {
+        demand / capacity
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Solves a scenario end to end. `progress` sees every step as it goes.
@@ -316,8 +348,10 @@ pub fn plan_scenario(
     let mut inst = None;
     let mut lps: Vec<BlockLp> = Vec::new();
     timed(Step::Build, &mut seconds.build, &mut || {
-        let i = Instance::new(sc);
-        let groups = group_blocks(i.blocks(), MAX_BLOCKS);
+        let i = Instance::new(sc, opts.merge_twins);
+        let mut groups = group_blocks(i.blocks(), MAX_BLOCKS);
+        // Hardest first: the solve of the tightest block is the critical path.
+        groups.sort_by(|a, b| tightness(&i, b).total_cmp(&tightness(&i, a)).then(a.cmp(b)));
         lps = std::thread::scope(|s| {
             let handles: Vec<_> = groups
                 .iter()
@@ -371,7 +405,7 @@ pub fn plan_scenario(
     };
     let stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
     let stage2_cost: f64 = results.iter().map(|r| r.cost).sum();
-    let lp_alloc = lp_allocation(&lps, &results);
+    let lp_alloc = lp_allocation(&inst, &lps, &results);
     let lp_eval = rounding::evaluate(&inst, &lp_alloc);
 
     let mut int = Allocation::default();
@@ -508,15 +542,22 @@ pub fn plan_scenario(
     })
 }
 
-/// The LP point of every block as one allocation.
-pub fn lp_allocation(lps: &[BlockLp], results: &[solve::BlockResult]) -> Allocation {
+/// The LP point of every block as one allocation over the original
+/// streams (merged twins split back by their shares).
+pub fn lp_allocation(
+    inst: &Instance,
+    lps: &[BlockLp],
+    results: &[solve::BlockResult],
+) -> Allocation {
     let mut a = Allocation::default();
     for (lp, r) in lps.iter().zip(results) {
         for (j, col) in lp.cols.iter().enumerate() {
             let v = r.values[j];
             match *col {
                 Col::X { stream, l, t } if v > 0.0 => {
-                    a.x.insert(Cell { stream, t, l }, v);
+                    for &(stream, share) in &inst.members[stream] {
+                        a.x.insert(Cell { stream, t, l }, v * share);
+                    }
                 }
                 Col::Y { l, k, t } if v > 0.0 => {
                     a.extra_seats.insert((l, k, t), v);

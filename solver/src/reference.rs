@@ -87,7 +87,7 @@ fn build(sc: &Scenario) -> Built {
                 .map(|o| (o.location.as_str(), o.travel_cost))
                 .collect();
             let mut prev_b = Expression::from(backlog.values().sum::<f64>());
-            for t in 0..t_max {
+            for (t, &d_t) in d.iter().enumerate() {
                 let mut served = Expression::from(0.0);
                 for &(l, travel) in &options {
                     let x = vars.add(variable().min(0.0));
@@ -101,7 +101,7 @@ fn build(sc: &Scenario) -> Built {
                 let b = vars.add(variable().min(0.0));
                 let s = vars.add(variable().min(0.0));
                 // 1. flow
-                constraints.push(constraint!(b == prev_b.clone() + d[t] - served));
+                constraints.push(constraint!(b == prev_b.clone() + d_t - served));
                 // 4. waiting target
                 let window: f64 = ((t as i64 - exam.target_wait_weeks + 1)..=t as i64)
                     .map(reg)

@@ -20,6 +20,7 @@
 
 use crate::model::BlockLp;
 use highs::{HighsModelStatus, Model, RowProblem, Sense, SolvedModel};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
@@ -109,35 +110,44 @@ pub struct BlockResult {
     pub stage2_seconds: f64,
 }
 
-/// Counting semaphore: at most N HiGHS runs at once.
+/// Counting semaphore: at most N HiGHS runs at once, handed out in block
+/// order (blocks come hardest first, so the longest solve starts first).
 struct Permits {
-    free: Mutex<usize>,
+    state: Mutex<(usize, BTreeSet<usize>)>,
     cv: Condvar,
 }
 
 impl Permits {
-    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+    fn run<T>(&self, block: usize, f: impl FnOnce() -> T) -> T {
         {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            while *free == 0 {
-                free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.1.insert(block);
+            while st.0 == 0 || st.1.first() != Some(&block) {
+                st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            *free -= 1;
+            st.0 -= 1;
+            st.1.remove(&block);
         }
+        self.cv.notify_all();
         let out = f();
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.cv.notify_one();
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        self.cv.notify_all();
         out
     }
+}
+
+/// The near-zero budget of a block that does not get the shared slack:
+/// enough for HiGHS's feasibility tolerance on Σπ·s ≤ V*_b, nothing more.
+fn tiny_budget(v_b: f64) -> f64 {
+    1e-9 * v_b.max(1.0)
 }
 
 /// What the coordinator tells a block after stage 1.
 enum Budget {
     /// Only block: solve stage 2 with exactly this budget.
     Single(f64),
-    /// Several blocks: probe with a tiny and with the full budget.
+    /// Several blocks: probe with the full budget (the tiny one is done).
     Probe {
-        tiny: f64,
         full: f64,
     },
     Abort,
@@ -173,7 +183,7 @@ pub fn solve_blocks(
         p => p,
     };
     let permits = Permits {
-        free: Mutex::new(parallel.min(n)),
+        state: Mutex::new((parallel.min(n), BTreeSet::new())),
         cv: Condvar::new(),
     };
     let permits = &permits;
@@ -192,21 +202,42 @@ pub fn solve_blocks(
             let (up_tx, probe_tx, done_tx) = (up_tx.clone(), probe_tx.clone(), done_tx.clone());
             scope.spawn(move || {
                 let mut worker = BlockWorker::new(lp, opts);
-                let s1 = permits.run(|| worker.stage1());
-                let failed = s1.is_err();
-                let _ = up_tx.send((b, s1));
-                if failed {
+                let s1 = permits.run(b, || worker.stage1());
+                let Ok(v_b) = s1 else {
+                    let _ = up_tx.send((b, s1));
                     return;
-                }
-                let point = match budget_rx.recv() {
-                    Ok(Budget::Single(full)) => permits.run(|| worker.stage2(full)),
-                    Ok(Budget::Probe { tiny, full }) => {
-                        let probe = permits.run(|| worker.probe(tiny, full));
-                        let msg = probe.as_ref().map(|(_, s)| *s).map_err(Clone::clone);
-                        let _ = probe_tx.send((b, msg));
-                        let Ok((tiny_point, _)) = probe else { return };
+                };
+                let _ = up_tx.send((b, Ok(v_b)));
+                // Several blocks: the tiny-budget stage 2 needs only this
+                // block's V*_b, so it runs while other blocks finish stage 1.
+                let tiny = tiny_budget(v_b);
+                let tiny_point = if n > 1 {
+                    match permits.run(b, || worker.stage2(tiny)) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            let _ = probe_tx.send((b, Err(e)));
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let point = match (budget_rx.recv(), tiny_point) {
+                    (Ok(Budget::Single(full)), _) => permits.run(b, || worker.stage2(full)),
+                    (Ok(Budget::Probe { full }), Some(tiny_point)) => {
+                        let saving = match &tiny_point {
+                            Some(t) => permits
+                                .run(b, || worker.stage2(full))
+                                .map(|f| f.map_or(0.0, |f| t.cost - f.cost)),
+                            None => Ok(0.0),
+                        };
+                        let failed = saving.is_err();
+                        let _ = probe_tx.send((b, saving));
+                        if failed {
+                            return;
+                        }
                         match final_rx.recv() {
-                            Ok(Final::Resolve(budget)) => permits.run(|| worker.stage2(budget)),
+                            Ok(Final::Resolve(budget)) => permits.run(b, || worker.stage2(budget)),
                             Ok(Final::KeepTiny) => {
                                 worker.budget = tiny;
                                 Ok(tiny_point)
@@ -214,7 +245,7 @@ pub fn solve_blocks(
                             Err(_) => return,
                         }
                     }
-                    Ok(Budget::Abort) | Err(_) => return,
+                    _ => return,
                 };
                 let _ = done_tx.send((b, point.map(|p| worker.finish(p))));
             });
@@ -247,16 +278,13 @@ pub fn solve_blocks(
         }
         let v_star: f64 = v.iter().sum();
         let delta = v_star * STAGE2_REL_SLACK + STAGE2_ABS_SLACK;
-        let tiny: Vec<f64> = v.iter().map(|vb| 1e-9 * vb.max(1.0)).collect();
+        let tiny: Vec<f64> = v.iter().map(|&vb| tiny_budget(vb)).collect();
 
         if n == 1 {
             let _ = budget_txs[0].send(Budget::Single(delta));
         } else {
-            for (b, tx) in budget_txs.iter().enumerate() {
-                let _ = tx.send(Budget::Probe {
-                    tiny: tiny[b],
-                    full: delta,
-                });
+            for tx in &budget_txs {
+                let _ = tx.send(Budget::Probe { full: delta });
             }
             let mut savings = vec![0.0; n];
             let mut probe_err = None;
@@ -505,16 +533,6 @@ impl<'a> BlockWorker<'a> {
         };
         self.stage2_seconds += t0.elapsed().as_secs_f64();
         out
-    }
-
-    /// Stage 2 with a tiny and with the full budget: the tiny-budget point
-    /// and how much cost the full budget saves (0 if either ran out of time).
-    fn probe(&mut self, tiny: f64, full: f64) -> Result<(Option<Stage2Point>, f64), SolveError> {
-        let Some(t) = self.stage2(tiny)? else {
-            return Ok((None, 0.0));
-        };
-        let saving = self.stage2(full)?.map_or(0.0, |f| t.cost - f.cost);
-        Ok((Some(t), saving))
     }
 
     fn finish(self, point: Option<Stage2Point>) -> BlockResult {
