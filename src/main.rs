@@ -1,1 +1,540 @@
-fn main() {}
+//! `examcap`: exam capacity planning for the Dutch civic-integration exams.
+//!
+//! Exit codes: 0 success (also a plan whose stage 2 hit the time limit,
+//! with a warning); 1 internal error; 2 invalid input or usage; 3 the time
+//! limit ran out in stage 1, so there is no plan.
+#![forbid(unsafe_code)]
+
+mod progress;
+mod summary;
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand};
+use examcap_solver::generate::{national, GenerateOptions, Surge};
+use examcap_solver::plan::{PlanError, PlanStatus};
+use examcap_solver::scenario::parse_iso_week;
+use examcap_solver::solve::SolveError;
+use examcap_solver::validate::{validate_scenario, ValidationErrors, MAX_DOCUMENT_BYTES};
+use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+
+use crate::progress::Progress;
+use crate::summary::{render_summary, summary_json};
+
+/// Plan exam capacity for the Dutch civic-integration exams: keep
+/// registration waits under target at the lowest cost.
+///
+/// Start with `examcap demo`: it generates a national scenario, solves it
+/// and shows the plan.
+#[derive(Debug, Parser)]
+#[command(
+    name = "examcap",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 internal error; 2 invalid input or usage; \
+                  3 time limit reached in stage 1 (no plan)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a scenario document (examcap/scenario@1); print every error with its field path.
+    Validate {
+        /// The scenario JSON file, or `-` for stdin.
+        file: PathBuf,
+    },
+    /// Solve a scenario: the plan that keeps waits under target at the lowest cost.
+    Solve(SolveArgs),
+    /// Make scenarios.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+    /// Generate the national scenario, solve it and show the plan: the quickest way in.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct SolveArgs {
+    /// The scenario JSON file, or `-` for stdin.
+    file: PathBuf,
+    /// Wall-clock limit in seconds for the solve (a number > 0); none by default.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, allow_negative_numbers = true)]
+    time_limit: Option<f64>,
+    /// Write the full plan (allocation, waits, shadow prices, ...) as JSON to this file.
+    #[arg(long, value_name = "PLAN.json")]
+    out: Option<PathBuf>,
+    /// Print the summary as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Length in minutes of the "one extra session" the recommendations price.
+    #[arg(long, value_name = "N", default_value_t = PlanOptions::default().session_minutes,
+          value_parser = session_minutes, allow_negative_numbers = true)]
+    session_minutes: f64,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScenarioCommand {
+    /// Generate a national scenario (40 COROP regions, 12 locations, B1 and NT2 exams);
+    /// the same options always give the same document.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Seed of the random demand, holidays and closures.
+    #[arg(long)]
+    seed: u64,
+    /// Planning horizon in weeks (1..=520).
+    #[arg(long, default_value_t = 52, value_parser = clap::value_parser!(u16).range(1..=520))]
+    weeks: u16,
+    /// ISO week of week index 0, e.g. 2027-W01.
+    #[arg(long, value_name = "YYYY-Www", default_value = "2027-W01", value_parser = iso_week)]
+    start_week: String,
+    /// Split every region into K identical parts (1..=64), each with 1/K of the demand.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    regions_split: u8,
+    /// Multiply one exam's demand in weeks FROM..=TO, e.g. SPREKEN_B1:1.6:10:16; repeatable.
+    #[arg(long, value_name = "EXAM:MULT:FROM:TO")]
+    surge: Vec<Surge>,
+    /// Write the scenario to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Where the scenario (nl-national.json) and the plan (plan.json) go.
+    #[arg(long, value_name = "DIR", default_value = "examcap-demo")]
+    data_dir: PathBuf,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("must be a number of seconds > 0, got {s:?}")),
+    }
+}
+
+fn session_minutes(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!(
+            "must be a number of minutes in (0, 1e6], got {s:?}"
+        )),
+    }
+}
+
+fn iso_week(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    if b.len() == 8 && &b[4..6] == b"-W" && parse_iso_week(s).is_some() {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected an ISO week like 2027-W01, got {s:?}"))
+    }
+}
+
+/// Why a command failed; decides the exit code.
+#[derive(Debug)]
+enum Failure {
+    /// Invalid input (exit 2); the message is printed as is.
+    Input(String),
+    /// The time limit ran out before stage 1 finished (exit 3).
+    TimeLimit(String),
+    /// Anything else (exit 1).
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Internal(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { file } => cmd_validate(&file),
+        Command::Solve(a) => cmd_solve(&a),
+        Command::Scenario(ScenarioCommand::Generate(a)) => cmd_generate(&a),
+        Command::Demo(a) => cmd_demo(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let (code, msg) = match f {
+                Failure::Input(m) => (2, m),
+                Failure::TimeLimit(m) => (3, m),
+                Failure::Internal(e) => (1, format!("examcap: error: {e:#}")),
+            };
+            let mut err = io::stderr().lock();
+            let _ = writeln!(err, "{msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn cmd_validate(file: &Path) -> Result<(), Failure> {
+    let sc = load(file)?;
+    let line = format!(
+        "{}: valid {} \"{}\": {} weeks from {}, {}, {}, {}, {}, {}, {}\n",
+        label(file),
+        sc.format,
+        sc.name,
+        sc.horizon_weeks,
+        sc.start_week,
+        count(sc.exams.len(), "exam"),
+        count(sc.locations.len(), "location"),
+        count(sc.rating_pools.len(), "rating pool"),
+        count(sc.regions.len(), "region"),
+        count(sc.demand.len(), "demand row"),
+        count(sc.backlog.len(), "backlog row"),
+    );
+    emit(&line)
+}
+
+fn cmd_solve(a: &SolveArgs) -> Result<(), Failure> {
+    let sc = load(&a.file)?;
+    if let Some(out) = &a.out {
+        check_writable(out)?;
+    }
+    let opts = PlanOptions {
+        time_limit_seconds: a.time_limit,
+        session_minutes: a.session_minutes,
+        ..PlanOptions::default()
+    };
+    let plan = solve(&sc, &opts, a.quiet)?;
+    if let Some(out) = &a.out {
+        write_plan(out, &plan)?;
+        if !a.quiet {
+            eprintln!("examcap: wrote the plan to {}", out.display());
+        }
+    }
+    if a.json {
+        let mut text = serde_json::to_string(&summary_json(&plan)).context("summary to JSON")?;
+        text.push('\n');
+        emit(&text)
+    } else {
+        emit(&render_summary(&plan))
+    }
+}
+
+fn cmd_generate(a: &GenerateArgs) -> Result<(), Failure> {
+    let weeks = usize::from(a.weeks);
+    for s in &a.surge {
+        if s.from_week >= weeks {
+            return Err(Failure::Input(format!(
+                "examcap: --surge {s}: from week {} is past the horizon (weeks 0..={})",
+                s.from_week,
+                weeks - 1
+            )));
+        }
+    }
+    let opts = GenerateOptions {
+        seed: a.seed,
+        weeks,
+        start_week: a.start_week.clone(),
+        regions_split: usize::from(a.regions_split),
+        surges: a.surge.clone(),
+    };
+    let sc = national(&opts);
+    validate_scenario(&sc).map_err(|e| {
+        Failure::Input(format!(
+            "{e}\nexamcap: these options give an invalid scenario ({})",
+            count(e.total, "error")
+        ))
+    })?;
+    let mut text = serde_json::to_string_pretty(&sc).context("scenario to JSON")?;
+    text.push('\n');
+    match &a.out {
+        Some(out) => {
+            check_writable(out)?;
+            write_atomically(out, text.as_bytes())?;
+            eprintln!(
+                "examcap: wrote {}: {}, {} weeks from {}",
+                out.display(),
+                sc.name,
+                sc.horizon_weeks,
+                sc.start_week
+            );
+            Ok(())
+        }
+        None => emit(&text),
+    }
+}
+
+fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
+    let dir = &a.data_dir;
+    fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let opts = GenerateOptions {
+        seed: 1,
+        weeks: 52,
+        ..GenerateOptions::default()
+    };
+    let generated = national(&opts);
+    let mut bytes = serde_json::to_vec_pretty(&generated).context("scenario to JSON")?;
+    bytes.push(b'\n');
+    let scenario_path = dir.join("nl-national.json");
+    write_atomically(&scenario_path, &bytes)?;
+    // Solve what is on disk, so the plan's scenario hash is that file's.
+    let sc = parse_scenario(&bytes)
+        .map_err(|e| anyhow!("the generated national scenario is invalid:\n{e}"))?;
+    if !a.quiet {
+        eprintln!(
+            "examcap: wrote {}: {} exams, {} locations, {} regions, {} weeks from {}",
+            scenario_path.display(),
+            sc.exams.len(),
+            sc.locations.len(),
+            sc.regions.len(),
+            sc.horizon_weeks,
+            sc.start_week
+        );
+    }
+    let plan = solve(&sc, &PlanOptions::default(), a.quiet)?;
+    let plan_path = dir.join("plan.json");
+    write_plan(&plan_path, &plan)?;
+
+    let mut text = render_summary(&plan);
+    let (scen, planp) = (shell_arg(&scenario_path), shell_arg(&plan_path));
+    let w = scen.chars().count().max(planp.chars().count());
+    text.push_str(&format!(
+        "\nFiles\n  {scen:<w$}  the scenario (examcap/scenario@1)\n  \
+         {planp:<w$}  the full plan: allocation, waits per cohort, shadow prices\n\
+         \nNext steps\n  \
+         # this summary as one JSON object\n  \
+         examcap solve {scen} --json\n  \
+         # what a 60% Spreken B1 surge in weeks 10-16 does to the waits\n  \
+         examcap scenario generate --seed 1 --surge SPREKEN_B1:1.6:10:16 --out surge.json\n  \
+         examcap solve surge.json --out surge-plan.json\n  \
+         # every command and option\n  \
+         examcap help\n"
+    ));
+    emit(&text)
+}
+
+/// Runs the pipeline with progress on stderr and maps its errors to exit codes.
+fn solve(sc: &Scenario, opts: &PlanOptions, quiet: bool) -> Result<Plan, Failure> {
+    let progress = Progress::new(quiet);
+    let t0 = Instant::now();
+    let result = plan_scenario(sc, opts, &|p| progress.event(p));
+    let took = progress::duration(t0.elapsed());
+    match result {
+        Ok(plan) => {
+            progress.finish(&format!("examcap: solved in {took}"));
+            if plan.status == PlanStatus::Stage2TimeLimit {
+                eprintln!(
+                    "examcap: warning: time limit reached in stage2: the waiting promise \
+                     (V*) is exact but the cost is not minimal"
+                );
+            }
+            Ok(plan)
+        }
+        Err(PlanError::Solve(e @ SolveError::TimeLimit(_))) => {
+            progress.close();
+            Err(Failure::TimeLimit(format!(
+                "examcap: {e} (after {took}); no plan. Try a larger --time-limit."
+            )))
+        }
+        Err(PlanError::Invalid(e)) => {
+            progress.close();
+            Err(invalid("scenario", &e))
+        }
+        Err(e) => {
+            progress.close();
+            Err(Failure::Internal(anyhow!(e).context("solve failed")))
+        }
+    }
+}
+
+/// Reads and validates a scenario; every failure is an input error.
+fn load(file: &Path) -> Result<Scenario, Failure> {
+    let bytes = read_capped(file)?;
+    parse_scenario(&bytes).map_err(|e| invalid(&label(file), &e))
+}
+
+/// The `path: message` lines first, then one line naming the file.
+fn invalid(what: &str, e: &ValidationErrors) -> Failure {
+    Failure::Input(format!(
+        "{e}\nexamcap: {what}: not a valid examcap/scenario@1 document ({})",
+        count(e.total, "error")
+    ))
+}
+
+/// At most one byte more than a scenario may have: parse_scenario rejects
+/// the oversized rest without it ever being read.
+fn read_capped(file: &Path) -> Result<Vec<u8>, Failure> {
+    let limit = MAX_DOCUMENT_BYTES as u64 + 1;
+    let mut buf = Vec::new();
+    let read = if is_stdin(file) {
+        io::stdin().lock().take(limit).read_to_end(&mut buf)
+    } else {
+        fs::File::open(file).and_then(|f| f.take(limit).read_to_end(&mut buf))
+    };
+    read.map_err(|e| Failure::Input(format!("{}: cannot read: {e}", label(file))))?;
+    Ok(buf)
+}
+
+fn is_stdin(file: &Path) -> bool {
+    file.as_os_str() == "-"
+}
+
+fn label(file: &Path) -> String {
+    if is_stdin(file) {
+        "stdin".to_string()
+    } else {
+        file.display().to_string()
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(anyhow!(e).context("cannot write to stdout").into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The directory of `out` must exist and `out` must not be one, checked
+/// before a long solve rather than after it.
+fn check_writable(out: &Path) -> Result<(), Failure> {
+    let dir = parent_dir(out);
+    if out.file_name().is_none() || out.is_dir() {
+        return Err(Failure::Input(format!(
+            "{}: cannot write: not a file name",
+            out.display()
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(Failure::Input(format!(
+            "{}: cannot write: directory {} does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+fn write_plan(out: &Path, plan: &Plan) -> Result<(), Failure> {
+    let mut bytes = serde_json::to_vec_pretty(plan).context("plan to JSON")?;
+    bytes.push(b'\n');
+    write_atomically(out, &bytes)
+}
+
+/// Writes a temporary file next to `path`, syncs it and renames it over
+/// `path`: readers see the old file or the new one, never half of one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: cannot write: not a file name", path.display()))?;
+    let dir = parent_dir(path);
+    let mut last_err = None;
+    for attempt in 0..100 {
+        let tmp = dir.join(format!(
+            ".{}.{}.{attempt}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                last_err = Some(e);
+                break;
+            }
+        };
+        let written = (|| {
+            let mut f = file;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, path)
+        })();
+        match written {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                last_err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = last_err.unwrap_or_else(|| io::Error::other("no free temporary file name"));
+    Err(anyhow!(e)
+        .context(format!("{}: cannot write", path.display()))
+        .into())
+}
+
+/// A path as a shell word: as is when safe, else single-quoted.
+fn shell_arg(path: &Path) -> String {
+    let s = path.display().to_string();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn value_parsers() {
+        assert_eq!(positive_seconds("1.5"), Ok(1.5));
+        for bad in ["-1", "0", "nan", "inf", "", "abc", "1e400"] {
+            assert!(positive_seconds(bad).is_err(), "{bad}");
+        }
+        assert_eq!(iso_week("2027-W01"), Ok("2027-W01".into()));
+        for bad in ["2027-W1", "2027-W54", "27-W01", "2027W01x"] {
+            assert!(iso_week(bad).is_err(), "{bad}");
+        }
+        assert!(session_minutes("240").is_ok());
+        assert!(session_minutes("0").is_err());
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(
+            shell_arg(Path::new("examcap-demo/plan.json")),
+            "examcap-demo/plan.json"
+        );
+        assert_eq!(shell_arg(Path::new("my dir/it's")), r"'my dir/it'\''s'");
+    }
+}

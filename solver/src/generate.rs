@@ -615,7 +615,15 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
 
     let scenario = Scenario {
         format: FORMAT.to_string(),
-        name: format!("nl-national-seed{}-{}w", opts.seed, weeks),
+        // Surges are part of the name, so a surge plan is not mistaken for the baseline.
+        name: std::iter::once(format!("nl-national-seed{}-{}w", opts.seed, weeks))
+            .chain(
+                opts.surges
+                    .iter()
+                    .map(|s| format!("surge-{s}").replace(':', "_")),
+            )
+            .collect::<Vec<_>>()
+            .join("+"),
         start_week: opts.start_week.clone(),
         horizon_weeks: weeks,
         exams,

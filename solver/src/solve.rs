@@ -188,6 +188,12 @@ pub fn solve_blocks(
     };
     let permits = &permits;
 
+    progress(Progress {
+        stage: Stage::Stage1,
+        done: 0,
+        total: n,
+        elapsed: start.elapsed(),
+    });
     std::thread::scope(|scope| {
         let (up_tx, up_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();
         let (probe_tx, probe_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();

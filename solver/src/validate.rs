@@ -98,8 +98,10 @@ pub fn parse_scenario(bytes: &[u8]) -> Result<Scenario, ValidationErrors> {
     let mut r = Reader::default();
     if bytes.len() > MAX_DOCUMENT_BYTES {
         let n = bytes.len();
-        r.errs
-            .push(&Path::Root, format_args!("larger than 16 MiB ({n} bytes)"));
+        r.errs.push(
+            &Path::Root,
+            format_args!("larger than the 16 MiB limit (read {n} bytes)"),
+        );
         return Err(r.errs);
     }
     let value = match serde_json::from_slice::<StrictValue>(bytes) {
@@ -1463,7 +1465,7 @@ mod tests {
             err.errors,
             [FieldError {
                 path: "document".into(),
-                message: "larger than 16 MiB (17825792 bytes)".into()
+                message: "larger than the 16 MiB limit (read 17825792 bytes)".into()
             }]
         );
     }

@@ -59,8 +59,10 @@ impl std::fmt::Display for Percentile {
 pub struct ExamWaits {
     pub exam: String,
     pub target_weeks: i64,
-    /// Weighted by candidates, over served and beyond cohorts (beyond ones
-    /// rank above all served ones); `None` if there are none.
+    /// Weighted by candidates, over served and beyond cohorts; `None` if
+    /// there are none. Beyond cohorts rank above all served ones and show as
+    /// `at_least` max(their lower bound, the longest served wait), so
+    /// p50 ≤ p90 ≤ max always holds.
     pub p50: Option<Percentile>,
     pub p90: Option<Percentile>,
     pub max: Option<Percentile>,
@@ -176,7 +178,18 @@ pub fn exam_waits(inst: &Instance, exam_ids: &[String], all: &[Vec<Cohort>]) -> 
                 }
             }
             // Beyond cohorts rank above every served one: their wait is unknown
-            // but longer than the horizon allowed; among themselves by lower bound.
+            // but longer than the horizon allowed; among themselves by lower
+            // bound. So that the figures stay ordered (p90 ≤ max), a beyond
+            // cohort is shown as at least the longest served wait.
+            let longest_served = ranked
+                .iter()
+                .filter(|r| !r.2)
+                .map(|r| r.0)
+                .max()
+                .unwrap_or(0);
+            for r in ranked.iter_mut().filter(|r| r.2) {
+                r.0 = r.0.max(longest_served);
+            }
             ranked.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
             let total: f64 = ranked.iter().map(|r| r.1).sum();
             w.p50 = percentile(&ranked, total, 0.5);

@@ -4,6 +4,7 @@
 use examcap_solver::generate::split_regions;
 use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs};
 use examcap_solver::scenario::availability;
+use examcap_solver::waits::{CohortState, Percentile};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -199,6 +200,22 @@ fn check_integral_plan(sc: &Scenario, plan: &Plan) -> Result<(), TestCaseError> 
     prop_assert!(
         plan.rounded.violation >= plan.stage1_violation - 1e-6 * plan.stage1_violation.max(1.0)
     );
+    // Wait percentiles are ordered, "at least" ones included, and the max
+    // is "at least" exactly when some cohort was not served in time.
+    for w in &plan.waits {
+        let weeks = |p: Option<Percentile>| p.map_or(0, |p| p.weeks);
+        prop_assert!(
+            weeks(w.p50) <= weeks(w.p90) && weeks(w.p90) <= weeks(w.max),
+            "{w:?}"
+        );
+        let beyond = plan
+            .cohorts
+            .iter()
+            .filter(|c| c.exam == w.exam)
+            .flat_map(|c| &c.cohorts)
+            .any(|c| c.state == CohortState::Beyond);
+        prop_assert_eq!(w.max.is_some_and(|m| m.at_least), beyond);
+    }
     Ok(())
 }
 

@@ -1,0 +1,501 @@
+//! The `examcap` binary end to end: exit codes, stderr and stdout contracts.
+//! Only tiny scenarios are solved here; `demo` (the full national scenario)
+//! is exercised by hand.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+fn examcap() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_examcap"))
+}
+
+fn run(args: &[&str]) -> Output {
+    examcap().args(args).output().expect("examcap runs")
+}
+
+fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = examcap()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("examcap starts");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin)
+        .expect("stdin takes the document");
+    child.wait_with_output().expect("examcap finishes")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+}
+
+/// 1 exam, 1 location, 1 region, 3 weeks: capacity 10 a week plus 2 extra,
+/// demand 8, 12, 10 with a 1-week target.
+fn tiny() -> Value {
+    json!({
+        "format": "examcap/scenario@1",
+        "name": "tiny",
+        "start_week": "2026-W14",
+        "horizon_weeks": 3,
+        "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
+                   "seat_minutes": 45, "target_wait_weeks": 1}],
+        "locations": [{"id": "AMS", "name": "Amsterdam",
+                       "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
+                                      "extra_weekly_minutes": 90,
+                                      "extra_cost_per_minute": 0.9}]}],
+        "regions": [{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
+                     "options": [{"location": "AMS", "travel_cost": 0.5}]}],
+        "demand": [{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 12, 10]}]
+    })
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("test file written");
+    p
+}
+
+fn write_json(dir: &Path, name: &str, v: &Value) -> PathBuf {
+    write(dir, name, v.to_string().as_bytes())
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+#[test]
+fn validate_accepts_a_small_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    let o = run(&["validate", arg(&f)]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    for needle in [
+        "\"tiny\"",
+        "3 weeks",
+        "1 exam,",
+        "1 location,",
+        "1 region,",
+        "1 demand row",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in {out}");
+    }
+}
+
+#[test]
+fn validate_names_the_field_of_an_unknown_exam() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = tiny();
+    v["demand"][0]["exam"] = json!("SPK2");
+    let f = write_json(dir.path(), "bad.json", &v);
+    let o = run(&["validate", arg(&f)]);
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with("demand[0].exam: "), "{err}");
+    assert!(first.contains("SPK2"), "{err}");
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn validate_reports_every_error_in_document_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = tiny();
+    v["demand"][0]["exam"] = json!("SPK2");
+    v["demand"][0]["weekly"] = json!([8, -2, 10]);
+    v["locations"][0]["resources"][0]["weekly_minutes"] = json!(-1);
+    let f = write_json(dir.path(), "bad.json", &v);
+    let o = run(&["validate", arg(&f)]);
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    let paths: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(p, _)| p))
+        .filter(|p| !p.starts_with("examcap"))
+        .collect();
+    assert!(paths.len() >= 2, "{err}");
+    assert!(
+        paths.contains(&"locations[0].resources[0].weekly_minutes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn garbage_never_panics_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = tiny().to_string();
+    let with_seat_minutes = |literal: &str| {
+        let doc = valid.replace(
+            "\"seat_minutes\":45",
+            &format!("\"seat_minutes\":{literal}"),
+        );
+        assert!(doc.contains(literal), "{doc}");
+        doc
+    };
+    let huge = {
+        // 50 MB of whitespace: rejected by size without being read whole.
+        let p = dir.path().join("huge.json");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(50 * 1024 * 1024).unwrap();
+        p
+    };
+    let cases: Vec<(&str, PathBuf, Option<&str>)> = vec![
+        (
+            "not JSON",
+            write(dir.path(), "a.json", b"this is not json"),
+            Some("document: not valid JSON"),
+        ),
+        (
+            "truncated",
+            write(dir.path(), "b.json", &valid.as_bytes()[..valid.len() / 2]),
+            Some("document: not valid JSON"),
+        ),
+        (
+            "binary",
+            write(dir.path(), "c.json", &[0xff, 0xfe, 0x00, 0x7b, 0x22]),
+            None,
+        ),
+        ("empty", write(dir.path(), "d.json", b""), None),
+        (
+            "50 MB",
+            huge,
+            Some("document: larger than the 16 MiB limit"),
+        ),
+        (
+            "NaN",
+            write(dir.path(), "e.json", with_seat_minutes("NaN").as_bytes()),
+            None,
+        ),
+        (
+            "1e400",
+            write(dir.path(), "f.json", with_seat_minutes("1e400").as_bytes()),
+            None,
+        ),
+        (
+            "string horizon",
+            write_json(dir.path(), "g.json", &{
+                let mut v = tiny();
+                v["horizon_weeks"] = json!("3");
+                v
+            }),
+            Some("horizon_weeks: "),
+        ),
+        (
+            "fractional horizon",
+            write_json(dir.path(), "h.json", &{
+                let mut v = tiny();
+                v["horizon_weeks"] = json!(3.0);
+                v
+            }),
+            Some("horizon_weeks: "),
+        ),
+        (
+            "array at the root",
+            write(dir.path(), "i.json", b"[1, 2, 3]"),
+            None,
+        ),
+        (
+            "a directory",
+            dir.path().to_path_buf(),
+            Some(": cannot read: "),
+        ),
+        (
+            "a missing file",
+            dir.path().join("missing.json"),
+            Some("missing.json: cannot read: "),
+        ),
+    ];
+    for (what, file, needle) in cases {
+        for cmd in ["validate", "solve"] {
+            let o = run(&[cmd, arg(&file)]);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {what}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(!err.trim().is_empty(), "{cmd} {what}: empty stderr");
+            assert!(!err.contains("panicked"), "{cmd} {what}: {err}");
+            if let Some(n) = needle {
+                assert!(err.contains(n), "{cmd} {what}: {n:?} not in {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn validate_reads_stdin() {
+    let o = run_stdin(&["validate", "-"], tiny().to_string().as_bytes());
+    assert_exit(&o, 0);
+    assert!(stdout(&o).starts_with("stdin: valid"), "{}", stdout(&o));
+}
+
+#[test]
+fn solve_json_on_a_tiny_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    let o = run(&["solve", arg(&f), "--json"]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let v: Value = serde_json::from_str(&out).expect("stdout is one JSON object");
+    for key in [
+        "status",
+        "stage1_violation",
+        "stage2_cost",
+        "rounded",
+        "waits",
+        "seconds",
+        "plan_fingerprint",
+        "scenario_hash",
+        "recommendations",
+    ] {
+        assert!(v.get(key).is_some(), "no {key:?} in {out}");
+    }
+    assert_eq!(v["status"], "optimal");
+    assert!(v["rounded"]["violation"].is_number());
+    assert!(v["rounded"]["cost"].is_number());
+    assert!(v["seconds"]["total"].is_number());
+    let waits = v["waits"].as_array().expect("waits is a list");
+    assert_eq!(waits.len(), 1);
+    assert_eq!(waits[0]["exam"], "SPK");
+    assert!(v["recommendations"]
+        .as_array()
+        .is_some_and(|r| r.len() <= 10));
+    // Progress went to stderr, line by line (stderr is not a terminal here).
+    assert!(
+        stderr(&o).contains("examcap: stage1 1/1 blocks"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn solve_prints_a_human_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    let o = run(&["solve", arg(&f), "--quiet", "--session-minutes", "90"]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    for needle in [
+        "examcap plan: tiny",
+        "status       optimal",
+        "Predicted waits per exam",
+        "SPK",
+        "one extra session of 90 min",
+        "Stage times",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    assert!(stderr(&o).is_empty(), "--quiet: {}", stderr(&o));
+}
+
+#[test]
+fn solve_out_writes_the_plan_it_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    let plan_path = dir.path().join("plan.json");
+    let o = run(&["solve", arg(&f), "--json", "--out", arg(&plan_path)]);
+    assert_exit(&o, 0);
+    let summary: Value = serde_json::from_str(&stdout(&o)).expect("JSON summary");
+    let plan: Value =
+        serde_json::from_slice(&std::fs::read(&plan_path).expect("plan written")).unwrap();
+    assert_eq!(plan["format"], "examcap/plan@1");
+    assert_eq!(plan["stage1_violation"], summary["stage1_violation"]);
+    assert_eq!(plan["stage2_cost"], summary["stage2_cost"]);
+    assert_eq!(plan["scenario"]["content_hash"], summary["scenario_hash"]);
+    assert!(plan["allocation"].as_array().is_some_and(|a| !a.is_empty()));
+    // The same scenario and options give the same plan.
+    let again = run(&["solve", arg(&f), "--json", "--quiet"]);
+    assert_exit(&again, 0);
+    let again: Value = serde_json::from_str(&stdout(&again)).expect("JSON summary");
+    assert_eq!(again["plan_fingerprint"], summary["plan_fingerprint"]);
+    // Atomic write: no temporary file left next to it.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn solve_out_into_a_missing_directory_fails_before_solving() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    let out = dir.path().join("no/such/dir/plan.json");
+    let o = run(&["solve", arg(&f), "--out", arg(&out)]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("stage1"), "{}", stderr(&o));
+}
+
+#[test]
+fn solve_rejects_an_invalid_scenario_with_its_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = tiny();
+    v["regions"][0]["options"][0]["location"] = json!("UTR");
+    let f = write_json(dir.path(), "bad.json", &v);
+    let o = run(&["solve", arg(&f), "--json"]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).starts_with("regions[0].options[0].location: "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn time_limit_must_be_a_positive_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    for bad in ["-1", "0", "nan", "inf", "1e400", "soon"] {
+        let o = run(&["solve", arg(&f), "--time-limit", bad]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains("--time-limit"), "{bad}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+}
+
+#[test]
+fn time_limit_in_stage1_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_json(dir.path(), "tiny.json", &tiny());
+    // A nanosecond is over before the model is built.
+    let o = run(&["solve", arg(&f), "--time-limit", "1e-9", "--json"]);
+    assert_exit(&o, 3);
+    let err = stderr(&o);
+    assert!(
+        err.contains("examcap: time limit reached in stage1"),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn generate_is_deterministic_and_valid() {
+    let args = ["scenario", "generate", "--seed", "3", "--weeks", "4"];
+    let a = run(&args);
+    assert_exit(&a, 0);
+    let b = run(&args);
+    assert_exit(&b, 0);
+    assert!(!a.stdout.is_empty());
+    assert_eq!(a.stdout, b.stdout);
+    let v: Value = serde_json::from_slice(&a.stdout).expect("JSON scenario");
+    assert_eq!(v["horizon_weeks"], 4);
+    let o = run_stdin(&["validate", "-"], &a.stdout);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("4 weeks"), "{}", stdout(&o));
+
+    let c = run(&["scenario", "generate", "--seed", "4", "--weeks", "4"]);
+    assert_exit(&c, 0);
+    assert_ne!(a.stdout, c.stdout, "the seed changes the scenario");
+}
+
+#[test]
+fn generate_options_reach_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("surge.json");
+    let o = run(&[
+        "scenario",
+        "generate",
+        "--seed",
+        "3",
+        "--weeks",
+        "6",
+        "--start-week",
+        "2026-W14",
+        "--regions-split",
+        "2",
+        "--surge",
+        "SPREKEN_B1:1.6:1:3",
+        "--surge",
+        "KNM:0.5:0:0",
+        "--out",
+        arg(&out),
+    ]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).is_empty());
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["start_week"], "2026-W14");
+    assert_eq!(v["horizon_weeks"], 6);
+    let regions = v["regions"].as_array().unwrap();
+    assert!(regions.iter().all(|r| {
+        let id = r["id"].as_str().unwrap_or_default();
+        id.ends_with(".1") || id.ends_with(".2")
+    }));
+    let o = run(&["validate", arg(&out)]);
+    assert_exit(&o, 0);
+}
+
+#[test]
+fn generate_rejects_bad_options() {
+    let bad: &[&[&str]] = &[
+        &["--seed", "1", "--surge", "X:1"],
+        &["--seed", "1", "--surge", "NOPE:1.5:1:2"],
+        &["--seed", "1", "--surge", "SPREKEN_B1:1.5:5:2"],
+        &[
+            "--seed",
+            "1",
+            "--weeks",
+            "4",
+            "--surge",
+            "SPREKEN_B1:1.5:9:12",
+        ],
+        &["--seed", "1", "--weeks", "0"],
+        &["--seed", "1", "--weeks", "521"],
+        &["--seed", "1", "--regions-split", "0"],
+        &["--seed", "1", "--regions-split", "65"],
+        &["--seed", "1", "--start-week", "2027-W60"],
+        &["--seed", "-1"],
+        &["--weeks", "4"],
+    ];
+    for args in bad {
+        let mut full = vec!["scenario", "generate"];
+        full.extend_from_slice(args);
+        let o = run(&full);
+        assert_exit(&o, 2);
+        assert!(stdout(&o).is_empty(), "{args:?}");
+        assert!(!stderr(&o).trim().is_empty(), "{args:?}");
+    }
+    let o = run(&["scenario", "generate", "--seed", "1", "--surge", "X:1"]);
+    assert!(
+        stderr(&o).contains("EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let o = run(&["--help"]);
+    assert_exit(&o, 0);
+    for cmd in ["validate", "solve", "scenario", "demo"] {
+        assert!(stdout(&o).contains(cmd), "{}", stdout(&o));
+    }
+    let o = run(&["--version"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).starts_with("examcap "));
+    let o = run(&[]);
+    assert_exit(&o, 2);
+}
