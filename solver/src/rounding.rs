@@ -14,6 +14,10 @@
 //!    that, an LP that spends its stage-2 slack on 2.999999 candidates
 //!    would lose a whole candidate to flooring.
 //!
+//! 4. fill: slack that remains in a cell (within what the LP bought) goes to
+//!    any stream still waiting that can use the location, highest priority
+//!    and longest queue first.
+//!
 //! The plan then buys only the extra it uses, max(0, use − regular), never
 //! more than the extra capacity.
 
@@ -291,6 +295,64 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
             }
             for b in &mut backlog[c.stream][c.t..] {
                 *b -= 1.0;
+            }
+        }
+    }
+    // 4. Fill: slack that flooring freed (within what the LP bought) goes to
+    // any stream still waiting there, highest priority and longest queue
+    // first. Serving a waiting candidate earlier lowers every later backlog
+    // by one, so no over-target count can grow.
+    let mut order: Vec<usize> = (0..inst.streams.len()).collect();
+    for t in 0..inst.weeks {
+        order.sort_by(|&a, &b| {
+            let (ea, eb) = (inst.streams[a].exam, inst.streams[b].exam);
+            inst.priority[eb]
+                .total_cmp(&inst.priority[ea])
+                .then(backlog[b][t].total_cmp(&backlog[a][t]))
+                .then(a.cmp(&b))
+        });
+        for &si in &order {
+            let st = &inst.streams[si];
+            let e = st.exam;
+            let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);
+            if m <= 0.0 && a <= 0.0 {
+                continue;
+            }
+            for &(l, _) in &st.options {
+                let k = inst.exam_kind[e];
+                let seat = (l, k, t);
+                let pool = inst.exam_pool[e].map(|q| (q, t));
+                // Where the LP bought nothing, regular capacity only.
+                let seat_cap = seat_limit
+                    .get(&seat)
+                    .copied()
+                    .unwrap_or_else(|| inst.seat_capacity(l, k, t).0);
+                let rater_cap = pool.map(|p| {
+                    rater_limit
+                        .get(&p)
+                        .copied()
+                        .unwrap_or_else(|| inst.rater_capacity(p.0, p.1).0)
+                });
+                loop {
+                    let seat_used = seats_used.get(&seat).copied().unwrap_or(0.0);
+                    let seat_ok = m <= 0.0 || seat_used + m <= seat_cap + EPS;
+                    let rater_ok = a <= 0.0
+                        || pool.zip(rater_cap).is_none_or(|(p, cap)| {
+                            raters_used.get(&p).copied().unwrap_or(0.0) + a <= cap + EPS
+                        });
+                    let waiting = backlog[si][t..].iter().all(|&b| b >= 1.0 - EPS);
+                    if !(seat_ok && rater_ok && waiting) {
+                        break;
+                    }
+                    *int.x.entry(Cell { stream: si, t, l }).or_insert(0.0) += 1.0;
+                    *seats_used.entry(seat).or_insert(0.0) += m;
+                    if let Some(p) = pool {
+                        *raters_used.entry(p).or_insert(0.0) += a;
+                    }
+                    for b in &mut backlog[si][t..] {
+                        *b -= 1.0;
+                    }
+                }
             }
         }
     }
