@@ -1,0 +1,90 @@
+//! Wires the services, health and reflection to a listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::api::{Api, SolveGate};
+use crate::auth::Auth;
+use crate::config::{Config, ConfigError};
+use crate::proto::plan_service_server::PlanServiceServer;
+use crate::proto::scenario_service_server::ScenarioServiceServer;
+use crate::store::{SledStore, Store, StoreError};
+
+/// Why the server did not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot open the data directory {dir}: {source}")]
+    Store { dir: String, source: StoreError },
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("TLS is configured but this build serves plain HTTP/2 only; remove [tls]")]
+    TlsUnsupported,
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves examcap.v1 (with gRPC health and reflection) on `listener` until
+/// `shutdown` resolves; in-flight calls are then drained.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    config.check()?;
+    if config.tls.is_some() {
+        return Err(ServerError::TlsUnsupported);
+    }
+    if config.allow_unauthenticated {
+        tracing::warn!(
+            "serving with allow_unauthenticated: callers without a token act as planner"
+        );
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(
+            SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
+                dir: config.data_dir.display().to_string(),
+                source,
+            })?,
+        );
+    let api = Api::new(
+        store,
+        Auth::new(config.tokens.clone(), config.allow_unauthenticated),
+        SolveGate::new(config.solve_slots(), config.solve_queue),
+    );
+    let max = config.max_message_bytes;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ScenarioServiceServer<Api>>().await;
+    health.set_serving::<PlanServiceServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Reflection(e.to_string()))?;
+
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, data_dir = %config.data_dir.display(), "examcap serving");
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            ScenarioServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            PlanServiceServer::new(api)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tracing::info!("examcap stopped");
+    Ok(())
+}
