@@ -27,6 +27,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError, Caller, Role, Rpc};
+use crate::drill::{self, CapacityTarget, DemandChange, DrillError, ShockSpec};
 use crate::proto;
 use crate::store::{AuditEntry, PlanRecord, ScenarioRecord, Store, StoreError};
 
@@ -44,6 +45,8 @@ pub enum ApiError {
     InvalidScenario(ValidationErrors),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("invalid shock: {0}")]
+    InvalidShock(#[from] DrillError),
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
     #[error("plan {plan_id} has status {status}: only an optimal plan can be published")]
@@ -81,7 +84,9 @@ impl ApiError {
             ApiError::Auth(AuthError::Forbidden { .. }) | ApiError::NotPublished => {
                 Code::PermissionDenied
             }
-            ApiError::InvalidScenario(_) | ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::InvalidScenario(_)
+            | ApiError::InvalidArgument(_)
+            | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } => Code::NotFound,
             ApiError::NotOptimal { .. } => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
@@ -111,6 +116,14 @@ impl From<ApiError> for Status {
                     ErrorDetails::with_bad_request(violations),
                 )
             }
+            ApiError::InvalidShock(d) => Status::with_error_details(
+                code,
+                e.to_string(),
+                ErrorDetails::with_bad_request(vec![FieldViolation::new(
+                    d.path.clone(),
+                    d.message.clone(),
+                )]),
+            ),
             _ => Status::new(code, e.to_string()),
         }
     }
@@ -803,6 +816,156 @@ impl proto::plan_service_server::PlanService for Api {
         Ok(Response::new(proto::GetPublishedResponse {
             summary: Some(summary),
             plan_json,
+        }))
+    }
+}
+
+/// A proto shock in scenario terms; `i` is its index, for error paths.
+fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, ApiError> {
+    use proto::capacity_shock::Target;
+    use proto::demand_shock::Change;
+    use proto::shock::Kind;
+    let missing = |field: &str, what: &str| {
+        ApiError::InvalidShock(DrillError {
+            path: format!("shocks[{i}].{field}"),
+            message: format!("missing: set {what}"),
+        })
+    };
+    let nonempty = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    match &s.kind {
+        Some(Kind::Demand(d)) => Ok(ShockSpec::Demand {
+            region: nonempty(&d.region),
+            exam: nonempty(&d.exam),
+            from_week: d.from_week as usize,
+            to_week: d.to_week as usize,
+            change: match d.change {
+                Some(Change::Multiplier(m)) => DemandChange::Multiplier(m),
+                Some(Change::Delta(x)) => DemandChange::Delta(x),
+                None => return Err(missing("demand", "multiplier or delta")),
+            },
+        }),
+        Some(Kind::Capacity(c)) => Ok(ShockSpec::Capacity {
+            target: match &c.target {
+                Some(Target::Location(l)) => CapacityTarget::Location(l.clone()),
+                Some(Target::RatingPool(q)) => CapacityTarget::RatingPool(q.clone()),
+                None => return Err(missing("capacity", "location or rating_pool")),
+            },
+            from_week: c.from_week as usize,
+            to_week: c.to_week as usize,
+            factor: c.factor,
+        }),
+        None => Err(missing("kind", "demand or capacity")),
+    }
+}
+
+fn wait_changes(before: &Plan, after: &Plan) -> Vec<proto::WaitChange> {
+    let mut exams: Vec<&str> = before.waits.iter().map(|w| w.exam.as_str()).collect();
+    for w in &after.waits {
+        if !exams.contains(&w.exam.as_str()) {
+            exams.push(&w.exam);
+        }
+    }
+    exams
+        .into_iter()
+        .map(|e| proto::WaitChange {
+            exam: e.to_string(),
+            before: before.waits.iter().find(|w| w.exam == e).map(exam_wait),
+            after: after.waits.iter().find(|w| w.exam == e).map(exam_wait),
+        })
+        .collect()
+}
+
+impl Api {
+    /// The plan a drill compares with: the published plan if it is of the
+    /// base scenario, else the newest optimal plan of it, else a fresh solve.
+    async fn base_plan(
+        &self,
+        base: &ScenarioRecord,
+        sc: &Scenario,
+        deadline: Option<Instant>,
+    ) -> Result<PlanRecord, ApiError> {
+        let (plans, published) = self.db(|s| Ok((s.list_plans()?, s.published()?))).await?;
+        let mut of_base: Vec<PlanRecord> = plans
+            .into_iter()
+            .filter(|p| p.scenario_id == base.id)
+            .collect();
+        if let Some(p) = of_base
+            .iter()
+            .position(|p| published.as_deref() == Some(p.id.as_str()))
+        {
+            return Ok(of_base.swap_remove(p));
+        }
+        if let Some(p) = of_base
+            .iter()
+            .rposition(|p| p.plan.status == PlanStatus::Optimal)
+        {
+            return Ok(of_base.swap_remove(p));
+        }
+        let ticket = self.gate().admit()?;
+        let plan = self
+            .run_solve(ticket, sc.clone(), PlanOptions::default(), deadline, None)
+            .await?;
+        self.store_plan(plan, &base.id, false).await
+    }
+}
+
+#[tonic::async_trait]
+impl proto::drill_service_server::DrillService for Api {
+    #[tracing::instrument(name = "DrillService/RunDrill", skip_all, fields(caller, base))]
+    async fn run_drill(
+        &self,
+        req: Request<proto::RunDrillRequest>,
+    ) -> Result<Response<proto::RunDrillResponse>, Status> {
+        let caller = self.check(&req, Rpc::RunDrill)?;
+        let deadline = grpc_timeout(req.metadata()).map(|d| Instant::now() + d);
+        let r = req.into_inner();
+        tracing::Span::current().record("base", r.base_scenario_id.as_str());
+        if r.shocks.is_empty() {
+            return Err(ApiError::InvalidArgument("shocks: give at least one shock".into()).into());
+        }
+        let shocks = r
+            .shocks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| shock_spec(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let base_rec = self.scenario_record(&r.base_scenario_id).await?;
+        let base_sc = Self::load_scenario(&base_rec)?;
+        let name = if r.name.is_empty() {
+            format!("{}+drill", base_sc.name)
+        } else {
+            r.name
+        };
+        let shocked = drill::apply(&base_sc, &shocks, &name).map_err(ApiError::from)?;
+        examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
+
+        let base_plan = self.base_plan(&base_rec, &base_sc, deadline).await?;
+        let origin = crate::store::DrillOrigin {
+            base_scenario_id: base_rec.id.clone(),
+            shocks: serde_json::to_value(&shocks)
+                .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
+        };
+        let (drill_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
+        let ticket = self.gate().admit()?;
+        let plan = self
+            .run_solve(ticket, shocked, PlanOptions::default(), deadline, None)
+            .await?;
+        let drill_plan = self.store_plan(plan, &drill_rec.id, true).await?;
+        self.audit(&caller, Rpc::RunDrill, &drill_plan.id).await?;
+        tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");
+
+        let (b, d) = (&base_plan.plan, &drill_plan.plan);
+        Ok(Response::new(proto::RunDrillResponse {
+            drill_scenario_id: drill_rec.id.clone(),
+            drill: Some(summary(&drill_plan)),
+            base: Some(summary(&base_plan)),
+            comparison: Some(proto::Comparison {
+                delta_violation: d.stage1_violation - b.stage1_violation,
+                delta_cost: d.stage2_cost - b.stage2_cost,
+                waits: wait_changes(b, d),
+                extra_before: Some(extra_capacity(b)),
+                extra_after: Some(extra_capacity(d)),
+            }),
         }))
     }
 }

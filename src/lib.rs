@@ -11,6 +11,7 @@
 //! - [`store`]: the [`store::Store`] trait the service talks to, and its sled
 //!   implementation (so a shared database can replace sled later).
 //! - [`auth`]: roles (planner, registration, drill) and which RPC each may call.
+//! - [`drill`]: what-if shocks as transforms of a scenario.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod drill;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use tonic::transport::Server;
 use crate::api::{Api, SolveGate};
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
+use crate::proto::drill_service_server::DrillServiceServer;
 use crate::proto::plan_service_server::PlanServiceServer;
 use crate::proto::scenario_service_server::ScenarioServiceServer;
 use crate::store::{SledStore, Store, StoreError};
@@ -62,6 +63,7 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ScenarioServiceServer<Api>>().await;
     health.set_serving::<PlanServiceServer<Api>>().await;
+    health.set_serving::<DrillServiceServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -79,7 +81,12 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .add_service(
-            PlanServiceServer::new(api)
+            PlanServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            DrillServiceServer::new(api)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use examcap::auth::{Role, Token};
 use examcap::config::Config;
+use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
+use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{self, solve_event::Event};
@@ -93,6 +95,10 @@ impl Running {
 
     async fn scenarios(&self) -> ScenarioServiceClient<Channel> {
         ScenarioServiceClient::new(self.channel().await)
+    }
+
+    async fn drills(&self) -> DrillServiceClient<Channel> {
+        DrillServiceClient::new(self.channel().await)
     }
 
     async fn plans(&self) -> PlanServiceClient<Channel> {
@@ -661,7 +667,11 @@ async fn health_and_reflection() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(config(dir.path())).await;
     let mut h = HealthClient::new(srv.channel().await);
-    for service in ["examcap.v1.ScenarioService", "examcap.v1.PlanService"] {
+    for service in [
+        "examcap.v1.ScenarioService",
+        "examcap.v1.PlanService",
+        "examcap.v1.DrillService",
+    ] {
         let r = h
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -692,9 +702,198 @@ async fn health_and_reflection() {
     for n in [
         "examcap.v1.ScenarioService",
         "examcap.v1.PlanService",
+        "examcap.v1.DrillService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
     }
+    srv.stop().await;
+}
+
+fn demand_shock(exam: &str, from: u32, to: u32, mult: f64) -> proto::Shock {
+    proto::Shock {
+        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
+            region: String::new(),
+            exam: exam.into(),
+            from_week: from,
+            to_week: to,
+            change: Some(proto::demand_shock::Change::Multiplier(mult)),
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_is_compared_with_the_base_and_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p, mut d) = (srv.scenarios().await, srv.plans().await, srv.drills().await);
+    let base_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let (_, base) = solve(&mut p, solve_req(&base_id, PLANNER)).await.unwrap();
+    p.publish(req(
+        proto::PublishRequest {
+            plan_id: base.plan_id.clone(),
+        },
+        PLANNER,
+    ))
+    .await
+    .unwrap();
+
+    let shocks = vec![
+        demand_shock("SPK", 1, 2, 1.5),
+        proto::Shock {
+            kind: Some(proto::shock::Kind::Capacity(proto::CapacityShock {
+                target: Some(proto::capacity_shock::Target::Location("AMS".into())),
+                from_week: 2,
+                to_week: 2,
+                factor: 0.5,
+            })),
+        },
+    ];
+    let out = d
+        .run_drill(req(
+            proto::RunDrillRequest {
+                base_scenario_id: base_id.clone(),
+                shocks: shocks.clone(),
+                name: String::new(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The same transform and solve, done locally.
+    let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
+    let shocked = examcap::drill::apply(
+        &sc,
+        &[
+            ShockSpec::Demand {
+                region: None,
+                exam: Some("SPK".into()),
+                from_week: 1,
+                to_week: 2,
+                change: DemandChange::Multiplier(1.5),
+            },
+            ShockSpec::Capacity {
+                target: CapacityTarget::Location("AMS".into()),
+                from_week: 2,
+                to_week: 2,
+                factor: 0.5,
+            },
+        ],
+        "tiny+drill",
+    )
+    .unwrap();
+    let local = plan_scenario(&shocked, &PlanOptions::default(), &|_| {}).unwrap();
+    assert_eq!(out.drill_scenario_id, shocked.content_hash());
+    let drill = out.drill.unwrap();
+    assert!(drill.drill);
+    assert!(close(drill.stage1_violation, local.stage1_violation));
+    assert!(close(drill.stage2_cost, local.stage2_cost));
+    assert_eq!(out.base.unwrap().plan_id, base.plan_id);
+    let cmp = out.comparison.unwrap();
+    assert!(close(
+        cmp.delta_violation,
+        local.stage1_violation - base.stage1_violation
+    ));
+    assert!(close(cmp.delta_cost, local.stage2_cost - base.stage2_cost));
+    // More demand and less capacity: extra sessions are bought, so C rises.
+    assert!(cmp.delta_cost > 0.0, "{cmp:?}");
+    assert!(
+        cmp.extra_after.as_ref().unwrap().seat_minutes
+            > cmp.extra_before.as_ref().unwrap().seat_minutes,
+        "{cmp:?}"
+    );
+    assert_eq!(cmp.waits.len(), 1);
+    assert!(cmp.waits[0].before.is_some() && cmp.waits[0].after.is_some());
+    assert!(cmp.extra_before.is_some() && cmp.extra_after.is_some());
+
+    // Stored and marked as a drill; the published plan did not move.
+    let stored = s
+        .get_scenario(req(
+            proto::GetScenarioRequest {
+                scenario_id: out.drill_scenario_id.clone(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .scenario
+        .unwrap();
+    assert!(stored.drill);
+    assert_eq!(stored.base_scenario_id, base_id);
+    let published = p
+        .get_published(req(proto::GetPublishedRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.summary.unwrap().plan_id, base.plan_id);
+    let plans = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    assert!(plans
+        .iter()
+        .any(|p| p.plan_id == drill.plan_id && p.drill && !p.published));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut d) = (srv.scenarios().await, srv.drills().await);
+    let base_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let run = |shocks: Vec<proto::Shock>, base: &str, token: &str| {
+        req(
+            proto::RunDrillRequest {
+                base_scenario_id: base.into(),
+                shocks,
+                name: "what-if".into(),
+            },
+            token,
+        )
+    };
+    let out = d
+        .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], &base_id, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
+    let local = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+    assert_eq!(out.base.unwrap().plan_id, local.fingerprint());
+
+    let e = d
+        .run_drill(run(vec![demand_shock("NOPE", 0, 0, 2.0)], &base_id, DRILL))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<String> = e
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["shocks[0].demand.exam"]);
+    let e = d
+        .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], "nope", DRILL))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = d
+        .run_drill(run(
+            vec![demand_shock("", 0, 0, 2.0)],
+            &base_id,
+            REGISTRATION,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = d.run_drill(run(vec![], &base_id, DRILL)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
     srv.stop().await;
 }
