@@ -22,12 +22,53 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot open the data directory {dir}: {source}")]
     Store { dir: String, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("reflection: {0}")]
     Reflection(String),
     #[error("TLS is configured but this build serves plain HTTP/2 only; remove [tls]")]
     TlsUnsupported,
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: what `examcap serve` stops on.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// `examcap serve`: binds `config.listen` and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    config.check()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    run(listener, config, shutdown_signal()).await
 }
 
 /// Serves examcap.v1 (with gRPC health and reflection) on `listener` until
@@ -70,8 +111,10 @@ pub async fn run(
         .build_v1()
         .map_err(|e| ServerError::Reflection(e.to_string()))?;
 
-    let addr = listener.local_addr().ok();
-    tracing::info!(?addr, data_dir = %config.data_dir.display(), "examcap serving");
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "examcap serving");
     Server::builder()
         .add_service(health_service)
         .add_service(reflection)
