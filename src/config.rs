@@ -45,7 +45,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// TLS certificate and key (PEM files).
+/// TLS certificate chain and private key (PEM files), as `[tls]` in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsConfig {
     pub cert: PathBuf,
@@ -71,7 +71,8 @@ pub struct Config {
     pub max_concurrent_solves: usize,
     /// Solves waiting for a slot before further ones get RESOURCE_EXHAUSTED.
     pub solve_queue: usize,
-    /// Serve TLS with this certificate and key (not implemented yet: set → error).
+    /// Serve TLS (rustls, ring) with this certificate chain and key;
+    /// plaintext HTTP/2 when absent.
     pub tls: Option<TlsConfig>,
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::{Api, SolveGate};
 use crate::auth::Auth;
@@ -29,8 +29,11 @@ pub enum ServerError {
     },
     #[error("reflection: {0}")]
     Reflection(String),
-    #[error("TLS is configured but this build serves plain HTTP/2 only; remove [tls]")]
-    TlsUnsupported,
+    #[error("TLS: cannot read {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -79,9 +82,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.check()?;
-    if config.tls.is_some() {
-        return Err(ServerError::TlsUnsupported);
-    }
     if config.allow_unauthenticated {
         tracing::warn!(
             "serving with allow_unauthenticated: callers without a token act as planner"
@@ -115,7 +115,19 @@ pub async fn run(
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "examcap serving");
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| ServerError::TlsFile {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+        tracing::info!(cert = %tls.cert.display(), "serving TLS");
+    }
+    builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(

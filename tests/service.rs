@@ -897,3 +897,43 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
     assert_eq!(e.code(), Code::InvalidArgument);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_configured_certificate() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.tls = Some(examcap::config::TlsConfig {
+        cert: fixtures.join("server.pem"),
+        key: fixtures.join("server.key"),
+    });
+    let srv = start(c).await;
+    let ca = std::fs::read(fixtures.join("ca.pem")).unwrap();
+    let channel = Channel::from_shared(format!("https://{}", srv.addr))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut s = ScenarioServiceClient::new(channel);
+    let id = put(&mut s, tiny().to_string()).await.scenario_id;
+    assert!(!id.is_empty());
+    // A plaintext client gets nowhere.
+    let plain = Channel::from_shared(format!("http://{}", srv.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let r = ScenarioServiceClient::new(ch)
+            .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+            .await;
+        assert!(r.is_err(), "plaintext call succeeded against TLS");
+    }
+    srv.stop().await;
+}
