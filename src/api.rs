@@ -678,7 +678,7 @@ impl proto::plan_service_server::PlanService for Api {
         req: Request<proto::SolveRequest>,
     ) -> Result<Response<Self::SolveStream>, Status> {
         let caller = self.check(&req, Rpc::Solve)?;
-        let deadline = grpc_timeout(req.metadata()).map(|d| Instant::now() + d);
+        let deadline = grpc_timeout(req.metadata()).and_then(|d| Instant::now().checked_add(d));
         let r = req.into_inner();
         tracing::Span::current().record("scenario", r.scenario_id.as_str());
         let opts = plan_options(&r)?;
@@ -909,19 +909,24 @@ impl Api {
     }
 }
 
-#[tonic::async_trait]
-impl proto::drill_service_server::DrillService for Api {
-    #[tracing::instrument(name = "DrillService/RunDrill", skip_all, fields(caller, base))]
-    async fn run_drill(
+/// Part of a unary call's deadline kept back so that the handler answers
+/// DEADLINE_EXCEEDED itself before tonic's own timeout cancels the call
+/// (tonic reports an expired server-side timeout as CANCELLED).
+fn deadline_margin(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(500))
+}
+
+impl Api {
+    async fn drill(
         &self,
-        req: Request<proto::RunDrillRequest>,
-    ) -> Result<Response<proto::RunDrillResponse>, Status> {
-        let caller = self.check(&req, Rpc::RunDrill)?;
-        let deadline = grpc_timeout(req.metadata()).map(|d| Instant::now() + d);
-        let r = req.into_inner();
-        tracing::Span::current().record("base", r.base_scenario_id.as_str());
+        caller: Caller,
+        r: proto::RunDrillRequest,
+        deadline: Option<Instant>,
+    ) -> Result<proto::RunDrillResponse, ApiError> {
         if r.shocks.is_empty() {
-            return Err(ApiError::InvalidArgument("shocks: give at least one shock".into()).into());
+            return Err(ApiError::InvalidArgument(
+                "shocks: give at least one shock".into(),
+            ));
         }
         let shocks = r
             .shocks
@@ -955,7 +960,7 @@ impl proto::drill_service_server::DrillService for Api {
         tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");
 
         let (b, d) = (&base_plan.plan, &drill_plan.plan);
-        Ok(Response::new(proto::RunDrillResponse {
+        Ok(proto::RunDrillResponse {
             drill_scenario_id: drill_rec.id.clone(),
             drill: Some(summary(&drill_plan)),
             base: Some(summary(&base_plan)),
@@ -966,7 +971,34 @@ impl proto::drill_service_server::DrillService for Api {
                 extra_before: Some(extra_capacity(b)),
                 extra_after: Some(extra_capacity(d)),
             }),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl proto::drill_service_server::DrillService for Api {
+    #[tracing::instrument(name = "DrillService/RunDrill", skip_all, fields(caller, base))]
+    async fn run_drill(
+        &self,
+        req: Request<proto::RunDrillRequest>,
+    ) -> Result<Response<proto::RunDrillResponse>, Status> {
+        let caller = self.check(&req, Rpc::RunDrill)?;
+        let deadline = grpc_timeout(req.metadata())
+            .and_then(|d| Instant::now().checked_add(d - deadline_margin(d)));
+        let r = req.into_inner();
+        tracing::Span::current().record("base", r.base_scenario_id.as_str());
+        let work = self.drill(caller, r, deadline);
+        let out = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::DeadlineExceeded(
+                        "the drill did not finish before the deadline".into(),
+                    ))
+                }),
+            None => work.await,
+        };
+        Ok(Response::new(out?))
     }
 }
 

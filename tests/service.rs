@@ -937,3 +937,48 @@ async fn tls_with_the_configured_certificate() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_past_its_deadline_is_deadline_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut d) = (srv.scenarios().await, srv.drills().await);
+    let id = put(&mut s, national_json()).await.scenario_id;
+    let mut r = req(
+        proto::RunDrillRequest {
+            base_scenario_id: id,
+            shocks: vec![demand_shock("SPREKEN_B1", 10, 16, 1.6)],
+            name: String::new(),
+        },
+        DRILL,
+    );
+    r.set_timeout(Duration::from_millis(200));
+    let e = d.run_drill(r).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    s.list_scenarios(req(proto::ListScenariosRequest {}, DRILL))
+        .await
+        .unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_configured_size_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_message_bytes = 64 * 1024;
+    let srv = start(c).await;
+    let mut s = srv.scenarios().await;
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: national_json(),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    // Small ones still pass.
+    put(&mut s, tiny().to_string()).await;
+    srv.stop().await;
+}
