@@ -523,6 +523,109 @@ pub fn summary(rec: &PlanRecord) -> proto::PlanSummary {
     }
 }
 
+/// A structured proto scenario in solver types, unchecked: the caller runs
+/// `validate_scenario` on it, exactly as on a parsed JSON document.
+pub fn scenario_from_proto(p: proto::Scenario) -> Scenario {
+    use examcap_solver::scenario as s;
+    let unavailable = |u: Vec<proto::Unavailable>| {
+        u.into_iter()
+            .map(|u| s::Unavailable {
+                from_week: u.from_week,
+                to_week: u.to_week,
+                factor: u.factor,
+            })
+            .collect()
+    };
+    Scenario {
+        format: p.format,
+        name: p.name,
+        start_week: p.start_week,
+        horizon_weeks: p.horizon_weeks as usize,
+        exams: p
+            .exams
+            .into_iter()
+            .map(|e| s::Exam {
+                id: e.id,
+                name: e.name,
+                resource: e.resource,
+                seat_minutes: e.seat_minutes,
+                rating_pool: e.rating_pool,
+                rating_minutes: e.rating_minutes,
+                target_wait_weeks: e.target_wait_weeks,
+                priority: e.priority.unwrap_or(1.0),
+            })
+            .collect(),
+        locations: p
+            .locations
+            .into_iter()
+            .map(|l| s::Location {
+                id: l.id,
+                name: l.name,
+                resources: l
+                    .resources
+                    .into_iter()
+                    .map(|r| s::Resource {
+                        kind: r.kind,
+                        weekly_minutes: r.weekly_minutes,
+                        extra_weekly_minutes: r.extra_weekly_minutes,
+                        extra_cost_per_minute: r.extra_cost_per_minute,
+                    })
+                    .collect(),
+                unavailable: unavailable(l.unavailable),
+            })
+            .collect(),
+        rating_pools: p
+            .rating_pools
+            .into_iter()
+            .map(|q| s::RatingPool {
+                id: q.id,
+                weekly_minutes: q.weekly_minutes,
+                extra_weekly_minutes: q.extra_weekly_minutes,
+                extra_cost_per_minute: q.extra_cost_per_minute,
+                unavailable: unavailable(q.unavailable),
+            })
+            .collect(),
+        regions: p
+            .regions
+            .into_iter()
+            .map(|r| s::Region {
+                id: r.id,
+                name: r.name,
+                options: r
+                    .options
+                    .into_iter()
+                    .map(|o| s::RegionOption {
+                        location: o.location,
+                        travel_cost: o.travel_cost,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        demand: p
+            .demand
+            .into_iter()
+            .map(|d| s::Demand {
+                region: d.region,
+                exam: d.exam,
+                weekly: d.weekly,
+            })
+            .collect(),
+        backlog: p
+            .backlog
+            .into_iter()
+            .map(|b| s::Backlog {
+                region: b.region,
+                exam: b.exam,
+                registered_week: b.registered_week,
+                candidates: b.candidates,
+            })
+            .collect(),
+        weights: p.weights.map_or_else(s::Weights::default, |w| s::Weights {
+            waiting_per_candidate_week: w.waiting_per_candidate_week,
+        }),
+    }
+}
+
 fn scenario_info(r: &ScenarioRecord) -> proto::ScenarioInfo {
     proto::ScenarioInfo {
         scenario_id: r.id.clone(),
@@ -627,11 +730,27 @@ impl proto::scenario_service_server::ScenarioService for Api {
         req: Request<proto::PutScenarioRequest>,
     ) -> Result<Response<proto::PutScenarioResponse>, Status> {
         let caller = self.check(&req, Rpc::PutScenario)?;
-        let text = req.into_inner().scenario_json;
-        let sc = tokio::task::spawn_blocking(move || parse_scenario(text.as_bytes()))
+        let r = req.into_inner();
+        let sc =
+            tokio::task::spawn_blocking(move || match (r.scenario_json.is_empty(), r.scenario) {
+                (false, None) => {
+                    parse_scenario(r.scenario_json.as_bytes()).map_err(ApiError::InvalidScenario)
+                }
+                (true, Some(p)) => {
+                    let sc = scenario_from_proto(p);
+                    examcap_solver::validate::validate_scenario(&sc)
+                        .map(|()| sc)
+                        .map_err(ApiError::InvalidScenario)
+                }
+                (false, Some(_)) => Err(ApiError::InvalidArgument(
+                    "set one of scenario_json and scenario, not both".into(),
+                )),
+                (true, None) => Err(ApiError::InvalidArgument(
+                    "scenario_json: required (or a structured scenario)".into(),
+                )),
+            })
             .await
-            .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))?
-            .map_err(ApiError::InvalidScenario)?;
+            .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))??;
         let (rec, created) = self.store_scenario(&sc, None).await?;
         self.audit(&caller, Rpc::PutScenario, &rec.id).await?;
         tracing::info!(scenario = %rec.id, created, "scenario stored");

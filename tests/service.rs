@@ -131,6 +131,7 @@ async fn put(s: &mut ScenarioServiceClient<Channel>, text: String) -> proto::Put
     s.put_scenario(req(
         proto::PutScenarioRequest {
             scenario_json: text,
+            scenario: None,
         },
         PLANNER,
     ))
@@ -332,6 +333,7 @@ async fn invalid_scenario_names_every_field() {
         .put_scenario(req(
             proto::PutScenarioRequest {
                 scenario_json: bad.to_string(),
+                scenario: None,
             },
             PLANNER,
         ))
@@ -351,6 +353,7 @@ async fn invalid_scenario_names_every_field() {
         .put_scenario(req(
             proto::PutScenarioRequest {
                 scenario_json: "{not json".into(),
+                scenario: None,
             },
             PLANNER,
         ))
@@ -491,6 +494,7 @@ async fn tokens_and_roles() {
         .put_scenario(req(
             proto::PutScenarioRequest {
                 scenario_json: tiny().to_string(),
+                scenario: None,
             },
             REGISTRATION,
         ))
@@ -972,6 +976,7 @@ async fn messages_over_the_configured_size_are_refused() {
         .put_scenario(req(
             proto::PutScenarioRequest {
                 scenario_json: national_json(),
+                scenario: None,
             },
             PLANNER,
         ))
@@ -980,5 +985,108 @@ async fn messages_over_the_configured_size_are_refused() {
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
     // Small ones still pass.
     put(&mut s, tiny().to_string()).await;
+    srv.stop().await;
+}
+
+/// The tiny scenario as a structured message.
+fn tiny_proto() -> proto::Scenario {
+    proto::Scenario {
+        format: "examcap/scenario@1".into(),
+        name: "tiny".into(),
+        start_week: "2026-W14".into(),
+        horizon_weeks: 3,
+        exams: vec![proto::Exam {
+            id: "SPK".into(),
+            name: "Spreken B1".into(),
+            resource: "speaking_booth".into(),
+            seat_minutes: 45.0,
+            target_wait_weeks: 1,
+            ..Default::default()
+        }],
+        locations: vec![proto::Location {
+            id: "AMS".into(),
+            name: "Amsterdam".into(),
+            resources: vec![proto::Resource {
+                kind: "speaking_booth".into(),
+                weekly_minutes: 450.0,
+                extra_weekly_minutes: 90.0,
+                extra_cost_per_minute: 0.9,
+            }],
+            unavailable: vec![],
+        }],
+        regions: vec![proto::Region {
+            id: "AMSTERDAM".into(),
+            name: "Groot-Amsterdam".into(),
+            options: vec![proto::RegionOption {
+                location: "AMS".into(),
+                travel_cost: 0.5,
+            }],
+        }],
+        demand: vec![proto::Demand {
+            region: "AMSTERDAM".into(),
+            exam: "SPK".into(),
+            weekly: vec![8.0, 12.0, 10.0],
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_structured_scenario_is_the_same_as_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut s = srv.scenarios().await;
+    let from_json = put(&mut s, tiny().to_string()).await;
+    let from_proto = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: String::new(),
+                scenario: Some(tiny_proto()),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_proto.scenario_id, from_json.scenario_id);
+    assert!(!from_proto.created);
+
+    let mut bad = tiny_proto();
+    bad.demand[0].exam = "NOPE".into();
+    bad.demand[0].weekly[2] = f64::NAN;
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: String::new(),
+                scenario: Some(bad),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<String> = e
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert!(fields.contains(&"demand[0].exam".to_string()), "{fields:?}");
+    assert!(
+        fields.contains(&"demand[0].weekly[2]".to_string()),
+        "{fields:?}"
+    );
+
+    for r in [
+        proto::PutScenarioRequest::default(),
+        proto::PutScenarioRequest {
+            scenario_json: tiny().to_string(),
+            scenario: Some(tiny_proto()),
+        },
+    ] {
+        let e = s.put_scenario(req(r, PLANNER)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+    }
     srv.stop().await;
 }

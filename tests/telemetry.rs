@@ -115,6 +115,7 @@ async fn rpc_and_solver_spans_reach_an_otlp_collector() {
     let id = s
         .put_scenario(req(proto::PutScenarioRequest {
             scenario_json: tiny.to_string(),
+            scenario: None,
         }))
         .await
         .unwrap()
