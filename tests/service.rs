@@ -1090,3 +1090,39 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_solve_does_not_hurt_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut s = srv.scenarios().await;
+    let id = put(&mut s, national_json()).await.scenario_id;
+    {
+        let mut p = srv.plans().await;
+        let mut stream = p.solve(solve_req(&id, PLANNER)).await.unwrap().into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(matches!(first.event, Some(Event::Progress(_))));
+        // Stream, client and channel dropped here, mid-solve.
+    }
+    s.list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .await
+        .unwrap();
+    // The solve finishes on its own and its plan is stored.
+    let mut p = srv.plans().await;
+    let mut stored = false;
+    for _ in 0..600 {
+        let plans = p
+            .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+            .await
+            .unwrap()
+            .into_inner()
+            .plans;
+        if plans.iter().any(|x| x.scenario_id == id) {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored, "the abandoned solve never stored its plan");
+    srv.stop().await;
+}
