@@ -1103,7 +1103,7 @@ impl proto::drill_service_server::DrillService for Api {
     ) -> Result<Response<proto::RunDrillResponse>, Status> {
         let caller = self.check(&req, Rpc::RunDrill)?;
         let deadline = grpc_timeout(req.metadata())
-            .and_then(|d| Instant::now().checked_add(d - deadline_margin(d)));
+            .and_then(|d| Instant::now().checked_add(d.saturating_sub(deadline_margin(d))));
         let r = req.into_inner();
         tracing::Span::current().record("base", r.base_scenario_id.as_str());
         let work = self.drill(caller, r, deadline);
@@ -1145,6 +1145,22 @@ mod tests {
             md.insert("grpc-timeout", MetadataValue::from_static(bad));
             assert_eq!(grpc_timeout(&md), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn deadline_margins_never_underflow() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_secs(3600),
+        ] {
+            let m = deadline_margin(d);
+            assert!(d.saturating_sub(m) <= d);
+        }
+        assert_eq!(
+            deadline_margin(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]

@@ -1126,3 +1126,36 @@ async fn a_client_that_goes_away_mid_solve_does_not_hurt_the_server() {
     assert!(stored, "the abandoned solve never stored its plan");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_deadline_is_deadline_exceeded_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p, mut d) = (srv.scenarios().await, srv.plans().await, srv.drills().await);
+    let id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let mut r = solve_req(&id, PLANNER);
+    r.metadata_mut()
+        .insert("grpc-timeout", "0n".parse().unwrap());
+    let e = solve(&mut p, r).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    let mut r = req(
+        proto::RunDrillRequest {
+            base_scenario_id: id.clone(),
+            shocks: vec![demand_shock("", 0, 0, 2.0)],
+            name: String::new(),
+        },
+        DRILL,
+    );
+    r.metadata_mut()
+        .insert("grpc-timeout", "0n".parse().unwrap());
+    let e = d.run_drill(r).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    solve(&mut p, solve_req(&id, PLANNER)).await.unwrap();
+    srv.stop().await;
+}
