@@ -58,6 +58,19 @@ enum Command {
     Scenario(ScenarioCommand),
     /// Generate the national scenario, solve it and show the plan: the quickest way in.
     Demo(DemoArgs),
+    /// Run the gRPC service (examcap.v1) until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration (listen, data_dir, [[tokens]], limits); EXAMCAP_LISTEN,
+    /// EXAMCAP_DATA_DIR and EXAMCAP_TOKENS override it.
+    #[arg(long, value_name = "examcap.toml")]
+    config: Option<PathBuf>,
+    /// Serve without bearer tokens: every caller acts as a planner (development only).
+    #[arg(long)]
+    allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +183,7 @@ fn main() -> ExitCode {
         Command::Solve(a) => cmd_solve(&a),
         Command::Scenario(ScenarioCommand::Generate(a)) => cmd_generate(&a),
         Command::Demo(a) => cmd_demo(&a),
+        Command::Serve(a) => cmd_serve(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -322,6 +336,34 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
          examcap help\n"
     ));
     emit(&text)
+}
+
+fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
+    use examcap::config::Config;
+    let mut config = match &a.config {
+        Some(path) => {
+            Config::from_file(path).map_err(|e| Failure::Input(format!("examcap: {e}")))?
+        }
+        None => Config::default(),
+    };
+    config
+        .apply_env(|k| std::env::var(k).ok())
+        .map_err(|e| Failure::Input(format!("examcap: {e}")))?;
+    config.allow_unauthenticated |= a.allow_unauthenticated;
+    config
+        .check()
+        .map_err(|e| Failure::Input(format!("examcap: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let telemetry = examcap::telemetry::init(examcap::telemetry::otlp_endpoint_from_env())
+            .map_err(|e| Failure::Internal(anyhow!(e)))?;
+        let served = examcap::server::serve(config).await;
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+        served.map_err(|e| Failure::Internal(anyhow!(e)))
+    })
 }
 
 /// Runs the pipeline with progress on stderr and maps its errors to exit codes.

@@ -1,0 +1,1201 @@
+//! The gRPC handlers of `examcap.v1`, the conversions between proto messages
+//! and solver types, and [`ApiError`]: every failure of a request, with the
+//! one exhaustive mapping to a gRPC status code ([`ApiError::code`]).
+//!
+//! Solves run on tokio's blocking pool (HiGHS is synchronous and CPU-bound)
+//! behind a [`SolveGate`]: at most N at once plus a bounded queue, so a burst
+//! of solve requests is turned away with RESOURCE_EXHAUSTED instead of
+//! piling up. Store calls also run on the blocking pool, since they fsync.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use examcap_solver::duals::CapacityRef;
+use examcap_solver::plan::{PlanError, PlanStatus};
+use examcap_solver::solve::SolveError;
+use examcap_solver::validate::ValidationErrors;
+use examcap_solver::waits::{ExamWaits, Percentile};
+use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::Stream;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tracing::Instrument;
+
+use crate::auth::{Auth, AuthError, Caller, Role, Rpc};
+use crate::drill::{self, CapacityTarget, DemandChange, DrillError, ShockSpec};
+use crate::proto;
+use crate::store::{AuditEntry, PlanRecord, ScenarioRecord, Store, StoreError};
+
+/// Recommendations in a plan summary (the stored plan keeps all of them).
+pub const SUMMARY_RECOMMENDATIONS: usize = 10;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("registration callers may read only the published plan")]
+    NotPublished,
+    #[error("invalid scenario: {}", summarize(.0))]
+    InvalidScenario(ValidationErrors),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("invalid shock: {0}")]
+    InvalidShock(#[from] DrillError),
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("plan {plan_id} has status {status}: only an optimal plan can be published")]
+    NotOptimal { plan_id: String, status: String },
+    #[error("solve queue full: {limit} solves running or queued; try again later")]
+    QueueFull { limit: usize },
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    #[error("the solve was cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summarize(e: &ValidationErrors) -> String {
+    let first = e
+        .errors
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    if e.total > 1 {
+        format!("{first} (and {} more)", e.total - 1)
+    } else {
+        first
+    }
+}
+
+impl ApiError {
+    /// The one place that decides what a failure means to a gRPC client.
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::Auth(AuthError::Missing | AuthError::Unknown) => Code::Unauthenticated,
+            ApiError::Auth(AuthError::Forbidden { .. }) | ApiError::NotPublished => {
+                Code::PermissionDenied
+            }
+            ApiError::InvalidScenario(_)
+            | ApiError::InvalidArgument(_)
+            | ApiError::InvalidShock(_) => Code::InvalidArgument,
+            ApiError::NotFound { .. } => Code::NotFound,
+            ApiError::NotOptimal { .. } => Code::FailedPrecondition,
+            ApiError::QueueFull { .. } => Code::ResourceExhausted,
+            ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ApiError::Cancelled => Code::Cancelled,
+            ApiError::Store(_) | ApiError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let code = e.code();
+        if code == Code::Internal {
+            tracing::error!(error = %e, "request failed");
+        }
+        match &e {
+            ApiError::InvalidScenario(v) => {
+                let violations: Vec<FieldViolation> = v
+                    .errors
+                    .iter()
+                    .map(|f| FieldViolation::new(f.path.clone(), f.message.clone()))
+                    .collect();
+                Status::with_error_details(
+                    code,
+                    e.to_string(),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            ApiError::InvalidShock(d) => Status::with_error_details(
+                code,
+                e.to_string(),
+                ErrorDetails::with_bad_request(vec![FieldViolation::new(
+                    d.path.clone(),
+                    d.message.clone(),
+                )]),
+            ),
+            _ => Status::new(code, e.to_string()),
+        }
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Invalid(v) => ApiError::InvalidScenario(v),
+            PlanError::Solve(s @ SolveError::TimeLimit(_)) => ApiError::DeadlineExceeded(format!(
+                "{s}: no plan; allow more time (a longer gRPC deadline or time_limit_seconds)"
+            )),
+            PlanError::Solve(SolveError::Cancelled) => ApiError::Cancelled,
+            PlanError::Solve(s @ SolveError::Solver(..)) => ApiError::Internal(s.to_string()),
+        }
+    }
+}
+
+/// Whether a plan may be published: only an optimal one, whose cost is minimal.
+pub fn check_publishable(rec: &PlanRecord) -> Result<(), ApiError> {
+    match rec.plan.status {
+        PlanStatus::Optimal => Ok(()),
+        PlanStatus::Stage2TimeLimit => Err(ApiError::NotOptimal {
+            plan_id: rec.id.clone(),
+            status: "stage2_time_limit".into(),
+        }),
+    }
+}
+
+/// Parses a `grpc-timeout` header value (`1..=8` digits and a unit: H, M,
+/// S, m, u, n). `None` if absent or malformed (then there is no deadline).
+pub fn grpc_timeout(md: &MetadataMap) -> Option<Duration> {
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// At most `slots` solves at once, and at most `slots + queue` admitted
+/// (running or waiting); beyond that a solve is refused at once.
+pub struct SolveGate {
+    slots: Arc<Semaphore>,
+    admitted: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// A place in the solve queue; released when dropped.
+pub struct Ticket {
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl SolveGate {
+    pub fn new(slots: usize, queue: usize) -> Self {
+        let slots = slots.max(1);
+        SolveGate {
+            slots: Arc::new(Semaphore::new(slots)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            limit: slots.saturating_add(queue),
+        }
+    }
+
+    /// Takes a place in the queue, or RESOURCE_EXHAUSTED.
+    pub fn admit(&self) -> Result<Ticket, ApiError> {
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .map_err(|_| ApiError::QueueFull { limit: self.limit })?;
+        Ok(Ticket {
+            admitted: self.admitted.clone(),
+        })
+    }
+
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal("solve slots closed".into()))
+    }
+}
+
+/// What the handlers share.
+struct Inner {
+    store: Arc<dyn Store>,
+    auth: Auth,
+    gate: SolveGate,
+}
+
+/// The implementation of every examcap.v1 service; cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Api {
+    pub fn new(store: Arc<dyn Store>, auth: Auth, gate: SolveGate) -> Self {
+        Api {
+            inner: Arc::new(Inner { store, auth, gate }),
+        }
+    }
+
+    pub(crate) fn check<T>(&self, req: &Request<T>, rpc: Rpc) -> Result<Caller, ApiError> {
+        let caller = self.inner.auth.check(req.metadata(), rpc)?;
+        tracing::Span::current().record("caller", caller.name.as_str());
+        Ok(caller)
+    }
+
+    /// Runs a store call on the blocking pool (sled flushes with fsync).
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| ApiError::Internal(format!("storage task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    pub(crate) async fn audit(
+        &self,
+        caller: &Caller,
+        rpc: Rpc,
+        target: &str,
+    ) -> Result<(), ApiError> {
+        let entry = AuditEntry {
+            who: caller.name.clone(),
+            role: caller.role.name().into(),
+            rpc: rpc.name().into(),
+            target: target.into(),
+            unix_time: now_unix(),
+        };
+        self.db(move |s| s.append_audit(&entry)).await
+    }
+
+    pub(crate) async fn scenario_record(&self, id: &str) -> Result<ScenarioRecord, ApiError> {
+        let key = id.to_string();
+        self.db(move |s| s.get_scenario(&key))
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "scenario",
+                id: id.into(),
+            })
+    }
+
+    pub(crate) async fn plan_record(&self, id: &str) -> Result<PlanRecord, ApiError> {
+        let key = id.to_string();
+        self.db(move |s| s.get_plan(&key))
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "plan",
+                id: id.into(),
+            })
+    }
+
+    /// Validates and stores a scenario; returns its record and whether it was new.
+    pub(crate) async fn store_scenario(
+        &self,
+        sc: &Scenario,
+        drill: Option<crate::store::DrillOrigin>,
+    ) -> Result<(ScenarioRecord, bool), ApiError> {
+        let rec = ScenarioRecord {
+            id: sc.content_hash(),
+            name: sc.name.clone(),
+            start_week: sc.start_week.clone(),
+            horizon_weeks: sc.horizon_weeks,
+            created_unix: now_unix(),
+            drill,
+            scenario_json: serde_json::to_string(sc)
+                .map_err(|e| ApiError::Internal(format!("scenario to JSON: {e}")))?,
+        };
+        let r = rec.clone();
+        let created = self.db(move |s| s.put_scenario(&r)).await?;
+        if created {
+            Ok((rec, true))
+        } else {
+            // Keep what was stored first (its time and drill marking).
+            let id = rec.id.clone();
+            Ok((self.scenario_record(&id).await?, false))
+        }
+    }
+
+    /// Reads a stored scenario back into solver types (re-validated: the
+    /// store is trusted, but a corrupt record must not reach the solver).
+    pub(crate) fn load_scenario(rec: &ScenarioRecord) -> Result<Scenario, ApiError> {
+        parse_scenario(rec.scenario_json.as_bytes()).map_err(|e| {
+            ApiError::Internal(format!("stored scenario {} no longer valid: {e}", rec.id))
+        })
+    }
+
+    /// Solves on the blocking pool once a slot is free. `deadline` (from the
+    /// gRPC timeout) caps the time limit, queueing time included.
+    pub(crate) async fn run_solve(
+        &self,
+        ticket: Ticket,
+        sc: Scenario,
+        mut opts: PlanOptions,
+        deadline: Option<Instant>,
+        progress: Option<mpsc::UnboundedSender<Result<proto::SolveEvent, Status>>>,
+    ) -> Result<Plan, ApiError> {
+        let permit = self.inner.gate.slot().await?;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ApiError::DeadlineExceeded(
+                    "the deadline passed while the solve was queued".into(),
+                ));
+            }
+            let left = left.as_secs_f64();
+            opts.time_limit_seconds = Some(opts.time_limit_seconds.map_or(left, |t| t.min(left)));
+        }
+        let span = tracing::Span::current();
+        let job = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            // Held until the solve really ends, even if the client is gone.
+            let _held = (ticket, permit);
+            plan_scenario(&sc, &opts, &|p| {
+                if let Some(tx) = &progress {
+                    // A closed channel means the client went away: stop sending.
+                    let _ = tx.send(Ok(progress_event(p)));
+                }
+            })
+        });
+        job.await
+            .map_err(|e| ApiError::Internal(format!("solve task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    /// Stores a plan under its fingerprint and returns the record.
+    pub(crate) async fn store_plan(
+        &self,
+        plan: Plan,
+        scenario_id: &str,
+        drill: bool,
+    ) -> Result<PlanRecord, ApiError> {
+        let rec = PlanRecord {
+            id: plan.fingerprint(),
+            scenario_id: scenario_id.into(),
+            created_unix: now_unix(),
+            drill,
+            plan,
+        };
+        let r = rec.clone();
+        self.db(move |s| s.put_plan(&r)).await?;
+        Ok(rec)
+    }
+
+    pub(crate) fn gate(&self) -> &SolveGate {
+        &self.inner.gate
+    }
+}
+
+fn progress_event(p: examcap_solver::plan::PlanProgress) -> proto::SolveEvent {
+    proto::SolveEvent {
+        event: Some(proto::solve_event::Event::Progress(proto::Progress {
+            step: p.step.name().into(),
+            done: u32::try_from(p.done).unwrap_or(u32::MAX),
+            total: u32::try_from(p.total).unwrap_or(u32::MAX),
+            elapsed_seconds: p.elapsed.as_secs_f64(),
+        })),
+    }
+}
+
+/// Solve options from a request, checked.
+fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
+    let mut o = PlanOptions::default();
+    if r.session_minutes != 0.0 {
+        if !(r.session_minutes.is_finite() && r.session_minutes > 0.0 && r.session_minutes <= 1e6) {
+            return Err(ApiError::InvalidArgument(format!(
+                "session_minutes: must be in (0, 1e6], got {}",
+                r.session_minutes
+            )));
+        }
+        o.session_minutes = r.session_minutes;
+    }
+    if r.recommendations != 0 {
+        o.recommendations = r.recommendations.min(10_000) as usize;
+    }
+    if r.time_limit_seconds != 0.0 {
+        if !(r.time_limit_seconds.is_finite() && r.time_limit_seconds > 0.0) {
+            return Err(ApiError::InvalidArgument(format!(
+                "time_limit_seconds: must be a number of seconds > 0, got {}",
+                r.time_limit_seconds
+            )));
+        }
+        o.time_limit_seconds = Some(r.time_limit_seconds);
+    }
+    Ok(o)
+}
+
+fn status_proto(s: PlanStatus) -> proto::PlanStatus {
+    match s {
+        PlanStatus::Optimal => proto::PlanStatus::Optimal,
+        PlanStatus::Stage2TimeLimit => proto::PlanStatus::Stage2TimeLimit,
+    }
+}
+
+fn percentile(p: Option<Percentile>) -> Option<proto::Percentile> {
+    p.map(|p| proto::Percentile {
+        weeks: p.weeks,
+        at_least: p.at_least,
+    })
+}
+
+pub(crate) fn exam_wait(w: &ExamWaits) -> proto::ExamWait {
+    proto::ExamWait {
+        exam: w.exam.clone(),
+        target_weeks: w.target_weeks,
+        p50: percentile(w.p50),
+        p90: percentile(w.p90),
+        max: percentile(w.max),
+        served_candidates: w.served_candidates,
+        late_candidates: w.late_candidates,
+        beyond_candidates: w.beyond_candidates,
+        censored_candidates: w.censored_candidates,
+    }
+}
+
+/// Extra capacity the integral plan uses.
+pub(crate) fn extra_capacity(plan: &Plan) -> proto::ExtraCapacity {
+    proto::ExtraCapacity {
+        seat_minutes: plan.extra_seats.iter().map(|e| e.minutes).sum(),
+        seat_cost: plan.rounded.extra_seat_cost,
+        rater_minutes: plan.extra_raters.iter().map(|e| e.minutes).sum(),
+        rater_cost: plan.rounded.extra_rater_cost,
+    }
+}
+
+/// The headline numbers of a stored plan.
+pub fn summary(rec: &PlanRecord) -> proto::PlanSummary {
+    let plan = &rec.plan;
+    proto::PlanSummary {
+        plan_id: rec.id.clone(),
+        scenario_id: rec.scenario_id.clone(),
+        status: status_proto(plan.status) as i32,
+        stage1_violation: plan.stage1_violation,
+        stage2_cost: plan.stage2_cost,
+        rounded_violation: plan.rounded.violation,
+        rounded_cost: plan.rounded.cost,
+        waits: plan.waits.iter().map(exam_wait).collect(),
+        recommendations: plan
+            .recommendations
+            .iter()
+            .take(SUMMARY_RECOMMENDATIONS)
+            .map(|r| {
+                let (capacity, location, kind, pool) = match &r.capacity {
+                    CapacityRef::Seats { location, kind } => {
+                        ("seats", location.clone(), kind.clone(), String::new())
+                    }
+                    CapacityRef::Raters { pool } => {
+                        ("raters", String::new(), String::new(), pool.clone())
+                    }
+                };
+                proto::Recommendation {
+                    capacity: capacity.into(),
+                    location,
+                    kind,
+                    pool,
+                    week: u32::try_from(r.week).unwrap_or(u32::MAX),
+                    session_minutes: r.session_minutes,
+                    violation_reduction: r.violation_reduction,
+                    cost_reduction: r.cost_reduction,
+                }
+            })
+            .collect(),
+        extra: Some(extra_capacity(plan)),
+        drill: rec.drill,
+        solve_seconds: plan.seconds.total,
+    }
+}
+
+/// A structured proto scenario in solver types, unchecked: the caller runs
+/// `validate_scenario` on it, exactly as on a parsed JSON document.
+pub fn scenario_from_proto(p: proto::Scenario) -> Scenario {
+    use examcap_solver::scenario as s;
+    let unavailable = |u: Vec<proto::Unavailable>| {
+        u.into_iter()
+            .map(|u| s::Unavailable {
+                from_week: u.from_week,
+                to_week: u.to_week,
+                factor: u.factor,
+            })
+            .collect()
+    };
+    Scenario {
+        format: p.format,
+        name: p.name,
+        start_week: p.start_week,
+        horizon_weeks: p.horizon_weeks as usize,
+        exams: p
+            .exams
+            .into_iter()
+            .map(|e| s::Exam {
+                id: e.id,
+                name: e.name,
+                resource: e.resource,
+                seat_minutes: e.seat_minutes,
+                rating_pool: e.rating_pool,
+                rating_minutes: e.rating_minutes,
+                target_wait_weeks: e.target_wait_weeks,
+                priority: e.priority.unwrap_or(1.0),
+            })
+            .collect(),
+        locations: p
+            .locations
+            .into_iter()
+            .map(|l| s::Location {
+                id: l.id,
+                name: l.name,
+                resources: l
+                    .resources
+                    .into_iter()
+                    .map(|r| s::Resource {
+                        kind: r.kind,
+                        weekly_minutes: r.weekly_minutes,
+                        extra_weekly_minutes: r.extra_weekly_minutes,
+                        extra_cost_per_minute: r.extra_cost_per_minute,
+                    })
+                    .collect(),
+                unavailable: unavailable(l.unavailable),
+            })
+            .collect(),
+        rating_pools: p
+            .rating_pools
+            .into_iter()
+            .map(|q| s::RatingPool {
+                id: q.id,
+                weekly_minutes: q.weekly_minutes,
+                extra_weekly_minutes: q.extra_weekly_minutes,
+                extra_cost_per_minute: q.extra_cost_per_minute,
+                unavailable: unavailable(q.unavailable),
+            })
+            .collect(),
+        regions: p
+            .regions
+            .into_iter()
+            .map(|r| s::Region {
+                id: r.id,
+                name: r.name,
+                options: r
+                    .options
+                    .into_iter()
+                    .map(|o| s::RegionOption {
+                        location: o.location,
+                        travel_cost: o.travel_cost,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        demand: p
+            .demand
+            .into_iter()
+            .map(|d| s::Demand {
+                region: d.region,
+                exam: d.exam,
+                weekly: d.weekly,
+            })
+            .collect(),
+        backlog: p
+            .backlog
+            .into_iter()
+            .map(|b| s::Backlog {
+                region: b.region,
+                exam: b.exam,
+                registered_week: b.registered_week,
+                candidates: b.candidates,
+            })
+            .collect(),
+        weights: p.weights.map_or_else(s::Weights::default, |w| s::Weights {
+            waiting_per_candidate_week: w.waiting_per_candidate_week,
+        }),
+    }
+}
+
+fn scenario_info(r: &ScenarioRecord) -> proto::ScenarioInfo {
+    proto::ScenarioInfo {
+        scenario_id: r.id.clone(),
+        name: r.name.clone(),
+        start_week: r.start_week.clone(),
+        horizon_weeks: u32::try_from(r.horizon_weeks).unwrap_or(u32::MAX),
+        created_unix: r.created_unix,
+        drill: r.drill.is_some(),
+        base_scenario_id: r
+            .drill
+            .as_ref()
+            .map(|d| d.base_scenario_id.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The GetPlan filters.
+#[derive(Debug, Default)]
+pub struct PlanFilter {
+    pub exam: Option<String>,
+    pub location: Option<String>,
+    pub from_week: Option<i64>,
+    pub to_week: Option<i64>,
+}
+
+impl PlanFilter {
+    fn is_empty(&self) -> bool {
+        self.exam.is_none()
+            && self.location.is_none()
+            && self.from_week.is_none()
+            && self.to_week.is_none()
+    }
+
+    fn week(&self, w: i64) -> bool {
+        self.from_week.is_none_or(|f| w >= f) && self.to_week.is_none_or(|t| w <= t)
+    }
+
+    /// Applies the filter to allocation, extras and cohorts. `sc` tells the
+    /// resource kind and rater pool of the filtered exam.
+    pub fn apply(&self, plan: &mut Plan, sc: Option<&Scenario>) -> Result<(), ApiError> {
+        let (kind, pool) = match (&self.exam, sc) {
+            (Some(e), Some(sc)) => {
+                let exam = sc.exams.iter().find(|x| &x.id == e).ok_or_else(|| {
+                    ApiError::InvalidArgument(format!("exam: {e:?} is not an exam of the scenario"))
+                })?;
+                (Some(exam.resource.clone()), exam.rating_pool.clone())
+            }
+            _ => (None, None),
+        };
+        let exam_ok = |e: &str| self.exam.as_deref().is_none_or(|x| x == e);
+        let loc_ok = |l: &str| self.location.as_deref().is_none_or(|x| x == l);
+        plan.allocation
+            .retain(|a| exam_ok(&a.exam) && loc_ok(&a.location) && self.week(a.week as i64));
+        plan.extra_seats.retain(|x| {
+            loc_ok(&x.location)
+                && self.week(x.week as i64)
+                && kind.as_deref().is_none_or(|k| k == x.kind)
+        });
+        plan.extra_raters.retain(|x| {
+            self.week(x.week as i64)
+                && (self.exam.is_none() || pool.as_deref().is_some_and(|p| p == x.pool))
+        });
+        plan.cohorts.retain_mut(|s| {
+            s.cohorts.retain(|c| self.week(c.registered_week));
+            exam_ok(&s.exam) && !s.cohorts.is_empty()
+        });
+        Ok(())
+    }
+}
+
+type SolveStream = Pin<Box<dyn Stream<Item = Result<proto::SolveEvent, Status>> + Send>>;
+
+impl Api {
+    /// A plan (optionally filtered) as a response.
+    async fn plan_response(
+        &self,
+        rec: PlanRecord,
+        filter: &PlanFilter,
+    ) -> Result<(proto::PlanSummary, String), ApiError> {
+        let summary = summary(&rec);
+        let mut plan = rec.plan;
+        if !filter.is_empty() {
+            let sc = if filter.exam.is_some() {
+                let srec = self.scenario_record(&rec.scenario_id).await?;
+                Some(Self::load_scenario(&srec)?)
+            } else {
+                None
+            };
+            filter.apply(&mut plan, sc.as_ref())?;
+        }
+        let json = serde_json::to_string(&plan)
+            .map_err(|e| ApiError::Internal(format!("plan to JSON: {e}")))?;
+        Ok((summary, json))
+    }
+}
+
+#[tonic::async_trait]
+impl proto::scenario_service_server::ScenarioService for Api {
+    #[tracing::instrument(name = "ScenarioService/PutScenario", skip_all, fields(caller))]
+    async fn put_scenario(
+        &self,
+        req: Request<proto::PutScenarioRequest>,
+    ) -> Result<Response<proto::PutScenarioResponse>, Status> {
+        let caller = self.check(&req, Rpc::PutScenario)?;
+        let r = req.into_inner();
+        let sc =
+            tokio::task::spawn_blocking(move || match (r.scenario_json.is_empty(), r.scenario) {
+                (false, None) => {
+                    parse_scenario(r.scenario_json.as_bytes()).map_err(ApiError::InvalidScenario)
+                }
+                (true, Some(p)) => {
+                    let sc = scenario_from_proto(p);
+                    examcap_solver::validate::validate_scenario(&sc)
+                        .map(|()| sc)
+                        .map_err(ApiError::InvalidScenario)
+                }
+                (false, Some(_)) => Err(ApiError::InvalidArgument(
+                    "set one of scenario_json and scenario, not both".into(),
+                )),
+                (true, None) => Err(ApiError::InvalidArgument(
+                    "scenario_json: required (or a structured scenario)".into(),
+                )),
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))??;
+        let (rec, created) = self.store_scenario(&sc, None).await?;
+        self.audit(&caller, Rpc::PutScenario, &rec.id).await?;
+        tracing::info!(scenario = %rec.id, created, "scenario stored");
+        Ok(Response::new(proto::PutScenarioResponse {
+            scenario_id: rec.id.clone(),
+            created,
+            scenario: Some(scenario_info(&rec)),
+        }))
+    }
+
+    #[tracing::instrument(name = "ScenarioService/GetScenario", skip_all, fields(caller))]
+    async fn get_scenario(
+        &self,
+        req: Request<proto::GetScenarioRequest>,
+    ) -> Result<Response<proto::GetScenarioResponse>, Status> {
+        self.check(&req, Rpc::GetScenario)?;
+        let rec = self.scenario_record(&req.get_ref().scenario_id).await?;
+        Ok(Response::new(proto::GetScenarioResponse {
+            scenario: Some(scenario_info(&rec)),
+            scenario_json: rec.scenario_json,
+        }))
+    }
+
+    #[tracing::instrument(name = "ScenarioService/ListScenarios", skip_all, fields(caller))]
+    async fn list_scenarios(
+        &self,
+        req: Request<proto::ListScenariosRequest>,
+    ) -> Result<Response<proto::ListScenariosResponse>, Status> {
+        self.check(&req, Rpc::ListScenarios)?;
+        let all = self.db(|s| s.list_scenarios()).await?;
+        Ok(Response::new(proto::ListScenariosResponse {
+            scenarios: all.iter().map(scenario_info).collect(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl proto::plan_service_server::PlanService for Api {
+    type SolveStream = SolveStream;
+
+    #[tracing::instrument(name = "PlanService/Solve", skip_all, fields(caller, scenario))]
+    async fn solve(
+        &self,
+        req: Request<proto::SolveRequest>,
+    ) -> Result<Response<Self::SolveStream>, Status> {
+        let caller = self.check(&req, Rpc::Solve)?;
+        let deadline = grpc_timeout(req.metadata()).and_then(|d| Instant::now().checked_add(d));
+        let r = req.into_inner();
+        tracing::Span::current().record("scenario", r.scenario_id.as_str());
+        let opts = plan_options(&r)?;
+        let rec = self.scenario_record(&r.scenario_id).await?;
+        let sc = Self::load_scenario(&rec)?;
+        // Admitted before the stream starts, so a full queue is the call's status.
+        let ticket = self.gate().admit()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let api = self.clone();
+        let scenario_id = rec.id;
+        tokio::spawn(
+            async move {
+                let result = api
+                    .run_solve(ticket, sc, opts, deadline, Some(tx.clone()))
+                    .await;
+                let event = match result {
+                    Ok(plan) => match api.store_plan(plan, &scenario_id, false).await {
+                        Ok(rec) => {
+                            let audited = api.audit(&caller, Rpc::Solve, &rec.id).await;
+                            tracing::info!(plan = %rec.id, "plan stored");
+                            audited.map(|()| proto::SolveEvent {
+                                event: Some(proto::solve_event::Event::Done(summary(&rec))),
+                            })
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(event.map_err(|e| {
+                    tracing::warn!(error = %e, "solve failed");
+                    Status::from(e)
+                }));
+            }
+            .in_current_span(),
+        );
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    #[tracing::instrument(name = "PlanService/GetPlan", skip_all, fields(caller, plan))]
+    async fn get_plan(
+        &self,
+        req: Request<proto::GetPlanRequest>,
+    ) -> Result<Response<proto::GetPlanResponse>, Status> {
+        let caller = self.check(&req, Rpc::GetPlan)?;
+        let r = req.into_inner();
+        tracing::Span::current().record("plan", r.plan_id.as_str());
+        if caller.role == Role::Registration {
+            let published = self.db(|s| s.published()).await?;
+            if published.as_deref() != Some(r.plan_id.as_str()) {
+                return Err(ApiError::NotPublished.into());
+            }
+        }
+        if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
+            if f > t {
+                return Err(ApiError::InvalidArgument(format!(
+                    "from_week {f} is after to_week {t}"
+                ))
+                .into());
+            }
+        }
+        let filter = PlanFilter {
+            exam: Some(r.exam).filter(|s| !s.is_empty()),
+            location: Some(r.location).filter(|s| !s.is_empty()),
+            from_week: r.from_week,
+            to_week: r.to_week,
+        };
+        let rec = self.plan_record(&r.plan_id).await?;
+        let (summary, plan_json) = self.plan_response(rec, &filter).await?;
+        Ok(Response::new(proto::GetPlanResponse {
+            summary: Some(summary),
+            plan_json,
+        }))
+    }
+
+    #[tracing::instrument(name = "PlanService/ListPlans", skip_all, fields(caller))]
+    async fn list_plans(
+        &self,
+        req: Request<proto::ListPlansRequest>,
+    ) -> Result<Response<proto::ListPlansResponse>, Status> {
+        self.check(&req, Rpc::ListPlans)?;
+        let scenario = req.into_inner().scenario_id;
+        let (plans, published) = self.db(|s| Ok((s.list_plans()?, s.published()?))).await?;
+        let plans = plans
+            .iter()
+            .filter(|p| scenario.is_empty() || p.scenario_id == scenario)
+            .map(|p| proto::PlanInfo {
+                plan_id: p.id.clone(),
+                scenario_id: p.scenario_id.clone(),
+                status: status_proto(p.plan.status) as i32,
+                stage1_violation: p.plan.stage1_violation,
+                stage2_cost: p.plan.stage2_cost,
+                created_unix: p.created_unix,
+                published: published.as_deref() == Some(p.id.as_str()),
+                drill: p.drill,
+            })
+            .collect();
+        Ok(Response::new(proto::ListPlansResponse { plans }))
+    }
+
+    #[tracing::instrument(name = "PlanService/Publish", skip_all, fields(caller, plan))]
+    async fn publish(
+        &self,
+        req: Request<proto::PublishRequest>,
+    ) -> Result<Response<proto::PublishResponse>, Status> {
+        let caller = self.check(&req, Rpc::Publish)?;
+        let id = req.into_inner().plan_id;
+        tracing::Span::current().record("plan", id.as_str());
+        let rec = self.plan_record(&id).await?;
+        check_publishable(&rec)?;
+        let key = id.clone();
+        let previous = self.db(move |s| s.set_published(&key)).await?;
+        self.audit(&caller, Rpc::Publish, &id).await?;
+        tracing::info!(plan = %id, previous = previous.as_deref().unwrap_or(""), "plan published");
+        Ok(Response::new(proto::PublishResponse {
+            plan_id: id,
+            previous_plan_id: previous.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(name = "PlanService/GetPublished", skip_all, fields(caller))]
+    async fn get_published(
+        &self,
+        req: Request<proto::GetPublishedRequest>,
+    ) -> Result<Response<proto::GetPublishedResponse>, Status> {
+        self.check(&req, Rpc::GetPublished)?;
+        let id = self
+            .db(|s| s.published())
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "published plan",
+                id: String::new(),
+            })?;
+        let rec = self.plan_record(&id).await?;
+        let (summary, plan_json) = self.plan_response(rec, &PlanFilter::default()).await?;
+        Ok(Response::new(proto::GetPublishedResponse {
+            summary: Some(summary),
+            plan_json,
+        }))
+    }
+}
+
+/// A proto shock in scenario terms; `i` is its index, for error paths.
+fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, ApiError> {
+    use proto::capacity_shock::Target;
+    use proto::demand_shock::Change;
+    use proto::shock::Kind;
+    let missing = |field: &str, what: &str| {
+        ApiError::InvalidShock(DrillError {
+            path: format!("shocks[{i}].{field}"),
+            message: format!("missing: set {what}"),
+        })
+    };
+    let nonempty = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    match &s.kind {
+        Some(Kind::Demand(d)) => Ok(ShockSpec::Demand {
+            region: nonempty(&d.region),
+            exam: nonempty(&d.exam),
+            from_week: d.from_week as usize,
+            to_week: d.to_week as usize,
+            change: match d.change {
+                Some(Change::Multiplier(m)) => DemandChange::Multiplier(m),
+                Some(Change::Delta(x)) => DemandChange::Delta(x),
+                None => return Err(missing("demand", "multiplier or delta")),
+            },
+        }),
+        Some(Kind::Capacity(c)) => Ok(ShockSpec::Capacity {
+            target: match &c.target {
+                Some(Target::Location(l)) => CapacityTarget::Location(l.clone()),
+                Some(Target::RatingPool(q)) => CapacityTarget::RatingPool(q.clone()),
+                None => return Err(missing("capacity", "location or rating_pool")),
+            },
+            from_week: c.from_week as usize,
+            to_week: c.to_week as usize,
+            factor: c.factor,
+        }),
+        None => Err(missing("kind", "demand or capacity")),
+    }
+}
+
+fn wait_changes(before: &Plan, after: &Plan) -> Vec<proto::WaitChange> {
+    let mut exams: Vec<&str> = before.waits.iter().map(|w| w.exam.as_str()).collect();
+    for w in &after.waits {
+        if !exams.contains(&w.exam.as_str()) {
+            exams.push(&w.exam);
+        }
+    }
+    exams
+        .into_iter()
+        .map(|e| proto::WaitChange {
+            exam: e.to_string(),
+            before: before.waits.iter().find(|w| w.exam == e).map(exam_wait),
+            after: after.waits.iter().find(|w| w.exam == e).map(exam_wait),
+        })
+        .collect()
+}
+
+impl Api {
+    /// The plan a drill compares with: the published plan if it is of the
+    /// base scenario, else the newest optimal plan of it, else a fresh solve.
+    async fn base_plan(
+        &self,
+        base: &ScenarioRecord,
+        sc: &Scenario,
+        deadline: Option<Instant>,
+    ) -> Result<PlanRecord, ApiError> {
+        let (plans, published) = self.db(|s| Ok((s.list_plans()?, s.published()?))).await?;
+        let mut of_base: Vec<PlanRecord> = plans
+            .into_iter()
+            .filter(|p| p.scenario_id == base.id)
+            .collect();
+        if let Some(p) = of_base
+            .iter()
+            .position(|p| published.as_deref() == Some(p.id.as_str()))
+        {
+            return Ok(of_base.swap_remove(p));
+        }
+        if let Some(p) = of_base
+            .iter()
+            .rposition(|p| p.plan.status == PlanStatus::Optimal)
+        {
+            return Ok(of_base.swap_remove(p));
+        }
+        let ticket = self.gate().admit()?;
+        let plan = self
+            .run_solve(ticket, sc.clone(), PlanOptions::default(), deadline, None)
+            .await?;
+        self.store_plan(plan, &base.id, false).await
+    }
+}
+
+/// Part of a unary call's deadline kept back so that the handler answers
+/// DEADLINE_EXCEEDED itself before tonic's own timeout cancels the call
+/// (tonic reports an expired server-side timeout as CANCELLED).
+fn deadline_margin(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(500))
+}
+
+impl Api {
+    async fn drill(
+        &self,
+        caller: Caller,
+        r: proto::RunDrillRequest,
+        deadline: Option<Instant>,
+    ) -> Result<proto::RunDrillResponse, ApiError> {
+        if r.shocks.is_empty() {
+            return Err(ApiError::InvalidArgument(
+                "shocks: give at least one shock".into(),
+            ));
+        }
+        let shocks = r
+            .shocks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| shock_spec(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let base_rec = self.scenario_record(&r.base_scenario_id).await?;
+        let base_sc = Self::load_scenario(&base_rec)?;
+        let name = if r.name.is_empty() {
+            format!("{}+drill", base_sc.name)
+        } else {
+            r.name
+        };
+        let shocked = drill::apply(&base_sc, &shocks, &name).map_err(ApiError::from)?;
+        examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
+
+        let base_plan = self.base_plan(&base_rec, &base_sc, deadline).await?;
+        let origin = crate::store::DrillOrigin {
+            base_scenario_id: base_rec.id.clone(),
+            shocks: serde_json::to_value(&shocks)
+                .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
+        };
+        let (drill_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
+        let ticket = self.gate().admit()?;
+        let plan = self
+            .run_solve(ticket, shocked, PlanOptions::default(), deadline, None)
+            .await?;
+        let drill_plan = self.store_plan(plan, &drill_rec.id, true).await?;
+        self.audit(&caller, Rpc::RunDrill, &drill_plan.id).await?;
+        tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");
+
+        let (b, d) = (&base_plan.plan, &drill_plan.plan);
+        Ok(proto::RunDrillResponse {
+            drill_scenario_id: drill_rec.id.clone(),
+            drill: Some(summary(&drill_plan)),
+            base: Some(summary(&base_plan)),
+            comparison: Some(proto::Comparison {
+                delta_violation: d.stage1_violation - b.stage1_violation,
+                delta_cost: d.stage2_cost - b.stage2_cost,
+                waits: wait_changes(b, d),
+                extra_before: Some(extra_capacity(b)),
+                extra_after: Some(extra_capacity(d)),
+            }),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl proto::drill_service_server::DrillService for Api {
+    #[tracing::instrument(name = "DrillService/RunDrill", skip_all, fields(caller, base))]
+    async fn run_drill(
+        &self,
+        req: Request<proto::RunDrillRequest>,
+    ) -> Result<Response<proto::RunDrillResponse>, Status> {
+        let caller = self.check(&req, Rpc::RunDrill)?;
+        let deadline = grpc_timeout(req.metadata())
+            .and_then(|d| Instant::now().checked_add(d.saturating_sub(deadline_margin(d))));
+        let r = req.into_inner();
+        tracing::Span::current().record("base", r.base_scenario_id.as_str());
+        let work = self.drill(caller, r, deadline);
+        let out = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::DeadlineExceeded(
+                        "the drill did not finish before the deadline".into(),
+                    ))
+                }),
+            None => work.await,
+        };
+        Ok(Response::new(out?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::metadata::MetadataValue;
+
+    #[test]
+    fn grpc_timeout_units() {
+        let mut md = MetadataMap::new();
+        assert_eq!(grpc_timeout(&md), None);
+        for (v, d) in [
+            ("50m", Duration::from_millis(50)),
+            ("2S", Duration::from_secs(2)),
+            ("1H", Duration::from_secs(3600)),
+            ("3M", Duration::from_secs(180)),
+            ("7u", Duration::from_micros(7)),
+            ("9n", Duration::from_nanos(9)),
+        ] {
+            md.insert("grpc-timeout", MetadataValue::from_static(v));
+            assert_eq!(grpc_timeout(&md), Some(d), "{v}");
+        }
+        for bad in ["m", "5x", "-5m", "123456789m", "5.0S"] {
+            md.insert("grpc-timeout", MetadataValue::from_static(bad));
+            assert_eq!(grpc_timeout(&md), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn deadline_margins_never_underflow() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_secs(3600),
+        ] {
+            let m = deadline_margin(d);
+            assert!(d.saturating_sub(m) <= d);
+        }
+        assert_eq!(
+            deadline_margin(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn gate_admits_slots_plus_queue() {
+        let g = SolveGate::new(1, 1);
+        let a = g.admit().unwrap();
+        let _b = g.admit().unwrap();
+        assert_eq!(
+            g.admit().err().map(|e| e.code()),
+            Some(Code::ResourceExhausted)
+        );
+        drop(a);
+        assert!(g.admit().is_ok());
+    }
+
+    #[test]
+    fn codes_mean_what_they_say() {
+        assert_eq!(
+            ApiError::from(AuthError::Missing).code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            ApiError::NotOptimal {
+                plan_id: "p".into(),
+                status: "s".into()
+            }
+            .code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            ApiError::from(PlanError::Solve(SolveError::TimeLimit(
+                examcap_solver::solve::Stage::Stage1
+            )))
+            .code(),
+            Code::DeadlineExceeded
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Server configuration: a TOML file, then environment overrides
+//! (`EXAMCAP_LISTEN`, `EXAMCAP_DATA_DIR`, `EXAMCAP_TOKENS`), then flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:50051"
+//! data_dir = "examcap-data"
+//! max_message_bytes = 33554432
+//! max_concurrent_solves = 2
+//! solve_queue = 8
+//! [[tokens]]
+//! name = "planning-team"
+//! role = "planner"
+//! token = "change-me"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Role, Token};
+
+/// Default for [`Config::max_message_bytes`]: 32 MiB, twice the largest
+/// scenario document, so a full scenario always fits in a request.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Default for [`Config::solve_queue`].
+pub const DEFAULT_SOLVE_QUEUE: usize = 8;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{var}: {message}")]
+    Env { var: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// TLS certificate chain and private key (PEM files), as `[tls]` in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Everything the server needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address `examcap serve` listens on.
+    pub listen: SocketAddr,
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// Bearer tokens and their roles.
+    pub tokens: Vec<Token>,
+    /// Serve without tokens (every caller is an anonymous planner). Refused
+    /// unless set, so a forgotten token list never opens the service.
+    pub allow_unauthenticated: bool,
+    /// Largest gRPC message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Solves running at once; 0 = the number of cores.
+    pub max_concurrent_solves: usize,
+    /// Solves waiting for a slot before further ones get RESOURCE_EXHAUSTED.
+    pub solve_queue: usize,
+    /// Serve TLS (rustls, ring) with this certificate chain and key;
+    /// plaintext HTTP/2 when absent.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("examcap-data"),
+            tokens: Vec::new(),
+            allow_unauthenticated: false,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_solves: 0,
+            solve_queue: DEFAULT_SOLVE_QUEUE,
+            tls: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file (missing keys take their defaults).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies `EXAMCAP_LISTEN`, `EXAMCAP_DATA_DIR` and `EXAMCAP_TOKENS`
+    /// (`name:role:token,...`, replacing the file's tokens) from `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("EXAMCAP_LISTEN") {
+            self.listen = v.trim().parse().map_err(|e| ConfigError::Env {
+                var: "EXAMCAP_LISTEN",
+                message: format!("{v:?} is not an address like 127.0.0.1:50051: {e}"),
+            })?;
+        }
+        if let Some(v) = get("EXAMCAP_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("EXAMCAP_TOKENS") {
+            self.tokens = parse_tokens(&v).map_err(|message| ConfigError::Env {
+                var: "EXAMCAP_TOKENS",
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Solves that may run at once.
+    pub fn solve_slots(&self) -> usize {
+        if self.max_concurrent_solves == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.max_concurrent_solves
+        }
+    }
+
+    /// Rejects configurations the server cannot run with.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.tokens.is_empty() && !self.allow_unauthenticated {
+            return Err(ConfigError::Invalid(
+                "no tokens configured: add [[tokens]] to the config or set EXAMCAP_TOKENS, \
+                 or pass --allow-unauthenticated to serve without authentication"
+                    .into(),
+            ));
+        }
+        for t in &self.tokens {
+            if t.token.len() < 8 {
+                return Err(ConfigError::Invalid(format!(
+                    "token of {:?} is shorter than 8 characters",
+                    t.name
+                )));
+            }
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_message_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `name:role:token,...`.
+pub fn parse_tokens(s: &str) -> Result<Vec<Token>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut it = p.splitn(3, ':');
+            match (it.next(), it.next(), it.next()) {
+                (Some(name), Some(role), Some(token)) if !name.is_empty() && !token.is_empty() => {
+                    Ok(Token {
+                        name: name.to_string(),
+                        role: role.parse::<Role>()?,
+                        token: token.to_string(),
+                    })
+                }
+                _ => Err(format!(
+                    "expected name:role:token (comma-separated), got an entry for {:?}",
+                    p.split(':').next().unwrap_or("")
+                )),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("examcap.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:6000\"\nsolve_queue = 2\n[[tokens]]\nname = \"a\"\nrole = \"planner\"\ntoken = \"aaaaaaaaaa\"\n",
+        )
+        .unwrap();
+        let mut c = Config::from_file(&f).unwrap();
+        assert_eq!(c.solve_queue, 2);
+        assert_eq!(c.tokens[0].role, Role::Planner);
+        assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        c.apply_env(|k| match k {
+            "EXAMCAP_LISTEN" => Some("0.0.0.0:7000".into()),
+            "EXAMCAP_TOKENS" => Some("r:registration:rrrrrrrrrr, d:drill:dd:dddddddd".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.tokens.len(), 2);
+        assert_eq!(c.tokens[1].token, "dd:dddddddd");
+        c.check().unwrap();
+        assert!(parse_tokens("x:boss:yyyyyyyy").is_err());
+        assert!(parse_tokens("x:planner").is_err());
+        assert!(Config::default().check().is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! What-if drills as plain transforms of a [`Scenario`]: a demand shock
+//! multiplies or shifts the weekly forecasts of matching (region, exam)
+//! rows; a capacity shock appends an `unavailable` range with its factor to
+//! a location or rater pool (factors multiply, as DESIGN.md defines). The
+//! result is an ordinary scenario, validated and solved like any other, so
+//! a drill needs no special path through the solver.
+
+use examcap_solver::scenario::{Scenario, Unavailable};
+use serde::{Deserialize, Serialize};
+
+/// How a demand shock changes each affected weekly forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemandChange {
+    /// new = old · m (m ≥ 0).
+    Multiplier(f64),
+    /// new = max(0, old + d).
+    Delta(f64),
+}
+
+/// What a capacity shock hits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityTarget {
+    Location(String),
+    RatingPool(String),
+}
+
+/// One shock, in scenario terms (week indices 0-based, inclusive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ShockSpec {
+    Demand {
+        /// `None`: every region.
+        region: Option<String>,
+        /// `None`: every exam.
+        exam: Option<String>,
+        from_week: usize,
+        to_week: usize,
+        change: DemandChange,
+    },
+    Capacity {
+        target: CapacityTarget,
+        from_week: usize,
+        to_week: usize,
+        /// In [0, 1].
+        factor: f64,
+    },
+}
+
+/// A shock that does not fit the scenario, with its path in the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct DrillError {
+    /// e.g. `shocks[2].demand.exam`.
+    pub path: String,
+    pub message: String,
+}
+
+fn err(i: usize, field: &str, message: impl Into<String>) -> DrillError {
+    DrillError {
+        path: format!("shocks[{i}].{field}"),
+        message: message.into(),
+    }
+}
+
+/// Applies the shocks in order to a copy of `base`, renamed to `name`.
+/// Weeks past the horizon are ignored (clipped), as in the scenario format.
+pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenario, DrillError> {
+    let mut sc = base.clone();
+    sc.name = name.to_string();
+    for (i, shock) in shocks.iter().enumerate() {
+        match shock {
+            ShockSpec::Demand {
+                region,
+                exam,
+                from_week,
+                to_week,
+                change,
+            } => {
+                if from_week > to_week {
+                    return Err(err(i, "demand.to_week", "must be >= from_week"));
+                }
+                if let Some(r) = region {
+                    if !sc.regions.iter().any(|x| &x.id == r) {
+                        return Err(err(i, "demand.region", format!("unknown region {r:?}")));
+                    }
+                }
+                if let Some(e) = exam {
+                    if !sc.exams.iter().any(|x| &x.id == e) {
+                        return Err(err(i, "demand.exam", format!("unknown exam {e:?}")));
+                    }
+                }
+                let f: Box<dyn Fn(f64) -> f64> = match *change {
+                    DemandChange::Multiplier(m) if m.is_finite() && m >= 0.0 => {
+                        Box::new(move |v| v * m)
+                    }
+                    DemandChange::Delta(d) if d.is_finite() => Box::new(move |v| (v + d).max(0.0)),
+                    DemandChange::Multiplier(m) => {
+                        return Err(err(
+                            i,
+                            "demand.multiplier",
+                            format!("must be a finite number >= 0, got {m}"),
+                        ))
+                    }
+                    DemandChange::Delta(d) => {
+                        return Err(err(
+                            i,
+                            "demand.delta",
+                            format!("must be a finite number, got {d}"),
+                        ))
+                    }
+                };
+                for row in &mut sc.demand {
+                    let hit = region.as_ref().is_none_or(|r| &row.region == r)
+                        && exam.as_ref().is_none_or(|e| &row.exam == e);
+                    if hit {
+                        let last = (*to_week).min(row.weekly.len().saturating_sub(1));
+                        for w in row.weekly.iter_mut().take(last + 1).skip(*from_week) {
+                            *w = f(*w);
+                        }
+                    }
+                }
+            }
+            ShockSpec::Capacity {
+                target,
+                from_week,
+                to_week,
+                factor,
+            } => {
+                if from_week > to_week {
+                    return Err(err(i, "capacity.to_week", "must be >= from_week"));
+                }
+                if !(factor.is_finite() && (0.0..=1.0).contains(factor)) {
+                    return Err(err(
+                        i,
+                        "capacity.factor",
+                        format!("must be in [0, 1], got {factor}"),
+                    ));
+                }
+                let range = Unavailable {
+                    from_week: i64::try_from(*from_week).unwrap_or(i64::MAX),
+                    to_week: i64::try_from(*to_week).unwrap_or(i64::MAX),
+                    factor: *factor,
+                };
+                match target {
+                    CapacityTarget::Location(id) => {
+                        let l = sc
+                            .locations
+                            .iter_mut()
+                            .find(|l| &l.id == id)
+                            .ok_or_else(|| {
+                                err(i, "capacity.location", format!("unknown location {id:?}"))
+                            })?;
+                        l.unavailable.push(range);
+                    }
+                    CapacityTarget::RatingPool(id) => {
+                        let q = sc
+                            .rating_pools
+                            .iter_mut()
+                            .find(|q| &q.id == id)
+                            .ok_or_else(|| {
+                                err(
+                                    i,
+                                    "capacity.rating_pool",
+                                    format!("unknown rating pool {id:?}"),
+                                )
+                            })?;
+                        q.unavailable.push(range);
+                    }
+                }
+            }
+        }
+    }
+    Ok(sc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use examcap_solver::parse_scenario;
+
+    fn tiny() -> Scenario {
+        parse_scenario(
+            br#"{"format":"examcap/scenario@1","name":"tiny","start_week":"2026-W14",
+            "horizon_weeks":3,
+            "exams":[{"id":"SPK","name":"S","resource":"booth","seat_minutes":45,"target_wait_weeks":1}],
+            "locations":[{"id":"AMS","name":"A","resources":[{"kind":"booth","weekly_minutes":450,
+              "extra_weekly_minutes":90,"extra_cost_per_minute":0.9}]}],
+            "regions":[{"id":"R","name":"R","options":[{"location":"AMS","travel_cost":0.5}]}],
+            "demand":[{"region":"R","exam":"SPK","weekly":[8,12,10]}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn demand_and_capacity_shocks() {
+        let base = tiny();
+        let out = apply(
+            &base,
+            &[
+                ShockSpec::Demand {
+                    region: None,
+                    exam: Some("SPK".into()),
+                    from_week: 1,
+                    to_week: 99,
+                    change: DemandChange::Multiplier(1.5),
+                },
+                ShockSpec::Demand {
+                    region: Some("R".into()),
+                    exam: None,
+                    from_week: 0,
+                    to_week: 0,
+                    change: DemandChange::Delta(-100.0),
+                },
+                ShockSpec::Capacity {
+                    target: CapacityTarget::Location("AMS".into()),
+                    from_week: 2,
+                    to_week: 2,
+                    factor: 0.5,
+                },
+            ],
+            "tiny+drill",
+        )
+        .unwrap();
+        assert_eq!(out.demand[0].weekly, vec![0.0, 18.0, 15.0]);
+        assert_eq!(out.locations[0].unavailable.len(), 1);
+        assert_eq!(out.name, "tiny+drill");
+        assert_ne!(out.content_hash(), base.content_hash());
+        examcap_solver::validate::validate_scenario(&out).unwrap();
+    }
+
+    #[test]
+    fn bad_shocks_name_their_field() {
+        let base = tiny();
+        let e = apply(
+            &base,
+            &[ShockSpec::Capacity {
+                target: CapacityTarget::RatingPool("nope".into()),
+                from_week: 0,
+                to_week: 1,
+                factor: 0.5,
+            }],
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "shocks[0].capacity.rating_pool");
+        let e = apply(
+            &base,
+            &[ShockSpec::Demand {
+                region: None,
+                exam: None,
+                from_week: 0,
+                to_week: 1,
+                change: DemandChange::Multiplier(f64::NAN),
+            }],
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "shocks[0].demand.multiplier");
+    }
+}

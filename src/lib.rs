@@ -1,0 +1,37 @@
+//! # examcap service
+//!
+//! The gRPC service of examcap (package `examcap.v1`, see `proto/`), built
+//! on the planning core in `examcap-solver`. Requests flow one way:
+//! [`auth`] (bearer token → role) → [`api`] (proto → solver types, validate,
+//! solve on a blocking thread) → [`store`] (sled) → response.
+//!
+//! - [`api`]: the handlers of ScenarioService, PlanService and DrillService,
+//!   the proto ↔ solver conversions and the one exhaustive mapping of
+//!   [`api::ApiError`] to gRPC status codes.
+//! - [`store`]: the [`store::Store`] trait the service talks to, and its sled
+//!   implementation (so a shared database can replace sled later).
+//! - [`auth`]: roles (planner, registration, drill) and which RPC each may call.
+//! - [`drill`]: what-if shocks as transforms of a scenario.
+//! - [`config`]: the server configuration (TOML file plus environment overrides).
+//! - [`telemetry`]: tracing subscriber set-up.
+//! - [`server`]: [`server::run`] wires it all to a listener, with health and
+//!   reflection, until a shutdown future resolves.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod drill;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+/// Code generated from `proto/examcap/v1/*.proto` (servers and clients).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("examcap.v1");
+
+    /// The encoded file descriptor set of the examcap.v1 protos, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("examcap_descriptor");
+}

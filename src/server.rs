@@ -1,0 +1,152 @@
+//! Wires the services, health and reflection to a listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::api::{Api, SolveGate};
+use crate::auth::Auth;
+use crate::config::{Config, ConfigError};
+use crate::proto::drill_service_server::DrillServiceServer;
+use crate::proto::plan_service_server::PlanServiceServer;
+use crate::proto::scenario_service_server::ScenarioServiceServer;
+use crate::store::{SledStore, Store, StoreError};
+
+/// Why the server did not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot open the data directory {dir}: {source}")]
+    Store { dir: String, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("TLS: cannot read {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: what `examcap serve` stops on.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// `examcap serve`: binds `config.listen` and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    config.check()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    run(listener, config, shutdown_signal()).await
+}
+
+/// Serves examcap.v1 (with gRPC health and reflection) on `listener` until
+/// `shutdown` resolves; in-flight calls are then drained.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    config.check()?;
+    if config.allow_unauthenticated {
+        tracing::warn!(
+            "serving with allow_unauthenticated: callers without a token act as planner"
+        );
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(
+            SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
+                dir: config.data_dir.display().to_string(),
+                source,
+            })?,
+        );
+    let api = Api::new(
+        store,
+        Auth::new(config.tokens.clone(), config.allow_unauthenticated),
+        SolveGate::new(config.solve_slots(), config.solve_queue),
+    );
+    let max = config.max_message_bytes;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ScenarioServiceServer<Api>>().await;
+    health.set_serving::<PlanServiceServer<Api>>().await;
+    health.set_serving::<DrillServiceServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Reflection(e.to_string()))?;
+
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "examcap serving");
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| ServerError::TlsFile {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+        tracing::info!(cert = %tls.cert.display(), "serving TLS");
+    }
+    builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            ScenarioServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            PlanServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            DrillServiceServer::new(api)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tracing::info!("examcap stopped");
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Durable storage of scenarios, plans, the published pointer and the audit
+//! log. The service sees only the [`Store`] trait, so a deployment with
+//! several replicas can put a shared database where [`SledStore`] is.
+//!
+//! Every write is flushed to disk before the call returns: the service
+//! acknowledges nothing that a crash could lose.
+
+use std::path::Path;
+
+use examcap_solver::Plan;
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(#[from] sled::Error),
+    #[error("storage: corrupt record {key}: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("storage: cannot encode a record: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// Where a drill scenario came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillOrigin {
+    /// The scenario the shocks were applied to.
+    pub base_scenario_id: String,
+    /// The shocks, as the JSON of [`crate::drill::ShockSpec`]s.
+    pub shocks: serde_json::Value,
+}
+
+/// One immutable scenario version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    /// `Scenario::content_hash`.
+    pub id: String,
+    pub name: String,
+    pub start_week: String,
+    pub horizon_weeks: usize,
+    pub created_unix: i64,
+    /// Set when a drill made this scenario.
+    #[serde(default)]
+    pub drill: Option<DrillOrigin>,
+    /// The canonical JSON (the bytes `id` hashes).
+    pub scenario_json: String,
+}
+
+/// One immutable plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    /// `Plan::fingerprint`.
+    pub id: String,
+    pub scenario_id: String,
+    pub created_unix: i64,
+    #[serde(default)]
+    pub drill: bool,
+    pub plan: Plan,
+}
+
+/// An audit entry: who did what to which object, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The token name (or `anonymous`).
+    pub who: String,
+    pub role: String,
+    pub rpc: String,
+    pub target: String,
+    pub unix_time: i64,
+}
+
+/// The storage the service needs. Implementations must make every write
+/// durable before returning, and keep scenarios and plans immutable (a put
+/// of an existing id keeps the stored record).
+pub trait Store: Send + Sync + 'static {
+    /// Stores a scenario unless its id exists; `true` if it was new.
+    fn put_scenario(&self, rec: &ScenarioRecord) -> Result<bool, StoreError>;
+    fn get_scenario(&self, id: &str) -> Result<Option<ScenarioRecord>, StoreError>;
+    /// Every scenario, oldest first.
+    fn list_scenarios(&self) -> Result<Vec<ScenarioRecord>, StoreError>;
+    /// Stores a plan unless its id exists; `true` if it was new.
+    fn put_plan(&self, rec: &PlanRecord) -> Result<bool, StoreError>;
+    fn get_plan(&self, id: &str) -> Result<Option<PlanRecord>, StoreError>;
+    /// Every plan, oldest first.
+    fn list_plans(&self) -> Result<Vec<PlanRecord>, StoreError>;
+    /// Points the published pointer at `plan_id`; returns the previous one.
+    fn set_published(&self, plan_id: &str) -> Result<Option<String>, StoreError>;
+    fn published(&self) -> Result<Option<String>, StoreError>;
+    /// Appends to the audit log.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The whole audit log in order.
+    fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+const PUBLISHED: &[u8] = b"published";
+
+/// [`Store`] on an embedded sled database: trees `scenarios`, `plans`,
+/// `meta` (the published pointer) and `audit` (append-only, keyed by a
+/// monotonic id).
+pub struct SledStore {
+    db: sled::Db,
+    scenarios: sled::Tree,
+    plans: sled::Tree,
+    meta: sled::Tree,
+    audit: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::open(dir)?;
+        Ok(SledStore {
+            scenarios: db.open_tree("scenarios")?,
+            plans: db.open_tree("plans")?,
+            meta: db.open_tree("meta")?,
+            audit: db.open_tree("audit")?,
+            db,
+        })
+    }
+
+    fn insert_new<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        id: &str,
+        rec: &T,
+    ) -> Result<bool, StoreError> {
+        let bytes = serde_json::to_vec(rec).map_err(StoreError::Encode)?;
+        let created = tree
+            .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+            .is_ok();
+        self.db.flush()?;
+        Ok(created)
+    }
+
+    fn get<T: for<'de> Deserialize<'de>>(
+        tree: &sled::Tree,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        tree.get(id.as_bytes())?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn all<T: for<'de> Deserialize<'de>>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+        tree.iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|source| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+impl Store for SledStore {
+    fn put_scenario(&self, rec: &ScenarioRecord) -> Result<bool, StoreError> {
+        self.insert_new(&self.scenarios, &rec.id, rec)
+    }
+
+    fn get_scenario(&self, id: &str) -> Result<Option<ScenarioRecord>, StoreError> {
+        Self::get(&self.scenarios, id)
+    }
+
+    fn list_scenarios(&self) -> Result<Vec<ScenarioRecord>, StoreError> {
+        let mut v: Vec<ScenarioRecord> = Self::all(&self.scenarios)?;
+        v.sort_by(|a, b| (a.created_unix, &a.id).cmp(&(b.created_unix, &b.id)));
+        Ok(v)
+    }
+
+    fn put_plan(&self, rec: &PlanRecord) -> Result<bool, StoreError> {
+        self.insert_new(&self.plans, &rec.id, rec)
+    }
+
+    fn get_plan(&self, id: &str) -> Result<Option<PlanRecord>, StoreError> {
+        Self::get(&self.plans, id)
+    }
+
+    fn list_plans(&self) -> Result<Vec<PlanRecord>, StoreError> {
+        let mut v: Vec<PlanRecord> = Self::all(&self.plans)?;
+        v.sort_by(|a, b| (a.created_unix, &a.id).cmp(&(b.created_unix, &b.id)));
+        Ok(v)
+    }
+
+    fn set_published(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
+        let prev = self.meta.insert(PUBLISHED, plan_id.as_bytes())?;
+        self.db.flush()?;
+        Ok(prev.map(|p| String::from_utf8_lossy(&p).into_owned()))
+    }
+
+    fn published(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(PUBLISHED)?
+            .map(|p| String::from_utf8_lossy(&p).into_owned()))
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        let bytes = serde_json::to_vec(entry).map_err(StoreError::Encode)?;
+        self.audit.insert(id.to_be_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        Self::all(&self.audit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, t: i64) -> ScenarioRecord {
+        ScenarioRecord {
+            id: id.into(),
+            name: "n".into(),
+            start_week: "2026-W14".into(),
+            horizon_weeks: 3,
+            created_unix: t,
+            drill: None,
+            scenario_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn scenarios_are_immutable_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            assert!(s.put_scenario(&rec("a", 1)).unwrap());
+            let mut changed = rec("a", 2);
+            changed.name = "other".into();
+            assert!(!s.put_scenario(&changed).unwrap());
+            assert_eq!(s.set_published("p1").unwrap(), None);
+            assert_eq!(s.set_published("p2").unwrap(), Some("p1".into()));
+            for i in 0..3 {
+                s.append_audit(&AuditEntry {
+                    who: format!("w{i}"),
+                    role: "planner".into(),
+                    rpc: "PutScenario".into(),
+                    target: "a".into(),
+                    unix_time: i,
+                })
+                .unwrap();
+            }
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_scenario("a").unwrap(), Some(rec("a", 1)));
+        assert_eq!(s.get_scenario("b").unwrap(), None);
+        assert_eq!(s.published().unwrap(), Some("p2".into()));
+        let who: Vec<String> = s.audit_log().unwrap().into_iter().map(|e| e.who).collect();
+        assert_eq!(who, ["w0", "w1", "w2"]);
+    }
+}

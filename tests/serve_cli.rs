@@ -1,0 +1,106 @@
+//! `examcap serve` as a process: configuration errors exit 2, and SIGTERM
+//! stops a running server cleanly (exit 0) after it served a request.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn examcap() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_examcap"));
+    for k in [
+        "EXAMCAP_LISTEN",
+        "EXAMCAP_DATA_DIR",
+        "EXAMCAP_TOKENS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
+#[test]
+fn serve_without_tokens_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = examcap()
+        .args(["serve"])
+        .env("EXAMCAP_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--allow-unauthenticated"), "{err}");
+
+    let cfg = dir.path().join("examcap.toml");
+    std::fs::write(&cfg, "listen = \"not an address\"\n").unwrap();
+    let o = examcap()
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("examcap.toml"), "{err}");
+}
+
+#[test]
+fn serve_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = examcap()
+        .args(["serve"])
+        .env("EXAMCAP_LISTEN", "127.0.0.1:0")
+        .env("EXAMCAP_DATA_DIR", dir.path().join("data"))
+        .env("EXAMCAP_TOKENS", "alice:planner:planner-secret-1")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve logs before exiting").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            if line.contains("examcap serving") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut h = tonic_health::pb::health_client::HealthClient::new(channel);
+        h.check(tonic_health::pb::HealthCheckRequest {
+            service: "examcap.v1.PlanService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+    });
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let mut waited = Duration::ZERO;
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(waited < Duration::from_secs(10), "serve did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    };
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("examcap stopped")),
+        "{rest:?}"
+    );
+}

@@ -1,0 +1,1161 @@
+//! The gRPC service end to end: a real server on 127.0.0.1:0 and tonic
+//! clients generated from the same protos. Only the tiny scenario is solved
+//! to optimality; the national one is used where a solve must be slow.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use examcap::auth::{Role, Token};
+use examcap::config::Config;
+use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
+use examcap::proto::drill_service_client::DrillServiceClient;
+use examcap::proto::plan_service_client::PlanServiceClient;
+use examcap::proto::scenario_service_client::ScenarioServiceClient;
+use examcap::proto::{self, solve_event::Event};
+use examcap::store::{PlanRecord, ScenarioRecord, SledStore, Store};
+use examcap_solver::generate::{national, GenerateOptions};
+use examcap_solver::plan::PlanStatus;
+use examcap_solver::{parse_scenario, plan_scenario, PlanOptions};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+const PLANNER: &str = "planner-secret-1";
+const REGISTRATION: &str = "registration-secret-1";
+const DRILL: &str = "drill-secret-1";
+
+/// 1 exam, 1 location, 1 region, 3 weeks (as in tests/cli.rs).
+fn tiny() -> Value {
+    json!({
+        "format": "examcap/scenario@1",
+        "name": "tiny",
+        "start_week": "2026-W14",
+        "horizon_weeks": 3,
+        "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
+                   "seat_minutes": 45, "target_wait_weeks": 1}],
+        "locations": [{"id": "AMS", "name": "Amsterdam",
+                       "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
+                                      "extra_weekly_minutes": 90,
+                                      "extra_cost_per_minute": 0.9}]}],
+        "regions": [{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
+                     "options": [{"location": "AMS", "travel_cost": 0.5}]}],
+        "demand": [{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 12, 10]}]
+    })
+}
+
+fn national_json() -> String {
+    serde_json::to_string(&national(&GenerateOptions::default())).unwrap()
+}
+
+fn config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_owned(),
+        tokens: vec![
+            token("alice", Role::Planner, PLANNER),
+            token("regsys", Role::Registration, REGISTRATION),
+            token("ops", Role::Drill, DRILL),
+        ],
+        ..Config::default()
+    }
+}
+
+fn token(name: &str, role: Role, token: &str) -> Token {
+    Token {
+        name: name.into(),
+        role,
+        token: token.into(),
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), examcap::server::ServerError>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn scenarios(&self) -> ScenarioServiceClient<Channel> {
+        ScenarioServiceClient::new(self.channel().await)
+    }
+
+    async fn drills(&self) -> DrillServiceClient<Channel> {
+        DrillServiceClient::new(self.channel().await)
+    }
+
+    async fn plans(&self) -> PlanServiceClient<Channel> {
+        PlanServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
+    }
+}
+
+async fn start(config: Config) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(examcap::server::run(listener, config, async {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+fn req<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+async fn put(s: &mut ScenarioServiceClient<Channel>, text: String) -> proto::PutScenarioResponse {
+    s.put_scenario(req(
+        proto::PutScenarioRequest {
+            scenario_json: text,
+            scenario: None,
+        },
+        PLANNER,
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// Runs a solve to its end: the progress events and the final summary (or status).
+async fn solve(
+    p: &mut PlanServiceClient<Channel>,
+    r: Request<proto::SolveRequest>,
+) -> Result<(Vec<proto::Progress>, proto::PlanSummary), Status> {
+    let mut stream = p.solve(r).await?.into_inner();
+    let mut progress = Vec::new();
+    let mut done = None;
+    while let Some(ev) = stream.message().await? {
+        match ev.event {
+            Some(Event::Progress(pr)) => {
+                assert!(done.is_none(), "progress after the final event");
+                progress.push(pr)
+            }
+            Some(Event::Done(s)) => done = Some(s),
+            None => panic!("empty event"),
+        }
+    }
+    Ok((progress, done.expect("a final event")))
+}
+
+fn solve_req(scenario_id: &str, token: &str) -> Request<proto::SolveRequest> {
+    req(
+        proto::SolveRequest {
+            scenario_id: scenario_id.into(),
+            ..Default::default()
+        },
+        token,
+    )
+}
+
+fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.code(),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_solve_publish_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+
+    let put = put(&mut s, tiny().to_string()).await;
+    assert!(put.created);
+    let (progress, done) = solve(&mut p, solve_req(&put.scenario_id, PLANNER))
+        .await
+        .unwrap();
+    assert!(!progress.is_empty());
+    for step in [
+        "validate", "build", "stage1", "stage2", "rounding", "waits", "duals",
+    ] {
+        assert!(progress.iter().any(|e| e.step == step), "no {step} event");
+    }
+
+    let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
+    assert_eq!(put.scenario_id, sc.content_hash());
+    let local = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+    assert!(close(done.stage1_violation, local.stage1_violation));
+    assert!(close(done.stage2_cost, local.stage2_cost));
+    assert!(close(done.rounded_cost, local.rounded.cost));
+    assert_eq!(done.plan_id, local.fingerprint());
+    assert_eq!(done.status, proto::PlanStatus::Optimal as i32);
+    assert_eq!(done.waits.len(), 1);
+    assert_eq!(done.waits[0].exam, "SPK");
+
+    let pubd = p
+        .publish(req(
+            proto::PublishRequest {
+                plan_id: done.plan_id.clone(),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pubd.previous_plan_id, "");
+    let again = p
+        .publish(req(
+            proto::PublishRequest {
+                plan_id: done.plan_id.clone(),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.previous_plan_id, done.plan_id);
+
+    // Registration systems read the published plan.
+    let published = p
+        .get_published(req(proto::GetPublishedRequest {}, REGISTRATION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.summary.as_ref().unwrap().plan_id, done.plan_id);
+    let full: Value = serde_json::from_str(&published.plan_json).unwrap();
+    assert_eq!(full["format"], "examcap/plan@1");
+
+    let got = p
+        .get_plan(req(
+            proto::GetPlanRequest {
+                plan_id: done.plan_id.clone(),
+                from_week: Some(1),
+                to_week: Some(1),
+                exam: "SPK".into(),
+                location: "AMS".into(),
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let filtered: Value = serde_json::from_str(&got.plan_json).unwrap();
+    let rows = filtered["allocation"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["week"] == 1));
+    assert!(rows.len() < full["allocation"].as_array().unwrap().len());
+
+    let list = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.plans.len(), 1);
+    assert!(list.plans[0].published);
+    let scen = s
+        .get_scenario(req(
+            proto::GetScenarioRequest {
+                scenario_id: put.scenario_id.clone(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        parse_scenario(scen.scenario_json.as_bytes()).unwrap(),
+        sc,
+        "GetScenario returns the stored document"
+    );
+    srv.stop().await;
+
+    // Every write was audited with the caller's name.
+    let store = SledStore::open(dir.path()).unwrap();
+    let rpcs: Vec<(String, String)> = store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.who, e.rpc))
+        .collect();
+    assert!(rpcs.contains(&("alice".into(), "PutScenario".into())));
+    assert!(rpcs.contains(&("alice".into(), "Solve".into())));
+    assert!(rpcs.contains(&("alice".into(), "Publish".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_content_twice_gives_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut s = srv.scenarios().await;
+    let first = put(&mut s, tiny().to_string()).await;
+    // Same content, other whitespace.
+    let second = put(&mut s, serde_json::to_string_pretty(&tiny()).unwrap()).await;
+    assert!(first.created);
+    assert!(!second.created);
+    assert_eq!(first.scenario_id, second.scenario_id);
+    let list = s
+        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.scenarios.len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_scenario_names_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut s = srv.scenarios().await;
+    let mut bad = tiny();
+    bad["demand"][0]["exam"] = json!("NOPE");
+    bad["demand"][0]["weekly"][1] = json!(-2);
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: bad.to_string(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let br = e.get_details_bad_request().expect("BadRequest details");
+    let fields: Vec<&str> = br
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert!(fields.contains(&"demand[0].exam"), "{fields:?}");
+    assert!(fields.contains(&"demand[0].weekly[1]"), "{fields:?}");
+
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: "{not json".into(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    // Nothing was stored.
+    let list = s
+        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.scenarios.is_empty());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_ids_are_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    assert_eq!(
+        s.get_scenario(req(
+            proto::GetScenarioRequest {
+                scenario_id: "nope".into()
+            },
+            PLANNER
+        ))
+        .await
+        .unwrap_err()
+        .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            p.get_plan(req(
+                proto::GetPlanRequest {
+                    plan_id: "nope".into(),
+                    ..Default::default()
+                },
+                PLANNER
+            ))
+            .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            p.publish(req(
+                proto::PublishRequest {
+                    plan_id: "nope".into()
+                },
+                PLANNER
+            ))
+            .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            p.get_published(req(proto::GetPublishedRequest {}, PLANNER))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        solve(&mut p, solve_req("nope", PLANNER))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_a_plan_that_is_not_optimal_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // A plan whose stage 2 ran out of time, stored before the server starts.
+    let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
+    let mut plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+    plan.status = PlanStatus::Stage2TimeLimit;
+    let id = plan.fingerprint();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .put_scenario(&ScenarioRecord {
+                id: sc.content_hash(),
+                name: sc.name.clone(),
+                start_week: sc.start_week.clone(),
+                horizon_weeks: sc.horizon_weeks,
+                created_unix: 0,
+                drill: None,
+                scenario_json: serde_json::to_string(&sc).unwrap(),
+            })
+            .unwrap();
+        store
+            .put_plan(&PlanRecord {
+                id: id.clone(),
+                scenario_id: sc.content_hash(),
+                created_unix: 0,
+                drill: false,
+                plan,
+            })
+            .unwrap();
+    }
+    let srv = start(config(dir.path())).await;
+    let mut p = srv.plans().await;
+    let e = p
+        .publish(req(proto::PublishRequest { plan_id: id }, PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert_eq!(
+        p.get_published(req(proto::GetPublishedRequest {}, PLANNER))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let list = || proto::ListScenariosRequest {};
+    let e = s.list_scenarios(Request::new(list())).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = s
+        .list_scenarios(req(list(), "wrong-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: tiny().to_string(),
+                scenario: None,
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = s
+        .list_scenarios(req(list(), REGISTRATION))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    s.list_scenarios(req(list(), DRILL)).await.unwrap();
+
+    let id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let e = solve(&mut p, solve_req(&id, DRILL)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let (_, done) = solve(&mut p, solve_req(&id, PLANNER)).await.unwrap();
+    // Registration may read a plan only once it is published.
+    let get = |t| {
+        req(
+            proto::GetPlanRequest {
+                plan_id: done.plan_id.clone(),
+                ..Default::default()
+            },
+            t,
+        )
+    };
+    let e = p.get_plan(get(REGISTRATION)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    p.get_plan(get(DRILL)).await.unwrap();
+    let e = p
+        .publish(req(
+            proto::PublishRequest {
+                plan_id: done.plan_id.clone(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tokens_refuses_to_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.tokens.clear();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let r = examcap::server::run(listener, c.clone(), async {}).await;
+    assert!(r.is_err());
+
+    c.allow_unauthenticated = true;
+    let srv = start(c).await;
+    let mut s = srv.scenarios().await;
+    s.list_scenarios(Request::new(proto::ListScenariosRequest {}))
+        .await
+        .unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_scenarios_plans_and_the_published_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let (_, done) = solve(&mut p, solve_req(&id, PLANNER)).await.unwrap();
+    p.publish(req(
+        proto::PublishRequest {
+            plan_id: done.plan_id.clone(),
+        },
+        PLANNER,
+    ))
+    .await
+    .unwrap();
+    drop((s, p));
+    srv.stop().await;
+
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let got = s
+        .get_scenario(req(
+            proto::GetScenarioRequest {
+                scenario_id: id.clone(),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.scenario.unwrap().scenario_id, id);
+    let plans = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].plan_id, done.plan_id);
+    let published = p
+        .get_published(req(proto::GetPublishedRequest {}, REGISTRATION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.summary.unwrap().plan_id, done.plan_id);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_deadline_is_deadline_exceeded_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let id = put(&mut s, national_json()).await.scenario_id;
+    let mut r = solve_req(&id, PLANNER);
+    r.set_timeout(Duration::from_millis(50));
+    let e = solve(&mut p, r).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    // The server still answers, and still solves.
+    let tiny_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    solve(&mut p, solve_req(&tiny_id, PLANNER)).await.unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_solve_queue_is_resource_exhausted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_concurrent_solves = 1;
+    c.solve_queue = 0;
+    let srv = start(c).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let national = put(&mut s, national_json()).await.scenario_id;
+    let tiny_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    // The slow solve holds the only slot (a time limit keeps the test short).
+    let mut slow = solve_req(&national, PLANNER);
+    slow.get_mut().time_limit_seconds = 1.0;
+    let first = p.solve(slow).await.unwrap().into_inner();
+    let e = solve(&mut p, solve_req(&tiny_id, PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    // Once it is over, the slot is free again.
+    let mut first = first;
+    while let Ok(Some(_)) = first.message().await {}
+    let mut ok = false;
+    for _ in 0..50 {
+        match solve(&mut p, solve_req(&tiny_id, PLANNER)).await {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(ok, "the slot was never released");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut h = HealthClient::new(srv.channel().await);
+    for service in [
+        "examcap.v1.ScenarioService",
+        "examcap.v1.PlanService",
+        "examcap.v1.DrillService",
+    ] {
+        let r = h
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service}");
+    }
+
+    let mut refl = ServerReflectionClient::new(srv.channel().await);
+    let out = refl
+        .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = out.message_response else {
+        panic!("not a service list: {out:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for n in [
+        "examcap.v1.ScenarioService",
+        "examcap.v1.PlanService",
+        "examcap.v1.DrillService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
+    }
+    srv.stop().await;
+}
+
+fn demand_shock(exam: &str, from: u32, to: u32, mult: f64) -> proto::Shock {
+    proto::Shock {
+        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
+            region: String::new(),
+            exam: exam.into(),
+            from_week: from,
+            to_week: to,
+            change: Some(proto::demand_shock::Change::Multiplier(mult)),
+        })),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_is_compared_with_the_base_and_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p, mut d) = (srv.scenarios().await, srv.plans().await, srv.drills().await);
+    let base_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let (_, base) = solve(&mut p, solve_req(&base_id, PLANNER)).await.unwrap();
+    p.publish(req(
+        proto::PublishRequest {
+            plan_id: base.plan_id.clone(),
+        },
+        PLANNER,
+    ))
+    .await
+    .unwrap();
+
+    let shocks = vec![
+        demand_shock("SPK", 1, 2, 1.5),
+        proto::Shock {
+            kind: Some(proto::shock::Kind::Capacity(proto::CapacityShock {
+                target: Some(proto::capacity_shock::Target::Location("AMS".into())),
+                from_week: 2,
+                to_week: 2,
+                factor: 0.5,
+            })),
+        },
+    ];
+    let out = d
+        .run_drill(req(
+            proto::RunDrillRequest {
+                base_scenario_id: base_id.clone(),
+                shocks: shocks.clone(),
+                name: String::new(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The same transform and solve, done locally.
+    let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
+    let shocked = examcap::drill::apply(
+        &sc,
+        &[
+            ShockSpec::Demand {
+                region: None,
+                exam: Some("SPK".into()),
+                from_week: 1,
+                to_week: 2,
+                change: DemandChange::Multiplier(1.5),
+            },
+            ShockSpec::Capacity {
+                target: CapacityTarget::Location("AMS".into()),
+                from_week: 2,
+                to_week: 2,
+                factor: 0.5,
+            },
+        ],
+        "tiny+drill",
+    )
+    .unwrap();
+    let local = plan_scenario(&shocked, &PlanOptions::default(), &|_| {}).unwrap();
+    assert_eq!(out.drill_scenario_id, shocked.content_hash());
+    let drill = out.drill.unwrap();
+    assert!(drill.drill);
+    assert!(close(drill.stage1_violation, local.stage1_violation));
+    assert!(close(drill.stage2_cost, local.stage2_cost));
+    assert_eq!(out.base.unwrap().plan_id, base.plan_id);
+    let cmp = out.comparison.unwrap();
+    assert!(close(
+        cmp.delta_violation,
+        local.stage1_violation - base.stage1_violation
+    ));
+    assert!(close(cmp.delta_cost, local.stage2_cost - base.stage2_cost));
+    // More demand and less capacity: extra sessions are bought, so C rises.
+    assert!(cmp.delta_cost > 0.0, "{cmp:?}");
+    assert!(
+        cmp.extra_after.as_ref().unwrap().seat_minutes
+            > cmp.extra_before.as_ref().unwrap().seat_minutes,
+        "{cmp:?}"
+    );
+    assert_eq!(cmp.waits.len(), 1);
+    assert!(cmp.waits[0].before.is_some() && cmp.waits[0].after.is_some());
+    assert!(cmp.extra_before.is_some() && cmp.extra_after.is_some());
+
+    // Stored and marked as a drill; the published plan did not move.
+    let stored = s
+        .get_scenario(req(
+            proto::GetScenarioRequest {
+                scenario_id: out.drill_scenario_id.clone(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .scenario
+        .unwrap();
+    assert!(stored.drill);
+    assert_eq!(stored.base_scenario_id, base_id);
+    let published = p
+        .get_published(req(proto::GetPublishedRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.summary.unwrap().plan_id, base.plan_id);
+    let plans = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    assert!(plans
+        .iter()
+        .any(|p| p.plan_id == drill.plan_id && p.drill && !p.published));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut d) = (srv.scenarios().await, srv.drills().await);
+    let base_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let run = |shocks: Vec<proto::Shock>, base: &str, token: &str| {
+        req(
+            proto::RunDrillRequest {
+                base_scenario_id: base.into(),
+                shocks,
+                name: "what-if".into(),
+            },
+            token,
+        )
+    };
+    let out = d
+        .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], &base_id, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
+    let local = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+    assert_eq!(out.base.unwrap().plan_id, local.fingerprint());
+
+    let e = d
+        .run_drill(run(vec![demand_shock("NOPE", 0, 0, 2.0)], &base_id, DRILL))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<String> = e
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["shocks[0].demand.exam"]);
+    let e = d
+        .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], "nope", DRILL))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = d
+        .run_drill(run(
+            vec![demand_shock("", 0, 0, 2.0)],
+            &base_id,
+            REGISTRATION,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = d.run_drill(run(vec![], &base_id, DRILL)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_configured_certificate() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.tls = Some(examcap::config::TlsConfig {
+        cert: fixtures.join("server.pem"),
+        key: fixtures.join("server.key"),
+    });
+    let srv = start(c).await;
+    let ca = std::fs::read(fixtures.join("ca.pem")).unwrap();
+    let channel = Channel::from_shared(format!("https://{}", srv.addr))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut s = ScenarioServiceClient::new(channel);
+    let id = put(&mut s, tiny().to_string()).await.scenario_id;
+    assert!(!id.is_empty());
+    // A plaintext client gets nowhere.
+    let plain = Channel::from_shared(format!("http://{}", srv.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let r = ScenarioServiceClient::new(ch)
+            .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+            .await;
+        assert!(r.is_err(), "plaintext call succeeded against TLS");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_past_its_deadline_is_deadline_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut d) = (srv.scenarios().await, srv.drills().await);
+    let id = put(&mut s, national_json()).await.scenario_id;
+    let mut r = req(
+        proto::RunDrillRequest {
+            base_scenario_id: id,
+            shocks: vec![demand_shock("SPREKEN_B1", 10, 16, 1.6)],
+            name: String::new(),
+        },
+        DRILL,
+    );
+    r.set_timeout(Duration::from_millis(200));
+    let e = d.run_drill(r).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    s.list_scenarios(req(proto::ListScenariosRequest {}, DRILL))
+        .await
+        .unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_configured_size_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_message_bytes = 64 * 1024;
+    let srv = start(c).await;
+    let mut s = srv.scenarios().await;
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: national_json(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    // Small ones still pass.
+    put(&mut s, tiny().to_string()).await;
+    srv.stop().await;
+}
+
+/// The tiny scenario as a structured message.
+fn tiny_proto() -> proto::Scenario {
+    proto::Scenario {
+        format: "examcap/scenario@1".into(),
+        name: "tiny".into(),
+        start_week: "2026-W14".into(),
+        horizon_weeks: 3,
+        exams: vec![proto::Exam {
+            id: "SPK".into(),
+            name: "Spreken B1".into(),
+            resource: "speaking_booth".into(),
+            seat_minutes: 45.0,
+            target_wait_weeks: 1,
+            ..Default::default()
+        }],
+        locations: vec![proto::Location {
+            id: "AMS".into(),
+            name: "Amsterdam".into(),
+            resources: vec![proto::Resource {
+                kind: "speaking_booth".into(),
+                weekly_minutes: 450.0,
+                extra_weekly_minutes: 90.0,
+                extra_cost_per_minute: 0.9,
+            }],
+            unavailable: vec![],
+        }],
+        regions: vec![proto::Region {
+            id: "AMSTERDAM".into(),
+            name: "Groot-Amsterdam".into(),
+            options: vec![proto::RegionOption {
+                location: "AMS".into(),
+                travel_cost: 0.5,
+            }],
+        }],
+        demand: vec![proto::Demand {
+            region: "AMSTERDAM".into(),
+            exam: "SPK".into(),
+            weekly: vec![8.0, 12.0, 10.0],
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_structured_scenario_is_the_same_as_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut s = srv.scenarios().await;
+    let from_json = put(&mut s, tiny().to_string()).await;
+    let from_proto = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: String::new(),
+                scenario: Some(tiny_proto()),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_proto.scenario_id, from_json.scenario_id);
+    assert!(!from_proto.created);
+
+    let mut bad = tiny_proto();
+    bad.demand[0].exam = "NOPE".into();
+    bad.demand[0].weekly[2] = f64::NAN;
+    let e = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: String::new(),
+                scenario: Some(bad),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<String> = e
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert!(fields.contains(&"demand[0].exam".to_string()), "{fields:?}");
+    assert!(
+        fields.contains(&"demand[0].weekly[2]".to_string()),
+        "{fields:?}"
+    );
+
+    for r in [
+        proto::PutScenarioRequest::default(),
+        proto::PutScenarioRequest {
+            scenario_json: tiny().to_string(),
+            scenario: Some(tiny_proto()),
+        },
+    ] {
+        let e = s.put_scenario(req(r, PLANNER)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_solve_does_not_hurt_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut s = srv.scenarios().await;
+    let id = put(&mut s, national_json()).await.scenario_id;
+    {
+        let mut p = srv.plans().await;
+        let mut stream = p.solve(solve_req(&id, PLANNER)).await.unwrap().into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(matches!(first.event, Some(Event::Progress(_))));
+        // Stream, client and channel dropped here, mid-solve.
+    }
+    s.list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .await
+        .unwrap();
+    // The solve finishes on its own and its plan is stored.
+    let mut p = srv.plans().await;
+    let mut stored = false;
+    for _ in 0..600 {
+        let plans = p
+            .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+            .await
+            .unwrap()
+            .into_inner()
+            .plans;
+        if plans.iter().any(|x| x.scenario_id == id) {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored, "the abandoned solve never stored its plan");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_deadline_is_deadline_exceeded_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p, mut d) = (srv.scenarios().await, srv.plans().await, srv.drills().await);
+    let id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let mut r = solve_req(&id, PLANNER);
+    r.metadata_mut()
+        .insert("grpc-timeout", "0n".parse().unwrap());
+    let e = solve(&mut p, r).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    let mut r = req(
+        proto::RunDrillRequest {
+            base_scenario_id: id.clone(),
+            shocks: vec![demand_shock("", 0, 0, 2.0)],
+            name: String::new(),
+        },
+        DRILL,
+    );
+    r.metadata_mut()
+        .insert("grpc-timeout", "0n".parse().unwrap());
+    let e = d.run_drill(r).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    solve(&mut p, solve_req(&id, PLANNER)).await.unwrap();
+    srv.stop().await;
+}
