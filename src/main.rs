@@ -5,6 +5,7 @@
 //! limit ran out in stage 1, so there is no plan.
 #![forbid(unsafe_code)]
 
+mod demo;
 mod progress;
 mod summary;
 
@@ -316,11 +317,11 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
             sc.start_week
         );
     }
-    let plan = solve(&sc, &PlanOptions::default(), a.quiet)?;
+    // The real thing: an in-process gRPC server with a sled store, driven
+    // over gRPC (upload, streamed solve, publish, surge drill).
+    let json = String::from_utf8(bytes).context("the scenario JSON is UTF-8")?;
     let plan_path = dir.join("plan.json");
-    write_plan(&plan_path, &plan)?;
-
-    let mut text = render_summary(&plan);
+    let mut text = demo::run(dir, json, a.quiet)?;
     let (scen, planp) = (shell_arg(&scenario_path), shell_arg(&plan_path));
     let w = scen.chars().count().max(planp.chars().count());
     text.push_str(&format!(
