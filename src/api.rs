@@ -253,7 +253,13 @@ impl Api {
     }
 
     pub(crate) fn check<T>(&self, req: &Request<T>, rpc: Rpc) -> Result<Caller, ApiError> {
-        let caller = self.inner.auth.check(req.metadata(), rpc)?;
+        let caller = self
+            .inner
+            .auth
+            .check(req.metadata(), rpc)
+            .inspect_err(|e| {
+                tracing::warn!(rpc = rpc.name(), error = %e, "call refused");
+            })?;
         tracing::Span::current().record("caller", caller.name.as_str());
         Ok(caller)
     }

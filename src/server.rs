@@ -145,7 +145,13 @@ pub async fn run(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            // Load balancers and probes see the drain before the port closes.
+            health.set_not_serving::<ScenarioServiceServer<Api>>().await;
+            health.set_not_serving::<PlanServiceServer<Api>>().await;
+            health.set_not_serving::<DrillServiceServer<Api>>().await;
+        })
         .await?;
     tracing::info!("examcap stopped");
     Ok(())
