@@ -8,16 +8,17 @@
 //! piling up. Store calls also run on the blocking pool, since they fsync.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use examcap_solver::duals::CapacityRef;
+use examcap_solver::plan::plan_scenario_cancellable;
 use examcap_solver::plan::{PlanError, PlanStatus};
 use examcap_solver::solve::SolveError;
 use examcap_solver::validate::ValidationErrors;
 use examcap_solver::waits::{ExamWaits, Percentile};
-use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+use examcap_solver::{parse_scenario, Plan, PlanOptions, Scenario};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::Stream;
@@ -370,19 +371,37 @@ impl Api {
             opts.time_limit_seconds = Some(opts.time_limit_seconds.map_or(left, |t| t.min(left)));
         }
         let span = tracing::Span::current();
-        let job = tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            // Held until the solve really ends, even if the client is gone.
-            let _held = (ticket, permit);
-            plan_scenario(&sc, &opts, &|p| {
-                if let Some(tx) = &progress {
-                    // A closed channel means the client went away: stop sending.
-                    let _ = tx.send(Ok(progress_event(p)));
-                }
+        // A streaming client that goes away cancels its solve: the watcher
+        // sets the flag the solver checks before each HiGHS run.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let watcher = progress.clone().map(|tx| {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tx.closed().await;
+                cancel.store(true, Ordering::Relaxed);
             })
         });
-        job.await
-            .map_err(|e| ApiError::Internal(format!("solve task failed: {e}")))?
+        let job = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            // Held until the solve really ends (cancelled or not).
+            let _held = (ticket, permit);
+            plan_scenario_cancellable(
+                &sc,
+                &opts,
+                &|p| {
+                    if let Some(tx) = &progress {
+                        // A closed channel means the client went away: stop sending.
+                        let _ = tx.send(Ok(progress_event(p)));
+                    }
+                },
+                Some(cancel),
+            )
+        });
+        let out = job.await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        out.map_err(|e| ApiError::Internal(format!("solve task failed: {e}")))?
             .map_err(ApiError::from)
     }
 

@@ -1092,11 +1092,15 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_goes_away_mid_solve_does_not_hurt_the_server() {
+async fn a_client_that_goes_away_mid_solve_cancels_it() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(config(dir.path())).await;
+    let mut c = config(dir.path());
+    c.max_concurrent_solves = 1;
+    c.solve_queue = 0;
+    let srv = start(c).await;
     let mut s = srv.scenarios().await;
     let id = put(&mut s, national_json()).await.scenario_id;
+    let tiny_id = put(&mut s, tiny().to_string()).await.scenario_id;
     {
         let mut p = srv.plans().await;
         let mut stream = p.solve(solve_req(&id, PLANNER)).await.unwrap().into_inner();
@@ -1104,26 +1108,34 @@ async fn a_client_that_goes_away_mid_solve_does_not_hurt_the_server() {
         assert!(matches!(first.event, Some(Event::Progress(_))));
         // Stream, client and channel dropped here, mid-solve.
     }
-    s.list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
-        .await
-        .unwrap();
-    // The solve finishes on its own and its plan is stored.
+    // The only solve slot comes back once the abandoned solve stops.
     let mut p = srv.plans().await;
-    let mut stored = false;
-    for _ in 0..600 {
-        let plans = p
-            .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
-            .await
-            .unwrap()
-            .into_inner()
-            .plans;
-        if plans.iter().any(|x| x.scenario_id == id) {
-            stored = true;
-            break;
+    let mut freed = false;
+    for _ in 0..300 {
+        match solve(&mut p, solve_req(&tiny_id, PLANNER)).await {
+            Ok(_) => {
+                freed = true;
+                break;
+            }
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e:?}"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(stored, "the abandoned solve never stored its plan");
+    assert!(freed, "the abandoned solve never released its slot");
+    // It was cancelled, not finished: no plan of the national scenario.
+    let plans = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    assert!(
+        !plans.iter().any(|x| x.scenario_id == id),
+        "the abandoned solve ran to the end and stored its plan"
+    );
+    assert!(plans.iter().any(|x| x.scenario_id == tiny_id));
     srv.stop().await;
 }
 

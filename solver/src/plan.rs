@@ -319,6 +319,19 @@ pub fn plan_scenario(
     opts: &PlanOptions,
     progress: &(dyn Fn(PlanProgress) + Sync),
 ) -> Result<Plan, PlanError> {
+    plan_scenario_cancellable(sc, opts, progress, None)
+}
+
+/// [`plan_scenario`] that stops with [`SolveError::Cancelled`] once `cancel`
+/// is set (a client went away). The flag is checked before every HiGHS run;
+/// a run already under way finishes first (HiGHS cannot be interrupted from
+/// safe Rust), so on the national scenario the stop comes within ~3 s.
+pub fn plan_scenario_cancellable(
+    sc: &Scenario,
+    opts: &PlanOptions,
+    progress: &(dyn Fn(PlanProgress) + Sync),
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<Plan, PlanError> {
     let start = Instant::now();
     let mut seconds = Timings::default();
     let report = |step: Step, done: usize, total: usize| {
@@ -381,7 +394,7 @@ pub fn plan_scenario(
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| start + Duration::from_secs_f64(s.min(1e7))),
         parallel: opts.parallel,
-        cancel: None,
+        cancel,
     };
     let t_solve = Instant::now();
     let results = {
