@@ -620,6 +620,26 @@ async fn a_short_deadline_is_deadline_exceeded_and_the_server_keeps_serving() {
     srv.stop().await;
 }
 
+/// Retries a solve of `id` while the server answers RESOURCE_EXHAUSTED;
+/// true once one succeeds within `patience`.
+async fn solve_when_a_slot_frees(
+    p: &mut PlanServiceClient<Channel>,
+    id: &str,
+    patience: Duration,
+) -> bool {
+    let until = tokio::time::Instant::now() + patience;
+    while tokio::time::Instant::now() < until {
+        match solve(p, solve_req(id, PLANNER)).await {
+            Ok(_) => return true,
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_solve_queue_is_resource_exhausted() {
     let dir = tempfile::tempdir().unwrap();
@@ -641,20 +661,10 @@ async fn a_full_solve_queue_is_resource_exhausted() {
     // Once it is over, the slot is free again.
     let mut first = first;
     while let Ok(Some(_)) = first.message().await {}
-    let mut ok = false;
-    for _ in 0..50 {
-        match solve(&mut p, solve_req(&tiny_id, PLANNER)).await {
-            Ok(_) => {
-                ok = true;
-                break;
-            }
-            Err(e) if e.code() == Code::ResourceExhausted => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    assert!(ok, "the slot was never released");
+    assert!(
+        solve_when_a_slot_frees(&mut p, &tiny_id, Duration::from_secs(5)).await,
+        "the slot was never released"
+    );
     srv.stop().await;
 }
 
@@ -1110,20 +1120,10 @@ async fn a_client_that_goes_away_mid_solve_cancels_it() {
     }
     // The only solve slot comes back once the abandoned solve stops.
     let mut p = srv.plans().await;
-    let mut freed = false;
-    for _ in 0..300 {
-        match solve(&mut p, solve_req(&tiny_id, PLANNER)).await {
-            Ok(_) => {
-                freed = true;
-                break;
-            }
-            Err(e) if e.code() == Code::ResourceExhausted => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    assert!(freed, "the abandoned solve never released its slot");
+    assert!(
+        solve_when_a_slot_frees(&mut p, &tiny_id, Duration::from_secs(15)).await,
+        "the abandoned solve never released its slot"
+    );
     // It was cancelled, not finished: no plan of the national scenario.
     let plans = p
         .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
