@@ -140,7 +140,9 @@ async fn rpc_and_solver_spans_reach_an_otlp_collector() {
     let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
     assert!(names.contains(&"ScenarioService/PutScenario"), "{names:?}");
     assert!(names.contains(&"PlanService/Solve"), "{names:?}");
-    for step in ["validate", "build", "solve", "rounding", "waits", "duals"] {
+    for step in [
+        "validate", "build", "solve", "stage1", "stage2", "rounding", "waits", "duals",
+    ] {
         assert!(
             seen.iter().any(|(n, attrs)| n == "solver_step"
                 && attrs.iter().any(|(k, v)| k == "step" && v == step)),

@@ -343,12 +343,17 @@ pub fn plan_scenario_cancellable(
         })
     };
     let timed = |step: Step, t: &mut f64, f: &mut dyn FnMut()| {
-        let span = tracing::info_span!("solver_step", step = step.name());
+        let span = tracing::info_span!(
+            "solver_step",
+            step = step.name(),
+            seconds = tracing::field::Empty
+        );
         let _g = span.enter();
         let t0 = Instant::now();
         report(step, 0, 1);
         f();
         *t = t0.elapsed().as_secs_f64();
+        span.record("seconds", *t);
         report(step, 1, 1);
     };
 

@@ -187,6 +187,9 @@ pub fn solve_blocks(
         cv: Condvar::new(),
     };
     let permits = &permits;
+    // Worker threads do not inherit the caller's span: parent theirs to it.
+    let parent = tracing::Span::current();
+    let parent = &parent;
 
     progress(Progress {
         stage: Stage::Stage1,
@@ -208,7 +211,26 @@ pub fn solve_blocks(
             let (up_tx, probe_tx, done_tx) = (up_tx.clone(), probe_tx.clone(), done_tx.clone());
             scope.spawn(move || {
                 let mut worker = BlockWorker::new(lp, opts);
-                let s1 = permits.run(b, || worker.stage1());
+                // One span per block and stage run, with its size and time.
+                let span = |step: &'static str| {
+                    tracing::info_span!(
+                        parent: parent,
+                        "solver_step",
+                        step,
+                        block = b,
+                        columns = lp.num_cols(),
+                        rows = lp.num_rows(),
+                        seconds = tracing::field::Empty,
+                    )
+                };
+                let timed = |step: &'static str, f: &mut dyn FnMut()| {
+                    let span = span(step);
+                    let t0 = Instant::now();
+                    span.in_scope(f);
+                    span.record("seconds", t0.elapsed().as_secs_f64());
+                };
+                let mut s1 = Err(SolveError::Cancelled);
+                permits.run(b, || timed("stage1", &mut || s1 = worker.stage1()));
                 let Ok(v_b) = s1 else {
                     let _ = up_tx.send((b, s1));
                     return;
@@ -218,7 +240,9 @@ pub fn solve_blocks(
                 // block's V*_b, so it runs while other blocks finish stage 1.
                 let tiny = tiny_budget(v_b);
                 let tiny_point = if n > 1 {
-                    match permits.run(b, || worker.stage2(tiny)) {
+                    let mut out = Ok(None);
+                    permits.run(b, || timed("stage2", &mut || out = worker.stage2(tiny)));
+                    match out {
                         Ok(p) => Some(p),
                         Err(e) => {
                             let _ = probe_tx.send((b, Err(e)));
@@ -229,12 +253,19 @@ pub fn solve_blocks(
                     None
                 };
                 let point = match (budget_rx.recv(), tiny_point) {
-                    (Ok(Budget::Single(full)), _) => permits.run(b, || worker.stage2(full)),
+                    (Ok(Budget::Single(full)), _) => {
+                        let mut out = Ok(None);
+                        permits.run(b, || timed("stage2", &mut || out = worker.stage2(full)));
+                        out
+                    }
                     (Ok(Budget::Probe { full }), Some(tiny_point)) => {
                         let saving = match &tiny_point {
-                            Some(t) => permits
-                                .run(b, || worker.stage2(full))
-                                .map(|f| f.map_or(0.0, |f| t.cost - f.cost)),
+                            Some(t) => {
+                                let mut out = Ok(None);
+                                permits
+                                    .run(b, || timed("stage2", &mut || out = worker.stage2(full)));
+                                out.map(|f| f.map_or(0.0, |f| t.cost - f.cost))
+                            }
                             None => Ok(0.0),
                         };
                         let failed = saving.is_err();
@@ -243,7 +274,13 @@ pub fn solve_blocks(
                             return;
                         }
                         match final_rx.recv() {
-                            Ok(Final::Resolve(budget)) => permits.run(b, || worker.stage2(budget)),
+                            Ok(Final::Resolve(budget)) => {
+                                let mut out = Ok(None);
+                                permits.run(b, || {
+                                    timed("stage2", &mut || out = worker.stage2(budget))
+                                });
+                                out
+                            }
                             Ok(Final::KeepTiny) => {
                                 worker.budget = tiny;
                                 Ok(tiny_point)
