@@ -54,23 +54,9 @@ fn assert_exit(o: &Output, code: i32) {
 }
 
 /// 1 exam, 1 location, 1 region, 3 weeks: capacity 10 a week plus 2 extra,
-/// demand 8, 12, 10 with a 1-week target.
+/// demand 8, 12, 10 with a 1-week target (shared with the other suites).
 fn tiny() -> Value {
-    json!({
-        "format": "examcap/scenario@1",
-        "name": "tiny",
-        "start_week": "2026-W14",
-        "horizon_weeks": 3,
-        "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
-                   "seat_minutes": 45, "target_wait_weeks": 1}],
-        "locations": [{"id": "AMS", "name": "Amsterdam",
-                       "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
-                                      "extra_weekly_minutes": 90,
-                                      "extra_cost_per_minute": 0.9}]}],
-        "regions": [{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
-                     "options": [{"location": "AMS", "travel_cost": 0.5}]}],
-        "demand": [{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 12, 10]}]
-    })
+    serde_json::from_str(include_str!("fixtures/tiny.json")).expect("fixture is JSON")
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

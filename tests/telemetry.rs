@@ -102,16 +102,8 @@ async fn rpc_and_solver_spans_reach_an_otlp_collector() {
     let url = format!("http://{addr}");
     let mut s = ScenarioServiceClient::connect(url.clone()).await.unwrap();
     let mut p = PlanServiceClient::connect(url).await.unwrap();
-    let tiny = serde_json::json!({
-        "format": "examcap/scenario@1", "name": "tiny", "start_week": "2026-W14",
-        "horizon_weeks": 3,
-        "exams": [{"id": "SPK", "name": "S", "resource": "booth", "seat_minutes": 45,
-                   "target_wait_weeks": 1}],
-        "locations": [{"id": "AMS", "name": "A", "resources": [{"kind": "booth",
-            "weekly_minutes": 450, "extra_weekly_minutes": 90, "extra_cost_per_minute": 0.9}]}],
-        "regions": [{"id": "R", "name": "R", "options": [{"location": "AMS", "travel_cost": 0.5}]}],
-        "demand": [{"region": "R", "exam": "SPK", "weekly": [8, 12, 10]}]
-    });
+    let tiny: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/tiny.json")).expect("fixture is JSON");
     let id = s
         .put_scenario(req(proto::PutScenarioRequest {
             scenario_json: tiny.to_string(),
