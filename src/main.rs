@@ -322,6 +322,10 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
     let json = String::from_utf8(bytes).context("the scenario JSON is UTF-8")?;
     let plan_path = dir.join("plan.json");
     let mut text = demo::run(dir, json, a.quiet)?;
+    // The binary is not on PATH after `scripts/demo`: show where it is.
+    let exe = std::env::current_exe()
+        .map(|p| shell_arg(&p))
+        .unwrap_or_else(|_| "examcap".into());
     let (scen, planp) = (shell_arg(&scenario_path), shell_arg(&plan_path));
     let w = scen.chars().count().max(planp.chars().count());
     text.push_str(&format!(
@@ -329,12 +333,12 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
          {planp:<w$}  the full plan: allocation, waits per cohort, shadow prices\n\
          \nNext steps\n  \
          # this summary as one JSON object\n  \
-         examcap solve {scen} --json\n  \
+         {exe} solve {scen} --json\n  \
          # what a 60% Spreken B1 surge in weeks 10-16 does to the waits\n  \
-         examcap scenario generate --seed 1 --surge SPREKEN_B1:1.6:10:16 --out surge.json\n  \
-         examcap solve surge.json --out surge-plan.json\n  \
+         {exe} scenario generate --seed 1 --surge SPREKEN_B1:1.6:10:16 --out surge.json\n  \
+         {exe} solve surge.json --out surge-plan.json\n  \
          # every command and option\n  \
-         examcap help\n"
+         {exe} help\n"
     ));
     emit(&text)
 }
