@@ -446,6 +446,13 @@ mod tests {
             "{:?}",
             plan.extra_seats
         );
+        // Week 1 buys extra booth minutes: Saturday 11 April opens.
+        assert!(plan
+            .extra_seats
+            .iter()
+            .any(|x| x.week == 1 && x.minutes > 0.0));
+        assert!(cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 11)));
+        assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 4)));
         assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 3)));
         assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 6)));
     }
