@@ -17,8 +17,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
+use examcap_solver::calendar;
 use examcap_solver::generate::{national, GenerateOptions, Surge};
-use examcap_solver::plan::{PlanError, PlanStatus};
+use examcap_solver::plan::{PlanError, PlanStatus, PLAN_FORMAT};
 use examcap_solver::scenario::parse_iso_week;
 use examcap_solver::solve::SolveError;
 use examcap_solver::validate::{validate_scenario, ValidationErrors, MAX_DOCUMENT_BYTES};
@@ -61,6 +62,29 @@ enum Command {
     Demo(DemoArgs),
     /// Run the gRPC service (examcap.v1) until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// A plan's weekly allocation as dated sessions per location: morning and
+    /// afternoon blocks, Monday to Friday (Saturday where extra seats are
+    /// bought), Dutch public holidays closed.
+    Calendar(CalendarArgs),
+}
+
+#[derive(Debug, Args)]
+struct CalendarArgs {
+    /// The plan JSON file written by `examcap solve --out`.
+    #[arg(value_name = "PLAN.json")]
+    plan: PathBuf,
+    /// The scenario the plan was solved from.
+    #[arg(long, value_name = "SCENARIO.json")]
+    scenario: PathBuf,
+    /// Only this location (its id, e.g. AMS).
+    #[arg(long, value_name = "ID")]
+    location: Option<String>,
+    /// Only these week indexes (0-based, inclusive), e.g. 10-12 or 4.
+    #[arg(long, value_name = "A-B", value_parser = week_range)]
+    weeks: Option<(usize, usize)>,
+    /// Print the sessions (and any unplaced candidates) as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +175,17 @@ fn session_minutes(s: &str) -> Result<f64, String> {
     }
 }
 
+fn week_range(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("expected week indexes A-B with A <= B, e.g. 10-12, got {s:?}");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: usize = a.trim().parse().map_err(|_| bad())?;
+    let b: usize = b.trim().parse().map_err(|_| bad())?;
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
 fn iso_week(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     if b.len() == 8 && &b[4..6] == b"-W" && parse_iso_week(s).is_some() {
@@ -185,6 +220,7 @@ fn main() -> ExitCode {
         Command::Scenario(ScenarioCommand::Generate(a)) => cmd_generate(&a),
         Command::Demo(a) => cmd_demo(&a),
         Command::Serve(a) => cmd_serve(&a),
+        Command::Calendar(a) => cmd_calendar(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -369,6 +405,106 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
         let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         served.map_err(|e| Failure::Internal(anyhow!(e)))
     })
+}
+
+fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
+    let sc = load(&a.scenario)?;
+    let path = &a.plan;
+    let bytes = fs::read(path)
+        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
+    let mut plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::Input(format!(
+            "{}: not an {PLAN_FORMAT} document: {e}",
+            path.display()
+        ))
+    })?;
+    if plan.format != PLAN_FORMAT {
+        return Err(Failure::Input(format!(
+            "{}: format {:?}, expected {PLAN_FORMAT:?}",
+            path.display(),
+            plan.format
+        )));
+    }
+    if plan.scenario.content_hash != sc.content_hash() {
+        return Err(Failure::Input(format!(
+            "{}: the plan is for scenario \"{}\" ({}), not {}",
+            path.display(),
+            plan.scenario.name,
+            plan.scenario.start_week,
+            label(&a.scenario)
+        )));
+    }
+    if let Some(id) = &a.location {
+        if !sc.locations.iter().any(|l| &l.id == id) {
+            let known: Vec<&str> = sc.locations.iter().map(|l| l.id.as_str()).collect();
+            return Err(Failure::Input(format!(
+                "examcap: --location {id}: unknown location (the scenario has {})",
+                known.join(", ")
+            )));
+        }
+    }
+    if let Some((from, to)) = a.weeks {
+        if to >= plan.scenario.horizon_weeks {
+            return Err(Failure::Input(format!(
+                "examcap: --weeks {from}-{to}: past the horizon (weeks 0-{})",
+                plan.scenario.horizon_weeks.saturating_sub(1)
+            )));
+        }
+    }
+    // Cells are independent: filtering the allocation filters the calendar.
+    plan.allocation.retain(|r| {
+        a.location.as_ref().is_none_or(|id| &r.location == id)
+            && a.weeks
+                .is_none_or(|(from, to)| from <= r.week && r.week <= to)
+    });
+    let cal = calendar::sessions(&plan, &sc);
+    for u in &cal.unplaced {
+        eprintln!(
+            "examcap: warning: {} of {} at {} in week {} not placed: no open day",
+            count(u.candidates as usize, "candidate"),
+            u.exam,
+            u.location,
+            u.week
+        );
+    }
+    if a.json {
+        let mut text = serde_json::to_string(&cal).context("calendar to JSON")?;
+        text.push('\n');
+        return emit(&text);
+    }
+    let mut text = String::new();
+    for loc in &sc.locations {
+        if a.location.as_ref().is_some_and(|id| id != &loc.id) {
+            continue;
+        }
+        text.push_str(&format!("{} {}\n", loc.id, loc.name));
+        let rows: Vec<_> = cal
+            .sessions
+            .iter()
+            .filter(|s| s.location == loc.id)
+            .collect();
+        if rows.is_empty() {
+            text.push_str("  no sessions\n");
+            continue;
+        }
+        let w = rows.iter().map(|s| s.exam.len()).max().unwrap_or(0).max(4);
+        text.push_str(&format!(
+            "  {:<10}  {:<3}  {:<9}  {:<w$}  {:>10}  {:>12}\n",
+            "date", "day", "block", "exam", "candidates", "seat minutes"
+        ));
+        for s in rows {
+            text.push_str(&format!(
+                "  {}  {:<3}  {:<9}  {:<w$}  {:>10}  {:>12}\n",
+                s.date.format("%Y-%m-%d"),
+                s.date.format("%a"),
+                s.block.name(),
+                s.exam,
+                s.candidates,
+                s.seat_minutes
+            ));
+        }
+    }
+    emit(&text)
 }
 
 /// Runs the pipeline with progress on stderr and maps its errors to exit codes.
@@ -574,6 +710,11 @@ mod tests {
         }
         assert!(session_minutes("240").is_ok());
         assert!(session_minutes("0").is_err());
+        assert_eq!(week_range("10-12"), Ok((10, 12)));
+        assert_eq!(week_range("4"), Ok((4, 4)));
+        for bad in ["12-10", "x", "1-", "-3", "1-2-3", ""] {
+            assert!(week_range(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -485,3 +485,115 @@ fn help_and_version() {
     let o = run(&[]);
     assert_exit(&o, 2);
 }
+
+/// Solves the tiny scenario (2026-W14: Good Friday in week 0, Easter
+/// Monday in week 1) into `plan.json`; returns (scenario, plan) paths.
+fn tiny_plan(dir: &Path) -> (PathBuf, PathBuf) {
+    let f = write_json(dir, "tiny.json", &tiny());
+    let plan_path = dir.join("plan.json");
+    let o = run(&["solve", arg(&f), "--quiet", "--out", arg(&plan_path)]);
+    assert_exit(&o, 0);
+    (f, plan_path)
+}
+
+#[test]
+fn calendar_sessions_add_up_and_skip_easter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sc, plan_path) = tiny_plan(dir.path());
+    let plan: Value =
+        serde_json::from_slice(&std::fs::read(&plan_path).expect("plan written")).unwrap();
+    let allocated: u64 = plan["allocation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["candidates"].as_u64().unwrap())
+        .sum();
+    let o = run(&[
+        "calendar",
+        arg(&plan_path),
+        "--scenario",
+        arg(&sc),
+        "--json",
+    ]);
+    assert_exit(&o, 0);
+    let cal: Value = serde_json::from_str(&stdout(&o)).expect("JSON calendar");
+    let sessions = cal["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty());
+    assert!(cal["unplaced"].as_array().unwrap().is_empty());
+    let total: u64 = sessions
+        .iter()
+        .map(|s| s["candidates"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, allocated);
+    for s in sessions {
+        let date = s["date"].as_str().unwrap();
+        assert!(
+            !["2026-04-03", "2026-04-05", "2026-04-06"].contains(&date),
+            "{s}"
+        );
+        assert!(["morning", "afternoon"].contains(&s["block"].as_str().unwrap()));
+        let minutes = s["seat_minutes"].as_f64().unwrap();
+        assert_eq!(minutes, 45.0 * s["candidates"].as_f64().unwrap());
+    }
+    // The table.
+    let o = run(&["calendar", arg(&plan_path), "--scenario", arg(&sc)]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("AMS Amsterdam\n"), "{out}");
+    assert!(out.contains("2026-03-30  Mon  morning"), "{out}");
+    assert!(!out.contains("2026-04-03"), "{out}");
+}
+
+#[test]
+fn calendar_filters_by_location_and_weeks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sc, plan_path) = tiny_plan(dir.path());
+    let o = run(&[
+        "calendar",
+        arg(&plan_path),
+        "--scenario",
+        arg(&sc),
+        "--location",
+        "AMS",
+        "--weeks",
+        "1-1",
+        "--json",
+    ]);
+    assert_exit(&o, 0);
+    let cal: Value = serde_json::from_str(&stdout(&o)).expect("JSON calendar");
+    let sessions = cal["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty());
+    for s in sessions {
+        let date = s["date"].as_str().unwrap();
+        // Week 1 is 6-11 April; Easter Monday is closed.
+        assert!(("2026-04-07"..="2026-04-11").contains(&date), "{s}");
+        assert_eq!(s["location"], "AMS");
+    }
+}
+
+#[test]
+fn calendar_rejects_bad_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sc, plan_path) = tiny_plan(dir.path());
+    let cal = |extra: &[&str]| {
+        let mut args = vec!["calendar", arg(&plan_path), "--scenario", arg(&sc)];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    for weeks in ["3-1", "x", "1-", "0-9"] {
+        let o = cal(&["--weeks", weeks]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains("--weeks"), "{weeks}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    let o = cal(&["--location", "RTM"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("RTM"), "{}", stderr(&o));
+    // A plan of another scenario.
+    let mut other = tiny();
+    other["demand"][0]["weekly"] = json!([1, 1, 1]);
+    let other = write_json(dir.path(), "other.json", &other);
+    let o = run(&["calendar", arg(&plan_path), "--scenario", arg(&other)]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("not"), "{}", stderr(&o));
+}

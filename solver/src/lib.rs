@@ -18,8 +18,11 @@
 //! - [`waits`]: FIFO waiting times per registration cohort and percentiles.
 //! - [`duals`]: shadow prices and the ranked "one extra session" list.
 //! - [`plan`]: what a solve returns, and [`plan::plan_scenario`], the whole pipeline.
+//! - [`calendar`]: a plan's weekly allocation as dated morning/afternoon
+//!   sessions per location, Dutch public holidays closed.
 #![forbid(unsafe_code)]
 
+pub mod calendar;
 pub mod duals;
 pub mod generate;
 pub mod model;

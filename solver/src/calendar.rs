@@ -1,0 +1,484 @@
+//! The session calendar: a plan's weekly integral allocation as dated exam
+//! sessions per location.
+//!
+//! Days are Monday to Friday; Saturday is added only in a week where the plan
+//! buys extra seat minutes of that exam's resource kind at that location.
+//! Dutch public holidays ([`dutch_holidays`]) are closed. Every open day has
+//! a morning and an afternoon block. An exam's candidates of one (location,
+//! week), summed over regions, are spread over that week's (day, block)
+//! slots in order: slot `i` of `s` gets `n / s` plus one if `i < n % s`.
+//! Pure: no I/O, the same plan and scenario always give the same calendar.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, Days, NaiveDate, Weekday};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+use crate::scenario::{parse_iso_week, Scenario};
+
+/// Easter Sunday of `year` (the anonymous Gregorian algorithm); `None`
+/// before the Gregorian calendar (1583) or outside chrono's range.
+pub fn easter(year: i32) -> Option<NaiveDate> {
+    if year < 1583 {
+        return None;
+    }
+    let a = year % 19;
+    let b = year / 100;
+    let c = year % 100;
+    let d = b / 4;
+    let e = b % 4;
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let i = c / 4;
+    let k = c % 4;
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    NaiveDate::from_ymd_opt(year, month as u32, day as u32)
+}
+
+fn shift(d: NaiveDate, days: i64) -> Option<NaiveDate> {
+    d.checked_add_signed(chrono::TimeDelta::try_days(days)?)
+}
+
+/// The Dutch public holidays of `year` on which exam locations are closed,
+/// sorted by date: New Year, Good Friday to Easter Monday, King's Day
+/// (27 April, or 26 April when the 27th is a Sunday), Liberation Day
+/// (5 May) in lustrum years (divisible by 5), Ascension Day (Easter + 39),
+/// Whit Sunday and Whit Monday (Easter + 49, + 50) and Christmas (25 and
+/// 26 December).
+pub fn dutch_holidays(year: i32) -> Vec<(NaiveDate, &'static str)> {
+    let mut out = Vec::new();
+    let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);
+    if let Some(d) = ymd(1, 1) {
+        out.push((d, "Nieuwjaarsdag"));
+    }
+    if let Some(e) = easter(year) {
+        for (offset, name) in [
+            (-2, "Goede Vrijdag"),
+            (0, "Eerste Paasdag"),
+            (1, "Tweede Paasdag"),
+            (39, "Hemelvaartsdag"),
+            (49, "Eerste Pinksterdag"),
+            (50, "Tweede Pinksterdag"),
+        ] {
+            if let Some(d) = shift(e, offset) {
+                out.push((d, name));
+            }
+        }
+    }
+    if let Some(d27) = ymd(4, 27) {
+        let kings = if d27.weekday() == Weekday::Sun {
+            ymd(4, 26)
+        } else {
+            Some(d27)
+        };
+        if let Some(d) = kings {
+            out.push((d, "Koningsdag"));
+        }
+    }
+    if year % 5 == 0 {
+        if let Some(d) = ymd(5, 5) {
+            out.push((d, "Bevrijdingsdag"));
+        }
+    }
+    for (day, name) in [(25, "Eerste Kerstdag"), (26, "Tweede Kerstdag")] {
+        if let Some(d) = ymd(12, day) {
+            out.push((d, name));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `d` is one of [`dutch_holidays`].
+pub fn is_holiday(d: NaiveDate) -> bool {
+    dutch_holidays(d.year()).iter().any(|(h, _)| *h == d)
+}
+
+/// Half a day of exams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Block {
+    Morning,
+    Afternoon,
+}
+
+impl Block {
+    pub fn name(self) -> &'static str {
+        match self {
+            Block::Morning => "morning",
+            Block::Afternoon => "afternoon",
+        }
+    }
+}
+
+/// One exam in one block of one day at one location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub location: String,
+    /// `YYYY-MM-DD`.
+    #[serde(with = "iso_date")]
+    pub date: NaiveDate,
+    pub block: Block,
+    pub exam: String,
+    /// The exam's resource kind (the seats it occupies).
+    pub kind: String,
+    pub candidates: u64,
+    /// candidates × the exam's seat minutes.
+    pub seat_minutes: f64,
+}
+
+/// A date as `YYYY-MM-DD` (chrono's serde feature is not enabled).
+mod iso_date {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&d.format("%Y-%m-%d"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(serde::de::Error::custom)
+    }
+}
+
+/// Allocated candidates the calendar could not date: their week has no open
+/// day (or the plan names an exam the scenario does not have, or its start
+/// week does not parse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unplaced {
+    pub location: String,
+    pub exam: String,
+    pub week: usize,
+    pub candidates: u64,
+}
+
+/// What [`sessions`] returns. For every (location, exam, week) the
+/// candidates of `sessions` plus those of `unplaced` equal the allocation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CalendarResult {
+    /// Sorted by location, date, block, then the scenario's exam order.
+    pub sessions: Vec<Session>,
+    /// Sorted by location, week, exam order.
+    pub unplaced: Vec<Unplaced>,
+}
+
+/// Candidates of slot `i` when `n` are spread over `slots` slots in order.
+pub fn spread(n: u64, slots: usize, i: usize) -> u64 {
+    if slots == 0 {
+        return 0;
+    }
+    let s = slots as u64;
+    n / s + u64::from((i as u64) < n % s)
+}
+
+/// The open days of week `week` (0-based from `start_monday`): Monday to
+/// Friday that are not holidays, and Saturday (if not a holiday) when
+/// `saturday` is set.
+pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<NaiveDate> {
+    let Some(monday) = start_monday.checked_add_days(Days::new(7 * week as u64)) else {
+        return Vec::new();
+    };
+    let last = if saturday { 6 } else { 5 };
+    (0..last)
+        .filter_map(|i| monday.checked_add_days(Days::new(i)))
+        .filter(|d| !is_holiday(*d))
+        .collect()
+}
+
+/// The session calendar of `plan` (solved from `scenario`): see the module
+/// documentation for the rules.
+pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
+    let start = parse_iso_week(&plan.scenario.start_week).or_else(|| scenario.start_monday());
+    // (location, week, exam index or usize::MAX with its id) → candidates.
+    let mut cells: BTreeMap<(&str, usize, usize, &str), u64> = BTreeMap::new();
+    for row in &plan.allocation {
+        let idx = scenario.exam_index(&row.exam).unwrap_or(usize::MAX);
+        *cells
+            .entry((&row.location, row.week, idx, &row.exam))
+            .or_default() += row.candidates;
+    }
+    let extra: BTreeSet<(&str, &str, usize)> = plan
+        .extra_seats
+        .iter()
+        .filter(|x| x.minutes > 0.0)
+        .map(|x| (x.location.as_str(), x.kind.as_str(), x.week))
+        .collect();
+    let mut out = CalendarResult::default();
+    for ((location, week, idx, exam_id), n) in cells {
+        if n == 0 {
+            continue;
+        }
+        let unplaced = Unplaced {
+            location: location.to_string(),
+            exam: exam_id.to_string(),
+            week,
+            candidates: n,
+        };
+        let (Some(exam), Some(start)) = (scenario.exams.get(idx), start) else {
+            out.unplaced.push(unplaced);
+            continue;
+        };
+        let saturday = extra.contains(&(location, exam.resource.as_str(), week));
+        let days = open_days(start, week, saturday);
+        let slots: Vec<(NaiveDate, Block)> = days
+            .iter()
+            .flat_map(|d| [(*d, Block::Morning), (*d, Block::Afternoon)])
+            .collect();
+        if slots.is_empty() {
+            out.unplaced.push(unplaced);
+            continue;
+        }
+        for (i, (date, block)) in slots.iter().enumerate() {
+            let c = spread(n, slots.len(), i);
+            if c > 0 {
+                out.sessions.push(Session {
+                    location: location.to_string(),
+                    date: *date,
+                    block: *block,
+                    exam: exam.id.clone(),
+                    kind: exam.resource.clone(),
+                    candidates: c,
+                    seat_minutes: c as f64 * exam.seat_minutes,
+                });
+            }
+        }
+    }
+    // Cells come by (location, week, exam): a stable sort by date and block
+    // keeps the exam order within a block.
+    out.sessions
+        .sort_by(|a, b| (&a.location, a.date, a.block).cmp(&(&b.location, b.date, b.block)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{national, GenerateOptions};
+    use crate::plan::{plan_scenario, PlanOptions};
+    use crate::validate::parse_scenario;
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn named(year: i32, name: &str) -> Vec<NaiveDate> {
+        dutch_holidays(year)
+            .into_iter()
+            .filter(|(_, n)| *n == name)
+            .map(|(d, _)| d)
+            .collect()
+    }
+
+    #[test]
+    fn easter_dates_2026_to_2030() {
+        // (Easter, Good Friday, Easter Monday, Ascension, Whit Monday)
+        let known = [
+            (2026, (4, 5), (4, 3), (4, 6), (5, 14), (5, 25)),
+            (2027, (3, 28), (3, 26), (3, 29), (5, 6), (5, 17)),
+            (2028, (4, 16), (4, 14), (4, 17), (5, 25), (6, 5)),
+            (2029, (4, 1), (3, 30), (4, 2), (5, 10), (5, 21)),
+            (2030, (4, 21), (4, 19), (4, 22), (5, 30), (6, 10)),
+        ];
+        for (y, e, gf, em, asc, wm) in known {
+            assert_eq!(easter(y), Some(ymd(y, e.0, e.1)), "{y}");
+            assert_eq!(named(y, "Goede Vrijdag"), [ymd(y, gf.0, gf.1)], "{y}");
+            assert_eq!(named(y, "Tweede Paasdag"), [ymd(y, em.0, em.1)], "{y}");
+            assert_eq!(named(y, "Hemelvaartsdag"), [ymd(y, asc.0, asc.1)], "{y}");
+            assert_eq!(named(y, "Tweede Pinksterdag"), [ymd(y, wm.0, wm.1)], "{y}");
+            for d in [e, gf, em, asc, wm] {
+                assert!(is_holiday(ymd(y, d.0, d.1)), "{y}-{d:?}");
+            }
+        }
+        // A few further known dates: 2019-04-21, 2024-03-31, 2038-04-25.
+        assert_eq!(easter(2019), Some(ymd(2019, 4, 21)));
+        assert_eq!(easter(2024), Some(ymd(2024, 3, 31)));
+        assert_eq!(easter(2038), Some(ymd(2038, 4, 25)));
+        assert_eq!(easter(1500), None);
+    }
+
+    #[test]
+    fn kings_day_moves_to_saturday_when_the_27th_is_a_sunday() {
+        assert_eq!(named(2025, "Koningsdag"), [ymd(2025, 4, 26)]);
+        assert_eq!(named(2026, "Koningsdag"), [ymd(2026, 4, 27)]);
+        assert!(!is_holiday(ymd(2025, 4, 27)));
+    }
+
+    #[test]
+    fn liberation_day_only_in_lustrum_years() {
+        assert!(is_holiday(ymd(2025, 5, 5)));
+        assert!(is_holiday(ymd(2030, 5, 5)));
+        assert!(!is_holiday(ymd(2026, 5, 5)));
+        assert!(named(2026, "Bevrijdingsdag").is_empty());
+    }
+
+    #[test]
+    fn fixed_holidays_and_count() {
+        for y in 2020..2040 {
+            assert!(is_holiday(ymd(y, 1, 1)));
+            assert!(is_holiday(ymd(y, 12, 25)));
+            assert!(is_holiday(ymd(y, 12, 26)));
+            assert!(!is_holiday(ymd(y, 12, 24)));
+            let n = dutch_holidays(y).len();
+            assert_eq!(n, if y % 5 == 0 { 11 } else { 10 }, "{y}");
+        }
+    }
+
+    #[test]
+    fn spread_is_even_and_in_order() {
+        let v: Vec<u64> = (0..4).map(|i| spread(10, 4, i)).collect();
+        assert_eq!(v, [3, 3, 2, 2]);
+        assert_eq!((0..10).map(|i| spread(3, 10, i)).sum::<u64>(), 3);
+        assert_eq!(spread(5, 0, 0), 0);
+    }
+
+    #[test]
+    fn open_days_skip_holidays_and_add_saturday() {
+        // 2026-W14: Monday 30 March, Good Friday 3 April.
+        let monday = ymd(2026, 3, 30);
+        assert_eq!(open_days(monday, 0, false).len(), 4);
+        assert_eq!(open_days(monday, 0, true).len(), 5);
+        // Week 1: Easter Monday 6 April closed.
+        assert_eq!(open_days(monday, 1, false)[0], ymd(2026, 4, 7));
+    }
+
+    /// Every property of a calendar against its plan.
+    fn check(plan: &Plan, sc: &Scenario) -> CalendarResult {
+        let cal = sessions(plan, sc);
+        let mut want: BTreeMap<(String, String, usize), u64> = BTreeMap::new();
+        for r in &plan.allocation {
+            *want
+                .entry((r.location.clone(), r.exam.clone(), r.week))
+                .or_default() += r.candidates;
+        }
+        let monday = sc.start_monday().unwrap();
+        let mut got: BTreeMap<(String, String, usize), u64> = BTreeMap::new();
+        let mut minutes: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
+        for s in &cal.sessions {
+            assert!(!is_holiday(s.date), "{s:?} on a holiday");
+            assert_ne!(s.date.weekday(), Weekday::Sun, "{s:?}");
+            assert!(s.candidates > 0);
+            let week = ((s.date - monday).num_days() / 7) as usize;
+            if s.date.weekday() == Weekday::Sat {
+                assert!(
+                    plan.extra_seats.iter().any(|x| x.location == s.location
+                        && x.kind == s.kind
+                        && x.week == week
+                        && x.minutes > 0.0),
+                    "{s:?}: Saturday without extra seats"
+                );
+            }
+            let key = (s.location.clone(), s.exam.clone(), week);
+            *got.entry(key.clone()).or_default() += s.candidates;
+            *minutes.entry(key).or_default() += s.seat_minutes;
+        }
+        for u in &cal.unplaced {
+            *got.entry((u.location.clone(), u.exam.clone(), u.week))
+                .or_default() += u.candidates;
+        }
+        assert_eq!(got, want);
+        for ((loc, exam, week), m) in minutes {
+            let e = &sc.exams[sc.exam_index(&exam).unwrap()];
+            let n = want[&(loc.clone(), exam.clone(), week)];
+            assert!(
+                (m - n as f64 * e.seat_minutes).abs() < 1e-6,
+                "{loc} {exam} {week}"
+            );
+        }
+        cal
+    }
+
+    #[test]
+    fn national_plan_over_christmas_and_new_year() {
+        let sc = national(&GenerateOptions {
+            weeks: 4,
+            start_week: "2026-W52".into(),
+            ..GenerateOptions::default()
+        });
+        let bytes = serde_json::to_vec(&sc).unwrap();
+        let sc = parse_scenario(&bytes).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let cal = check(&plan, &sc);
+        assert!(!cal.sessions.is_empty());
+        assert!(cal.unplaced.is_empty(), "{:?}", cal.unplaced);
+        // The horizon runs from 21 December 2026 to 17 January 2027
+        // (the generator closes most capacity around Christmas itself).
+        for s in &cal.sessions {
+            assert!(
+                ymd(2026, 12, 21) <= s.date && s.date <= ymd(2027, 1, 16),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn small_plan_over_easter_with_a_saturday() {
+        // 2026-W14: Good Friday in week 0, Easter Monday in week 1; demand
+        // 12 in week 1 needs the extra seats.
+        let doc = r#"{
+          "format": "examcap/scenario@1", "name": "easter",
+          "start_week": "2026-W14", "horizon_weeks": 3,
+          "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
+                     "seat_minutes": 45, "target_wait_weeks": 0}],
+          "locations": [{"id": "AMS", "name": "Amsterdam",
+                         "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
+                                        "extra_weekly_minutes": 180,
+                                        "extra_cost_per_minute": 0.9}]}],
+          "regions": [{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
+                       "options": [{"location": "AMS", "travel_cost": 0.5}]}],
+          "demand": [{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 13, 10]}]
+        }"#;
+        let sc = parse_scenario(doc.as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let cal = check(&plan, &sc);
+        assert!(cal.unplaced.is_empty());
+        let saturday = cal
+            .sessions
+            .iter()
+            .any(|s| s.date.weekday() == Weekday::Sat);
+        assert!(
+            !saturday || plan.extra_seats.iter().any(|x| x.minutes > 0.0),
+            "{:?}",
+            plan.extra_seats
+        );
+        // Week 1 buys extra booth minutes: Saturday 11 April opens.
+        assert!(plan
+            .extra_seats
+            .iter()
+            .any(|x| x.week == 1 && x.minutes > 0.0));
+        assert!(cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 11)));
+        assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 4)));
+        assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 3)));
+        assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 6)));
+    }
+
+    #[test]
+    fn unknown_exams_are_reported_not_dropped() {
+        let doc = r#"{
+          "format": "examcap/scenario@1", "name": "t",
+          "start_week": "2026-W14", "horizon_weeks": 1,
+          "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
+                     "seat_minutes": 45, "target_wait_weeks": 1}],
+          "locations": [{"id": "AMS", "name": "Amsterdam",
+                         "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
+                                        "extra_weekly_minutes": 0,
+                                        "extra_cost_per_minute": 0.9}]}],
+          "regions": [{"id": "R", "name": "R",
+                       "options": [{"location": "AMS", "travel_cost": 0.5}]}],
+          "demand": [{"region": "R", "exam": "SPK", "weekly": [5]}]
+        }"#;
+        let sc = parse_scenario(doc.as_bytes()).unwrap();
+        let mut plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        plan.allocation[0].exam = "LEZEN".into();
+        let n = plan.allocation[0].candidates;
+        let cal = sessions(&plan, &sc);
+        assert!(cal.sessions.is_empty());
+        assert_eq!(cal.unplaced.len(), 1);
+        assert_eq!(cal.unplaced[0].candidates, n);
+    }
+}
