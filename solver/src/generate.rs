@@ -341,21 +341,6 @@ fn round_cumulative(values: impl IntoIterator<Item = f64>) -> Vec<f64> {
         .collect()
 }
 
-/// Anonymous Gregorian computus: Easter Sunday of `year`.
-fn easter(year: i32) -> Option<NaiveDate> {
-    let (a, b, c) = (year % 19, year / 100, year % 100);
-    let (d, e) = (b / 4, b % 4);
-    let f = (b + 8) / 25;
-    let g = (b - f + 1) / 3;
-    let h = (19 * a + b - d - g + 15) % 30;
-    let (i, k) = (c / 4, c % 4);
-    let l = (32 + 2 * e + 2 * i - h - k) % 7;
-    let m = (a + 11 * h + 22 * l) / 451;
-    let month = (h + l - 7 * m + 114) / 31;
-    let day = (h + l - 7 * m + 114) % 31 + 1;
-    NaiveDate::from_ymd_opt(year, month as u32, day as u32)
-}
-
 /// Merges (week, factor) pairs, sorted by week, into ranges of consecutive
 /// weeks with the same factor.
 fn to_ranges(weeks: impl IntoIterator<Item = (usize, f64)>) -> Vec<Unavailable> {
@@ -467,7 +452,7 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
         .map_or(monday.year(), |d| d.year());
     for year in monday.year()..=last_year {
         let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);
-        let easter = easter(year);
+        let easter = crate::calendar::easter(year);
         let shifted = |days: u64| easter.and_then(|e| e.checked_add_days(Days::new(days)));
         for date in [ymd(12, 25), ymd(1, 1)].into_iter().flatten() {
             if let Some(t) = week_of(date) {
@@ -937,9 +922,6 @@ mod tests {
             assert_eq!(availability(&p.unavailable, 33), 0.7);
             assert_eq!(availability(&p.unavailable, 27), 1.0);
         }
-        assert_eq!(easter(2027), NaiveDate::from_ymd_opt(2027, 3, 28));
-        assert_eq!(easter(2025), NaiveDate::from_ymd_opt(2025, 4, 20));
-        assert_eq!(easter(2038), NaiveDate::from_ymd_opt(2038, 4, 25));
     }
 
     #[test]
