@@ -18,6 +18,8 @@
 //! - [`waits`]: FIFO waiting times per registration cohort and percentiles.
 //! - [`duals`]: shadow prices and the ranked "one extra session" list.
 //! - [`plan`]: what a solve returns, and [`plan::plan_scenario`], the whole pipeline.
+//! - [`reschedule`]: the exams a shock touches and the re-plan of a
+//!   published plan (frozen weeks, σ-weighted stability, untouched blocks kept).
 //! - [`calendar`]: a plan's weekly allocation as dated morning/afternoon
 //!   sessions per location, Dutch public holidays closed.
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod generate;
 pub mod model;
 pub mod plan;
 pub mod reference;
+pub mod reschedule;
 pub mod rounding;
 pub mod scenario;
 pub mod solve;

@@ -462,23 +462,66 @@ pub enum Col {
     B { stream: usize, t: usize },
     /// s: candidates of `stream` over target at the end of week `t`.
     S { stream: usize, t: usize },
+    /// Re-plans only: d+ (`up`) or d- of x[stream, l, t] against the
+    /// published value (see [`Replan`]).
+    Dev {
+        stream: usize,
+        l: usize,
+        t: usize,
+        up: bool,
+    },
 }
 
 /// What a row of a block LP stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Row {
-    Flow { stream: usize, t: usize },
-    Seat { l: usize, k: usize, t: usize },
-    Rater { q: usize, t: usize },
-    Wait { stream: usize, t: usize },
+    Flow {
+        stream: usize,
+        t: usize,
+    },
+    Seat {
+        l: usize,
+        k: usize,
+        t: usize,
+    },
+    Rater {
+        q: usize,
+        t: usize,
+    },
+    Wait {
+        stream: usize,
+        t: usize,
+    },
+    /// Re-plans only: x − d+ + d− = x_published.
+    Stability {
+        stream: usize,
+        l: usize,
+        t: usize,
+    },
 }
 
-/// One block as a column-wise sparse LP (all columns have lower bound 0).
+/// The extras of a re-plan LP (DESIGN.md "Rescheduling after a surge").
+/// Keys are (stream, l, t) with `stream` an index into
+/// [`Instance::lp_streams`] of an instance built with `merge_twins = false`
+/// (so one stream per (region, exam)); a missing key publishes 0.
+#[derive(Debug, Clone, Default)]
+pub struct Replan {
+    /// x columns with t < `freeze_weeks` are fixed to the published value.
+    pub freeze_weeks: usize,
+    /// Stage-2 cost per candidate moved (|x − x_published|) in weeks ≥ F.
+    /// 0 adds no columns or rows.
+    pub sigma: f64,
+    pub published: BTreeMap<(usize, usize, usize), f64>,
+}
+
+/// One block as a column-wise sparse LP (all columns have lower bound 0
+/// except the frozen x of a re-plan).
 #[derive(Debug, Clone, Default)]
 pub struct BlockLp {
     /// Indices into [`Instance::lp_streams`].
     pub streams: Vec<usize>,
     pub cols: Vec<Col>,
+    pub col_lower: Vec<f64>,
     pub col_upper: Vec<f64>,
     /// Stage 1: π_e on every s.
     pub cost1: Vec<f64>,
@@ -527,6 +570,7 @@ impl BlockLp {
 
     fn push_col(&mut self, col: Col, upper: f64, cost1: f64, cost2: f64, entries: &[(usize, f64)]) {
         self.cols.push(col);
+        self.col_lower.push(0.0);
         self.col_upper.push(upper);
         self.cost1.push(cost1);
         self.cost2.push(cost2);
@@ -548,7 +592,9 @@ impl BlockLp {
 }
 
 /// Builds the LP of one block (`streams` are indices into `inst.lp_streams`).
-pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
+/// `replan` turns it into the re-plan LP of a published plan: frozen x
+/// fixed, later x tied to the published value by σ-weighted deviations.
+pub fn build_block(inst: &Instance, streams: &[usize], replan: Option<&Replan>) -> BlockLp {
     let weeks = inst.weeks;
     let mut lp = BlockLp {
         streams: streams.to_vec(),
@@ -616,6 +662,18 @@ pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
                     });
                     entries.push((row, a));
                 }
+                let published = replan.map(|r| {
+                    let p = r.published.get(&(s, l, t)).copied().unwrap_or(0.0);
+                    (r, p)
+                });
+                let mut stability = None;
+                if let Some((r, p)) = published {
+                    if t >= r.freeze_weeks && r.sigma > 0.0 {
+                        let row = lp.push_row(Row::Stability { stream: s, l, t }, p, p);
+                        entries.push((row, 1.0));
+                        stability = Some((row, r.sigma));
+                    }
+                }
                 lp.push_col(
                     Col::X { stream: s, l, t },
                     f64::INFINITY,
@@ -623,6 +681,29 @@ pub fn build_block(inst: &Instance, streams: &[usize]) -> BlockLp {
                     travel,
                     &entries,
                 );
+                if let Some((r, p)) = published {
+                    if t < r.freeze_weeks {
+                        let j = lp.cols.len() - 1;
+                        lp.col_lower[j] = p;
+                        lp.col_upper[j] = p;
+                    }
+                }
+                if let Some((row, sigma)) = stability {
+                    for (up, v) in [(true, -1.0), (false, 1.0)] {
+                        lp.push_col(
+                            Col::Dev {
+                                stream: s,
+                                l,
+                                t,
+                                up,
+                            },
+                            f64::INFINITY,
+                            0.0,
+                            sigma,
+                            &[(row, v)],
+                        );
+                    }
+                }
             }
         }
         let pi = inst.priority[e];

@@ -2,7 +2,7 @@
 //! validate → index → blocks → two-stage solve → rounding → waits → duals.
 
 use crate::duals::{self, Recommendation, ShadowPrice};
-use crate::model::{build_block, BlockLp, Col, Instance};
+use crate::model::{build_block, BlockLp, Col, Instance, Replan};
 use crate::rounding::{self, Allocation, Cell, Evaluation};
 use crate::scenario::Scenario;
 use crate::solve::{self, SolveError, SolveOptions};
@@ -332,6 +332,30 @@ pub fn plan_scenario_cancellable(
     progress: &(dyn Fn(PlanProgress) + Sync),
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<Plan, PlanError> {
+    run_pipeline(sc, opts, progress, cancel, None)
+}
+
+/// What turns the pipeline into a re-plan (see [`crate::reschedule`]).
+pub(crate) struct Restriction<'a> {
+    /// The extras of every re-optimised block.
+    pub replan: &'a Replan,
+    /// Exams (indices) whose blocks are re-optimised.
+    pub touched: &'a BTreeSet<usize>,
+    /// The published integral allocation of every stream not re-optimised,
+    /// with the extra seats and raters it buys (merge_twins = false indices).
+    pub fixed: &'a Allocation,
+}
+
+/// The pipeline of [`plan_scenario_cancellable`]; with a restriction, only
+/// the blocks holding a touched exam are built (as re-plan LPs) and solved,
+/// and the rest is the restriction's fixed allocation.
+pub(crate) fn run_pipeline(
+    sc: &Scenario,
+    opts: &PlanOptions,
+    progress: &(dyn Fn(PlanProgress) + Sync),
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    restrict: Option<&Restriction>,
+) -> Result<Plan, PlanError> {
     let start = Instant::now();
     let mut seconds = Timings::default();
     let report = |step: Step, done: usize, total: usize| {
@@ -366,8 +390,12 @@ pub fn plan_scenario_cancellable(
     let mut inst = None;
     let mut lps: Vec<BlockLp> = Vec::new();
     timed(Step::Build, &mut seconds.build, &mut || {
-        let i = Instance::new(sc, opts.merge_twins);
-        let mut groups = group_blocks(i.blocks(), MAX_BLOCKS);
+        let i = Instance::new(sc, opts.merge_twins && restrict.is_none());
+        let mut blocks = i.blocks();
+        if let Some(r) = restrict {
+            blocks.retain(|b| b.iter().any(|&s| r.touched.contains(&i.lp_streams[s].exam)));
+        }
+        let mut groups = group_blocks(blocks, MAX_BLOCKS);
         // Hardest first: the solve of the tightest block is the critical path.
         groups.sort_by(|a, b| tightness(&i, b).total_cmp(&tightness(&i, a)).then(a.cmp(b)));
         lps = std::thread::scope(|s| {
@@ -375,7 +403,7 @@ pub fn plan_scenario_cancellable(
                 .iter()
                 .map(|g| {
                     let i = &i;
-                    s.spawn(move || build_block(i, g))
+                    s.spawn(move || build_block(i, g, restrict.map(|r| r.replan)))
                 })
                 .collect();
             handles
@@ -421,9 +449,33 @@ pub fn plan_scenario_cancellable(
     } else {
         PlanStatus::Stage2TimeLimit
     };
-    let stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
-    let stage2_cost: f64 = results.iter().map(|r| r.cost).sum();
-    let lp_alloc = lp_allocation(&inst, &lps, &results);
+    let mut stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
+    let mut stage2_cost: f64 = results.iter().map(|r| r.cost).sum();
+    let mut lp_alloc = lp_allocation(&inst, &lps, &results);
+    if let Some(r) = restrict {
+        // C without the stability term: σ·Σ d± is not a cost of the plan.
+        for (lp, res) in lps.iter().zip(&results) {
+            for (j, col) in lp.cols.iter().enumerate() {
+                if matches!(col, Col::Dev { .. }) {
+                    stage2_cost -= lp.cost2[j] * res.values[j];
+                }
+            }
+        }
+        let solved: BTreeSet<usize> = lps
+            .iter()
+            .flat_map(|lp| lp.streams.iter().copied())
+            .collect();
+        let (v, c) = fixed_values(&inst, r.fixed, &solved);
+        stage1_violation += v;
+        stage2_cost += c;
+        lp_alloc.x.extend(r.fixed.x.iter().map(|(&c, &v)| (c, v)));
+        lp_alloc
+            .extra_seats
+            .extend(r.fixed.extra_seats.iter().map(|(&c, &v)| (c, v)));
+        lp_alloc
+            .extra_raters
+            .extend(r.fixed.extra_raters.iter().map(|(&c, &v)| (c, v)));
+    }
     let lp_eval = rounding::evaluate(&inst, &lp_alloc);
 
     let mut int = Allocation::default();
@@ -558,6 +610,22 @@ pub fn plan_scenario_cancellable(
         shadow_prices,
         recommendations,
     })
+}
+
+/// (V, C) of the fixed part of a re-plan: the weighted over-target and
+/// waiting of every stream not in `solved`, the travel of `fixed` and the
+/// extra capacity it buys, as [`rounding::evaluate`] defines them.
+fn fixed_values(inst: &Instance, fixed: &Allocation, solved: &BTreeSet<usize>) -> (f64, f64) {
+    let ev = rounding::evaluate(inst, fixed);
+    let mut v = 0.0;
+    let mut waiting = 0.0;
+    for s in (0..inst.streams.len()).filter(|s| !solved.contains(s)) {
+        let e = inst.streams[s].exam;
+        v += inst.priority[e] * ev.over_target[s].iter().sum::<f64>();
+        waiting += inst.waiting_weight * ev.backlog[s].iter().sum::<f64>();
+    }
+    let c = ev.extra_seat_cost + ev.extra_rater_cost + ev.travel_cost + waiting;
+    (v, c)
 }
 
 /// The LP point of every block as one allocation over the original

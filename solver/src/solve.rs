@@ -474,7 +474,7 @@ impl<'a> BlockWorker<'a> {
             .map(|j| {
                 pb.add_column(
                     lp.cost1[j] + WARM_WEIGHT * lp.cost2[j],
-                    0.0..=lp.col_upper[j],
+                    lp.col_lower[j]..=lp.col_upper[j],
                 )
             })
             .collect();

@@ -1,0 +1,335 @@
+//! Rescheduling after a surge (DESIGN.md "Rescheduling after a surge"):
+//! which exams a shock touches, and the re-plan of a published plan that
+//! re-optimises only their blocks, keeps the first F weeks as published
+//! and (σ > 0) prefers moving few candidates.
+
+use crate::model::{Instance, Replan};
+use crate::plan::{run_pipeline, Plan, PlanError, PlanOptions, Restriction};
+use crate::rounding::{Allocation, Cell};
+use crate::scenario::Scenario;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Exams a shock touches: those whose demand or backlog differs, those
+/// using a resource kind at a location whose capacity or unavailability
+/// differs, those of a rater pool that differs; then, one step, every exam
+/// sharing a resource kind or rater pool with one of those.
+pub fn touched_exams(base: &Scenario, shocked: &Scenario) -> BTreeSet<String> {
+    let mut direct: BTreeSet<String> = BTreeSet::new();
+    // Demand and backlog per exam, as (region, values) lists.
+    let demand = |sc: &Scenario, exam: &str| {
+        let mut d: Vec<(String, Vec<u64>)> = sc
+            .demand
+            .iter()
+            .filter(|d| d.exam == exam)
+            .map(|d| {
+                (
+                    d.region.clone(),
+                    d.weekly.iter().map(|v| v.to_bits()).collect(),
+                )
+            })
+            .collect();
+        d.sort();
+        let mut b: Vec<(String, i64, u64)> = sc
+            .backlog
+            .iter()
+            .filter(|b| b.exam == exam)
+            .map(|b| (b.region.clone(), b.registered_week, b.candidates.to_bits()))
+            .collect();
+        b.sort();
+        (d, b)
+    };
+    let exams: BTreeSet<&str> = base
+        .exams
+        .iter()
+        .chain(&shocked.exams)
+        .map(|e| e.id.as_str())
+        .collect();
+    for &e in &exams {
+        if demand(base, e) != demand(shocked, e) {
+            direct.insert(e.to_string());
+        }
+    }
+    // Changed (location, kind) capacities and changed pools.
+    let mut kinds_changed: BTreeSet<String> = BTreeSet::new();
+    let locs = |sc: &Scenario| -> HashMap<String, crate::scenario::Location> {
+        sc.locations
+            .iter()
+            .map(|l| (l.id.clone(), l.clone()))
+            .collect()
+    };
+    let (lb, ls) = (locs(base), locs(shocked));
+    let ids: BTreeSet<&String> = lb.keys().chain(ls.keys()).collect();
+    for id in ids {
+        let (a, b) = (lb.get(id), ls.get(id));
+        let kinds_of = |l: Option<&crate::scenario::Location>| -> Vec<String> {
+            l.map_or(Vec::new(), |l| {
+                l.resources.iter().map(|r| r.kind.clone()).collect()
+            })
+        };
+        let all: BTreeSet<String> = kinds_of(a).into_iter().chain(kinds_of(b)).collect();
+        let unavailable_differs = a.map(|l| &l.unavailable) != b.map(|l| &l.unavailable);
+        for k in all {
+            let res = |l: Option<&crate::scenario::Location>| {
+                l.and_then(|l| l.resources.iter().find(|r| r.kind == k).cloned())
+            };
+            if unavailable_differs || res(a) != res(b) {
+                kinds_changed.insert(k);
+            }
+        }
+    }
+    let pools = |sc: &Scenario| -> HashMap<String, crate::scenario::RatingPool> {
+        sc.rating_pools
+            .iter()
+            .map(|p| (p.id.clone(), p.clone()))
+            .collect()
+    };
+    let (pb, ps) = (pools(base), pools(shocked));
+    let pools_changed: BTreeSet<&String> = pb
+        .keys()
+        .chain(ps.keys())
+        .filter(|id| pb.get(*id) != ps.get(*id))
+        .collect();
+    for e in &shocked.exams {
+        let pool_changed = e
+            .rating_pool
+            .as_ref()
+            .is_some_and(|p| pools_changed.contains(p));
+        if kinds_changed.contains(&e.resource) || pool_changed {
+            direct.insert(e.id.clone());
+        }
+    }
+    // One step: exams sharing a kind or pool with a directly touched one.
+    let mut touched = direct.clone();
+    for a in shocked.exams.iter().filter(|e| direct.contains(&e.id)) {
+        for b in &shocked.exams {
+            let share_pool = a.rating_pool.is_some() && a.rating_pool == b.rating_pool;
+            if a.resource == b.resource || share_pool {
+                touched.insert(b.id.clone());
+            }
+        }
+    }
+    touched
+}
+
+/// Re-plans `shocked` from the `published` plan: only the blocks holding a
+/// touched exam are re-optimised (with twins unmerged, so one stream per
+/// region); every other stream keeps its published allocation and extra
+/// capacity (such blocks share no capacity with re-optimised ones). In the
+/// re-optimised blocks, x in weeks < `freeze_weeks` is fixed to the
+/// published value and, for σ > 0, stage 2 adds σ·Σ|x − x_published| over
+/// the later weeks. Published cells without an LP column in the shocked
+/// scenario are dropped; a freeze the shocked scenario cannot honour (less
+/// capacity or demand in a frozen week) makes the LP infeasible and the
+/// call fails.
+///
+/// The result is a normal [`Plan`]. Its `stage1_violation` is Σ V*_b over
+/// the re-optimised blocks plus Σ π·s of the fixed streams evaluated on
+/// their published allocation; its `stage2_cost` is Σ C_b over the
+/// re-optimised blocks *without* the σ term plus the fixed streams' travel,
+/// waiting and published extra capacity (as `rounding::evaluate` counts
+/// them). With nothing fixed (all exams touched), F = 0 and σ = 0, both are
+/// those of a full solve. Shadow prices and recommendations cover the
+/// re-optimised blocks only.
+pub fn replan(
+    shocked: &Scenario,
+    published: &Plan,
+    touched: &BTreeSet<String>,
+    freeze_weeks: usize,
+    sigma: f64,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    crate::validate::validate_scenario(shocked)?;
+    let inst = Instance::new(shocked, false);
+    let idx = |ids: Vec<&str>| -> HashMap<String, usize> {
+        ids.into_iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_string(), i))
+            .collect()
+    };
+    let regions = idx(shocked.regions.iter().map(|r| r.id.as_str()).collect());
+    let exams = idx(shocked.exams.iter().map(|e| e.id.as_str()).collect());
+    let locations = idx(shocked.locations.iter().map(|l| l.id.as_str()).collect());
+    let pools = idx(shocked.rating_pools.iter().map(|p| p.id.as_str()).collect());
+    let stream_of: HashMap<(usize, usize), usize> = inst
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.region, s.exam), i))
+        .collect();
+    let touched_idx: BTreeSet<usize> = touched
+        .iter()
+        .filter_map(|e| exams.get(e).copied())
+        .collect();
+    // Streams of the blocks that get re-optimised.
+    let solved: BTreeSet<usize> = inst
+        .blocks()
+        .into_iter()
+        .filter(|b| {
+            b.iter()
+                .any(|&s| touched_idx.contains(&inst.lp_streams[s].exam))
+        })
+        .flatten()
+        .collect();
+    let solved_kinds: BTreeSet<usize> = solved
+        .iter()
+        .map(|&s| inst.exam_kind[inst.streams[s].exam])
+        .collect();
+    let solved_pools: BTreeSet<usize> = solved
+        .iter()
+        .filter_map(|&s| inst.exam_pool[inst.streams[s].exam])
+        .collect();
+
+    let mut replan = Replan {
+        freeze_weeks,
+        sigma,
+        published: BTreeMap::new(),
+    };
+    let mut fixed = Allocation::default();
+    for row in &published.allocation {
+        let (Some(&r), Some(&e), Some(&l)) = (
+            regions.get(&row.region),
+            exams.get(&row.exam),
+            locations.get(&row.location),
+        ) else {
+            continue;
+        };
+        let Some(&s) = stream_of.get(&(r, e)) else {
+            continue;
+        };
+        if row.week >= inst.weeks {
+            continue;
+        }
+        let v = row.candidates as f64;
+        if solved.contains(&s) {
+            replan.published.insert((s, l, row.week), v);
+        } else {
+            fixed.x.insert(
+                Cell {
+                    stream: s,
+                    t: row.week,
+                    l,
+                },
+                v,
+            );
+        }
+    }
+    let kind_idx = |k: &str| inst.kinds.iter().position(|x| x == k);
+    for x in &published.extra_seats {
+        if let (Some(&l), Some(k)) = (locations.get(&x.location), kind_idx(&x.kind)) {
+            if !solved_kinds.contains(&k) && x.minutes > 0.0 && x.week < inst.weeks {
+                fixed.extra_seats.insert((l, k, x.week), x.minutes);
+            }
+        }
+    }
+    for x in &published.extra_raters {
+        if let Some(&q) = pools.get(&x.pool) {
+            if !solved_pools.contains(&q) && x.minutes > 0.0 && x.week < inst.weeks {
+                fixed.extra_raters.insert((q, x.week), x.minutes);
+            }
+        }
+    }
+    let restriction = Restriction {
+        replan: &replan,
+        touched: &touched_idx,
+        fixed: &fixed,
+    };
+    run_pipeline(shocked, opts, &|_| {}, None, Some(&restriction))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{build_block, Col, Instance, Replan, Row};
+    use serde_json::json;
+
+    fn instance() -> Instance {
+        let v = json!({
+            "format": "examcap/scenario@1", "name": "t", "start_week": "2026-W10",
+            "horizon_weeks": 3,
+            "exams": [{"id": "A", "name": "A", "resource": "car", "seat_minutes": 60,
+                       "target_wait_weeks": 1, "priority": 1}],
+            "locations": [{"id": "L0", "name": "L0", "resources": [
+                {"kind": "car", "weekly_minutes": 600, "extra_weekly_minutes": 60,
+                 "extra_cost_per_minute": 1.0}], "unavailable": []}],
+            "rating_pools": [],
+            "regions": [{"id": "R0", "name": "R0",
+                         "options": [{"location": "L0", "travel_cost": 0.5}]}],
+            "demand": [{"region": "R0", "exam": "A", "weekly": [5, 6, 7]}],
+            "backlog": [],
+            "weights": {"waiting_per_candidate_week": 1.0}
+        });
+        let sc = crate::parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap();
+        Instance::new(&sc, false)
+    }
+
+    #[test]
+    fn empty_replan_extras_build_the_plain_lp() {
+        let inst = instance();
+        let plain = build_block(&inst, &[0], None);
+        let extras = Replan::default();
+        let same = build_block(&inst, &[0], Some(&extras));
+        assert_eq!(plain.cols, same.cols);
+        assert_eq!(plain.rows, same.rows);
+        assert_eq!(plain.col_lower, same.col_lower);
+        assert_eq!(plain.col_upper, same.col_upper);
+        assert_eq!(plain.cost2, same.cost2);
+        assert!(plain.col_lower.iter().all(|&l| l == 0.0));
+    }
+
+    #[test]
+    fn replan_extras_fix_frozen_x_and_tie_later_x() {
+        let inst = instance();
+        let extras = Replan {
+            freeze_weeks: 1,
+            sigma: 2.0,
+            published: [((0, 0, 0), 4.0), ((0, 0, 1), 6.0)].into_iter().collect(),
+        };
+        let lp = build_block(&inst, &[0], Some(&extras));
+        for (j, col) in lp.cols.iter().enumerate() {
+            match *col {
+                Col::X { t: 0, .. } => {
+                    assert_eq!((lp.col_lower[j], lp.col_upper[j]), (4.0, 4.0));
+                }
+                Col::X { .. } => assert_eq!(lp.col_lower[j], 0.0),
+                Col::Dev { t, .. } => {
+                    assert!(t >= 1);
+                    assert_eq!((lp.cost1[j], lp.cost2[j]), (0.0, 2.0));
+                }
+                _ => {}
+            }
+        }
+        let stab: Vec<(Row, f64)> = lp
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, Row::Stability { .. }))
+            .map(|(i, &r)| (r, lp.row_lower[i]))
+            .collect();
+        assert_eq!(
+            stab,
+            vec![
+                (
+                    Row::Stability {
+                        stream: 0,
+                        l: 0,
+                        t: 1
+                    },
+                    6.0
+                ),
+                (
+                    Row::Stability {
+                        stream: 0,
+                        l: 0,
+                        t: 2
+                    },
+                    0.0
+                )
+            ]
+        );
+        let devs = lp
+            .cols
+            .iter()
+            .filter(|c| matches!(c, Col::Dev { .. }))
+            .count();
+        assert_eq!(devs, 4);
+    }
+}
