@@ -19,7 +19,8 @@
 //! - [`duals`]: shadow prices and the ranked "one extra session" list.
 //! - [`plan`]: what a solve returns, and [`plan::plan_scenario`], the whole pipeline.
 //! - [`reschedule`]: the exams a shock touches and the re-plan of a
-//!   published plan (frozen weeks, σ-weighted stability, untouched blocks kept).
+//!   published plan (frozen weeks, σ-weighted stability, untouched blocks
+//!   kept), and the diff of candidates moved per location/week/exam.
 //! - [`calendar`]: a plan's weekly allocation as dated morning/afternoon
 //!   sessions per location, Dutch public holidays closed.
 #![forbid(unsafe_code)]

@@ -236,6 +236,54 @@ pub fn replan(
     run_pipeline(shocked, opts, &|_| {}, None, Some(&restriction))
 }
 
+/// One (location, week, exam) whose candidates change between two plans.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Move {
+    pub location: String,
+    pub week: usize,
+    pub exam: String,
+    /// Candidates in the published plan (summed over regions).
+    pub published: u64,
+    /// Candidates in the re-plan.
+    pub replanned: u64,
+}
+
+impl Move {
+    /// replanned − published.
+    pub fn delta(&self) -> i64 {
+        self.replanned as i64 - self.published as i64
+    }
+}
+
+/// The candidates moved per (location, week, exam) from `published` to
+/// `replanned`, in (location, week, exam) order; unchanged cells are left out.
+pub fn diff(published: &Plan, replanned: &Plan) -> Vec<Move> {
+    let mut cells: BTreeMap<(String, usize, String), (u64, u64)> = BTreeMap::new();
+    for a in &published.allocation {
+        cells
+            .entry((a.location.clone(), a.week, a.exam.clone()))
+            .or_default()
+            .0 += a.candidates;
+    }
+    for a in &replanned.allocation {
+        cells
+            .entry((a.location.clone(), a.week, a.exam.clone()))
+            .or_default()
+            .1 += a.candidates;
+    }
+    cells
+        .into_iter()
+        .filter(|(_, (p, r))| p != r)
+        .map(|((location, week, exam), (published, replanned))| Move {
+            location,
+            week,
+            exam,
+            published,
+            replanned,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::model::{build_block, Col, Instance, Replan, Row};

@@ -2,7 +2,7 @@
 //! then exam A's demand ×1.6 in weeks 2–4.
 
 use examcap_solver::plan::AllocationRow;
-use examcap_solver::reschedule::{replan, touched_exams};
+use examcap_solver::reschedule::{diff, replan, touched_exams};
 use examcap_solver::scenario::availability;
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 use serde_json::json;
@@ -288,4 +288,24 @@ fn stability_moves_no_more_candidates_and_keeps_v() {
             assert!(stable.stage2_cost >= free.stage2_cost - 1e-6 * free.stage2_cost.max(1.0));
         }
     }
+}
+
+#[test]
+fn diff_lists_the_changed_cells_of_the_touched_exam_after_the_freeze() {
+    let sc = base();
+    let pubd = published(&sc);
+    let shocked = surge(&sc);
+    assert!(diff(&pubd, &pubd).is_empty());
+    let re = replan(&shocked, &pubd, &set(&["A"]), 2, 1.0, &opts()).expect("replan");
+    let moves = diff(&pubd, &re);
+    assert!(!moves.is_empty());
+    for m in &moves {
+        assert_eq!(m.exam, "A");
+        assert!(m.week >= 2);
+        assert_ne!(m.delta(), 0);
+    }
+    // The net change is the change in candidates examined.
+    let total = |p: &Plan| -> i64 { p.allocation.iter().map(|a| a.candidates as i64).sum() };
+    let net: i64 = moves.iter().map(|m| m.delta()).sum();
+    assert_eq!(net, total(&re) - total(&pubd));
 }
