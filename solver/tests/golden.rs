@@ -4,6 +4,9 @@
 use examcap_solver::duals::CapacityRef;
 use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+mod common;
+
+use common::close;
 use serde_json::json;
 
 fn scenario(v: serde_json::Value) -> Scenario {
@@ -12,11 +15,6 @@ fn scenario(v: serde_json::Value) -> Scenario {
 
 fn solve(sc: &Scenario) -> Plan {
     plan_scenario(sc, &PlanOptions::default(), &|_| {}).expect("solves")
-}
-
-/// Equal within 1e-6 relative, with an absolute floor of 1e-6 (DESIGN.md).
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
 }
 
 fn assert_values(sc: &Scenario, v_star: f64, c: f64) -> Plan {

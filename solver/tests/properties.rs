@@ -3,17 +3,15 @@
 
 use examcap_solver::generate::split_regions;
 use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs};
-use examcap_solver::scenario::availability;
 use examcap_solver::waits::{CohortState, Percentile};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+mod common;
+
+use common::{capacity_violations, close};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
 use std::collections::BTreeMap;
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
-}
 
 /// Random valid scenarios: up to 3 exams over 2 kinds and an optional rater
 /// pool, up to 3 locations (with closures), 3 regions, 5 weeks, backlog.
@@ -127,54 +125,13 @@ fn runner(cases: u32) -> TestRunner {
 /// The integral plan never exceeds regular + bought extra (and never buys
 /// more than the extra there is), keeps every backlog ≥ 0, and V ≥ V*.
 fn check_integral_plan(sc: &Scenario, plan: &Plan) -> Result<(), TestCaseError> {
-    let exam = |id: &str| sc.exams.iter().find(|e| e.id == id).expect("exam");
-    let mut seats: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
-    let mut raters: BTreeMap<(String, usize), f64> = BTreeMap::new();
+    let violations = capacity_violations(sc, plan);
+    prop_assert!(violations.is_empty(), "{violations:?}");
     let mut served: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
     for a in &plan.allocation {
-        let e = exam(&a.exam);
-        let n = a.candidates as f64;
-        *seats
-            .entry((a.location.clone(), e.resource.clone(), a.week))
-            .or_default() += n * e.seat_minutes;
-        if let (Some(q), Some(m)) = (&e.rating_pool, e.rating_minutes) {
-            *raters.entry((q.clone(), a.week)).or_default() += n * m;
-        }
         *served
             .entry((a.region.clone(), a.exam.clone(), a.week))
-            .or_default() += n;
-    }
-    for ((l, k, t), used) in &seats {
-        let loc = sc.locations.iter().find(|x| &x.id == l).expect("location");
-        let res = loc.resources.iter().find(|r| &r.kind == k).expect("kind");
-        let f = availability(&loc.unavailable, *t);
-        let bought = plan
-            .extra_seats
-            .iter()
-            .find(|x| &x.location == l && &x.kind == k && x.week == *t)
-            .map_or(0.0, |x| x.minutes);
-        prop_assert!(
-            bought <= res.extra_weekly_minutes * f + 1e-6,
-            "bought {bought} at {l}/{k}/{t}"
-        );
-        prop_assert!(
-            *used <= res.weekly_minutes * f + bought + 1e-6,
-            "{l}/{k}/{t}: {used}"
-        );
-    }
-    for ((q, t), used) in &raters {
-        let pool = sc.rating_pools.iter().find(|p| &p.id == q).expect("pool");
-        let f = availability(&pool.unavailable, *t);
-        let bought = plan
-            .extra_raters
-            .iter()
-            .find(|x| &x.pool == q && x.week == *t)
-            .map_or(0.0, |x| x.minutes);
-        prop_assert!(bought <= pool.extra_weekly_minutes * f + 1e-6);
-        prop_assert!(
-            *used <= pool.weekly_minutes * f + bought + 1e-6,
-            "{q}/{t}: {used}"
-        );
+            .or_default() += a.candidates as f64;
     }
     for d in &sc.demand {
         let mut cum: f64 = sc

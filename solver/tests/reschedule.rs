@@ -3,14 +3,12 @@
 
 use examcap_solver::plan::AllocationRow;
 use examcap_solver::reschedule::{diff, replan, touched_exams};
-use examcap_solver::scenario::availability;
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+mod common;
+
+use common::{capacity_violations, close};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
-}
 
 /// Exams A (kind car, rated by pool P) and B (kind moto): two blocks.
 /// Three locations, two regions, six weeks.
@@ -110,54 +108,10 @@ fn moved(plan: &Plan, pubd: &Plan) -> u64 {
         .sum()
 }
 
-/// Seat and rater use within regular·factor + what the plan buys, and the
-/// purchases within extra·factor (as in tests/properties.rs).
+/// Seat and rater use within capacity (the check of tests/common).
 fn check_capacity(sc: &Scenario, plan: &Plan) {
-    let exam = |id: &str| sc.exams.iter().find(|e| e.id == id).expect("exam");
-    let mut seats: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
-    let mut raters: BTreeMap<(String, usize), f64> = BTreeMap::new();
-    for a in &plan.allocation {
-        let e = exam(&a.exam);
-        let n = a.candidates as f64;
-        *seats
-            .entry((a.location.clone(), e.resource.clone(), a.week))
-            .or_default() += n * e.seat_minutes;
-        if let (Some(q), Some(m)) = (&e.rating_pool, e.rating_minutes) {
-            *raters.entry((q.clone(), a.week)).or_default() += n * m;
-        }
-    }
-    for ((l, k, t), used) in &seats {
-        let loc = sc.locations.iter().find(|x| &x.id == l).expect("location");
-        let res = loc.resources.iter().find(|r| &r.kind == k).expect("kind");
-        let f = availability(&loc.unavailable, *t);
-        let bought = plan
-            .extra_seats
-            .iter()
-            .find(|x| &x.location == l && &x.kind == k && x.week == *t)
-            .map_or(0.0, |x| x.minutes);
-        assert!(
-            bought <= res.extra_weekly_minutes * f + 1e-6,
-            "bought {bought} at {l}/{k}/{t}"
-        );
-        assert!(
-            *used <= res.weekly_minutes * f + bought + 1e-6,
-            "{l}/{k}/{t}: {used}"
-        );
-    }
-    for ((q, t), used) in &raters {
-        let pool = sc.rating_pools.iter().find(|p| &p.id == q).expect("pool");
-        let f = availability(&pool.unavailable, *t);
-        let bought = plan
-            .extra_raters
-            .iter()
-            .find(|x| &x.pool == q && x.week == *t)
-            .map_or(0.0, |x| x.minutes);
-        assert!(bought <= pool.extra_weekly_minutes * f + 1e-6);
-        assert!(
-            *used <= pool.weekly_minutes * f + bought + 1e-6,
-            "{q}/{t}: {used}"
-        );
-    }
+    let violations = capacity_violations(sc, plan);
+    assert!(violations.is_empty(), "{violations:?}");
 }
 
 fn set(ids: &[&str]) -> BTreeSet<String> {
