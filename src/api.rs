@@ -939,6 +939,8 @@ impl proto::plan_service_server::PlanService for Api {
         Ok(Response::new(proto::PublishResponse {
             plan_id: id,
             previous_plan_id: previous.unwrap_or_default(),
+            // Filled once reservations exist (RegistrationService).
+            conflicts: Vec::new(),
         }))
     }
 
