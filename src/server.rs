@@ -39,39 +39,53 @@ pub enum ServerError {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: what `examcap serve` stops on.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await
-        }
-    };
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: the server logs that it is serving before it polls its
+/// shutdown future, and a SIGTERM in between would otherwise kill the
+/// process with the default action instead of draining it.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(int) => tracing::info!("SIGINT: shutting down"),
+                () = wait(term) => tracing::info!("SIGTERM: shutting down"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT: shutting down"),
-        () = term => tracing::info!("SIGTERM: shutting down"),
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await
+            }
+            tracing::info!("Ctrl-C: shutting down");
+        }
     }
 }
 
 /// `examcap serve`: binds `config.listen` and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     config.check()?;
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
             addr: config.listen.to_string(),
             source,
         })?;
-    run(listener, config, shutdown_signal()).await
+    run(listener, config, shutdown).await
 }
 
 /// Serves examcap.v1 (with gRPC health and reflection) on `listener` until
