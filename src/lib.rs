@@ -11,7 +11,10 @@
 //! - [`store`]: the [`store::Store`] trait the service talks to, and its sled
 //!   implementation (so a shared database can replace sled later).
 //! - [`auth`]: roles (planner, registration, drill) and which RPC each may call.
+//! - [`backlog`]: reservations as the backlog of the next scenario.
 //! - [`drill`]: what-if shocks as transforms of a scenario.
+//! - [`registration`]: RegistrationService: quotes and never-oversold,
+//!   durable seat reservations against the published plan.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
@@ -20,8 +23,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod backlog;
 pub mod config;
 pub mod drill;
+pub mod registration;
 pub mod server;
 pub mod store;
 pub mod telemetry;
