@@ -7,6 +7,7 @@
 
 mod demo;
 mod progress;
+mod report;
 mod summary;
 
 use std::fs::{self, OpenOptions};
@@ -66,6 +67,9 @@ enum Command {
     /// afternoon blocks, Monday to Friday (Saturday where extra seats are
     /// bought), Dutch public holidays closed.
     Calendar(CalendarArgs),
+    /// A plan as one self-contained HTML page with charts: flows, waits against
+    /// target, capacity use, recommendations; --compare draws a drill against its base.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo(&a),
         Command::Serve(a) => cmd_serve(&a),
         Command::Calendar(a) => cmd_calendar(&a),
+        Command::Report(a) => report::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -407,12 +412,11 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
     })
 }
 
-fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
-    let sc = load(&a.scenario)?;
-    let path = &a.plan;
+/// Reads a plan document; every failure is an input error naming the file.
+fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let bytes = fs::read(path)
         .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
-    let mut plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::Input(format!(
             "{}: not an {PLAN_FORMAT} document: {e}",
             path.display()
@@ -425,6 +429,13 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             plan.format
         )));
     }
+    Ok(plan)
+}
+
+fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
+    let sc = load(&a.scenario)?;
+    let path = &a.plan;
+    let mut plan = read_plan(path)?;
     if plan.scenario.content_hash != sc.content_hash() {
         return Err(Failure::Input(format!(
             "{}: the plan is for scenario \"{}\" ({}), not {}",
