@@ -242,6 +242,41 @@ fn the_report_has_one_svg_per_promised_chart() {
 }
 
 #[test]
+fn progress_shows_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scenario, plan) = solved(dir.path(), "base", &fixture());
+    let out = dir.path().join("report.html");
+    let cmd = format!(
+        "{} report {} --scenario {} --out {}",
+        env!("CARGO_BIN_EXE_examcap"),
+        arg(&plan),
+        arg(&scenario),
+        arg(&out)
+    );
+    // util-linux `script` runs the command on a pseudo-terminal (Debian
+    // ships it in bsdutils, an essential package).
+    let on_tty = |extra: &str| {
+        let o = Command::new("script")
+            .args(["-qec", &format!("{cmd}{extra}"), "/dev/null"])
+            .env_remove("EXAMCAP_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("util-linux `script` runs");
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    // 2 exams × 2 charts, seats, raters: 6 charts, one line rewritten in place.
+    assert!(shown.contains("report: chart 1/6"), "{shown:?}");
+    assert!(shown.contains("report: chart 6/6 ("), "{shown:?}");
+    assert!(shown.contains("\x1b[K"), "{shown:?}");
+    assert!(shown.contains("wrote the report"), "{shown:?}");
+    let quiet = on_tty(" --quiet");
+    assert!(!quiet.contains("report: chart"), "{quiet:?}");
+    assert!(!quiet.contains("wrote the report"), "{quiet:?}");
+}
+
+#[test]
 fn compare_draws_both_plans_on_one_chart_with_deltas() {
     let dir = tempfile::tempdir().unwrap();
     let out = compare_report(dir.path());
