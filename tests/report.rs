@@ -593,6 +593,21 @@ async fn report_from_the_service() {
         "{err}"
     );
 
+    // An address without a scheme is a usage error, named as such.
+    let output = report(
+        vec![
+            "--server".into(),
+            addr.to_string(),
+            "--plan".into(),
+            base.clone(),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected http://"));
+
     // No token: the service refuses, and the report says why.
     let output = report(args(&["--plan", &base]), None).await.unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -23,7 +23,7 @@ const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub enum FetchError {
     #[error("--server {url}: not a server address: {reason}")]
     Url { url: String, reason: String },
-    #[error("--server {url}: cannot connect: {source}")]
+    #[error("--server {url}: cannot connect")]
     Connect {
         url: String,
         #[source]
@@ -44,7 +44,7 @@ pub enum FetchError {
         id: String,
         reason: String,
     },
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 }
 
@@ -84,6 +84,14 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
         .enable_all()
         .build()
         .map_err(FetchError::Runtime)?;
+    // Without a scheme the address parses but every connect fails with a
+    // transport error: name the mistake instead.
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(FetchError::Url {
+            url: url.into(),
+            reason: "expected http://HOST:PORT or https://HOST:PORT".into(),
+        });
+    }
     rt.block_on(async {
         let channel = Channel::from_shared(url.to_string())
             .map_err(|e| FetchError::Url {

@@ -65,7 +65,8 @@ pub struct ReportArgs {
     /// Where the HTML report goes.
     #[arg(long, value_name = "report.html")]
     out: PathBuf,
-    /// No progress on stderr (there is none anyway unless stderr is a terminal).
+    /// Nothing on stderr but errors: no spinner (shown only on a terminal
+    /// anyway) and no closing line.
     #[arg(long, short)]
     quiet: bool,
 }
