@@ -375,9 +375,13 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
          \nNext steps\n  \
          # this summary as one JSON object\n  \
          {exe} solve {scen} --json\n  \
+         # the plan as one HTML page with charts (open it in a browser)\n  \
+         {exe} report {planp} --scenario {scen} --out report.html\n  \
          # what a 60% Spreken B1 surge in weeks 10-16 does to the waits\n  \
          {exe} scenario generate --seed 1 --surge SPREKEN_B1:1.6:10:16 --out surge.json\n  \
          {exe} solve surge.json --out surge-plan.json\n  \
+         {exe} report {planp} --scenario {scen} --compare surge-plan.json \\\n      \
+         --compare-scenario surge.json --out surge.html\n  \
          # every command and option\n  \
          {exe} help\n"
     ));
