@@ -247,6 +247,99 @@ pub fn rater_use(plan: &Plan, sc: &Scenario) -> UseGrid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use examcap_solver::{parse_scenario, plan_scenario, PlanOptions};
+
+    /// The report test fixture, solved: 2 exams, 6 weeks, AMS closed in week 2.
+    fn solved() -> (Plan, Scenario) {
+        let sc = parse_scenario(include_bytes!("../../tests/fixtures/report.json")).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        (plan, sc)
+    }
+
+    #[test]
+    fn flows_add_up_to_the_plan_and_the_forecast() {
+        let (plan, sc) = solved();
+        let flows = exam_flows(&plan, &sc);
+        assert_eq!(flows.len(), 2);
+        for f in &flows {
+            let demand: f64 = sc
+                .demand
+                .iter()
+                .filter(|d| d.exam == f.exam)
+                .flat_map(|d| &d.weekly)
+                .sum();
+            assert!((f.registrations.iter().sum::<f64>() - demand).abs() < 1e-9);
+            let examined: u64 = plan
+                .allocation
+                .iter()
+                .filter(|r| r.exam == f.exam)
+                .map(|r| r.candidates)
+                .sum();
+            assert_eq!(f.examined.iter().sum::<f64>(), examined as f64);
+            let backlog: f64 = sc
+                .backlog
+                .iter()
+                .filter(|b| b.exam == f.exam)
+                .map(|b| b.candidates)
+                .sum();
+            // Nobody is examined before registering, so the balance is the backlog.
+            let last = *f.backlog.last().unwrap();
+            assert!(
+                (last - (backlog + demand - examined as f64)).abs() < 1e-6,
+                "{f:?}"
+            );
+            assert!(!f.waits.is_empty());
+            for w in &f.waits {
+                assert!(w.mean <= w.max as f64 + 1e-9 && w.mean >= 0.0, "{w:?}");
+            }
+        }
+        // SPK has a backlog registered in week -2: its cohort is drawn.
+        assert_eq!(flows[0].waits[0].registered_week, -2);
+    }
+
+    #[test]
+    fn use_is_the_allocation_within_capacity() {
+        let (plan, sc) = solved();
+        let seats = seat_use(&plan, &sc);
+        assert_eq!(
+            seats.rows,
+            [
+                "AMS speaking_booth",
+                "AMS pc",
+                "UTR speaking_booth",
+                "UTR pc"
+            ]
+        );
+        let minutes = |exam: &str| sc.exams.iter().find(|e| e.id == exam).unwrap().seat_minutes;
+        let allocated: f64 = plan
+            .allocation
+            .iter()
+            .map(|r| r.candidates as f64 * minutes(&r.exam))
+            .sum();
+        let used: f64 = seats.cells.iter().flatten().map(|u| u.used).sum();
+        assert!((used - allocated).abs() < 1e-6);
+        for (row, cells) in seats.rows.iter().zip(&seats.cells) {
+            for (t, u) in cells.iter().enumerate() {
+                assert!(
+                    u.used <= u.regular + u.extra + 1e-6,
+                    "{row} week {t}: {u:?}"
+                );
+                if row.starts_with("AMS") && t == 2 {
+                    assert_eq!(u.state(), UseState::Closed);
+                }
+            }
+        }
+        let raters = rater_use(&plan, &sc);
+        assert_eq!(raters.rows, ["RATERS"]);
+        let spk: u64 = plan
+            .allocation
+            .iter()
+            .filter(|r| r.exam == "SPK")
+            .map(|r| r.candidates)
+            .sum();
+        let rated: f64 = raters.cells[0].iter().map(|u| u.used).sum();
+        assert!((rated - spk as f64 * 15.0).abs() < 1e-6);
+    }
 
     #[test]
     fn use_states() {
