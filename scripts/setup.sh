@@ -12,10 +12,11 @@ command -v c++ >/dev/null 2>&1 || need+=(g++)
 if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
-echo "examcap setup: installing ${need[*]} (needed to build HiGHS)" >&2
+echo "examcap setup: installing ${need[*]} (to build HiGHS; chromium for the report test)" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -8,6 +8,7 @@
 mod backlog_cli;
 mod demo;
 mod progress;
+mod report;
 mod summary;
 
 use std::fs::{self, OpenOptions};
@@ -70,6 +71,9 @@ enum Command {
     /// Reservations as observed demand: the backlog of the next scenario.
     #[command(subcommand)]
     Backlog(backlog_cli::BacklogCommand),
+    /// A plan as one self-contained HTML page with charts: flows, waits against
+    /// target, capacity use, recommendations; --compare draws a drill against its base.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd_serve(&a),
         Command::Calendar(a) => cmd_calendar(&a),
         Command::Backlog(c) => backlog_cli::cmd_backlog(&c),
+        Command::Report(a) => report::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -375,9 +380,13 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
          \nNext steps\n  \
          # this summary as one JSON object\n  \
          {exe} solve {scen} --json\n  \
+         # the plan as one HTML page with charts (open it in a browser)\n  \
+         {exe} report {planp} --scenario {scen} --out report.html\n  \
          # what a 60% Spreken B1 surge in weeks 10-16 does to the waits\n  \
          {exe} scenario generate --seed 1 --surge SPREKEN_B1:1.6:10:16 --out surge.json\n  \
          {exe} solve surge.json --out surge-plan.json\n  \
+         {exe} report {planp} --scenario {scen} --compare surge-plan.json \\\n      \
+         --compare-scenario surge.json --out surge.html\n  \
          # every command and option\n  \
          {exe} help\n"
     ));
@@ -412,12 +421,11 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
     })
 }
 
-fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
-    let sc = load(&a.scenario)?;
-    let path = &a.plan;
+/// Reads a plan document; every failure is an input error naming the file.
+fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let bytes = fs::read(path)
         .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
-    let mut plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::Input(format!(
             "{}: not an {PLAN_FORMAT} document: {e}",
             path.display()
@@ -430,6 +438,13 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             plan.format
         )));
     }
+    Ok(plan)
+}
+
+fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
+    let sc = load(&a.scenario)?;
+    let path = &a.plan;
+    let mut plan = read_plan(path)?;
     if plan.scenario.content_hash != sc.content_hash() {
         return Err(Failure::Input(format!(
             "{}: the plan is for scenario \"{}\" ({}), not {}",

@@ -1,5 +1,7 @@
-//! Solve progress on stderr: one line per pipeline event, or, on a
-//! terminal, one line rewritten in place.
+//! Progress on stderr: one line per pipeline event, or, on a terminal, one
+//! line rewritten in place. Work whose result is a file (a report) uses
+//! [`Progress::terminal_only`]: a spinner on a terminal, nothing in a pipe or
+//! a log, where a line per chart would only be noise.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -47,6 +49,29 @@ impl Progress {
                 format!("examcap: {} done{next} ({secs:.1}s)", p.step.name())
             }
             _ => format!("examcap: {} ... ({secs:.1}s)", p.step.name()),
+        }
+    }
+
+    /// Progress that shows only on a terminal (and not when `quiet`).
+    pub fn terminal_only(quiet: bool) -> Self {
+        let mut p = Self::new(quiet);
+        p.quiet |= !p.terminal;
+        p
+    }
+
+    /// The text of a counted step with a spinner frame, e.g.
+    /// `examcap: | report: chart 3/20 (0.4s)`.
+    pub fn count_line(what: &str, done: usize, total: usize, elapsed: Duration) -> String {
+        const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+        let frame = SPINNER[done % SPINNER.len()];
+        let secs = elapsed.as_secs_f64();
+        format!("examcap: {frame} {what} {done}/{total} ({secs:.1}s)")
+    }
+
+    /// `done` of `total` units of `what` are finished.
+    pub fn count(&self, what: &str, done: usize, total: usize, elapsed: Duration) {
+        if !self.quiet {
+            self.show(&Self::count_line(what, done, total, elapsed));
         }
     }
 
@@ -130,6 +155,10 @@ mod tests {
         assert_eq!(
             Progress::line(&p(Step::Stage1, 4, 4)),
             "examcap: stage1 4/4 blocks, solving stage2 (1.3s)"
+        );
+        assert_eq!(
+            Progress::count_line("report: chart", 3, 20, Duration::from_millis(420)),
+            "examcap: \\ report: chart 3/20 (0.4s)"
         );
         assert_eq!(duration(Duration::from_secs(125)), "2m05s");
         assert_eq!(duration(Duration::from_millis(4240)), "4.2s");
