@@ -65,6 +65,7 @@ pub enum Rpc {
     Publish,
     GetPublished,
     RunDrill,
+    Reschedule,
 }
 
 impl Rpc {
@@ -79,6 +80,7 @@ impl Rpc {
             Rpc::Publish => "Publish",
             Rpc::GetPublished => "GetPublished",
             Rpc::RunDrill => "RunDrill",
+            Rpc::Reschedule => "Reschedule",
         }
     }
 }
@@ -91,7 +93,13 @@ pub fn allowed(role: Role, rpc: Rpc) -> bool {
         Role::Planner => true,
         Role::Drill => matches!(
             rpc,
-            RunDrill | GetScenario | ListScenarios | GetPlan | ListPlans | GetPublished
+            RunDrill
+                | Reschedule
+                | GetScenario
+                | ListScenarios
+                | GetPlan
+                | ListPlans
+                | GetPublished
         ),
         Role::Registration => matches!(rpc, GetPublished | GetPlan),
     }

@@ -12,6 +12,8 @@
 //!   implementation (so a shared database can replace sled later).
 //! - [`auth`]: roles (planner, registration, drill) and which RPC each may call.
 //! - [`drill`]: what-if shocks as transforms of a scenario.
+//! - [`reschedule`]: RescheduleService, a repair in milliseconds then the
+//!   optimal re-plan of a published plan after a surge.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
@@ -22,6 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod drill;
+pub mod reschedule;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -141,7 +141,12 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .add_service(
-            DrillServiceServer::new(api)
+            DrillServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            crate::proto::reschedule_service_server::RescheduleServiceServer::new(api)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
