@@ -7,6 +7,7 @@
 
 mod demo;
 mod progress;
+mod reschedule_cli;
 mod summary;
 
 use std::fs::{self, OpenOptions};
@@ -66,6 +67,10 @@ enum Command {
     /// afternoon blocks, Monday to Friday (Saturday where extra seats are
     /// bought), Dutch public holidays closed.
     Calendar(CalendarArgs),
+    /// Re-plan the published plan after a surge: a feasible repair at once,
+    /// then the optimal re-plan and what it moves (against a running
+    /// service with --server, or offline with --plan and --scenario).
+    Reschedule(reschedule_cli::RescheduleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +226,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo(&a),
         Command::Serve(a) => cmd_serve(&a),
         Command::Calendar(a) => cmd_calendar(&a),
+        Command::Reschedule(a) => reschedule_cli::cmd_reschedule(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -108,7 +108,8 @@ fn extra_change(c: &ExtraChange) -> proto::ExtraChange {
     }
 }
 
-fn repair_event(
+/// The first answer as an event.
+pub fn repair_event(
     scenario_id: &str,
     touched: &BTreeSet<String>,
     published: &Plan,
@@ -136,7 +137,8 @@ fn repair_event(
     }
 }
 
-fn diff_event(published: &Plan, re: &Plan) -> proto::RescheduleEvent {
+/// The re-plan against the plan started from, as an event.
+pub fn diff_event(published: &Plan, re: &Plan) -> proto::RescheduleEvent {
     proto::RescheduleEvent {
         event: Some(Event::Diff(proto::RescheduleDiff {
             moves: moves(&diff(published, re)),
@@ -154,11 +156,22 @@ fn diff_event(published: &Plan, re: &Plan) -> proto::RescheduleEvent {
     }
 }
 
-fn end(status: proto::RescheduleStatus, message: impl Into<String>) -> proto::RescheduleEvent {
+/// The last event of a stream.
+pub fn end(status: proto::RescheduleStatus, message: impl Into<String>) -> proto::RescheduleEvent {
     proto::RescheduleEvent {
         event: Some(Event::End(proto::RescheduleEnd {
             status: status as i32,
             message: message.into(),
+        })),
+    }
+}
+
+/// The optimal re-plan (stored as `rec`) as an event.
+pub fn replan_event(rec: &PlanRecord, seconds: f64) -> proto::RescheduleEvent {
+    proto::RescheduleEvent {
+        event: Some(Event::Replan(proto::Replan {
+            plan: Some(summary(rec)),
+            seconds,
         })),
     }
 }
@@ -372,12 +385,7 @@ impl Api {
             ),
         };
         Ok(vec![
-            proto::RescheduleEvent {
-                event: Some(Event::Replan(proto::Replan {
-                    plan: Some(summary(&rec)),
-                    seconds: start.elapsed().as_secs_f64(),
-                })),
-            },
+            replan_event(&rec, start.elapsed().as_secs_f64()),
             diff_event(&published, &rec.plan),
             end(end_status, message),
         ])
