@@ -116,4 +116,15 @@ fn main() {
         full.stage1_violation,
         full.stage2_cost,
     );
+    println!(
+        "re-plan steps (last run): build={:.3}s stage1={:.3}s stage2={:.3}s rounding={:.3}s total={:.3}s | cold: stage1={:.3}s stage2={:.3}s total={:.3}s",
+        re.seconds.build,
+        re.seconds.stage1,
+        re.seconds.stage2,
+        re.seconds.rounding,
+        re.seconds.total,
+        full.seconds.stage1,
+        full.seconds.stage2,
+        full.seconds.total,
+    );
 }
