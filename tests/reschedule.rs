@@ -346,3 +346,47 @@ async fn bad_calls_get_clear_statuses() {
     // Nothing was published by any of it.
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reschedules_against_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let before = publish_national(&srv).await;
+    let url = format!("http://{}", srv.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+            .args([
+                "reschedule",
+                "--server",
+                &url,
+                "--token",
+                DRILL,
+                "--surge",
+                "SPREKEN_B1:1.6:4:8",
+                "--freeze",
+                "2",
+                "--sigma",
+                "0.1",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "Repair (first answer",
+        "Optimal re-plan",
+        "(not published)",
+        "Re-plan against the published plan",
+        "RESCHEDULE_STATUS_OPTIMAL",
+    ] {
+        assert!(stdout.contains(part), "no {part:?} in:\n{stdout}");
+    }
+    assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+}
