@@ -458,11 +458,19 @@ pub(crate) fn run_pipeline(
         .flat_map(|lp| lp.streams.iter().copied())
         .collect();
     if let Some(r) = restrict {
-        // C without the stability term: σ·Σ d± is not a cost of the plan.
-        for (lp, res) in lps.iter().zip(&results) {
-            for (j, col) in lp.cols.iter().enumerate() {
-                if matches!(col, Col::Dev { .. }) {
-                    stage2_cost -= lp.cost2[j] * res.values[j];
+        // C without the stability term: σ·Σ|x − x_published| over weeks
+        // ≥ F is not a cost of the plan (whether the LP carries it on d±
+        // or, where nothing was published, on x itself).
+        let (sigma, freeze) = (r.replan.sigma, r.replan.freeze_weeks);
+        if sigma > 0.0 {
+            for (lp, res) in lps.iter().zip(&results) {
+                for (j, col) in lp.cols.iter().enumerate() {
+                    if let Col::X { stream, l, t } = *col {
+                        if t >= freeze {
+                            let p = r.replan.published.get(&(stream, l, t)).copied();
+                            stage2_cost -= sigma * (res.values[j] - p.unwrap_or(0.0)).abs();
+                        }
+                    }
                 }
             }
         }

@@ -596,6 +596,12 @@ mod tests {
                 _ => {}
             }
         }
+        // x at t = 2 has nothing published: σ joins its cost, no d± split.
+        for (j, col) in lp.cols.iter().enumerate() {
+            if let Col::X { t: 2, .. } = *col {
+                assert_eq!(lp.cost2[j], 0.5 + 2.0);
+            }
+        }
         let stab: Vec<(Row, f64)> = lp
             .rows
             .iter()
@@ -605,30 +611,20 @@ mod tests {
             .collect();
         assert_eq!(
             stab,
-            vec![
-                (
-                    Row::Stability {
-                        stream: 0,
-                        l: 0,
-                        t: 1
-                    },
-                    6.0
-                ),
-                (
-                    Row::Stability {
-                        stream: 0,
-                        l: 0,
-                        t: 2
-                    },
-                    0.0
-                )
-            ]
+            vec![(
+                Row::Stability {
+                    stream: 0,
+                    l: 0,
+                    t: 1
+                },
+                6.0
+            )]
         );
         let devs = lp
             .cols
             .iter()
             .filter(|c| matches!(c, Col::Dev { .. }))
             .count();
-        assert_eq!(devs, 4);
+        assert_eq!(devs, 2);
     }
 }
