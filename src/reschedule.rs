@@ -235,6 +235,10 @@ impl Api {
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
         };
         let (shocked_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
+        // Audited now: the re-plan (audited again with its plan id) may
+        // never come if the deadline strikes first.
+        self.audit(&caller, Rpc::Reschedule, &shocked_rec.id)
+            .await?;
         // Admitted before the stream starts, so a full queue is the call's status.
         let ticket = self.gate().admit()?;
 
