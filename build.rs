@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/examcap/v1/plan.proto",
         "proto/examcap/v1/drill.proto",
         "proto/examcap/v1/registration.proto",
+        "proto/examcap/v1/reschedule.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("examcap_descriptor.bin"))

@@ -59,6 +59,8 @@ pub enum ApiError {
     #[error("the solve was cancelled")]
     Cancelled,
     #[error(transparent)]
+    Freeze(#[from] examcap_solver::reschedule::FreezeError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
@@ -89,7 +91,7 @@ impl ApiError {
             | ApiError::InvalidArgument(_)
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } => Code::NotFound,
-            ApiError::NotOptimal { .. } => Code::FailedPrecondition,
+            ApiError::NotOptimal { .. } | ApiError::Freeze(_) => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Cancelled => Code::Cancelled,
@@ -218,7 +220,7 @@ impl SolveGate {
         })
     }
 
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub(crate) async fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         self.slots
             .clone()
             .acquire_owned()
@@ -376,27 +378,10 @@ impl Api {
         progress: Option<mpsc::UnboundedSender<Result<proto::SolveEvent, Status>>>,
     ) -> Result<Plan, ApiError> {
         let permit = self.inner.gate.slot().await?;
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ApiError::DeadlineExceeded(
-                    "the deadline passed while the solve was queued".into(),
-                ));
-            }
-            let left = left.as_secs_f64();
-            opts.time_limit_seconds = Some(opts.time_limit_seconds.map_or(left, |t| t.min(left)));
-        }
+        cap_time_limit(&mut opts, deadline, "solve")?;
         let span = tracing::Span::current();
-        // A streaming client that goes away cancels its solve: the watcher
-        // sets the flag the solver checks before each HiGHS run.
         let cancel = Arc::new(AtomicBool::new(false));
-        let watcher = progress.clone().map(|tx| {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                tx.closed().await;
-                cancel.store(true, Ordering::Relaxed);
-            })
-        });
+        let watcher = progress.as_ref().map(|tx| cancel_on_close(tx, &cancel));
         let job = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             // Held until the solve really ends (cancelled or not).
@@ -445,14 +430,52 @@ impl Api {
     }
 }
 
+/// Caps `opts.time_limit_seconds` at what is left until `deadline`
+/// (queueing time counts), or DEADLINE_EXCEEDED if nothing is left.
+pub(crate) fn cap_time_limit(
+    opts: &mut PlanOptions,
+    deadline: Option<Instant>,
+    what: &str,
+) -> Result<(), ApiError> {
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ApiError::DeadlineExceeded(format!(
+                "the deadline passed while the {what} was queued"
+            )));
+        }
+        let left = left.as_secs_f64();
+        opts.time_limit_seconds = Some(opts.time_limit_seconds.map_or(left, |t| t.min(left)));
+    }
+    Ok(())
+}
+
+/// A streaming client that goes away cancels its solve: the returned task
+/// sets `cancel` (checked by the solver before each HiGHS run) once `tx`'s
+/// receiver is dropped. Abort the task when the solve ends.
+pub(crate) fn cancel_on_close<T: Send + 'static>(
+    tx: &mpsc::UnboundedSender<T>,
+    cancel: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let (tx, cancel) = (tx.clone(), cancel.clone());
+    tokio::spawn(async move {
+        tx.closed().await;
+        cancel.store(true, Ordering::Relaxed);
+    })
+}
+
 fn progress_event(p: examcap_solver::plan::PlanProgress) -> proto::SolveEvent {
     proto::SolveEvent {
-        event: Some(proto::solve_event::Event::Progress(proto::Progress {
-            step: p.step.name().into(),
-            done: u32::try_from(p.done).unwrap_or(u32::MAX),
-            total: u32::try_from(p.total).unwrap_or(u32::MAX),
-            elapsed_seconds: p.elapsed.as_secs_f64(),
-        })),
+        event: Some(proto::solve_event::Event::Progress(progress_proto(p))),
+    }
+}
+
+pub(crate) fn progress_proto(p: examcap_solver::plan::PlanProgress) -> proto::Progress {
+    proto::Progress {
+        step: p.step.name().into(),
+        done: u32::try_from(p.done).unwrap_or(u32::MAX),
+        total: u32::try_from(p.total).unwrap_or(u32::MAX),
+        elapsed_seconds: p.elapsed.as_secs_f64(),
     }
 }
 
@@ -987,6 +1010,20 @@ impl proto::plan_service_server::PlanService for Api {
     }
 }
 
+/// A request's shocks in scenario terms: at least one, each checked.
+pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, ApiError> {
+    if shocks.is_empty() {
+        return Err(ApiError::InvalidArgument(
+            "shocks: give at least one shock".into(),
+        ));
+    }
+    shocks
+        .iter()
+        .enumerate()
+        .map(|(i, s)| shock_spec(i, s))
+        .collect()
+}
+
 /// A proto shock in scenario terms; `i` is its index, for error paths.
 fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, ApiError> {
     use proto::capacity_shock::Target;
@@ -1026,8 +1063,13 @@ fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, ApiError> {
 }
 
 fn wait_changes(before: &Plan, after: &Plan) -> Vec<proto::WaitChange> {
-    let mut exams: Vec<&str> = before.waits.iter().map(|w| w.exam.as_str()).collect();
-    for w in &after.waits {
+    wait_changes_of(&before.waits, &after.waits)
+}
+
+/// Waits per exam before and after, every exam of either side once.
+pub(crate) fn wait_changes_of(before: &[ExamWaits], after: &[ExamWaits]) -> Vec<proto::WaitChange> {
+    let mut exams: Vec<&str> = before.iter().map(|w| w.exam.as_str()).collect();
+    for w in after {
         if !exams.contains(&w.exam.as_str()) {
             exams.push(&w.exam);
         }
@@ -1036,8 +1078,8 @@ fn wait_changes(before: &Plan, after: &Plan) -> Vec<proto::WaitChange> {
         .into_iter()
         .map(|e| proto::WaitChange {
             exam: e.to_string(),
-            before: before.waits.iter().find(|w| w.exam == e).map(exam_wait),
-            after: after.waits.iter().find(|w| w.exam == e).map(exam_wait),
+            before: before.iter().find(|w| w.exam == e).map(exam_wait),
+            after: after.iter().find(|w| w.exam == e).map(exam_wait),
         })
         .collect()
 }
@@ -1079,7 +1121,7 @@ impl Api {
 /// Part of a unary call's deadline kept back so that the handler answers
 /// DEADLINE_EXCEEDED itself before tonic's own timeout cancels the call
 /// (tonic reports an expired server-side timeout as CANCELLED).
-fn deadline_margin(timeout: Duration) -> Duration {
+pub(crate) fn deadline_margin(timeout: Duration) -> Duration {
     (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(500))
 }
 
@@ -1090,17 +1132,7 @@ impl Api {
         r: proto::RunDrillRequest,
         deadline: Option<Instant>,
     ) -> Result<proto::RunDrillResponse, ApiError> {
-        if r.shocks.is_empty() {
-            return Err(ApiError::InvalidArgument(
-                "shocks: give at least one shock".into(),
-            ));
-        }
-        let shocks = r
-            .shocks
-            .iter()
-            .enumerate()
-            .map(|(i, s)| shock_spec(i, s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let shocks = shock_specs(&r.shocks)?;
         let base_rec = self.scenario_record(&r.base_scenario_id).await?;
         let base_sc = Self::load_scenario(&base_rec)?;
         let name = if r.name.is_empty() {

@@ -70,6 +70,7 @@ pub enum Rpc {
     Cancel,
     ListReservations,
     GetStock,
+    Reschedule,
 }
 
 impl Rpc {
@@ -89,6 +90,7 @@ impl Rpc {
             Rpc::Cancel => "Cancel",
             Rpc::ListReservations => "ListReservations",
             Rpc::GetStock => "GetStock",
+            Rpc::Reschedule => "Reschedule",
         }
     }
 }
@@ -102,7 +104,13 @@ pub fn allowed(role: Role, rpc: Rpc) -> bool {
         Role::Planner => !matches!(rpc, Reserve | Cancel),
         Role::Drill => matches!(
             rpc,
-            RunDrill | GetScenario | ListScenarios | GetPlan | ListPlans | GetPublished
+            RunDrill
+                | Reschedule
+                | GetScenario
+                | ListScenarios
+                | GetPlan
+                | ListPlans
+                | GetPublished
         ),
         Role::Registration => matches!(
             rpc,

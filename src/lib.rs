@@ -15,6 +15,8 @@
 //! - [`drill`]: what-if shocks as transforms of a scenario.
 //! - [`registration`]: RegistrationService: quotes and never-oversold,
 //!   durable seat reservations against the published plan.
+//! - [`reschedule`]: RescheduleService, a repair in milliseconds then the
+//!   optimal re-plan of a published plan after a surge.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
@@ -27,6 +29,7 @@ pub mod backlog;
 pub mod config;
 pub mod drill;
 pub mod registration;
+pub mod reschedule;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -9,6 +9,7 @@ mod backlog_cli;
 mod demo;
 mod progress;
 mod report;
+mod reschedule_cli;
 mod summary;
 
 use std::fs::{self, OpenOptions};
@@ -74,6 +75,10 @@ enum Command {
     /// A plan as one self-contained HTML page with charts: flows, waits against
     /// target, capacity use, recommendations; --compare draws a drill against its base.
     Report(report::ReportArgs),
+    /// Re-plan the published plan after a surge: a feasible repair at once,
+    /// then the optimal re-plan and what it moves (against a running
+    /// service with --server, or offline with --plan and --scenario).
+    Reschedule(reschedule_cli::RescheduleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +236,7 @@ fn main() -> ExitCode {
         Command::Calendar(a) => cmd_calendar(&a),
         Command::Backlog(c) => backlog_cli::cmd_backlog(&c),
         Command::Report(a) => report::run(&a),
+        Command::Reschedule(a) => reschedule_cli::cmd_reschedule(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

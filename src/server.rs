@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::proto::drill_service_server::DrillServiceServer;
 use crate::proto::plan_service_server::PlanServiceServer;
 use crate::proto::registration_service_server::RegistrationServiceServer;
+use crate::proto::reschedule_service_server::RescheduleServiceServer;
 use crate::proto::scenario_service_server::ScenarioServiceServer;
 use crate::store::{SledStore, Store, StoreError};
 
@@ -125,6 +126,7 @@ pub async fn run(
     health.set_serving::<PlanServiceServer<Api>>().await;
     health.set_serving::<DrillServiceServer<Api>>().await;
     health.set_serving::<RegistrationServiceServer<Api>>().await;
+    health.set_serving::<RescheduleServiceServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -165,6 +167,11 @@ pub async fn run(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(
+            RescheduleServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
         .add_service(RegistrationServiceServer::new(api))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
@@ -172,6 +179,9 @@ pub async fn run(
             health.set_not_serving::<ScenarioServiceServer<Api>>().await;
             health.set_not_serving::<PlanServiceServer<Api>>().await;
             health.set_not_serving::<DrillServiceServer<Api>>().await;
+            health
+                .set_not_serving::<RescheduleServiceServer<Api>>()
+                .await;
             health
                 .set_not_serving::<RegistrationServiceServer<Api>>()
                 .await;

@@ -53,11 +53,11 @@ pub struct Surge {
     pub to_week: usize,
 }
 
-impl FromStr for Surge {
-    type Err = String;
-
-    /// Parses `EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK`, e.g. `SPREKEN_B1:1.6:10:16`.
-    fn from_str(s: &str) -> Result<Self, String> {
+impl Surge {
+    /// Parses `EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK` for any exam id: a
+    /// reschedule applies it to whatever scenario it is given, which names
+    /// its own exams (the generator's [`FromStr`] only knows its own).
+    pub fn parse_any_exam(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split(':').map(str::trim).collect();
         let [exam, mult, from, to] = parts[..] else {
             return Err(format!(
@@ -81,12 +81,8 @@ impl FromStr for Surge {
                 "surge {s:?}: from week {from_week} is after to week {to_week}"
             ));
         }
-        if !EXAMS.iter().any(|e| e.id == exam) {
-            let ids: Vec<&str> = EXAMS.iter().map(|e| e.id).collect();
-            return Err(format!(
-                "surge {s:?}: unknown exam {exam:?}; expected one of {}",
-                ids.join(", ")
-            ));
+        if exam.is_empty() {
+            return Err(format!("surge {s:?}: the exam id is empty"));
         }
         Ok(Surge {
             exam: exam.to_string(),
@@ -94,6 +90,25 @@ impl FromStr for Surge {
             from_week,
             to_week,
         })
+    }
+}
+
+impl FromStr for Surge {
+    type Err = String;
+
+    /// Parses `EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK`, e.g. `SPREKEN_B1:1.6:10:16`,
+    /// for one of the generator's exams.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let surge = Surge::parse_any_exam(s)?;
+        let exam = surge.exam.as_str();
+        if !EXAMS.iter().any(|e| e.id == exam) {
+            let ids: Vec<&str> = EXAMS.iter().map(|e| e.id).collect();
+            return Err(format!(
+                "surge {s:?}: unknown exam {exam:?}; expected one of {}",
+                ids.join(", ")
+            ));
+        }
+        Ok(surge)
     }
 }
 

@@ -21,6 +21,8 @@
 //! - [`reschedule`]: the exams a shock touches and the re-plan of a
 //!   published plan (frozen weeks, σ-weighted stability, untouched blocks
 //!   kept), and the diff of candidates moved per location/week/exam.
+//! - [`repair`]: the first answer to a surge, a greedy feasible repair of
+//!   the published plan in milliseconds (no LP).
 //! - [`calendar`]: a plan's weekly allocation as dated morning/afternoon
 //!   sessions per location, Dutch public holidays closed.
 #![forbid(unsafe_code)]
@@ -31,6 +33,7 @@ pub mod generate;
 pub mod model;
 pub mod plan;
 pub mod reference;
+pub mod repair;
 pub mod reschedule;
 pub mod rounding;
 pub mod scenario;

@@ -509,7 +509,9 @@ pub struct Replan {
     /// x columns with t < `freeze_weeks` are fixed to the published value.
     pub freeze_weeks: usize,
     /// Stage-2 cost per candidate moved (|x − x_published|) in weeks ≥ F.
-    /// 0 adds no columns or rows.
+    /// 0 adds no columns or rows. Where nothing was published, |x − 0| = x
+    /// and σ simply joins x's cost; only cells with a published value get
+    /// the split d+ − d− (this keeps the LP near the size of σ = 0).
     pub sigma: f64,
     pub published: BTreeMap<(usize, usize, usize), f64>,
 }
@@ -667,18 +669,23 @@ pub fn build_block(inst: &Instance, streams: &[usize], replan: Option<&Replan>) 
                     (r, p)
                 });
                 let mut stability = None;
+                let mut moved = 0.0;
                 if let Some((r, p)) = published {
                     if t >= r.freeze_weeks && r.sigma > 0.0 {
-                        let row = lp.push_row(Row::Stability { stream: s, l, t }, p, p);
-                        entries.push((row, 1.0));
-                        stability = Some((row, r.sigma));
+                        if p > 0.0 {
+                            let row = lp.push_row(Row::Stability { stream: s, l, t }, p, p);
+                            entries.push((row, 1.0));
+                            stability = Some((row, r.sigma));
+                        } else {
+                            moved = r.sigma;
+                        }
                     }
                 }
                 lp.push_col(
                     Col::X { stream: s, l, t },
                     f64::INFINITY,
                     0.0,
-                    travel,
+                    travel + moved,
                     &entries,
                 );
                 if let Some((r, p)) = published {

@@ -452,19 +452,28 @@ pub(crate) fn run_pipeline(
     let mut stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
     let mut stage2_cost: f64 = results.iter().map(|r| r.cost).sum();
     let mut lp_alloc = lp_allocation(&inst, &lps, &results);
+    // Streams re-optimised by a re-plan (all of them in a plain solve).
+    let solved: BTreeSet<usize> = lps
+        .iter()
+        .flat_map(|lp| lp.streams.iter().copied())
+        .collect();
     if let Some(r) = restrict {
-        // C without the stability term: σ·Σ d± is not a cost of the plan.
-        for (lp, res) in lps.iter().zip(&results) {
-            for (j, col) in lp.cols.iter().enumerate() {
-                if matches!(col, Col::Dev { .. }) {
-                    stage2_cost -= lp.cost2[j] * res.values[j];
+        // C without the stability term: σ·Σ|x − x_published| over weeks
+        // ≥ F is not a cost of the plan (whether the LP carries it on d±
+        // or, where nothing was published, on x itself).
+        let (sigma, freeze) = (r.replan.sigma, r.replan.freeze_weeks);
+        if sigma > 0.0 {
+            for (lp, res) in lps.iter().zip(&results) {
+                for (j, col) in lp.cols.iter().enumerate() {
+                    if let Col::X { stream, l, t } = *col {
+                        if t >= freeze {
+                            let p = r.replan.published.get(&(stream, l, t)).copied();
+                            stage2_cost -= sigma * (res.values[j] - p.unwrap_or(0.0)).abs();
+                        }
+                    }
                 }
             }
         }
-        let solved: BTreeSet<usize> = lps
-            .iter()
-            .flat_map(|lp| lp.streams.iter().copied())
-            .collect();
         let (v, c) = fixed_values(&inst, r.fixed, &solved);
         stage1_violation += v;
         stage2_cost += c;
@@ -481,7 +490,10 @@ pub(crate) fn run_pipeline(
     let mut int = Allocation::default();
     let mut int_eval = Evaluation::default();
     timed(Step::Rounding, &mut seconds.rounding, &mut || {
-        int = rounding::round(&inst, &lp_alloc);
+        // A re-plan keeps its frozen weeks and fixed streams as published.
+        let freeze = restrict.map(|r| r.replan.freeze_weeks);
+        let pinned = |s: usize, t: usize| freeze.is_some_and(|f| t < f || !solved.contains(&s));
+        int = rounding::round_pinned(&inst, &lp_alloc, &pinned);
         int_eval = rounding::evaluate(&inst, &int);
     });
 

@@ -27,8 +27,13 @@ struct Built {
     cost: Expression,
 }
 
+/// x[r,l,e,t] held at a value (`None`: free), by (region, exam, location,
+/// week) ids: how a re-plan's frozen weeks and fixed exams are written
+/// independently of [`crate::reschedule`], to check it.
+pub type FixedX<'a> = &'a dyn Fn(&str, &str, &str, usize) -> Option<f64>;
+
 /// Builds every variable and constraint of DESIGN.md "The model".
-fn build(sc: &Scenario) -> Built {
+fn build(sc: &Scenario, fixed: FixedX) -> Built {
     let t_max = sc.horizon_weeks;
     let mut vars = ProblemVariables::new();
     let mut constraints = Vec::new();
@@ -90,7 +95,10 @@ fn build(sc: &Scenario) -> Built {
             for (t, &d_t) in d.iter().enumerate() {
                 let mut served = Expression::from(0.0);
                 for &(l, travel) in &options {
-                    let x = vars.add(variable().min(0.0));
+                    let x = match fixed(&region.id, &exam.id, l, t) {
+                        Some(v) => vars.add(variable().min(v).max(v)),
+                        None => vars.add(variable().min(0.0)),
+                    };
                     served += x;
                     cost += travel * x;
                     *seats.entry((l, &exam.resource, t)).or_default() += exam.seat_minutes * x;
@@ -157,10 +165,23 @@ where
     M: SolverModel<Error = ResolutionError>,
     F: Fn(good_lp::variable::UnsolvedProblem) -> M,
 {
+    solve_reference_fixed(sc, &|_, _, _, _| None, backend)
+}
+
+/// [`solve_reference`] with some x held at given values.
+pub fn solve_reference_fixed<M, F>(
+    sc: &Scenario,
+    fixed: FixedX,
+    backend: F,
+) -> Result<ReferenceValues, ResolutionError>
+where
+    M: SolverModel<Error = ResolutionError>,
+    F: Fn(good_lp::variable::UnsolvedProblem) -> M,
+{
     let solve_with = |objective: &dyn Fn(&Built) -> Expression,
                       budget: Option<f64>|
      -> Result<(f64, f64), ResolutionError> {
-        let built = build(sc);
+        let built = build(sc, fixed);
         let obj = objective(&built);
         let Built {
             vars,
@@ -190,6 +211,14 @@ where
 /// [`solve_reference`] on HiGHS through good_lp (one thread, like the fast path).
 pub fn solve_reference_highs(sc: &Scenario) -> Result<ReferenceValues, ResolutionError> {
     solve_reference(sc, |p| good_lp::highs(p).set_threads(1))
+}
+
+/// [`solve_reference_fixed`] on HiGHS through good_lp.
+pub fn solve_reference_fixed_highs(
+    sc: &Scenario,
+    fixed: FixedX,
+) -> Result<ReferenceValues, ResolutionError> {
+    solve_reference_fixed(sc, fixed, |p| good_lp::highs(p).set_threads(1))
 }
 
 /// [`solve_reference`] on Clarabel (interior point, pure Rust).

@@ -4,10 +4,16 @@
 //! and (σ > 0) prefers moving few candidates.
 
 use crate::model::{Instance, Replan};
-use crate::plan::{run_pipeline, Plan, PlanError, PlanOptions, Restriction};
-use crate::rounding::{Allocation, Cell};
+use crate::plan::{
+    run_pipeline, AllocationRow, ExtraRaters, ExtraSeats, Plan, PlanError, PlanOptions,
+    PlanProgress, Restriction,
+};
+use crate::rounding::{self, Allocation, Cell};
 use crate::scenario::Scenario;
+use crate::validate::ValidationErrors;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Exams a shock touches: those whose demand or backlog differs, those
 /// using a resource kind at a location whose capacity or unavailability
@@ -111,16 +117,209 @@ pub fn touched_exams(base: &Scenario, shocked: &Scenario) -> BTreeSet<String> {
     touched
 }
 
+/// Why a reschedule cannot be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RescheduleError {
+    #[error(transparent)]
+    Freeze(#[from] FreezeError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+impl From<ValidationErrors> for RescheduleError {
+    fn from(e: ValidationErrors) -> Self {
+        RescheduleError::Plan(PlanError::Invalid(e))
+    }
+}
+
+/// A frozen week the shocked scenario cannot honour: invitations for it
+/// are out, yet the shock took away the capacity or the candidates they
+/// were sent to. Found before any LP is built, so the caller learns which
+/// week and which resource instead of a bare "infeasible".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FreezeError {
+    #[error(
+        "frozen week {week}: the published plan uses {used} {kind} minutes at {location}, \
+         but the shocked scenario has only {capacity} (regular + extra); freeze fewer weeks"
+    )]
+    Seats {
+        week: usize,
+        location: String,
+        kind: String,
+        used: f64,
+        capacity: f64,
+    },
+    #[error(
+        "frozen week {week}: the published plan uses {used} minutes of rater pool {pool}, \
+         but the shocked scenario has only {capacity} (regular + extra); freeze fewer weeks"
+    )]
+    Raters {
+        week: usize,
+        pool: String,
+        used: f64,
+        capacity: f64,
+    },
+    #[error(
+        "frozen week {week}: the published plan has examined {examined} {exam} candidates \
+         of region {region} by then, but the shocked scenario registers only {registered}; \
+         freeze fewer weeks"
+    )]
+    Demand {
+        week: usize,
+        region: String,
+        exam: String,
+        examined: f64,
+        registered: f64,
+    },
+}
+
+/// The published integral allocation on `inst`'s streams (one per region
+/// and exam, twins unmerged), with the extra capacity it buys. Cells the
+/// shocked scenario has no stream or week for are left out.
+pub(crate) fn published_allocation(sc: &Scenario, inst: &Instance, published: &Plan) -> Allocation {
+    let idx = |ids: Vec<&str>| -> HashMap<String, usize> {
+        ids.into_iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_string(), i))
+            .collect()
+    };
+    let regions = idx(sc.regions.iter().map(|r| r.id.as_str()).collect());
+    let exams = idx(sc.exams.iter().map(|e| e.id.as_str()).collect());
+    let locations = idx(sc.locations.iter().map(|l| l.id.as_str()).collect());
+    let pools = idx(sc.rating_pools.iter().map(|p| p.id.as_str()).collect());
+    let stream_of: HashMap<(usize, usize), usize> = inst
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.region, s.exam), i))
+        .collect();
+    let mut out = Allocation::default();
+    for row in published.allocation.iter().filter(|r| r.week < inst.weeks) {
+        let (Some(&r), Some(&e), Some(&l)) = (
+            regions.get(&row.region),
+            exams.get(&row.exam),
+            locations.get(&row.location),
+        ) else {
+            continue;
+        };
+        if let Some(&stream) = stream_of.get(&(r, e)) {
+            let cell = Cell {
+                stream,
+                t: row.week,
+                l,
+            };
+            *out.x.entry(cell).or_insert(0.0) += row.candidates as f64;
+        }
+    }
+    let kind_idx = |k: &str| inst.kinds.iter().position(|x| x == k);
+    for x in published.extra_seats.iter().filter(|x| x.week < inst.weeks) {
+        if let (Some(&l), Some(k)) = (locations.get(&x.location), kind_idx(&x.kind)) {
+            if x.minutes > 0.0 {
+                out.extra_seats.insert((l, k, x.week), x.minutes);
+            }
+        }
+    }
+    for x in published
+        .extra_raters
+        .iter()
+        .filter(|x| x.week < inst.weeks)
+    {
+        if let Some(&q) = pools.get(&x.pool) {
+            if x.minutes > 0.0 {
+                out.extra_raters.insert((q, x.week), x.minutes);
+            }
+        }
+    }
+    out
+}
+
+/// Checks that the shocked scenario can hold the published allocation in
+/// weeks < `freeze_weeks`: seat and rater use within regular + extra
+/// capacity, and no stream examined beyond its registrations.
+pub(crate) fn check_freeze(
+    sc: &Scenario,
+    inst: &Instance,
+    alloc: &Allocation,
+    freeze_weeks: usize,
+) -> Result<(), FreezeError> {
+    const TOL: f64 = 1e-6;
+    let (seats, raters) = rounding::usage(inst, alloc);
+    for (&(l, k, t), &used) in seats.iter().filter(|(c, _)| c.2 < freeze_weeks) {
+        let (cap, xcap) = inst.seat_capacity(l, k, t);
+        if used > (cap + xcap) * (1.0 + TOL) + TOL {
+            return Err(FreezeError::Seats {
+                week: t,
+                location: sc.locations[l].id.clone(),
+                kind: inst.kinds[k].clone(),
+                used,
+                capacity: cap + xcap,
+            });
+        }
+    }
+    for (&(q, t), &used) in raters.iter().filter(|(c, _)| c.1 < freeze_weeks) {
+        let (cap, xcap) = inst.rater_capacity(q, t);
+        if used > (cap + xcap) * (1.0 + TOL) + TOL {
+            return Err(FreezeError::Raters {
+                week: t,
+                pool: sc.rating_pools[q].id.clone(),
+                used,
+                capacity: cap + xcap,
+            });
+        }
+    }
+    let served = rounding::exams_per_week(inst, alloc);
+    for (s, st) in inst.streams.iter().enumerate() {
+        let (mut registered, mut examined) = (st.initial_backlog(), 0.0);
+        for (t, (d, x)) in st
+            .demand
+            .iter()
+            .zip(&served[s])
+            .enumerate()
+            .take(freeze_weeks)
+        {
+            registered += d;
+            examined += x;
+            if examined > registered * (1.0 + TOL) + TOL {
+                return Err(FreezeError::Demand {
+                    week: t,
+                    region: sc.regions[st.region].id.clone(),
+                    exam: sc.exams[st.exam].id.clone(),
+                    examined,
+                    registered,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Progress reports and the cancel flag of a re-plan, as in
+/// [`crate::plan::plan_scenario_cancellable`].
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    pub progress: &'a (dyn Fn(PlanProgress) + Sync),
+    pub cancel: Option<&'a Arc<AtomicBool>>,
+}
+
+impl Default for Hooks<'_> {
+    fn default() -> Self {
+        Hooks {
+            progress: &|_| {},
+            cancel: None,
+        }
+    }
+}
+
 /// Re-plans `shocked` from the `published` plan: only the blocks holding a
 /// touched exam are re-optimised (with twins unmerged, so one stream per
 /// region); every other stream keeps its published allocation and extra
 /// capacity (such blocks share no capacity with re-optimised ones). In the
 /// re-optimised blocks, x in weeks < `freeze_weeks` is fixed to the
 /// published value and, for σ > 0, stage 2 adds σ·Σ|x − x_published| over
-/// the later weeks. Published cells without an LP column in the shocked
+/// the later weeks; the integral plan keeps frozen weeks and fixed streams
+/// exactly as published. Published cells without a stream in the shocked
 /// scenario are dropped; a freeze the shocked scenario cannot honour (less
-/// capacity or demand in a frozen week) makes the LP infeasible and the
-/// call fails.
+/// capacity or demand in a frozen week) is a [`FreezeError`].
 ///
 /// The result is a normal [`Plan`]. Its `stage1_violation` is Σ V*_b over
 /// the re-optimised blocks plus Σ π·s of the fixed streams evaluated on
@@ -137,28 +336,38 @@ pub fn replan(
     freeze_weeks: usize,
     sigma: f64,
     opts: &PlanOptions,
-) -> Result<Plan, PlanError> {
+) -> Result<Plan, RescheduleError> {
+    replan_with(
+        shocked,
+        published,
+        touched,
+        freeze_weeks,
+        sigma,
+        opts,
+        Hooks::default(),
+    )
+}
+
+/// [`replan`] with progress reports and a cancel flag.
+pub fn replan_with(
+    shocked: &Scenario,
+    published: &Plan,
+    touched: &BTreeSet<String>,
+    freeze_weeks: usize,
+    sigma: f64,
+    opts: &PlanOptions,
+    hooks: Hooks,
+) -> Result<Plan, RescheduleError> {
     crate::validate::validate_scenario(shocked)?;
     let inst = Instance::new(shocked, false);
-    let idx = |ids: Vec<&str>| -> HashMap<String, usize> {
-        ids.into_iter()
-            .enumerate()
-            .map(|(i, s)| (s.to_string(), i))
-            .collect()
-    };
-    let regions = idx(shocked.regions.iter().map(|r| r.id.as_str()).collect());
-    let exams = idx(shocked.exams.iter().map(|e| e.id.as_str()).collect());
-    let locations = idx(shocked.locations.iter().map(|l| l.id.as_str()).collect());
-    let pools = idx(shocked.rating_pools.iter().map(|p| p.id.as_str()).collect());
-    let stream_of: HashMap<(usize, usize), usize> = inst
-        .streams
+    let all = published_allocation(shocked, &inst, published);
+    check_freeze(shocked, &inst, &all, freeze_weeks)?;
+    let touched_idx: BTreeSet<usize> = shocked
+        .exams
         .iter()
         .enumerate()
-        .map(|(i, s)| ((s.region, s.exam), i))
-        .collect();
-    let touched_idx: BTreeSet<usize> = touched
-        .iter()
-        .filter_map(|e| exams.get(e).copied())
+        .filter(|(_, e)| touched.contains(&e.id))
+        .map(|(i, _)| i)
         .collect();
     // Streams of the blocks that get re-optimised.
     let solved: BTreeSet<usize> = inst
@@ -185,55 +394,35 @@ pub fn replan(
         published: BTreeMap::new(),
     };
     let mut fixed = Allocation::default();
-    for row in &published.allocation {
-        let (Some(&r), Some(&e), Some(&l)) = (
-            regions.get(&row.region),
-            exams.get(&row.exam),
-            locations.get(&row.location),
-        ) else {
-            continue;
-        };
-        let Some(&s) = stream_of.get(&(r, e)) else {
-            continue;
-        };
-        if row.week >= inst.weeks {
-            continue;
-        }
-        let v = row.candidates as f64;
-        if solved.contains(&s) {
-            replan.published.insert((s, l, row.week), v);
+    for (&c, &v) in &all.x {
+        if solved.contains(&c.stream) {
+            replan.published.insert((c.stream, c.l, c.t), v);
         } else {
-            fixed.x.insert(
-                Cell {
-                    stream: s,
-                    t: row.week,
-                    l,
-                },
-                v,
-            );
+            fixed.x.insert(c, v);
         }
     }
-    let kind_idx = |k: &str| inst.kinds.iter().position(|x| x == k);
-    for x in &published.extra_seats {
-        if let (Some(&l), Some(k)) = (locations.get(&x.location), kind_idx(&x.kind)) {
-            if !solved_kinds.contains(&k) && x.minutes > 0.0 && x.week < inst.weeks {
-                fixed.extra_seats.insert((l, k, x.week), x.minutes);
-            }
-        }
-    }
-    for x in &published.extra_raters {
-        if let Some(&q) = pools.get(&x.pool) {
-            if !solved_pools.contains(&q) && x.minutes > 0.0 && x.week < inst.weeks {
-                fixed.extra_raters.insert((q, x.week), x.minutes);
-            }
-        }
-    }
+    fixed.extra_seats = all
+        .extra_seats
+        .into_iter()
+        .filter(|((_, k, _), _)| !solved_kinds.contains(k))
+        .collect();
+    fixed.extra_raters = all
+        .extra_raters
+        .into_iter()
+        .filter(|((q, _), _)| !solved_pools.contains(q))
+        .collect();
     let restriction = Restriction {
         replan: &replan,
         touched: &touched_idx,
         fixed: &fixed,
     };
-    run_pipeline(shocked, opts, &|_| {}, None, Some(&restriction))
+    Ok(run_pipeline(
+        shocked,
+        opts,
+        hooks.progress,
+        hooks.cancel.cloned(),
+        Some(&restriction),
+    )?)
 }
 
 /// One (location, week, exam) whose candidates change between two plans.
@@ -258,14 +447,19 @@ impl Move {
 /// The candidates moved per (location, week, exam) from `published` to
 /// `replanned`, in (location, week, exam) order; unchanged cells are left out.
 pub fn diff(published: &Plan, replanned: &Plan) -> Vec<Move> {
+    diff_rows(&published.allocation, &replanned.allocation)
+}
+
+/// [`diff`] of two allocations (a plan's, or a [`crate::repair::Repair`]'s).
+pub fn diff_rows(published: &[AllocationRow], replanned: &[AllocationRow]) -> Vec<Move> {
     let mut cells: BTreeMap<(String, usize, String), (u64, u64)> = BTreeMap::new();
-    for a in &published.allocation {
+    for a in published {
         cells
             .entry((a.location.clone(), a.week, a.exam.clone()))
             .or_default()
             .0 += a.candidates;
     }
-    for a in &replanned.allocation {
+    for a in replanned {
         cells
             .entry((a.location.clone(), a.week, a.exam.clone()))
             .or_default()
@@ -281,6 +475,63 @@ pub fn diff(published: &Plan, replanned: &Plan) -> Vec<Move> {
             published,
             replanned,
         })
+        .collect()
+}
+
+/// Extra capacity bought in one week, before and after: seats of a kind
+/// at a location (`pool` empty) or minutes of a rater pool (`location`
+/// and `kind` empty).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExtraChange {
+    pub location: String,
+    pub kind: String,
+    pub pool: String,
+    pub week: usize,
+    pub before_minutes: f64,
+    pub after_minutes: f64,
+}
+
+/// Every cell whose bought extra minutes differ (by more than 1e-6)
+/// between two plans' integral purchases, seats first, in key order.
+pub fn extra_changes(
+    before: (&[ExtraSeats], &[ExtraRaters]),
+    after: (&[ExtraSeats], &[ExtraRaters]),
+) -> Vec<ExtraChange> {
+    type Key = (String, String, String, usize);
+    let mut cells: BTreeMap<(bool, Key), (f64, f64)> = BTreeMap::new();
+    let seat_key = |x: &ExtraSeats| {
+        (
+            false,
+            (x.location.clone(), x.kind.clone(), String::new(), x.week),
+        )
+    };
+    let rater_key =
+        |x: &ExtraRaters| (true, (String::new(), String::new(), x.pool.clone(), x.week));
+    for x in before.0 {
+        cells.entry(seat_key(x)).or_default().0 += x.minutes;
+    }
+    for x in after.0 {
+        cells.entry(seat_key(x)).or_default().1 += x.minutes;
+    }
+    for x in before.1 {
+        cells.entry(rater_key(x)).or_default().0 += x.minutes;
+    }
+    for x in after.1 {
+        cells.entry(rater_key(x)).or_default().1 += x.minutes;
+    }
+    cells
+        .into_iter()
+        .filter(|(_, (b, a))| (a - b).abs() > 1e-6)
+        .map(
+            |((_, (location, kind, pool, week)), (before_minutes, after_minutes))| ExtraChange {
+                location,
+                kind,
+                pool,
+                week,
+                before_minutes,
+                after_minutes,
+            },
+        )
         .collect()
 }
 
@@ -345,6 +596,12 @@ mod tests {
                 _ => {}
             }
         }
+        // x at t = 2 has nothing published: σ joins its cost, no d± split.
+        for (j, col) in lp.cols.iter().enumerate() {
+            if let Col::X { t: 2, .. } = *col {
+                assert_eq!(lp.cost2[j], 0.5 + 2.0);
+            }
+        }
         let stab: Vec<(Row, f64)> = lp
             .rows
             .iter()
@@ -354,30 +611,20 @@ mod tests {
             .collect();
         assert_eq!(
             stab,
-            vec![
-                (
-                    Row::Stability {
-                        stream: 0,
-                        l: 0,
-                        t: 1
-                    },
-                    6.0
-                ),
-                (
-                    Row::Stability {
-                        stream: 0,
-                        l: 0,
-                        t: 2
-                    },
-                    0.0
-                )
-            ]
+            vec![(
+                Row::Stability {
+                    stream: 0,
+                    l: 0,
+                    t: 1
+                },
+                6.0
+            )]
         );
         let devs = lp
             .cols
             .iter()
             .filter(|c| matches!(c, Col::Dev { .. }))
             .count();
-        assert_eq!(devs, 4);
+        assert_eq!(devs, 2);
     }
 }

@@ -133,6 +133,20 @@ const EPS: f64 = 1e-9;
 /// Rounds an LP allocation to whole candidates (see the module docs).
 /// `lp` is a feasible LP point (its x, y and z within the model's rows).
 pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
+    round_pinned(inst, lp, &|_, _| false)
+}
+
+/// [`round`] that leaves every cell of a pinned (stream, week) exactly as
+/// `lp` has it (rounded to the nearest whole candidate): never taken back,
+/// never repaired or filled. A re-plan pins its frozen weeks and the
+/// streams it keeps fixed, whose LP values are already the published
+/// whole numbers; without the pin, the fill pass would hand slack in a
+/// frozen week to a waiting stream and change invitations already sent.
+pub fn round_pinned(
+    inst: &Instance,
+    lp: &Allocation,
+    pinned: &dyn Fn(usize, usize) -> bool,
+) -> Allocation {
     // Limits: regular plus the extra the LP bought (clamped into [0, extra]).
     let mut seat_limit: BTreeMap<(usize, usize, usize), f64> = BTreeMap::new();
     let mut rater_limit: BTreeMap<(usize, usize), f64> = BTreeMap::new();
@@ -162,9 +176,17 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
     }
 
     // 1. Floor.
+    let pin = |c: &Cell| pinned(c.stream, c.t);
     let mut x: BTreeMap<Cell, f64> =
         lp.x.iter()
-            .map(|(&c, &v)| (c, (v + 1e-6).floor().max(0.0)))
+            .map(|(&c, &v)| {
+                let n = if pin(&c) {
+                    v.round()
+                } else {
+                    (v + 1e-6).floor()
+                };
+                (c, n.max(0.0))
+            })
             .collect();
     let frac = |c: &Cell| {
         let v = lp.x.get(c).copied().unwrap_or(0.0);
@@ -179,7 +201,7 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
     let (mut seats_used, mut raters_used) = usage(inst, &int);
     let mut order: Vec<Cell> = x.keys().copied().collect();
     order.sort_by(|a, b| frac(a).total_cmp(&frac(b)).then(a.cmp(b)));
-    for c in &order {
+    for c in order.iter().filter(|c| !pin(c)) {
         let e = inst.streams[c.stream].exam;
         let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);
         let seat = (c.l, inst.exam_kind[e], c.t);
@@ -220,7 +242,7 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
             for c in &week {
                 served += x[c];
             }
-            for c in &week {
+            for c in week.iter().filter(|c| !pin(c)) {
                 while served > registered + EPS && x[c] >= 1.0 {
                     *x.get_mut(c).expect("cell exists") -= 1.0;
                     served -= 1.0;
@@ -255,7 +277,11 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
                 .collect()
         })
         .collect();
-    let mut candidates: Vec<Cell> = lp.x.keys().copied().filter(|c| frac(c) > 1e-6).collect();
+    let mut candidates: Vec<Cell> =
+        lp.x.keys()
+            .copied()
+            .filter(|c| frac(c) > 1e-6 && !pin(c))
+            .collect();
     candidates.sort_by(|a, b| {
         a.t.cmp(&b.t)
             .then(frac(b).total_cmp(&frac(a)))
@@ -311,7 +337,7 @@ pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
                 .then(backlog[b][t].total_cmp(&backlog[a][t]))
                 .then(a.cmp(&b))
         });
-        for &si in &order {
+        for &si in order.iter().filter(|&&si| !pinned(si, t)) {
             let st = &inst.streams[si];
             let e = st.exam;
             let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);

@@ -2,7 +2,9 @@
 //! then exam A's demand ×1.6 in weeks 2–4.
 
 use examcap_solver::plan::AllocationRow;
-use examcap_solver::reschedule::{diff, replan, touched_exams};
+use examcap_solver::reference::solve_reference_fixed_highs;
+use examcap_solver::repair::{repair, Repair};
+use examcap_solver::reschedule::{diff, replan, touched_exams, FreezeError, RescheduleError};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
 
@@ -81,8 +83,11 @@ fn published(sc: &Scenario) -> Plan {
 type Key = (String, String, String, usize);
 
 fn rows(plan: &Plan, keep: impl Fn(&AllocationRow) -> bool) -> BTreeMap<Key, u64> {
-    plan.allocation
-        .iter()
+    cells(&plan.allocation, keep)
+}
+
+fn cells(rows: &[AllocationRow], keep: impl Fn(&AllocationRow) -> bool) -> BTreeMap<Key, u64> {
+    rows.iter()
         .filter(|a| keep(a))
         .map(|a| {
             (
@@ -262,4 +267,213 @@ fn diff_lists_the_changed_cells_of_the_touched_exam_after_the_freeze() {
     let total = |p: &Plan| -> i64 { p.allocation.iter().map(|a| a.candidates as i64).sum() };
     let net: i64 = moves.iter().map(|m| m.delta()).sum();
     assert_eq!(net, total(&re) - total(&pubd));
+}
+
+fn repair_rows(r: &Repair, keep: impl Fn(&AllocationRow) -> bool) -> BTreeMap<Key, u64> {
+    cells(&r.allocation, keep)
+}
+
+/// The repair as a plan, for the capacity check of tests/common.
+fn as_plan(pubd: &Plan, r: &Repair) -> Plan {
+    Plan {
+        allocation: r.allocation.clone(),
+        extra_seats: r.extra_seats.clone(),
+        extra_raters: r.extra_raters.clone(),
+        ..pubd.clone()
+    }
+}
+
+/// No (region, exam) examined beyond its registrations by any week.
+fn check_registrations(sc: &Scenario, rows: &[AllocationRow]) {
+    for d in &sc.demand {
+        let backlog: f64 = sc
+            .backlog
+            .iter()
+            .filter(|b| b.region == d.region && b.exam == d.exam)
+            .map(|b| b.candidates)
+            .sum();
+        let (mut registered, mut examined) = (backlog, 0.0);
+        for (t, w) in d.weekly.iter().enumerate() {
+            registered += w;
+            examined += rows
+                .iter()
+                .filter(|a| a.region == d.region && a.exam == d.exam && a.week == t)
+                .map(|a| a.candidates as f64)
+                .sum::<f64>();
+            assert!(
+                examined <= registered + 1e-6,
+                "{}/{} week {t}: {examined} examined, {registered} registered",
+                d.region,
+                d.exam
+            );
+        }
+    }
+}
+
+/// The checks every repair must pass against the re-plan of the same shock.
+fn check_repair(sc: &Scenario, shocked: &Scenario, freeze: usize) -> (Repair, Plan) {
+    let pubd = published(sc);
+    let touched = touched_exams(sc, shocked);
+    let rep = repair(shocked, &pubd, &touched, freeze).expect("repair");
+    assert_eq!(
+        repair_rows(&rep, |a| a.week < freeze),
+        rows(&pubd, |a| a.week < freeze),
+        "repair changed a frozen week"
+    );
+    assert_eq!(
+        repair_rows(&rep, |a| !touched.contains(&a.exam)),
+        rows(&pubd, |a| !touched.contains(&a.exam)),
+        "repair changed an untouched exam"
+    );
+    check_capacity(shocked, &as_plan(&pubd, &rep));
+    check_registrations(shocked, &rep.allocation);
+    let re = replan(shocked, &pubd, &touched, freeze, 0.0, &opts()).expect("replan");
+    assert!(
+        rep.values.violation >= re.stage1_violation - 1e-6 * re.stage1_violation.max(1.0),
+        "repair V {} below the re-plan's V* {}",
+        rep.values.violation,
+        re.stage1_violation
+    );
+    (rep, re)
+}
+
+#[test]
+fn repair_places_the_surge_within_capacity_and_never_beats_the_replan() {
+    let sc = base();
+    let shocked = surge(&sc);
+    for freeze in [0usize, 2] {
+        let (rep, _) = check_repair(&sc, &shocked, freeze);
+        assert!(rep.placed > 0, "F={freeze}: the surge placed nobody");
+        // The surge is served where capacity allows: fewer over target
+        // than leaving the published plan as it is.
+        let pubd = published(&sc);
+        let untouched = repair(&shocked, &pubd, &BTreeSet::new(), freeze).expect("no-op");
+        assert_eq!(untouched.placed, 0);
+        assert_eq!(
+            repair_rows(&untouched, |_| true),
+            rows(&pubd, |_| true),
+            "an empty touched set changes nothing"
+        );
+        assert!(rep.values.violation < untouched.values.violation);
+    }
+}
+
+#[test]
+fn repair_moves_candidates_off_a_closed_location_and_a_demand_drop() {
+    let sc = base();
+    let mut closed = sc.clone();
+    closed.locations[0]
+        .unavailable
+        .push(examcap_solver::scenario::Unavailable {
+            from_week: 3,
+            to_week: 4,
+            factor: 0.0,
+        });
+    let (rep, _) = check_repair(&sc, &closed, 2);
+    assert!(rep.removed > 0, "the published plan used L0 in weeks 3-4");
+    assert!(rep
+        .allocation
+        .iter()
+        .all(|a| !(a.location == "L0" && (3..=4).contains(&a.week))));
+
+    let mut drop = sc.clone();
+    for d in drop.demand.iter_mut().filter(|d| d.exam == "A") {
+        for w in &mut d.weekly[2..] {
+            *w *= 0.3;
+        }
+    }
+    let (rep, _) = check_repair(&sc, &drop, 2);
+    assert!(
+        rep.removed > 0,
+        "a drop to 30% leaves published exams without candidates"
+    );
+}
+
+#[test]
+fn a_freeze_the_shock_breaks_names_the_week_and_location() {
+    let sc = base();
+    let pubd = published(&sc);
+    let mut closed = sc.clone();
+    closed.locations[0]
+        .unavailable
+        .push(examcap_solver::scenario::Unavailable {
+            from_week: 1,
+            to_week: 1,
+            factor: 0.0,
+        });
+    let touched = touched_exams(&sc, &closed);
+    let seats = |e: RescheduleError| match e {
+        RescheduleError::Freeze(FreezeError::Seats { week, location, .. }) => (week, location),
+        other => panic!("not a seat freeze error: {other}"),
+    };
+    let e = repair(&closed, &pubd, &touched, 2).unwrap_err();
+    assert!(e.to_string().contains("frozen week 1"), "{e}");
+    assert_eq!(seats(e), (1, "L0".to_string()));
+    let e = replan(&closed, &pubd, &touched, 2, 0.0, &opts()).unwrap_err();
+    assert_eq!(seats(e), (1, "L0".to_string()));
+    // Freezing only week 0 leaves the closure to the re-plan.
+    replan(&closed, &pubd, &touched, 1, 0.0, &opts()).expect("week 1 not frozen");
+}
+
+#[test]
+fn a_surge_inside_the_freeze_keeps_the_frozen_weeks_in_the_integral_replan() {
+    // Demand grows in the frozen weeks themselves: the waiting candidates
+    // must not be slipped into a frozen week's spare seats by rounding.
+    let sc = base();
+    let pubd = published(&sc);
+    let mut early = sc.clone();
+    for d in early.demand.iter_mut() {
+        for w in &mut d.weekly[0..=2] {
+            *w *= 1.6;
+        }
+    }
+    let touched = touched_exams(&sc, &early);
+    for sigma in [0.0, 1.0] {
+        let re = replan(&early, &pubd, &touched, 3, sigma, &opts()).expect("replan");
+        assert_eq!(
+            rows(&re, |a| a.week < 3),
+            rows(&pubd, |a| a.week < 3),
+            "σ={sigma}: a frozen week changed in the integral plan"
+        );
+        check_capacity(&early, &re);
+    }
+    check_repair(&sc, &early, 3);
+}
+
+#[test]
+fn sigma_zero_replan_equals_an_independent_solve_with_the_freeze_and_fixed_exams() {
+    // The reference model (DESIGN.md written out, one LP, no blocks) with
+    // x held at the published values in weeks < F and, for exams not
+    // re-optimised, in every week: V* and C must be the re-plan's.
+    let sc = base();
+    let pubd = published(&sc);
+    let shocked = surge(&sc);
+    let cells = rows(&pubd, |_| true);
+    for (touched, freeze) in [
+        (set(&["A", "B"]), 2usize),
+        (set(&["A"]), 2),
+        (set(&["A"]), 0),
+        (set(&["B"]), 3),
+    ] {
+        let re = replan(&shocked, &pubd, &touched, freeze, 0.0, &opts()).expect("replan");
+        let fixed = |r: &str, e: &str, l: &str, t: usize| {
+            (t < freeze || !touched.contains(e)).then(|| {
+                let key = (r.to_string(), e.to_string(), l.to_string(), t);
+                cells.get(&key).copied().unwrap_or(0) as f64
+            })
+        };
+        let reference = solve_reference_fixed_highs(&shocked, &fixed).expect("reference");
+        assert!(
+            close(re.stage1_violation, reference.violation),
+            "{touched:?} F={freeze}: V* {} vs reference {}",
+            re.stage1_violation,
+            reference.violation
+        );
+        assert!(
+            close(re.stage2_cost, reference.cost),
+            "{touched:?} F={freeze}: C {} vs reference {}",
+            re.stage2_cost,
+            reference.cost
+        );
+    }
 }

@@ -1,0 +1,427 @@
+//! RescheduleService: the call ops make while the phones ring (DESIGN.md
+//! "Rescheduling after a surge").
+//!
+//! One request streams two answers. First a greedy feasible repair
+//! ([`examcap_solver::repair`]), computed before the stream opens so that a
+//! broken freeze is the call's own FAILED_PRECONDITION; it is on the wire
+//! in milliseconds. Then the optimal re-plan ([`examcap_solver::reschedule`])
+//! on the blocking pool, with progress events, stored as a plan but never
+//! published, followed by its diff against the plan started from. A
+//! deadline (grpc-timeout, or `replan_time_limit_seconds`) that strikes
+//! before the re-plan ends the stream with the repair and an end event
+//! whose status says the optimum was not reached: ops keep the first
+//! answer instead of a bare DEADLINE_EXCEEDED.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use examcap_solver::plan::{PlanError, PlanStatus};
+use examcap_solver::repair::{repair, Repair};
+use examcap_solver::reschedule::{
+    diff, diff_rows, extra_changes, replan_with, touched_exams, ExtraChange, Hooks, Move,
+    RescheduleError,
+};
+use examcap_solver::solve::SolveError;
+use examcap_solver::{Plan, PlanOptions, Scenario};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::api::{
+    cancel_on_close, cap_time_limit, deadline_margin, extra_capacity, grpc_timeout, progress_proto,
+    shock_specs, summary, wait_changes_of, Api, ApiError, Ticket,
+};
+use crate::auth::{Caller, Rpc};
+use crate::drill::{self, ShockSpec};
+use crate::proto::{self, reschedule_event::Event};
+use crate::store::{DrillOrigin, PlanRecord};
+
+/// Largest stability weight accepted: beyond it σ only scales the cost.
+pub const MAX_SIGMA: f64 = 1e6;
+
+impl From<RescheduleError> for ApiError {
+    fn from(e: RescheduleError) -> Self {
+        match e {
+            RescheduleError::Freeze(f) => ApiError::Freeze(f),
+            RescheduleError::Plan(p) => ApiError::from(p),
+        }
+    }
+}
+
+/// A checked request.
+struct Params {
+    shocks: Vec<ShockSpec>,
+    freeze_weeks: usize,
+    sigma: f64,
+    time_limit: Option<f64>,
+    name: String,
+}
+
+fn params(r: &proto::RescheduleRequest) -> Result<Params, ApiError> {
+    let shocks = shock_specs(&r.shocks)?;
+    if !(r.sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&r.sigma)) {
+        return Err(ApiError::InvalidArgument(format!(
+            "sigma: must be a number in [0, {MAX_SIGMA}], got {}",
+            r.sigma
+        )));
+    }
+    let t = r.replan_time_limit_seconds;
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(ApiError::InvalidArgument(format!(
+            "replan_time_limit_seconds: must be a number of seconds >= 0, got {t}"
+        )));
+    }
+    Ok(Params {
+        shocks,
+        freeze_weeks: r.freeze_weeks as usize,
+        sigma: r.sigma,
+        time_limit: (t > 0.0).then_some(t),
+        name: r.name.clone(),
+    })
+}
+
+fn moves(m: &[Move]) -> Vec<proto::CandidateMove> {
+    m.iter()
+        .map(|m| proto::CandidateMove {
+            location: m.location.clone(),
+            week: u32::try_from(m.week).unwrap_or(u32::MAX),
+            exam: m.exam.clone(),
+            before: m.published,
+            after: m.replanned,
+        })
+        .collect()
+}
+
+fn extra_change(c: &ExtraChange) -> proto::ExtraChange {
+    proto::ExtraChange {
+        location: c.location.clone(),
+        kind: c.kind.clone(),
+        pool: c.pool.clone(),
+        week: u32::try_from(c.week).unwrap_or(u32::MAX),
+        before_minutes: c.before_minutes,
+        after_minutes: c.after_minutes,
+    }
+}
+
+/// The first answer as an event.
+pub fn repair_event(
+    scenario_id: &str,
+    touched: &BTreeSet<String>,
+    published: &Plan,
+    r: &Repair,
+    seconds: f64,
+) -> proto::RescheduleEvent {
+    proto::RescheduleEvent {
+        event: Some(Event::Repair(proto::Repair {
+            scenario_id: scenario_id.into(),
+            touched_exams: touched.iter().cloned().collect(),
+            violation: r.values.violation,
+            cost: r.values.cost,
+            removed: r.removed,
+            placed: r.placed,
+            moves: moves(&diff_rows(&published.allocation, &r.allocation)),
+            waits: wait_changes_of(&published.waits, &r.waits),
+            extra: Some(proto::ExtraCapacity {
+                seat_minutes: r.extra_seats.iter().map(|e| e.minutes).sum(),
+                seat_cost: r.values.extra_seat_cost,
+                rater_minutes: r.extra_raters.iter().map(|e| e.minutes).sum(),
+                rater_cost: r.values.extra_rater_cost,
+            }),
+            seconds,
+        })),
+    }
+}
+
+/// The re-plan against the plan started from, as an event.
+pub fn diff_event(published: &Plan, re: &Plan) -> proto::RescheduleEvent {
+    proto::RescheduleEvent {
+        event: Some(Event::Diff(proto::RescheduleDiff {
+            moves: moves(&diff(published, re)),
+            extra_changes: extra_changes(
+                (&published.extra_seats, &published.extra_raters),
+                (&re.extra_seats, &re.extra_raters),
+            )
+            .iter()
+            .map(extra_change)
+            .collect(),
+            waits: wait_changes_of(&published.waits, &re.waits),
+            extra_before: Some(extra_capacity(published)),
+            extra_after: Some(extra_capacity(re)),
+        })),
+    }
+}
+
+/// The last event of a stream.
+pub fn end(status: proto::RescheduleStatus, message: impl Into<String>) -> proto::RescheduleEvent {
+    proto::RescheduleEvent {
+        event: Some(Event::End(proto::RescheduleEnd {
+            status: status as i32,
+            message: message.into(),
+        })),
+    }
+}
+
+/// The optimal re-plan (stored as `rec`) as an event.
+pub fn replan_event(rec: &PlanRecord, seconds: f64) -> proto::RescheduleEvent {
+    proto::RescheduleEvent {
+        event: Some(Event::Replan(proto::Replan {
+            plan: Some(summary(rec)),
+            seconds,
+        })),
+    }
+}
+
+/// What the re-plan task needs once the repair is out.
+struct ReplanJob {
+    caller: Caller,
+    ticket: Ticket,
+    shocked: Scenario,
+    scenario_id: String,
+    published: Plan,
+    touched: BTreeSet<String>,
+    params: Params,
+    deadline: Option<Instant>,
+    start: Instant,
+}
+
+type Tx = mpsc::UnboundedSender<Result<proto::RescheduleEvent, Status>>;
+
+impl Api {
+    /// Everything up to the repair: load, shock, store the shocked
+    /// scenario, repair. Errors here are the call's status.
+    async fn prepare(
+        &self,
+        caller: Caller,
+        r: proto::RescheduleRequest,
+        deadline: Option<Instant>,
+        start: Instant,
+    ) -> Result<(proto::RescheduleEvent, ReplanJob), ApiError> {
+        let params = params(&r)?;
+        let plan_rec: PlanRecord = if r.plan_id.is_empty() {
+            let id = self
+                .db(|s| s.published())
+                .await?
+                .ok_or_else(|| ApiError::NotFound {
+                    what: "published plan",
+                    id: String::new(),
+                })?;
+            self.plan_record(&id).await?
+        } else {
+            self.plan_record(&r.plan_id).await?
+        };
+        let base_rec = self.scenario_record(&plan_rec.scenario_id).await?;
+        let base = Self::load_scenario(&base_rec)?;
+        if params.freeze_weeks > base.horizon_weeks {
+            return Err(ApiError::InvalidArgument(format!(
+                "freeze_weeks: must be <= the horizon ({} weeks), got {}",
+                base.horizon_weeks, params.freeze_weeks
+            )));
+        }
+        let name = if params.name.is_empty() {
+            format!("{}+reschedule", base.name)
+        } else {
+            params.name.clone()
+        };
+        let shocked = drill::apply(&base, &params.shocks, &name)?;
+        examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
+        let origin = DrillOrigin {
+            base_scenario_id: base_rec.id.clone(),
+            shocks: serde_json::to_value(&params.shocks)
+                .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
+        };
+        let (shocked_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
+        // Audited now: the re-plan (audited again with its plan id) may
+        // never come if the deadline strikes first.
+        self.audit(&caller, Rpc::Reschedule, &shocked_rec.id)
+            .await?;
+        // Admitted before the stream starts, so a full queue is the call's status.
+        let ticket = self.gate().admit()?;
+
+        let published = plan_rec.plan;
+        let freeze = params.freeze_weeks;
+        let (touched, rep, shocked, published) = tokio::task::spawn_blocking(move || {
+            let touched = touched_exams(&base, &shocked);
+            let rep = repair(&shocked, &published, &touched, freeze);
+            (touched, rep, shocked, published)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("repair task failed: {e}")))?;
+        let rep = rep?;
+        tracing::info!(
+            scenario = %shocked_rec.id,
+            touched = touched.len(),
+            placed = rep.placed,
+            removed = rep.removed,
+            "repair ready"
+        );
+        let event = repair_event(
+            &shocked_rec.id,
+            &touched,
+            &published,
+            &rep,
+            start.elapsed().as_secs_f64(),
+        );
+        let job = ReplanJob {
+            caller,
+            ticket,
+            shocked,
+            scenario_id: shocked_rec.id,
+            published,
+            touched,
+            params,
+            deadline,
+            start,
+        };
+        Ok((event, job))
+    }
+
+    /// The optimal re-plan, its diff and the end event (see the module docs).
+    async fn finish(&self, job: ReplanJob, tx: Tx) {
+        let out = self.optimal(job, &tx).await;
+        let last = match out {
+            Ok(events) => {
+                for e in events {
+                    let _ = tx.send(Ok(e));
+                }
+                return;
+            }
+            Err(ApiError::DeadlineExceeded(why)) => Ok(end(
+                proto::RescheduleStatus::OptimumNotReached,
+                format!(
+                    "{why}; only the repair was sent: it is feasible but not optimal. \
+                     Ask again with more time for the optimal re-plan."
+                ),
+            )),
+            // The client went away: nobody to tell.
+            Err(ApiError::Cancelled) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-plan failed");
+                Err(Status::from(e))
+            }
+        };
+        let _ = tx.send(last);
+    }
+
+    async fn optimal(
+        &self,
+        job: ReplanJob,
+        tx: &Tx,
+    ) -> Result<Vec<proto::RescheduleEvent>, ApiError> {
+        let permit = self.gate().slot().await?;
+        let mut opts = PlanOptions {
+            time_limit_seconds: job.params.time_limit,
+            ..PlanOptions::default()
+        };
+        cap_time_limit(&mut opts, job.deadline, "re-plan")?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let watcher = cancel_on_close(tx, &cancel);
+        let span = tracing::Span::current();
+        let progress_tx = tx.clone();
+        let ReplanJob {
+            caller,
+            ticket,
+            shocked,
+            scenario_id,
+            published,
+            touched,
+            params,
+            start,
+            ..
+        } = job;
+        let solved = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let _held = (ticket, permit);
+            let progress = |p| {
+                let _ = progress_tx.send(Ok(proto::RescheduleEvent {
+                    event: Some(Event::Progress(progress_proto(p))),
+                }));
+            };
+            let re = replan_with(
+                &shocked,
+                &published,
+                &touched,
+                params.freeze_weeks,
+                params.sigma,
+                &opts,
+                Hooks {
+                    progress: &progress,
+                    cancel: Some(&cancel),
+                },
+            );
+            (re, published)
+        })
+        .await;
+        watcher.abort();
+        let (re, published) =
+            solved.map_err(|e| ApiError::Internal(format!("re-plan task failed: {e}")))?;
+        let re = match re {
+            Err(RescheduleError::Plan(PlanError::Solve(s @ SolveError::TimeLimit(_)))) => {
+                return Err(ApiError::DeadlineExceeded(format!(
+                    "the re-plan's {s} (deadline or replan_time_limit_seconds)"
+                )))
+            }
+            other => other?,
+        };
+        let status = re.status;
+        let rec = self.store_plan(re, &scenario_id, false).await?;
+        self.audit(&caller, Rpc::Reschedule, &rec.id).await?;
+        tracing::info!(plan = %rec.id, "re-plan stored (not published)");
+        let (end_status, message) = match status {
+            PlanStatus::Optimal => (
+                proto::RescheduleStatus::Optimal,
+                format!(
+                    "optimal re-plan {} stored, not published: PlanService.Publish makes it live",
+                    rec.id
+                ),
+            ),
+            PlanStatus::Stage2TimeLimit => (
+                proto::RescheduleStatus::Stage2TimeLimit,
+                format!(
+                    "re-plan {} keeps V* optimal but stage 2 hit the time limit: its cost is \
+                     not minimal and it cannot be published",
+                    rec.id
+                ),
+            ),
+        };
+        Ok(vec![
+            replan_event(&rec, start.elapsed().as_secs_f64()),
+            diff_event(&published, &rec.plan),
+            end(end_status, message),
+        ])
+    }
+}
+
+/// The stream of a Reschedule call.
+pub type RescheduleStream =
+    Pin<Box<dyn Stream<Item = Result<proto::RescheduleEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl proto::reschedule_service_server::RescheduleService for Api {
+    type RescheduleStream = RescheduleStream;
+
+    #[tracing::instrument(name = "RescheduleService/Reschedule", skip_all, fields(caller, plan))]
+    async fn reschedule(
+        &self,
+        req: Request<proto::RescheduleRequest>,
+    ) -> Result<Response<Self::RescheduleStream>, Status> {
+        let start = Instant::now();
+        let caller = self.check(&req, Rpc::Reschedule)?;
+        // Kept back from the deadline so the end event is on the wire before it.
+        let deadline = grpc_timeout(req.metadata()).and_then(|d| {
+            start.checked_add(d.saturating_sub(deadline_margin(d).max(Duration::from_millis(1))))
+        });
+        let r = req.into_inner();
+        tracing::Span::current().record("plan", r.plan_id.as_str());
+        let (first, job) = self.prepare(caller, r, deadline, start).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Ok(first));
+        let api = self.clone();
+        tokio::spawn(async move { api.finish(job, tx).await }.in_current_span());
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,415 @@
+//! `examcap reschedule`: re-plan a published plan after a surge, against a
+//! running service (`--server URL`) or offline on files (`--plan PLAN.json
+//! --scenario FILE`). Both forms produce the same RescheduleService events
+//! (the offline form builds them with the service's own functions) and
+//! print them the same way: the repair, the re-plan, and the diff as tables.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use examcap::drill::{self, CapacityTarget, DemandChange, ShockSpec};
+use examcap::proto::reschedule_event::Event;
+use examcap::proto::reschedule_service_client::RescheduleServiceClient;
+use examcap::proto::{self, RescheduleStatus};
+use examcap::reschedule::{diff_event, end, repair_event, replan_event, MAX_SIGMA};
+use examcap::store::PlanRecord;
+use examcap_solver::generate::Surge;
+use examcap_solver::plan::PlanStatus;
+use examcap_solver::repair::repair;
+use examcap_solver::reschedule::{replan, touched_exams, RescheduleError};
+use examcap_solver::{Plan, PlanOptions};
+use tonic::Request;
+
+use crate::{load, read_capped, write_plan, Failure};
+
+/// Largest message accepted from the server (a national plan's diff is small,
+/// but a summary of many moves is not).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub struct RescheduleArgs {
+    /// The examcap service, e.g. http://127.0.0.1:50051: re-plan its plan.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["scenario", "out"])]
+    server: Option<String>,
+    /// With --server: the id of the plan to start from (default: the
+    /// published plan). Offline: the published plan's JSON file.
+    #[arg(long, value_name = "ID|PLAN.json")]
+    plan: Option<String>,
+    /// Offline: the scenario file the plan was solved for.
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    scenario: Option<PathBuf>,
+    /// Multiply one exam's demand in weeks FROM..=TO (all regions), e.g.
+    /// SPREKEN_B1:1.6:10:16. Repeat for several.
+    #[arg(long = "surge", value_name = "EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK", required = true,
+          value_parser = surge)]
+    surges: Vec<ShockSpec>,
+    /// Weeks 0..F-1 keep the published allocation (invitations are out).
+    #[arg(long, value_name = "F", default_value_t = 0)]
+    freeze: u32,
+    /// Stability weight σ ≥ 0: the re-plan pays σ per candidate moved.
+    #[arg(long, value_name = "SIGMA", default_value_t = 0.0, value_parser = sigma,
+          allow_negative_numbers = true)]
+    sigma: f64,
+    /// Bearer token for --server (or the EXAMCAP_TOKEN environment variable).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Offline: write the re-plan as JSON to this file.
+    #[arg(long, value_name = "PLAN.json")]
+    out: Option<PathBuf>,
+    /// Rows of the moves table to print (the largest changes first).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    rows: usize,
+}
+
+/// Parses `EXAM:MULTIPLIER:FROM:TO` into a demand shock on every region,
+/// with the generator's `--surge` syntax; any exam id is accepted here (the
+/// scenario decides which exist, and the error then names it).
+fn surge(s: &str) -> Result<ShockSpec, String> {
+    let g = Surge::parse_any_exam(s)?;
+    Ok(ShockSpec::Demand {
+        region: None,
+        exam: Some(g.exam),
+        from_week: g.from_week,
+        to_week: g.to_week,
+        change: DemandChange::Multiplier(g.multiplier),
+    })
+}
+
+fn sigma(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (0.0..=MAX_SIGMA).contains(v))
+        .ok_or_else(|| format!("must be a number in [0, {MAX_SIGMA}], got {s:?}"))
+}
+
+pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
+    let events = match (&a.server, &a.scenario) {
+        (Some(url), _) => online(url, a)?,
+        (None, Some(_)) => offline(a)?,
+        (None, None) => {
+            return Err(Failure::Input(
+                "examcap reschedule: give --server URL, or --plan PLAN.json --scenario FILE".into(),
+            ))
+        }
+    };
+    crate::emit(&render(&events, a.rows))
+}
+
+fn to_proto(s: &ShockSpec) -> proto::Shock {
+    let kind = match s {
+        ShockSpec::Demand {
+            region,
+            exam,
+            from_week,
+            to_week,
+            change,
+        } => proto::shock::Kind::Demand(proto::DemandShock {
+            region: region.clone().unwrap_or_default(),
+            exam: exam.clone().unwrap_or_default(),
+            from_week: u32::try_from(*from_week).unwrap_or(u32::MAX),
+            to_week: u32::try_from(*to_week).unwrap_or(u32::MAX),
+            change: Some(match change {
+                DemandChange::Multiplier(m) => proto::demand_shock::Change::Multiplier(*m),
+                DemandChange::Delta(d) => proto::demand_shock::Change::Delta(*d),
+            }),
+        }),
+        ShockSpec::Capacity {
+            target,
+            from_week,
+            to_week,
+            factor,
+        } => proto::shock::Kind::Capacity(proto::CapacityShock {
+            target: Some(match target {
+                CapacityTarget::Location(l) => proto::capacity_shock::Target::Location(l.clone()),
+                CapacityTarget::RatingPool(q) => {
+                    proto::capacity_shock::Target::RatingPool(q.clone())
+                }
+            }),
+            from_week: u32::try_from(*from_week).unwrap_or(u32::MAX),
+            to_week: u32::try_from(*to_week).unwrap_or(u32::MAX),
+            factor: *factor,
+        }),
+    };
+    proto::Shock { kind: Some(kind) }
+}
+
+fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
+    let token = a
+        .token
+        .clone()
+        .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
+    let msg = proto::RescheduleRequest {
+        plan_id: a.plan.clone().unwrap_or_default(),
+        shocks: a.surges.iter().map(to_proto).collect(),
+        freeze_weeks: a.freeze,
+        sigma: a.sigma,
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let channel = tonic::transport::Channel::from_shared(url.to_string())
+            .map_err(|e| Failure::Input(format!("examcap reschedule: --server {url:?}: {e}")))?
+            .connect()
+            .await
+            .map_err(|e| anyhow!("connecting to {url}: {e}"))?;
+        let mut client =
+            RescheduleServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        let mut req = Request::new(msg);
+        if let Some(t) = token {
+            let v = format!("Bearer {t}").parse().map_err(|_| {
+                Failure::Input("examcap reschedule: --token is not valid metadata".into())
+            })?;
+            req.metadata_mut().insert("authorization", v);
+        }
+        let status = |s: tonic::Status| match s.code() {
+            tonic::Code::InvalidArgument
+            | tonic::Code::NotFound
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated => {
+                Failure::Input(format!("examcap reschedule: {}", s.message()))
+            }
+            _ => Failure::Internal(anyhow!("{}: {}", s.code(), s.message())),
+        };
+        let mut stream = client.reschedule(req).await.map_err(status)?.into_inner();
+        let mut events = Vec::new();
+        while let Some(ev) = stream.message().await.map_err(status)? {
+            if let Some(e) = ev.event.filter(|e| !matches!(e, Event::Progress(_))) {
+                events.push(e);
+            }
+        }
+        Ok(events)
+    })
+}
+
+fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
+    let start = Instant::now();
+    let (Some(plan_file), Some(scenario_file)) = (&a.plan, &a.scenario) else {
+        return Err(Failure::Input(
+            "examcap reschedule: offline needs --plan PLAN.json and --scenario FILE".into(),
+        ));
+    };
+    let base = load(scenario_file)?;
+    let bytes = read_capped(std::path::Path::new(plan_file))?;
+    let published: Plan = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::Input(format!("examcap reschedule: {plan_file}: not a plan: {e}")))?;
+    if published.scenario.content_hash != base.content_hash() {
+        return Err(Failure::Input(format!(
+            "examcap reschedule: {plan_file} was solved for another scenario than {}",
+            scenario_file.display()
+        )));
+    }
+    let shocked = drill::apply(&base, &a.surges, &format!("{}+reschedule", base.name))
+        .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.message)))?;
+    let freeze = a.freeze as usize;
+    if freeze > base.horizon_weeks {
+        return Err(Failure::Input(format!(
+            "examcap reschedule: --freeze {freeze} is past the horizon ({} weeks)",
+            base.horizon_weeks
+        )));
+    }
+    let failed = |e: RescheduleError| match e {
+        RescheduleError::Freeze(f) => Failure::Input(format!("examcap reschedule: {f}")),
+        RescheduleError::Plan(examcap_solver::plan::PlanError::Invalid(v)) => {
+            crate::invalid("the shocked scenario", &v)
+        }
+        other => Failure::Internal(anyhow!(other)),
+    };
+    let touched = touched_exams(&base, &shocked);
+    let rep = repair(&shocked, &published, &touched, freeze).map_err(failed)?;
+    let scenario_id = shocked.content_hash();
+    let first = repair_event(
+        &scenario_id,
+        &touched,
+        &published,
+        &rep,
+        start.elapsed().as_secs_f64(),
+    );
+    let re = replan(
+        &shocked,
+        &published,
+        &touched,
+        freeze,
+        a.sigma,
+        &PlanOptions::default(),
+    )
+    .map_err(failed)?;
+    if let Some(out) = &a.out {
+        write_plan(out, &re)?;
+    }
+    let status = match re.status {
+        PlanStatus::Optimal => RescheduleStatus::Optimal,
+        PlanStatus::Stage2TimeLimit => RescheduleStatus::Stage2TimeLimit,
+    };
+    let rec = PlanRecord {
+        id: re.fingerprint(),
+        scenario_id,
+        created_unix: 0,
+        drill: false,
+        plan: re,
+    };
+    let message = match &a.out {
+        Some(out) => format!("re-plan written to {}", out.display()),
+        None => "re-plan not written (give --out PLAN.json to keep it)".into(),
+    };
+    let events = [
+        first,
+        replan_event(&rec, start.elapsed().as_secs_f64()),
+        diff_event(&published, &rec.plan),
+        end(status, message),
+    ];
+    Ok(events.into_iter().filter_map(|e| e.event).collect())
+}
+
+fn wait_cell(w: Option<&proto::ExamWait>) -> String {
+    let p = |p: &Option<proto::Percentile>| match p {
+        Some(p) if p.at_least => format!(">={}", p.weeks),
+        Some(p) => p.weeks.to_string(),
+        None => "-".into(),
+    };
+    w.map_or_else(
+        || "-".into(),
+        |w| format!("{}/{}/{}", p(&w.p50), p(&w.p90), p(&w.max)),
+    )
+}
+
+fn waits_table(out: &mut String, waits: &[proto::WaitChange]) {
+    out.push_str(&format!(
+        "  {:<20} {:>16} {:>16}\n",
+        "exam", "before p50/p90/max", "after"
+    ));
+    for w in waits {
+        out.push_str(&format!(
+            "  {:<20} {:>16} {:>16}\n",
+            w.exam,
+            wait_cell(w.before.as_ref()),
+            wait_cell(w.after.as_ref())
+        ));
+    }
+}
+
+fn moves_table(out: &mut String, moves: &[proto::CandidateMove], rows: usize) {
+    let mut m: Vec<&proto::CandidateMove> = moves.iter().collect();
+    let delta = |m: &proto::CandidateMove| m.after as i64 - m.before as i64;
+    m.sort_by_key(|x| {
+        (
+            std::cmp::Reverse(delta(x).abs()),
+            x.week,
+            x.location.clone(),
+        )
+    });
+    let moved: i64 = moves.iter().map(|m| delta(m).abs()).sum();
+    out.push_str(&format!(
+        "  {} cells changed, {moved} candidate moves in all\n",
+        moves.len()
+    ));
+    out.push_str(&format!(
+        "  {:<12} {:>5} {:<20} {:>7} {:>7} {:>7}\n",
+        "location", "week", "exam", "before", "after", "change"
+    ));
+    for x in m.iter().take(rows) {
+        out.push_str(&format!(
+            "  {:<12} {:>5} {:<20} {:>7} {:>7} {:>+7}\n",
+            x.location,
+            x.week,
+            x.exam,
+            x.before,
+            x.after,
+            delta(x)
+        ));
+    }
+    if m.len() > rows {
+        out.push_str(&format!("  ... and {} more (--rows)\n", m.len() - rows));
+    }
+}
+
+/// The events as text: repair, re-plan, diff tables, and how it ended.
+pub fn render(events: &[Event], rows: usize) -> String {
+    let mut out = String::new();
+    for e in events {
+        match e {
+            Event::Repair(r) => {
+                out.push_str(&format!(
+                    "Repair (first answer, {:.0} ms): V = {:.3}, C = {:.2}; placed {}, removed {}; touched exams: {}\n",
+                    r.seconds * 1e3,
+                    r.violation,
+                    r.cost,
+                    r.placed,
+                    r.removed,
+                    r.touched_exams.join(", ")
+                ));
+                moves_table(&mut out, &r.moves, rows);
+                waits_table(&mut out, &r.waits);
+            }
+            Event::Replan(r) => {
+                let s = r.plan.clone().unwrap_or_default();
+                out.push_str(&format!(
+                    "\nOptimal re-plan ({:.2} s): V* = {:.3}, C = {:.2} (integral V = {:.3}, C = {:.2})\n  plan {} (not published)\n",
+                    r.seconds, s.stage1_violation, s.stage2_cost, s.rounded_violation, s.rounded_cost, s.plan_id
+                ));
+            }
+            Event::Diff(d) => {
+                out.push_str("\nRe-plan against the published plan\n");
+                moves_table(&mut out, &d.moves, rows);
+                if !d.extra_changes.is_empty() {
+                    out.push_str(&format!(
+                        "  extra capacity changed in {} cells:\n  {:<24} {:>5} {:>10} {:>10}\n",
+                        d.extra_changes.len(),
+                        "where",
+                        "week",
+                        "before",
+                        "after"
+                    ));
+                    for c in d.extra_changes.iter().take(rows) {
+                        let place = if c.pool.is_empty() {
+                            format!("{}/{}", c.location, c.kind)
+                        } else {
+                            format!("raters {}", c.pool)
+                        };
+                        out.push_str(&format!(
+                            "  {:<24} {:>5} {:>10.0} {:>10.0}\n",
+                            place, c.week, c.before_minutes, c.after_minutes
+                        ));
+                    }
+                }
+                waits_table(&mut out, &d.waits);
+            }
+            Event::End(e) => {
+                let status =
+                    RescheduleStatus::try_from(e.status).map_or("unknown", |s| s.as_str_name());
+                out.push_str(&format!("\n{status}: {}\n", e.message));
+            }
+            Event::Progress(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn surges_parse_or_say_why() {
+        assert_eq!(
+            surge("SPREKEN_B1:1.6:10:16").unwrap(),
+            ShockSpec::Demand {
+                region: None,
+                exam: Some("SPREKEN_B1".into()),
+                from_week: 10,
+                to_week: 16,
+                change: DemandChange::Multiplier(1.6),
+            }
+        );
+        assert!(surge("A:1.6:10").unwrap_err().contains("expected"));
+        assert!(surge("A:-1:1:2").unwrap_err().contains("multiplier"));
+        assert!(surge("A:1:3:2").unwrap_err().contains("after"));
+        assert!(sigma("-0.1").is_err());
+        assert_eq!(sigma("0.1"), Ok(0.1));
+    }
+}

@@ -1,0 +1,392 @@
+//! RescheduleService over real gRPC: a national scenario (16 weeks) is
+//! solved and published, then Spreken B1 surges ×1.6 in weeks 4–8.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use examcap::auth::{Role, Token};
+use examcap::config::Config;
+use examcap::proto::plan_service_client::PlanServiceClient;
+use examcap::proto::reschedule_event::Event;
+use examcap::proto::reschedule_service_client::RescheduleServiceClient;
+use examcap::proto::scenario_service_client::ScenarioServiceClient;
+use examcap::proto::{self, RescheduleStatus};
+use examcap_solver::generate::{national, GenerateOptions};
+use examcap_solver::Plan;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+const PLANNER: &str = "planner-secret-1";
+const REGISTRATION: &str = "registration-secret-1";
+const DRILL: &str = "drill-secret-1";
+const FREEZE: u32 = 2;
+const MAX: usize = 64 << 20;
+
+struct Server {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start(dir: &Path) -> Server {
+    let token = |name: &str, role, token: &str| Token {
+        name: name.into(),
+        role,
+        token: token.into(),
+    };
+    let config = Config {
+        data_dir: dir.to_owned(),
+        tokens: vec![
+            token("alice", Role::Planner, PLANNER),
+            token("regsys", Role::Registration, REGISTRATION),
+            token("ops", Role::Drill, DRILL),
+        ],
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(examcap::server::run(listener, config, async {
+        let _ = rx.await;
+    }));
+    Server { addr, _stop: tx }
+}
+
+impl Server {
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn plans(&self) -> PlanServiceClient<Channel> {
+        PlanServiceClient::new(self.channel().await).max_decoding_message_size(MAX)
+    }
+
+    async fn reschedules(&self) -> RescheduleServiceClient<Channel> {
+        RescheduleServiceClient::new(self.channel().await).max_decoding_message_size(MAX)
+    }
+}
+
+fn req<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// Puts, solves and publishes the 16-week national scenario; returns the
+/// published plan.
+async fn publish_national(srv: &Server) -> Plan {
+    let sc = national(&GenerateOptions {
+        weeks: 16,
+        ..GenerateOptions::default()
+    });
+    let mut s = ScenarioServiceClient::new(srv.channel().await);
+    let put = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: serde_json::to_string(&sc).unwrap(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut p = srv.plans().await;
+    let mut stream = p
+        .solve(req(
+            proto::SolveRequest {
+                scenario_id: put.scenario_id,
+                ..Default::default()
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut id = None;
+    while let Some(ev) = stream.message().await.unwrap() {
+        if let Some(proto::solve_event::Event::Done(s)) = ev.event {
+            id = Some(s.plan_id);
+        }
+    }
+    let plan_id = id.expect("solve finished");
+    p.publish(req(proto::PublishRequest { plan_id }, PLANNER))
+        .await
+        .unwrap();
+    published(srv).await
+}
+
+async fn published(srv: &Server) -> Plan {
+    let got = srv
+        .plans()
+        .await
+        .get_published(req(proto::GetPublishedRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    serde_json::from_str(&got.plan_json).unwrap()
+}
+
+fn surge() -> proto::Shock {
+    proto::Shock {
+        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
+            region: String::new(),
+            exam: "SPREKEN_B1".into(),
+            from_week: 4,
+            to_week: 8,
+            change: Some(proto::demand_shock::Change::Multiplier(1.6)),
+        })),
+    }
+}
+
+fn request(shocks: Vec<proto::Shock>) -> proto::RescheduleRequest {
+    proto::RescheduleRequest {
+        shocks,
+        freeze_weeks: FREEZE,
+        sigma: 0.1,
+        ..Default::default()
+    }
+}
+
+/// Every event of a stream, or the call's status.
+async fn events(
+    c: &mut RescheduleServiceClient<Channel>,
+    r: Request<proto::RescheduleRequest>,
+) -> Result<Vec<Event>, Status> {
+    let mut stream = c.reschedule(r).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(ev) = stream.message().await? {
+        out.push(ev.event.expect("an event"));
+    }
+    Ok(out)
+}
+
+fn ends(events: &[Event]) -> &proto::RescheduleEnd {
+    match events.last() {
+        Some(Event::End(e)) => e,
+        other => panic!("the stream did not end with an end event: {other:?}"),
+    }
+}
+
+/// Cells (region, exam, location, week) → candidates of weeks < FREEZE.
+fn frozen(
+    rows: &[examcap_solver::plan::AllocationRow],
+) -> Vec<(String, String, String, usize, u64)> {
+    let mut v: Vec<_> = rows
+        .iter()
+        .filter(|a| a.week < FREEZE as usize)
+        .map(|a| {
+            (
+                a.region.clone(),
+                a.exam.clone(),
+                a.location.clone(),
+                a.week,
+                a.candidates,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_first_then_the_optimal_replan_unpublished() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let before = publish_national(&srv).await;
+    let mut c = srv.reschedules().await;
+    let mut r = req(request(vec![surge()]), DRILL);
+    // A generous deadline: parsed, never reached.
+    r.set_timeout(Duration::from_secs(600));
+    let evs = events(&mut c, r).await.unwrap();
+
+    let Some(Event::Repair(repair)) = evs.first() else {
+        panic!("the repair is not the first answer: {:?}", evs.first());
+    };
+    assert!(repair.touched_exams.contains(&"SPREKEN_B1".to_string()));
+    assert!(repair.placed > 0);
+    assert!(repair.moves.iter().all(|m| m.week >= FREEZE));
+    let replans: Vec<&proto::Replan> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Replan(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replans.len(), 1);
+    let summary = replans[0].plan.as_ref().unwrap();
+    assert!(
+        repair.violation >= summary.stage1_violation - 1e-6 * summary.stage1_violation.max(1.0),
+        "repair V {} below re-plan V* {}",
+        repair.violation,
+        summary.stage1_violation
+    );
+    assert!(evs.iter().any(|e| matches!(e, Event::Progress(_))));
+    let Some(Event::Diff(d)) = evs.iter().rev().nth(1) else {
+        panic!("no diff before the end");
+    };
+    assert!(!d.moves.is_empty());
+    assert!(d
+        .moves
+        .iter()
+        .all(|m| m.week >= FREEZE && m.before != m.after));
+    assert!(d.waits.iter().any(|w| w.exam == "SPREKEN_B1"));
+    let end = ends(&evs);
+    assert_eq!(end.status, RescheduleStatus::Optimal as i32);
+
+    // Stored, not published; frozen weeks as published.
+    assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+    let mut p = srv.plans().await;
+    let got = p
+        .get_plan(req(
+            proto::GetPlanRequest {
+                plan_id: summary.plan_id.clone(),
+                ..Default::default()
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let re: Plan = serde_json::from_str(&got.plan_json).unwrap();
+    assert_eq!(frozen(&re.allocation), frozen(&before.allocation));
+    // Publish is a separate, explicit step.
+    p.publish(req(
+        proto::PublishRequest {
+            plan_id: summary.plan_id.clone(),
+        },
+        PLANNER,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(published(&srv).await.fingerprint(), re.fingerprint());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_before_the_replan_returns_the_repair_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    publish_national(&srv).await;
+    let mut c = srv.reschedules().await;
+    // The re-plan's time limit runs out before its first solver run: the
+    // deterministic stand-in for a deadline that lands between the answers.
+    let r = proto::RescheduleRequest {
+        replan_time_limit_seconds: 1e-9,
+        ..request(vec![surge()])
+    };
+    let evs = events(&mut c, req(r, PLANNER)).await.unwrap();
+    assert!(matches!(evs.first(), Some(Event::Repair(_))), "{evs:?}");
+    assert!(!evs
+        .iter()
+        .any(|e| matches!(e, Event::Replan(_) | Event::Diff(_))));
+    let end = ends(&evs);
+    assert_eq!(end.status, RescheduleStatus::OptimumNotReached as i32);
+    assert!(end.message.contains("only the repair"), "{}", end.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_clear_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let mut c = srv.reschedules().await;
+    let code = |r: Result<Vec<Event>, Status>| r.expect_err("an error").code();
+
+    // Nothing published yet.
+    let e = events(&mut c, req(request(vec![surge()]), PLANNER)).await;
+    assert_eq!(code(e), Code::NotFound);
+
+    let before = publish_national(&srv).await;
+    let e = events(&mut c, req(request(vec![surge()]), REGISTRATION)).await;
+    assert_eq!(code(e), Code::PermissionDenied);
+    let e = events(&mut c, req(request(vec![]), PLANNER)).await;
+    assert_eq!(code(e), Code::InvalidArgument);
+    let bad_sigma = proto::RescheduleRequest {
+        sigma: -1.0,
+        ..request(vec![surge()])
+    };
+    let e = events(&mut c, req(bad_sigma, PLANNER)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("sigma:"), "{}", e.message());
+    let bad_freeze = proto::RescheduleRequest {
+        freeze_weeks: 17,
+        ..request(vec![surge()])
+    };
+    let e = events(&mut c, req(bad_freeze, PLANNER)).await.unwrap_err();
+    assert!(e.message().starts_with("freeze_weeks:"), "{}", e.message());
+
+    // Closing the busiest location of week 1 breaks the freeze of weeks 0–1.
+    let mut load: std::collections::BTreeMap<&str, u64> = Default::default();
+    for a in before.allocation.iter().filter(|a| a.week == 1) {
+        *load.entry(a.location.as_str()).or_default() += a.candidates;
+    }
+    let (busiest, _) = load.iter().max_by_key(|(_, n)| **n).expect("week 1 used");
+    let close = proto::Shock {
+        kind: Some(proto::shock::Kind::Capacity(proto::CapacityShock {
+            target: Some(proto::capacity_shock::Target::Location(busiest.to_string())),
+            from_week: 1,
+            to_week: 1,
+            factor: 0.0,
+        })),
+    };
+    let e = events(&mut c, req(request(vec![close]), PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert!(
+        e.message().contains("frozen week 1") && e.message().contains(busiest),
+        "{}",
+        e.message()
+    );
+    // Nothing was published by any of it.
+    assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reschedules_against_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path()).await;
+    let before = publish_national(&srv).await;
+    let url = format!("http://{}", srv.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+            .args([
+                "reschedule",
+                "--server",
+                &url,
+                "--token",
+                DRILL,
+                "--surge",
+                "SPREKEN_B1:1.6:4:8",
+                "--freeze",
+                "2",
+                "--sigma",
+                "0.1",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "Repair (first answer",
+        "Optimal re-plan",
+        "(not published)",
+        "Re-plan against the published plan",
+        "RESCHEDULE_STATUS_OPTIMAL",
+    ] {
+        assert!(stdout.contains(part), "no {part:?} in:\n{stdout}");
+    }
+    assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+}

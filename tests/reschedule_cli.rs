@@ -1,0 +1,110 @@
+//! `examcap reschedule`, offline on files: generate → solve → reschedule.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use examcap_solver::Plan;
+
+fn examcap(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_examcap"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("examcap runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_plan(path: &Path) -> Plan {
+    serde_json::from_slice(&std::fs::read(path).expect("plan file")).expect("a plan")
+}
+
+#[test]
+fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&examcap(
+        &[
+            "scenario", "generate", "--seed", "1", "--weeks", "12", "--out", "sc.json",
+        ],
+        d,
+    ));
+    ok(&examcap(
+        &["solve", "sc.json", "--out", "plan.json", "-q"],
+        d,
+    ));
+    let out = ok(&examcap(
+        &[
+            "reschedule",
+            "--plan",
+            "plan.json",
+            "--scenario",
+            "sc.json",
+            "--surge",
+            "SPREKEN_B1:1.6:4:8",
+            "--freeze",
+            "3",
+            "--sigma",
+            "0.1",
+            "--out",
+            "re.json",
+        ],
+        d,
+    ));
+    for part in [
+        "Repair (first answer",
+        "Optimal re-plan",
+        "Re-plan against the published plan",
+        "location      week exam",
+        "RESCHEDULE_STATUS_OPTIMAL",
+    ] {
+        assert!(out.contains(part), "no {part:?} in:\n{out}");
+    }
+    let (published, re) = (
+        read_plan(&d.join("plan.json")),
+        read_plan(&d.join("re.json")),
+    );
+    let frozen = |p: &Plan| {
+        let mut v: Vec<_> = p
+            .allocation
+            .iter()
+            .filter(|a| a.week < 3)
+            .map(|a| format!("{a:?}"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(frozen(&re), frozen(&published));
+    assert_ne!(re.allocation, published.allocation);
+    // The printed plan id is the re-plan written out.
+    assert!(out.contains(&re.fingerprint()));
+}
+
+#[test]
+fn bad_reschedule_input_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = examcap(&["reschedule", "--surge", "SPREKEN_B1:1.6:4:8"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--server URL"));
+    let o = examcap(
+        &[
+            "reschedule",
+            "--server",
+            "http://127.0.0.1:1",
+            "--surge",
+            "X:1.6:8",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK"));
+}
