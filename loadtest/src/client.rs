@@ -21,7 +21,7 @@ use tonic::{Code, Request, Status};
 
 use crate::mix::{Mix, Op};
 use crate::rng::Rng;
-use crate::stats::{Outcome, RpcStats};
+use crate::stats::{code_name, Outcome, RpcStats};
 use crate::verify::{CellKey, Expect, Expected, Found, Listed, Listing, Stock, StockCount};
 
 /// Largest reply accepted: the published plan JSON of a national scenario is
@@ -165,7 +165,7 @@ pub async fn discover(
     let published = plans
         .get_published(GetPublishedRequest {})
         .await
-        .map_err(|s| anyhow::anyhow!("GetPublished: {}: {}", s.code(), s.message()))?
+        .map_err(|s| status("GetPublished", s))?
         .into_inner();
     Ok(Targets::from_plan_json(
         &published.plan_json,
@@ -316,8 +316,9 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
     log
 }
 
+/// A failed call as `RPC: CODE: message`.
 fn status(rpc: &str, s: Status) -> anyhow::Error {
-    anyhow::anyhow!("{rpc}: {}: {}", s.code(), s.message())
+    anyhow::anyhow!("{rpc}: {}: {}", code_name(s.code()), s.message())
 }
 
 /// GetStock of `exams`, every week and location.
