@@ -184,7 +184,13 @@ pub struct Shared {
     /// Unique per run, so idempotency keys never repeat across runs on the
     /// same data.
     pub run_id: String,
+    pub clients: usize,
+    pub start: Instant,
     pub deadline: Instant,
+    /// Open loop: each client sends one call every `interval`, on a fixed
+    /// schedule from `start`; None: closed loop (next call when the last
+    /// answer is in).
+    pub interval: Option<Duration>,
     /// Calls started so far, against `max_requests`.
     pub issued: AtomicU64,
     pub max_requests: Option<u64>,
@@ -213,6 +219,12 @@ fn outcome_unknown(code: Code) -> bool {
     )
 }
 
+/// Where in each interval client `index` sends: spread evenly, so the
+/// clients do not fire in one burst.
+fn stagger(every: Duration, index: usize, clients: usize) -> Duration {
+    every.mul_f64(index as f64 / clients.max(1) as f64)
+}
+
 /// Runs one client until the deadline or the request budget.
 pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient) -> ClientLog {
     let mut rng = Rng::for_client(shared.seed, index);
@@ -229,6 +241,21 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
                 break;
             }
         }
+        // Open loop: latency counts from the scheduled send time, so a
+        // server that falls behind shows as queueing instead of a client
+        // that politely waits (coordinated omission).
+        let scheduled = match shared.interval {
+            Some(every) => {
+                let at =
+                    shared.start + every.mul_f64(n as f64) + stagger(every, index, shared.clients);
+                if at >= shared.deadline {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
         n += 1;
         let mut op = shared.mix.pick(rng.next_u64());
         // Nothing of its own to cancel yet: book one instead.
@@ -237,7 +264,6 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
         }
         let (region, exam) = shared.targets.pick(&mut rng);
         let from_week = rng.below(u64::from(shared.max_from_week) + 1) as u32;
-        let started = Instant::now();
         let outcome = match op {
             Op::Quote => {
                 let r = client
@@ -311,7 +337,7 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
         log.stats
             .entry(op)
             .or_default()
-            .record(started.elapsed(), outcome);
+            .record(scheduled.elapsed(), outcome);
     }
     log
 }

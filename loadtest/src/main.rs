@@ -66,6 +66,11 @@ struct Cli {
     /// --duration, the run still stops after 10 minutes).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
     requests: Option<u64>,
+    /// Open loop: send this many calls per second in all, on a fixed schedule
+    /// (latency counted from the scheduled time, so queueing shows); default:
+    /// closed loop, each client sends its next call when the last is answered.
+    #[arg(long, value_name = "CALLS_PER_S", value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Weights of the RPCs. A Cancel drawn by a client with no reservation of
     /// its own becomes a Reserve.
     #[arg(long, default_value = "quote=80,reserve=15,cancel=5")]
@@ -112,6 +117,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e7 => Ok(v),
+        _ => Err(format!("must be calls per second in (0, 1e7], got {s:?}")),
+    }
+}
+
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -119,6 +131,8 @@ struct Summary {
     clients: u32,
     connections: u32,
     mix: String,
+    /// Open-loop calls per second, if set.
+    rate: Option<f64>,
     seed: u64,
     targets: usize,
     elapsed_seconds: f64,
@@ -207,7 +221,12 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
         max_from_week,
         seed: cli.seed,
         run_id,
+        clients: cli.clients as usize,
+        start,
         deadline: start + time_cap,
+        interval: cli
+            .rate
+            .map(|r| Duration::from_secs_f64(f64::from(cli.clients) / r)),
         issued: AtomicU64::new(0),
         max_requests: cli.requests,
     });
@@ -258,6 +277,7 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
             clients: cli.clients,
             connections,
             mix: cli.mix.to_string(),
+            rate: cli.rate,
             seed: cli.seed,
             targets: n_targets,
             elapsed_seconds: elapsed.as_secs_f64(),
@@ -270,13 +290,15 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
     } else {
         println!(
             "loadtest: {} against {}: {} clients over {} connections, mix {}, seed {}, \
-             {} (region, exam) pairs, from_week 0..={max_from_week}, {:.1} s",
+             {}{} (region, exam) pairs, from_week 0..={max_from_week}, {:.1} s",
             if passed { "passed" } else { "FAILED" },
             cli.server,
             cli.clients,
             connections,
             cli.mix,
             cli.seed,
+            cli.rate
+                .map_or(String::new(), |r| format!("open loop {r} calls/s, ")),
             n_targets,
             elapsed.as_secs_f64()
         );
@@ -309,6 +331,10 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1h"), Ok(MAX_DURATION));
+        assert_eq!(parse_rate("15000"), Ok(15000.0));
+        for bad in ["0", "-5", "NaN", "inf", "x", "1e8"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
         for bad in ["", "0s", "-1s", "2h", "1d", "abc", "1.2.3s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
