@@ -22,7 +22,9 @@ use tonic::{Code, Request, Status};
 use crate::mix::{Mix, Op};
 use crate::rng::Rng;
 use crate::stats::{code_name, Outcome, RpcStats};
-use crate::verify::{CellKey, Expect, Expected, Found, Listed, Listing, Stock, StockCount};
+use crate::verify::{
+    CellKey, Expect, Expected, Found, Listed, Listing, ReplayMismatch, Stock, StockCount,
+};
 
 /// Largest reply accepted: the published plan JSON of a national scenario is
 /// a few MiB.
@@ -205,6 +207,10 @@ pub struct ClientLog {
     /// Reserve calls whose answer was lost: their keys (not checked, since
     /// whether they took a seat is unknown).
     pub unknown_reserves: u64,
+    /// Replays of acknowledged Reserves that returned the same reservation.
+    pub replays_ok: u64,
+    /// And those that did not.
+    pub replays_wrong: Vec<ReplayMismatch>,
 }
 
 /// Whether a failed call may still have changed the server.
@@ -217,6 +223,35 @@ fn outcome_unknown(code: Code) -> bool {
             | Code::Unknown
             | Code::Internal
     )
+}
+
+/// Every this many calls of a client, an acknowledged Reserve is sent again
+/// with the same key and body; it must return the same reservation.
+const REPLAY_EVERY: u64 = 32;
+
+/// Sends an acknowledged Reserve again: the same reservation must come back,
+/// marked as replayed. Not timed (it is a check, not load).
+async fn replay_reserve(
+    client: &mut RegClient,
+    request: ReserveRequest,
+    first: String,
+    log: &mut ClientLog,
+) {
+    let key = request.idempotency_key.clone();
+    let got = match client.reserve(request).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            match r.reservation {
+                Some(res) if res.id == first && r.replayed => return log.replays_ok += 1,
+                Some(res) => format!("{} (replayed: {})", res.id, r.replayed),
+                None => "no reservation".to_string(),
+            }
+        }
+        // The answer was lost: nothing learnt either way.
+        Err(s) if outcome_unknown(s.code()) => return,
+        Err(s) => code_name(s.code()).to_string(),
+    };
+    log.replays_wrong.push(ReplayMismatch { key, first, got });
 }
 
 /// Where in each interval client `index` sends: spread evenly, so the
@@ -264,6 +299,7 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
         }
         let (region, exam) = shared.targets.pick(&mut rng);
         let from_week = rng.below(u64::from(shared.max_from_week) + 1) as u32;
+        let mut replay = None;
         let outcome = match op {
             Op::Quote => {
                 let r = client
@@ -277,17 +313,16 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
                 r.map_or_else(|s| Outcome::Error(s.code()), |_| Outcome::Ok)
             }
             Op::Reserve => {
-                let r = client
-                    .reserve(ReserveRequest {
-                        idempotency_key: format!("lt-{}-{index}-{n}", shared.run_id),
-                        candidate_ref: format!("cand-{}-{index}-{n}", shared.run_id),
-                        region: region.to_string(),
-                        exam: exam.to_string(),
-                        location: None,
-                        week: None,
-                        from_week,
-                    })
-                    .await;
+                let request = ReserveRequest {
+                    idempotency_key: format!("lt-{}-{index}-{n}", shared.run_id),
+                    candidate_ref: format!("cand-{}-{index}-{n}", shared.run_id),
+                    region: region.to_string(),
+                    exam: exam.to_string(),
+                    location: None,
+                    week: None,
+                    from_week,
+                };
+                let r = client.reserve(request.clone()).await;
                 match r.map(|r| r.into_inner().reservation) {
                     Ok(Some(res)) => {
                         let cell = CellKey {
@@ -296,6 +331,9 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
                             week: res.week,
                         };
                         log.expected.insert(res.id.clone(), (cell, Expect::Active));
+                        if n % REPLAY_EVERY == 0 {
+                            replay = Some((request, res.id.clone()));
+                        }
                         active.push(res.id);
                         Outcome::Ok
                     }
@@ -338,6 +376,9 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
             .entry(op)
             .or_default()
             .record(scheduled.elapsed(), outcome);
+        if let Some((request, first)) = replay {
+            replay_reserve(&mut client, request, first, &mut log).await;
+        }
     }
     log
 }

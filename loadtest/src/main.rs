@@ -245,7 +245,10 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
     let mut stats: BTreeMap<Op, RpcStats> = BTreeMap::new();
     let mut expected = BTreeMap::new();
     let mut unknown_reserves = 0;
+    let (mut replays_checked, mut replays_wrong) = (0, Vec::new());
     for log in logs {
+        replays_checked += log.replays_ok + log.replays_wrong.len() as u64;
+        replays_wrong.extend(log.replays_wrong);
         for (op, s) in &log.stats {
             stats.entry(*op).or_default().merge(s);
         }
@@ -264,7 +267,9 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
     let listed = client::list_all(&mut checker, &exams)
         .await
         .context("listing the reservations")?;
-    let verdict = verify(&before, &after, &expected, &listed);
+    let mut verdict = verify(&before, &after, &expected, &listed);
+    verdict.replays_checked = replays_checked;
+    verdict.replays_wrong = replays_wrong;
     let passed = verdict.passed() && succeeded > 0;
 
     if cli.json {
@@ -272,6 +277,7 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
         verification.oversold.truncate(100);
         verification.lost.truncate(100);
         verification.mismatched.truncate(100);
+        verification.replays_wrong.truncate(100);
         let summary = Summary {
             server: cli.server,
             clients: cli.clients,

@@ -108,6 +108,17 @@ pub struct Mismatch {
     pub listed_active: u32,
 }
 
+/// An acknowledged Reserve sent again with the same key and body that did
+/// not return the same reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayMismatch {
+    pub key: String,
+    /// The reservation id of the first answer.
+    pub first: String,
+    /// What the replay returned instead (an id, or a gRPC code).
+    pub got: String,
+}
+
 /// The outcome of the check.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -116,11 +127,17 @@ pub struct Verdict {
     pub oversold: Vec<Oversold>,
     pub lost: Vec<Lost>,
     pub mismatched: Vec<Mismatch>,
+    /// Idempotent replays checked during the run (filled in by the caller).
+    pub replays_checked: u64,
+    pub replays_wrong: Vec<ReplayMismatch>,
 }
 
 impl Verdict {
     pub fn passed(&self) -> bool {
-        self.oversold.is_empty() && self.lost.is_empty() && self.mismatched.is_empty()
+        self.oversold.is_empty()
+            && self.lost.is_empty()
+            && self.mismatched.is_empty()
+            && self.replays_wrong.is_empty()
     }
 }
 
@@ -213,12 +230,15 @@ pub fn verify(before: &Stock, after: &Stock, expected: &Expected, listed: &Listi
 pub fn render_verdict(v: &Verdict) -> String {
     let mut out = format!(
         "verification: {} cells, {} acknowledged reservations checked\n\
-         oversold: {}, lost acks: {}, stock/list mismatches: {}\n",
+         oversold: {}, lost acks: {}, stock/list mismatches: {}, \
+         wrong idempotent replays: {} of {}\n",
         v.cells_checked,
         v.reservations_checked,
         v.oversold.len(),
         v.lost.len(),
-        v.mismatched.len()
+        v.mismatched.len(),
+        v.replays_wrong.len(),
+        v.replays_checked,
     );
     for o in v.oversold.iter().take(20) {
         out.push_str(&format!(
@@ -237,6 +257,12 @@ pub fn render_verdict(v: &Verdict) -> String {
             }
         };
         out.push_str(&format!("  LOST {}: {why}\n", l.id));
+    }
+    for r in v.replays_wrong.iter().take(20) {
+        out.push_str(&format!(
+            "  REPLAY {}: first answer {}, the same request again gave {}\n",
+            r.key, r.first, r.got
+        ));
     }
     for m in v.mismatched.iter().take(20) {
         out.push_str(&format!(
@@ -387,6 +413,23 @@ mod tests {
         let text = render_verdict(&v);
         assert!(text.contains("lost acks: 4"), "{text}");
         assert!(text.contains("LOST r4: not on the server"), "{text}");
+    }
+
+    #[test]
+    fn a_wrong_replay_fails_the_check() {
+        let (before, after, expected, listed) = consistent();
+        let mut v = verify(&before, &after, &expected, &listed);
+        v.replays_checked = 2;
+        assert!(v.passed());
+        v.replays_wrong.push(ReplayMismatch {
+            key: "lt-1".into(),
+            first: "r1".into(),
+            got: "r9 (replayed: false)".into(),
+        });
+        assert!(!v.passed());
+        let text = render_verdict(&v);
+        assert!(text.contains("wrong idempotent replays: 1 of 2"), "{text}");
+        assert!(text.contains("REPLAY lt-1: first answer r1"), "{text}");
     }
 
     #[test]
