@@ -232,6 +232,8 @@ struct Inner {
     store: Arc<dyn Store>,
     auth: Auth,
     gate: SolveGate,
+    /// Reservations and the published plan's seat stock (RegistrationService).
+    book: Arc<crate::registration::book::Book>,
 }
 
 /// The implementation of every examcap.v1 service; cheap to clone.
@@ -247,10 +249,24 @@ pub(crate) fn now_unix() -> i64 {
 }
 
 impl Api {
-    pub fn new(store: Arc<dyn Store>, auth: Auth, gate: SolveGate) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        auth: Auth,
+        gate: SolveGate,
+        book: Arc<crate::registration::book::Book>,
+    ) -> Self {
         Api {
-            inner: Arc::new(Inner { store, auth, gate }),
+            inner: Arc::new(Inner {
+                store,
+                auth,
+                gate,
+                book,
+            }),
         }
+    }
+
+    pub(crate) fn book(&self) -> &crate::registration::book::Book {
+        &self.inner.book
     }
 
     pub(crate) fn check<T>(&self, req: &Request<T>, rpc: Rpc) -> Result<Caller, ApiError> {
@@ -932,15 +948,20 @@ impl proto::plan_service_server::PlanService for Api {
         tracing::Span::current().record("plan", id.as_str());
         let rec = self.plan_record(&id).await?;
         check_publishable(&rec)?;
+        let stock = crate::registration::stock_for_publish(self, rec).await?;
         let key = id.clone();
         let previous = self.db(move |s| s.set_published(&key)).await?;
+        // Every reservation is kept; cells with fewer seats now are reported.
+        let conflicts = self.book().install(stock);
         self.audit(&caller, Rpc::Publish, &id).await?;
         tracing::info!(plan = %id, previous = previous.as_deref().unwrap_or(""), "plan published");
         Ok(Response::new(proto::PublishResponse {
             plan_id: id,
             previous_plan_id: previous.unwrap_or_default(),
-            // Filled once reservations exist (RegistrationService).
-            conflicts: Vec::new(),
+            conflicts: conflicts
+                .iter()
+                .map(crate::registration::stock_cell)
+                .collect(),
         }))
     }
 

@@ -17,7 +17,7 @@ use tonic::metadata::MetadataMap;
 pub enum Role {
     /// Exam-board planners: scenarios, solves, publishing, drills.
     Planner,
-    /// Registration systems: read the published plan only.
+    /// Registration systems: read the published plan; quote and reserve seats.
     Registration,
     /// Ops: drills, and reading scenarios and plans.
     Drill,
@@ -65,6 +65,11 @@ pub enum Rpc {
     Publish,
     GetPublished,
     RunDrill,
+    Quote,
+    Reserve,
+    Cancel,
+    ListReservations,
+    GetStock,
 }
 
 impl Rpc {
@@ -79,6 +84,11 @@ impl Rpc {
             Rpc::Publish => "Publish",
             Rpc::GetPublished => "GetPublished",
             Rpc::RunDrill => "RunDrill",
+            Rpc::Quote => "Quote",
+            Rpc::Reserve => "Reserve",
+            Rpc::Cancel => "Cancel",
+            Rpc::ListReservations => "ListReservations",
+            Rpc::GetStock => "GetStock",
         }
     }
 }
@@ -88,12 +98,16 @@ impl Rpc {
 pub fn allowed(role: Role, rpc: Rpc) -> bool {
     use Rpc::*;
     match role {
-        Role::Planner => true,
+        // Planners read the registration stock but do not book seats.
+        Role::Planner => !matches!(rpc, Reserve | Cancel),
         Role::Drill => matches!(
             rpc,
             RunDrill | GetScenario | ListScenarios | GetPlan | ListPlans | GetPublished
         ),
-        Role::Registration => matches!(rpc, GetPublished | GetPlan),
+        Role::Registration => matches!(
+            rpc,
+            GetPublished | GetPlan | Quote | Reserve | Cancel | ListReservations | GetStock
+        ),
     }
 }
 
@@ -240,5 +254,9 @@ mod tests {
         assert!(allowed(Role::Drill, Rpc::RunDrill));
         assert!(!allowed(Role::Drill, Rpc::Publish));
         assert!(!allowed(Role::Registration, Rpc::RunDrill));
+        assert!(allowed(Role::Registration, Rpc::Reserve));
+        assert!(allowed(Role::Planner, Rpc::GetStock));
+        assert!(!allowed(Role::Planner, Rpc::Reserve));
+        assert!(!allowed(Role::Drill, Rpc::Quote));
     }
 }

@@ -12,6 +12,8 @@
 //!   implementation (so a shared database can replace sled later).
 //! - [`auth`]: roles (planner, registration, drill) and which RPC each may call.
 //! - [`drill`]: what-if shocks as transforms of a scenario.
+//! - [`registration`]: RegistrationService: quotes and never-oversold,
+//!   durable seat reservations against the published plan.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
@@ -22,6 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod drill;
+pub mod registration;
 pub mod server;
 pub mod store;
 pub mod telemetry;

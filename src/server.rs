@@ -12,6 +12,7 @@ use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
 use crate::proto::drill_service_server::DrillServiceServer;
 use crate::proto::plan_service_server::PlanServiceServer;
+use crate::proto::registration_service_server::RegistrationServiceServer;
 use crate::proto::scenario_service_server::ScenarioServiceServer;
 use crate::store::{SledStore, Store, StoreError};
 
@@ -22,6 +23,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot open the data directory {dir}: {source}")]
     Store { dir: String, source: StoreError },
+    #[error("reservations: {0}")]
+    Registration(#[from] crate::registration::book::OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -94,10 +97,12 @@ pub async fn run(
                 source,
             })?,
         );
+    let book = Arc::new(crate::registration::open(store.clone())?);
     let api = Api::new(
         store,
         Auth::new(config.tokens.clone(), config.allow_unauthenticated),
         SolveGate::new(config.solve_slots(), config.solve_queue),
+        book,
     );
     let max = config.max_message_bytes;
 
@@ -105,6 +110,7 @@ pub async fn run(
     health.set_serving::<ScenarioServiceServer<Api>>().await;
     health.set_serving::<PlanServiceServer<Api>>().await;
     health.set_serving::<DrillServiceServer<Api>>().await;
+    health.set_serving::<RegistrationServiceServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -141,16 +147,20 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .add_service(
-            DrillServiceServer::new(api)
+            DrillServiceServer::new(api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(RegistrationServiceServer::new(api))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             // Load balancers and probes see the drain before the port closes.
             health.set_not_serving::<ScenarioServiceServer<Api>>().await;
             health.set_not_serving::<PlanServiceServer<Api>>().await;
             health.set_not_serving::<DrillServiceServer<Api>>().await;
+            health
+                .set_not_serving::<RegistrationServiceServer<Api>>()
+                .await;
         })
         .await?;
     tracing::info!("examcap stopped");

@@ -72,6 +72,38 @@ pub struct AuditEntry {
     pub unix_time: i64,
 }
 
+/// What a reservation request asked for, kept to tell a retry (same body)
+/// from a reuse of the idempotency key (another body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationAsk {
+    pub candidate_ref: String,
+    pub region: String,
+    pub exam: String,
+    pub location: Option<String>,
+    pub week: Option<u32>,
+    pub from_week: u32,
+}
+
+/// One reservation: a seat of a (location, exam, week) cell. Records are
+/// written whole; cancelling rewrites the record with `cancelled` set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRecord {
+    /// Monotonic sequence number; the key, so the tree is in id order.
+    pub seq: u64,
+    pub idempotency_key: String,
+    pub ask: ReservationAsk,
+    pub location: String,
+    pub week: u32,
+    /// `YYYY-Www` of `week`.
+    pub iso_week: String,
+    /// `YYYY-MM-DD`, Monday of `week`.
+    pub monday: String,
+    /// The published plan the seat was taken from.
+    pub plan_id: String,
+    pub cancelled: bool,
+    pub created_unix_ms: i64,
+}
+
 /// The storage the service needs. Implementations must make every write
 /// durable before returning, and keep scenarios and plans immutable (a put
 /// of an existing id keeps the stored record).
@@ -93,19 +125,26 @@ pub trait Store: Send + Sync + 'static {
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The whole audit log in order.
     fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Writes reservation records (new ones, or whole replacements such as
+    /// a cancellation) as one atomic batch with one flush: the registration
+    /// writer groups many calls into one such batch (group commit).
+    fn put_reservations(&self, recs: &[ReservationRecord]) -> Result<(), StoreError>;
+    /// Every reservation, in `seq` order.
+    fn list_reservations(&self) -> Result<Vec<ReservationRecord>, StoreError>;
 }
 
 const PUBLISHED: &[u8] = b"published";
 
 /// [`Store`] on an embedded sled database: trees `scenarios`, `plans`,
-/// `meta` (the published pointer) and `audit` (append-only, keyed by a
-/// monotonic id).
+/// `meta` (the published pointer), `audit` (append-only, keyed by a
+/// monotonic id) and `reservations` (keyed by big-endian `seq`).
 pub struct SledStore {
     db: sled::Db,
     scenarios: sled::Tree,
     plans: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
+    reservations: sled::Tree,
 }
 
 impl SledStore {
@@ -117,6 +156,7 @@ impl SledStore {
             plans: db.open_tree("plans")?,
             meta: db.open_tree("meta")?,
             audit: db.open_tree("audit")?,
+            reservations: db.open_tree("reservations")?,
             db,
         })
     }
@@ -214,6 +254,21 @@ impl Store for SledStore {
     fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
         Self::all(&self.audit)
     }
+
+    fn put_reservations(&self, recs: &[ReservationRecord]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for r in recs {
+            let bytes = serde_json::to_vec(r).map_err(StoreError::Encode)?;
+            batch.insert(&r.seq.to_be_bytes(), bytes);
+        }
+        self.reservations.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn list_reservations(&self) -> Result<Vec<ReservationRecord>, StoreError> {
+        Self::all(&self.reservations)
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +315,36 @@ mod tests {
         assert_eq!(s.published().unwrap(), Some("p2".into()));
         let who: Vec<String> = s.audit_log().unwrap().into_iter().map(|e| e.who).collect();
         assert_eq!(who, ["w0", "w1", "w2"]);
+    }
+
+    #[test]
+    fn reservations_are_replaced_whole_and_listed_in_seq_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = |seq: u64, cancelled: bool| ReservationRecord {
+            seq,
+            idempotency_key: format!("k{seq}"),
+            ask: ReservationAsk {
+                candidate_ref: "cand-0001".into(),
+                region: "R".into(),
+                exam: "E".into(),
+                location: None,
+                week: None,
+                from_week: 0,
+            },
+            location: "L".into(),
+            week: 1,
+            iso_week: "2026-W15".into(),
+            monday: "2026-04-06".into(),
+            plan_id: "p".into(),
+            cancelled,
+            created_unix_ms: 1,
+        };
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.put_reservations(&[r(256, false), r(2, false)]).unwrap();
+            s.put_reservations(&[r(2, true)]).unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.list_reservations().unwrap(), [r(2, true), r(256, false)]);
     }
 }

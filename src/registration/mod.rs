@@ -1,0 +1,633 @@
+//! RegistrationService: quotes and seat reservations against the published
+//! plan (DESIGN.md "Registration against a published plan").
+//!
+//! The stock of a (location, exam, week) cell is the published integral
+//! allocation. It lives in memory ([`stock::Stock`], rebuilt at start-up and
+//! swapped on Publish), so a quote never touches disk. Reservations go
+//! through [`book::Book`]: the seat is taken under a lock and the call is
+//! acknowledged only after the record is flushed by the group-committing
+//! writer. Re-publishing keeps every reservation; cells left with more
+//! reservations than seats are reported as conflicts.
+//!
+//! RESOURCE_EXHAUSTED (no free seat) carries an `ErrorInfo` detail with
+//! reason `NO_FREE_SEAT`, domain `examcap.v1`, and, when there is a next
+//! offer, its fields as metadata: `location`, `week`, `iso_week`, `monday`,
+//! `first_session_date`, `free_seats`, `predicted_wait_weeks`.
+
+pub mod book;
+pub mod rules;
+pub mod stock;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::api::{Api, ApiError};
+use crate::auth::Rpc;
+use crate::proto;
+use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
+use book::{Book, Durability, OpenError, State};
+use rules::{page_token, parse_page_token, parse_reservation_id, reservation_id};
+use stock::{CellCount, Search, Slot, Stock};
+
+/// Offers when a quote asks for none, and the most it may ask for.
+const DEFAULT_OFFERS: u32 = 3;
+const MAX_OFFERS: u32 = 10;
+/// Reservations per page when none is asked, and the most per page.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+/// The `ErrorInfo` domain and reason of a sold-out cell.
+pub const ERROR_DOMAIN: &str = "examcap.v1";
+pub const NO_FREE_SEAT: &str = "NO_FREE_SEAT";
+
+/// Every way a registration call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{field}: {message}")]
+    Field {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no plan is published: publish one before quoting or reserving")]
+    NoPublishedPlan,
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("idempotency_key {0:?} was used before for a different request")]
+    KeyReused(String),
+    #[error("{message}")]
+    SoldOut {
+        message: String,
+        next: Option<Box<proto::Offer>>,
+    },
+    #[error("reservation storage unavailable, try again: {0}")]
+    Unavailable(String),
+}
+
+impl RegistrationError {
+    /// The one place that decides what a registration failure means to a
+    /// gRPC client.
+    pub fn code(&self) -> Code {
+        match self {
+            RegistrationError::Api(e) => e.code(),
+            RegistrationError::Field { .. } => Code::InvalidArgument,
+            RegistrationError::NoPublishedPlan => Code::FailedPrecondition,
+            RegistrationError::NotFound { .. } => Code::NotFound,
+            RegistrationError::KeyReused(_) => Code::AlreadyExists,
+            RegistrationError::SoldOut { .. } => Code::ResourceExhausted,
+            RegistrationError::Unavailable(_) => Code::Unavailable,
+        }
+    }
+}
+
+impl From<RegistrationError> for Status {
+    fn from(e: RegistrationError) -> Status {
+        let code = e.code();
+        match e {
+            RegistrationError::Api(e) => e.into(),
+            RegistrationError::Field { field, ref message } => Status::with_error_details(
+                code,
+                e.to_string(),
+                ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message.clone())]),
+            ),
+            RegistrationError::SoldOut { ref next, .. } => {
+                let mut md = HashMap::new();
+                if let Some(o) = next {
+                    md.insert("location".into(), o.location.clone());
+                    md.insert("week".into(), o.week.to_string());
+                    md.insert("iso_week".into(), o.iso_week.clone());
+                    md.insert("monday".into(), o.monday.clone());
+                    md.insert("first_session_date".into(), o.first_session_date.clone());
+                    md.insert("free_seats".into(), o.free_seats.to_string());
+                    md.insert(
+                        "predicted_wait_weeks".into(),
+                        o.predicted_wait_weeks.to_string(),
+                    );
+                }
+                Status::with_error_details(
+                    code,
+                    e.to_string(),
+                    ErrorDetails::with_error_info(NO_FREE_SEAT, ERROR_DOMAIN, md),
+                )
+            }
+            RegistrationError::Unavailable(_) => {
+                tracing::error!(error = %e, "reservation write failed");
+                Status::new(code, e.to_string())
+            }
+            _ => Status::new(code, e.to_string()),
+        }
+    }
+}
+
+type Result<T, E = RegistrationError> = std::result::Result<T, E>;
+
+fn field(field: &'static str, message: impl Into<String>) -> RegistrationError {
+    RegistrationError::Field {
+        field,
+        message: message.into(),
+    }
+}
+
+fn required(name: &'static str, v: &str) -> Result<()> {
+    if v.is_empty() {
+        Err(field(name, "required"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The stock of a plan record: its scenario from the store, validated, and
+/// the allocation counted per cell.
+pub fn stock_of(store: &dyn Store, rec: &PlanRecord) -> Result<Stock, OpenError> {
+    let broken = |message: String| OpenError::Published {
+        plan_id: rec.id.clone(),
+        message,
+    };
+    let sc = store
+        .get_scenario(&rec.scenario_id)?
+        .ok_or_else(|| broken(format!("its scenario {} is not stored", rec.scenario_id)))?;
+    let sc = Api::load_scenario(&sc).map_err(|e| broken(e.to_string()))?;
+    Stock::build(&rec.id, &rec.plan, &sc).map_err(|e| broken(e.to_string()))
+}
+
+/// Opens the reservation book: every stored reservation, counted into the
+/// stock of the published plan (if any), and the writer thread.
+pub fn open(store: Arc<dyn Store>) -> Result<Book, OpenError> {
+    let stock = match store.published()? {
+        None => None,
+        Some(id) => {
+            let rec = store.get_plan(&id)?.ok_or_else(|| OpenError::Published {
+                plan_id: id.clone(),
+                message: "the plan is not stored".into(),
+            })?;
+            Some(stock_of(&*store, &rec)?)
+        }
+    };
+    Book::open(store, stock)
+}
+
+/// The stock of a plan about to be published, built on the blocking pool.
+pub(crate) async fn stock_for_publish(api: &Api, rec: PlanRecord) -> Result<Stock, ApiError> {
+    api.db(move |s| Ok(stock_of(s, &rec)))
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A cell count as the proto says it.
+pub fn stock_cell(c: &CellCount) -> proto::StockCell {
+    proto::StockCell {
+        location: c.location.clone(),
+        exam: c.exam.clone(),
+        week: c.week,
+        planned: c.planned,
+        reserved: c.reserved,
+        free: c.free(),
+        conflict: c.conflict(),
+    }
+}
+
+fn reservation_proto(rec: &ReservationRecord) -> proto::Reservation {
+    proto::Reservation {
+        id: reservation_id(rec.seq),
+        idempotency_key: rec.idempotency_key.clone(),
+        candidate_ref: rec.ask.candidate_ref.clone(),
+        region: rec.ask.region.clone(),
+        exam: rec.ask.exam.clone(),
+        location: rec.location.clone(),
+        week: rec.week,
+        iso_week: rec.iso_week.clone(),
+        monday: rec.monday.clone(),
+        plan_id: rec.plan_id.clone(),
+        state: if rec.cancelled {
+            proto::ReservationState::Cancelled
+        } else {
+            proto::ReservationState::Active
+        } as i32,
+        created_unix_ms: rec.created_unix_ms,
+    }
+}
+
+fn offer(stock: &Stock, exam: usize, s: &Slot, from_week: u32) -> proto::Offer {
+    let label = &stock.weeks[s.week as usize];
+    proto::Offer {
+        location: stock.locations[s.location].clone(),
+        week: s.week,
+        iso_week: label.iso.clone(),
+        monday: label.monday.clone(),
+        first_session_date: stock
+            .first_session(exam, s.location, s.week)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        free_seats: s.free,
+        predicted_wait_weeks: s.week.saturating_sub(from_week),
+    }
+}
+
+/// The exam index and the region's option locations, or which field is wrong.
+fn resolve(stock: &Stock, region: &str, exam: &str) -> Result<(usize, Vec<usize>)> {
+    let e = stock.exam(exam).ok_or_else(|| {
+        field(
+            "exam",
+            format!("unknown exam {exam:?} in the published plan"),
+        )
+    })?;
+    let options = stock.options(region).ok_or_else(|| {
+        field(
+            "region",
+            format!("unknown region {region:?} in the published plan"),
+        )
+    })?;
+    Ok((e, options.to_vec()))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What the lock-holding part of Reserve decided.
+enum Step {
+    /// A new reservation queued for the writer.
+    New(ReservationRecord, tokio::sync::oneshot::Receiver<book::Ack>),
+    /// A replay of a flushed reservation.
+    Replay(ReservationRecord),
+    /// A replay of one still being written: answer after the barrier.
+    Wait(u64, tokio::sync::oneshot::Receiver<book::Ack>),
+}
+
+impl Api {
+    fn quote_inner(&self, r: &proto::QuoteRequest) -> Result<proto::QuoteResponse> {
+        required("region", &r.region)?;
+        required("exam", &r.exam)?;
+        let max = match r.max_offers {
+            0 => DEFAULT_OFFERS,
+            n => n.min(MAX_OFFERS),
+        };
+        let st = self.book().lock();
+        let stock = st
+            .stock
+            .as_ref()
+            .ok_or(RegistrationError::NoPublishedPlan)?;
+        let (exam, options) = resolve(stock, &r.region, &r.exam)?;
+        let q = Search {
+            exam,
+            options: &options,
+            location: None,
+            week: None,
+            from_week: r.from_week,
+        };
+        let offers: Vec<proto::Offer> = stock
+            .slots(&q, max as usize)
+            .iter()
+            .map(|s| offer(stock, exam, s, r.from_week))
+            .collect();
+        let next_week_with_seats = if offers.is_empty() {
+            stock.next_week_with_seats(exam, &options, r.from_week)
+        } else {
+            None
+        };
+        Ok(proto::QuoteResponse {
+            plan_id: stock.plan_id.clone(),
+            offers,
+            next_week_with_seats,
+        })
+    }
+
+    /// Checks a reservation request's fields before anything is locked.
+    fn reserve_ask(r: &proto::ReserveRequest) -> Result<ReservationAsk> {
+        rules::check_idempotency_key(&r.idempotency_key)
+            .map_err(|m| field("idempotency_key", m))?;
+        rules::check_candidate_ref(&r.candidate_ref).map_err(|m| field("candidate_ref", m))?;
+        required("region", &r.region)?;
+        required("exam", &r.exam)?;
+        if r.location.as_deref() == Some("") {
+            return Err(field("location", "empty: leave it out for the first offer"));
+        }
+        Ok(ReservationAsk {
+            candidate_ref: r.candidate_ref.clone(),
+            region: r.region.clone(),
+            exam: r.exam.clone(),
+            location: r.location.clone(),
+            week: r.week,
+            from_week: r.from_week,
+        })
+    }
+
+    /// Under the lock: a replay, or a seat taken and its record queued.
+    fn reserve_step(&self, key: &str, ask: ReservationAsk) -> Result<Step> {
+        let book = self.book();
+        let mut st = book.lock();
+        if let Some(seq) = st.by_key.get(key).copied() {
+            let e = &st.reservations[&seq];
+            if e.rec.ask != ask {
+                return Err(RegistrationError::KeyReused(key.to_string()));
+            }
+            return match e.durability {
+                Durability::Committed => Ok(Step::Replay(e.rec.clone())),
+                Durability::Pending => Ok(Step::Wait(seq, book.barrier(&st))),
+                Durability::InDoubt => Err(RegistrationError::Unavailable(
+                    "the first request under this key failed to write; its outcome is \
+                     known after a restart"
+                        .into(),
+                )),
+            };
+        }
+        let seq = st.next_seq;
+        let stock = st
+            .stock
+            .as_mut()
+            .ok_or(RegistrationError::NoPublishedPlan)?;
+        let (exam, options) = resolve(stock, &ask.region, &ask.exam)?;
+        let location = match &ask.location {
+            None => None,
+            Some(l) => {
+                let i = stock
+                    .location(l)
+                    .filter(|i| options.contains(i))
+                    .ok_or_else(|| {
+                        field(
+                            "location",
+                            format!("{l:?} is not among the options of region {}", ask.region),
+                        )
+                    })?;
+                Some(i)
+            }
+        };
+        if let Some(w) = ask.week.filter(|&w| w >= stock.horizon) {
+            return Err(field(
+                "week",
+                format!(
+                    "{w} is beyond the plan's horizon of {} weeks",
+                    stock.horizon
+                ),
+            ));
+        }
+        let q = Search {
+            exam,
+            options: &options,
+            location,
+            week: ask.week,
+            from_week: ask.from_week,
+        };
+        let Some(slot) = stock.slots(&q, 1).pop() else {
+            // The next offer: from the asked week on, at the asked location.
+            let from = ask.week.unwrap_or(ask.from_week);
+            let next_q = Search {
+                week: None,
+                from_week: from,
+                ..q
+            };
+            let next = stock
+                .slots(&next_q, 1)
+                .first()
+                .map(|s| Box::new(offer(stock, exam, s, from)));
+            return Err(RegistrationError::SoldOut {
+                message: format!(
+                    "no free seat for exam {} in region {}{}{}",
+                    ask.exam,
+                    ask.region,
+                    ask.location
+                        .as_deref()
+                        .map(|l| format!(" at {l}"))
+                        .unwrap_or_default(),
+                    ask.week
+                        .map(|w| format!(" in week {w}"))
+                        .unwrap_or_default(),
+                ),
+                next,
+            });
+        };
+        let taken = stock.take(exam, slot.location, slot.week);
+        debug_assert!(taken, "a slot with a free seat can be taken");
+        let label = &stock.weeks[slot.week as usize];
+        let rec = ReservationRecord {
+            seq,
+            idempotency_key: key.to_string(),
+            location: stock.locations[slot.location].clone(),
+            week: slot.week,
+            iso_week: label.iso.clone(),
+            monday: label.monday.clone(),
+            plan_id: stock.plan_id.clone(),
+            cancelled: false,
+            created_unix_ms: now_ms(),
+            ask,
+        };
+        st.next_seq += 1;
+        let ack = book.add(&mut st, rec.clone());
+        Ok(Step::New(rec, ack))
+    }
+
+    async fn reserve_inner(&self, r: proto::ReserveRequest) -> Result<proto::ReserveResponse> {
+        let ask = Self::reserve_ask(&r)?;
+        let (rec, replayed) = match self.reserve_step(&r.idempotency_key, ask)? {
+            Step::Replay(rec) => (rec, true),
+            Step::New(rec, ack) => {
+                settled(ack).await?;
+                (rec, false)
+            }
+            Step::Wait(seq, ack) => {
+                settled(ack).await?;
+                let st = self.book().lock();
+                match st.reservations.get(&seq) {
+                    Some(e) if e.durability == Durability::Committed => (e.rec.clone(), true),
+                    _ => {
+                        return Err(RegistrationError::Unavailable(
+                            "the first request under this key failed to write".into(),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(proto::ReserveResponse {
+            reservation: Some(reservation_proto(&rec)),
+            replayed,
+        })
+    }
+
+    async fn cancel_inner(&self, id: &str) -> Result<proto::CancelResponse> {
+        required("reservation_id", id)?;
+        let seq = parse_reservation_id(id)
+            .ok_or_else(|| field("reservation_id", format!("{id:?} is not a reservation id")))?;
+        let not_found = || RegistrationError::NotFound {
+            what: "reservation",
+            id: id.to_string(),
+        };
+        let ack = {
+            let book = self.book();
+            let st = book.lock();
+            let e = st.reservations.get(&seq).ok_or_else(not_found)?;
+            match e.durability {
+                // Not acknowledged to anyone yet, so not known to the caller.
+                Durability::Pending => return Err(not_found()),
+                Durability::InDoubt => {
+                    return Err(RegistrationError::Unavailable(
+                        "the reservation's write failed; its outcome is known after a restart"
+                            .into(),
+                    ))
+                }
+                Durability::Committed => {}
+            }
+            if e.rec.cancelled {
+                return Ok(proto::CancelResponse {
+                    reservation: Some(reservation_proto(&e.rec)),
+                    already_cancelled: true,
+                });
+            }
+            book.cancel(&st, e.rec.clone())
+        };
+        let changed = settled(ack).await?;
+        let st = self.book().lock();
+        let e = st.reservations.get(&seq).ok_or_else(not_found)?;
+        Ok(proto::CancelResponse {
+            reservation: Some(reservation_proto(&e.rec)),
+            already_cancelled: !changed,
+        })
+    }
+
+    fn list_inner(
+        &self,
+        r: &proto::ListReservationsRequest,
+    ) -> Result<proto::ListReservationsResponse> {
+        let size = match r.page_size {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        } as usize;
+        let start = if r.page_token.is_empty() {
+            0
+        } else {
+            parse_page_token(&r.page_token)
+                .and_then(|s| s.checked_add(1))
+                .ok_or_else(|| field("page_token", "not a token from a previous response"))?
+        };
+        if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
+            if f > t {
+                return Err(field("to_week", format!("{t} is before from_week {f}")));
+            }
+        }
+        let matches = |rec: &ReservationRecord| {
+            (r.include_cancelled || !rec.cancelled)
+                && (r.exam.is_empty() || rec.ask.exam == r.exam)
+                && (r.region.is_empty() || rec.ask.region == r.region)
+                && (r.location.is_empty() || rec.location == r.location)
+                && r.from_week.is_none_or(|f| rec.week >= f)
+                && r.to_week.is_none_or(|t| rec.week <= t)
+        };
+        let st = self.book().lock();
+        let mut page: Vec<&ReservationRecord> = st
+            .reservations
+            .range(start..)
+            .map(|(_, e)| e)
+            .filter(|e| e.durability == Durability::Committed && matches(&e.rec))
+            .map(|e| &e.rec)
+            .take(size + 1)
+            .collect();
+        let next_page_token = if page.len() > size {
+            page.truncate(size);
+            page.last().map(|r| page_token(r.seq)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(proto::ListReservationsResponse {
+            reservations: page.into_iter().map(reservation_proto).collect(),
+            next_page_token,
+        })
+    }
+
+    fn stock_inner(&self, r: &proto::GetStockRequest) -> Result<proto::GetStockResponse> {
+        required("exam", &r.exam)?;
+        let to = r.to_week.unwrap_or(u32::MAX);
+        if to < r.from_week {
+            return Err(field(
+                "to_week",
+                format!("{to} is before from_week {}", r.from_week),
+            ));
+        }
+        let st: std::sync::MutexGuard<'_, State> = self.book().lock();
+        let stock = st
+            .stock
+            .as_ref()
+            .ok_or(RegistrationError::NoPublishedPlan)?;
+        let location = Some(r.location.as_str()).filter(|l| !l.is_empty());
+        let cells = stock.cells(&r.exam, r.from_week..=to, location);
+        if cells.is_empty() && stock.exam(&r.exam).is_none() {
+            return Err(RegistrationError::NotFound {
+                what: "exam",
+                id: r.exam.clone(),
+            });
+        }
+        Ok(proto::GetStockResponse {
+            plan_id: stock.plan_id.clone(),
+            cells: cells.iter().map(stock_cell).collect(),
+        })
+    }
+}
+
+/// Waits for the writer's answer.
+async fn settled(ack: tokio::sync::oneshot::Receiver<book::Ack>) -> Result<bool> {
+    match ack.await {
+        Ok(Ok(changed)) => Ok(changed),
+        Ok(Err(e)) => Err(RegistrationError::Unavailable(e)),
+        Err(_) => Err(RegistrationError::Unavailable(
+            "the reservation writer stopped".into(),
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl proto::registration_service_server::RegistrationService for Api {
+    #[tracing::instrument(name = "RegistrationService/Quote", skip_all, fields(caller))]
+    async fn quote(
+        &self,
+        req: Request<proto::QuoteRequest>,
+    ) -> Result<Response<proto::QuoteResponse>, Status> {
+        self.check(&req, Rpc::Quote)?;
+        Ok(Response::new(self.quote_inner(req.get_ref())?))
+    }
+
+    #[tracing::instrument(name = "RegistrationService/Reserve", skip_all, fields(caller))]
+    async fn reserve(
+        &self,
+        req: Request<proto::ReserveRequest>,
+    ) -> Result<Response<proto::ReserveResponse>, Status> {
+        self.check(&req, Rpc::Reserve)?;
+        Ok(Response::new(self.reserve_inner(req.into_inner()).await?))
+    }
+
+    #[tracing::instrument(name = "RegistrationService/Cancel", skip_all, fields(caller))]
+    async fn cancel(
+        &self,
+        req: Request<proto::CancelRequest>,
+    ) -> Result<Response<proto::CancelResponse>, Status> {
+        self.check(&req, Rpc::Cancel)?;
+        Ok(Response::new(
+            self.cancel_inner(&req.get_ref().reservation_id).await?,
+        ))
+    }
+
+    #[tracing::instrument(
+        name = "RegistrationService/ListReservations",
+        skip_all,
+        fields(caller)
+    )]
+    async fn list_reservations(
+        &self,
+        req: Request<proto::ListReservationsRequest>,
+    ) -> Result<Response<proto::ListReservationsResponse>, Status> {
+        self.check(&req, Rpc::ListReservations)?;
+        Ok(Response::new(self.list_inner(req.get_ref())?))
+    }
+
+    #[tracing::instrument(name = "RegistrationService/GetStock", skip_all, fields(caller))]
+    async fn get_stock(
+        &self,
+        req: Request<proto::GetStockRequest>,
+    ) -> Result<Response<proto::GetStockResponse>, Status> {
+        self.check(&req, Rpc::GetStock)?;
+        Ok(Response::new(self.stock_inner(req.get_ref())?))
+    }
+}

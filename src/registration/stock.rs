@@ -1,0 +1,444 @@
+//! The seat stock of the published plan, held in memory: planned seats per
+//! (location, exam, week) from the integral allocation, the seats reserved
+//! in them, the region → locations table and the week labels. Quote and
+//! Reserve only read and bump dense arrays here, so they never touch disk
+//! or deserialise the plan.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, NaiveDate};
+use examcap_solver::calendar;
+use examcap_solver::scenario::parse_iso_week;
+use examcap_solver::{Plan, Scenario};
+
+/// A (location, exam, week) cell by id, for cells outside the plan's grid
+/// and for reports.
+pub type CellKey = (String, String, u32);
+
+/// Labels of one week of the horizon.
+#[derive(Debug, Clone)]
+pub struct WeekLabel {
+    /// `YYYY-Www`.
+    pub iso: String,
+    /// `YYYY-MM-DD`.
+    pub monday: String,
+}
+
+/// A cell with a free seat, as offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub location: usize,
+    pub week: u32,
+    pub free: u32,
+}
+
+/// Where a search for a seat may look.
+#[derive(Debug, Clone, Copy)]
+pub struct Search<'a> {
+    pub exam: usize,
+    /// Location indexes in the region's option order.
+    pub options: &'a [usize],
+    /// Only this location (an index among `options`' values).
+    pub location: Option<usize>,
+    /// Only this week.
+    pub week: Option<u32>,
+    /// From this week on.
+    pub from_week: u32,
+}
+
+/// Planned and reserved seats of one cell, for GetStock and conflicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellCount {
+    pub location: String,
+    pub exam: String,
+    pub week: u32,
+    pub planned: u32,
+    pub reserved: u32,
+}
+
+impl CellCount {
+    pub fn free(&self) -> u32 {
+        self.planned.saturating_sub(self.reserved)
+    }
+    pub fn conflict(&self) -> u32 {
+        self.reserved.saturating_sub(self.planned)
+    }
+}
+
+/// Why a plan cannot be turned into a stock.
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    #[error("plan start week {0:?} does not parse")]
+    StartWeek(String),
+    #[error("plan horizon {0} weeks is out of range")]
+    Horizon(usize),
+}
+
+/// The stock of one published plan.
+#[derive(Debug, Clone)]
+pub struct Stock {
+    pub plan_id: String,
+    pub horizon: u32,
+    pub exams: Vec<String>,
+    exam_idx: HashMap<String, usize>,
+    pub locations: Vec<String>,
+    loc_idx: HashMap<String, usize>,
+    /// Region id → its option locations, in the scenario's order.
+    regions: HashMap<String, Vec<usize>>,
+    /// Dense `[exam][location][week]`.
+    planned: Vec<u32>,
+    reserved: Vec<u32>,
+    /// The first dated session of each cell (session calendar).
+    first_session: Vec<Option<NaiveDate>>,
+    /// Active reservations in cells this plan does not have (a location,
+    /// exam or week it does not know): kept and reported as conflicts.
+    orphans: BTreeMap<CellKey, u32>,
+    pub weeks: Vec<WeekLabel>,
+}
+
+/// Where a reservation's seat is counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Cell(usize),
+    Orphan(CellKey),
+}
+
+/// `YYYY-Www` of the week starting on `monday`.
+pub fn iso_week(monday: NaiveDate) -> String {
+    let w = monday.iso_week();
+    format!("{}-W{:02}", w.year(), w.week())
+}
+
+impl Stock {
+    /// The stock of `plan` (solved from `scenario`), with nothing reserved.
+    pub fn build(plan_id: &str, plan: &Plan, scenario: &Scenario) -> Result<Stock, StockError> {
+        let start = parse_iso_week(&plan.scenario.start_week)
+            .ok_or_else(|| StockError::StartWeek(plan.scenario.start_week.clone()))?;
+        let horizon = u32::try_from(plan.scenario.horizon_weeks)
+            .ok()
+            .filter(|h| (1..=10_000).contains(h))
+            .ok_or(StockError::Horizon(plan.scenario.horizon_weeks))?;
+        let exams: Vec<String> = scenario.exams.iter().map(|e| e.id.clone()).collect();
+        let locations: Vec<String> = scenario.locations.iter().map(|l| l.id.clone()).collect();
+        let exam_idx = index(&exams);
+        let loc_idx = index(&locations);
+        let regions = scenario
+            .regions
+            .iter()
+            .map(|r| {
+                let opts = r
+                    .options
+                    .iter()
+                    .filter_map(|o| loc_idx.get(&o.location).copied())
+                    .collect();
+                (r.id.clone(), opts)
+            })
+            .collect();
+        let weeks = (0..horizon)
+            .map(|w| {
+                let monday = start + chrono::Days::new(7 * u64::from(w));
+                WeekLabel {
+                    iso: iso_week(monday),
+                    monday: monday.format("%Y-%m-%d").to_string(),
+                }
+            })
+            .collect();
+        let n = exams.len() * locations.len() * horizon as usize;
+        let mut stock = Stock {
+            plan_id: plan_id.to_string(),
+            horizon,
+            exams,
+            exam_idx,
+            locations,
+            loc_idx,
+            regions,
+            planned: vec![0; n],
+            reserved: vec![0; n],
+            first_session: vec![None; n],
+            orphans: BTreeMap::new(),
+            weeks,
+        };
+        for row in &plan.allocation {
+            let Ok(week) = u32::try_from(row.week) else {
+                continue;
+            };
+            if let Some(i) = stock.cell(&row.location, &row.exam, week) {
+                let add = u32::try_from(row.candidates).unwrap_or(u32::MAX);
+                stock.planned[i] = stock.planned[i].saturating_add(add);
+            }
+        }
+        // The session calendar dates each cell; its first session is what a
+        // candidate is told. Sessions come sorted by location then date.
+        for s in calendar::sessions(plan, scenario).sessions {
+            let week = (s.date - start).num_days().div_euclid(7);
+            let Ok(week) = u32::try_from(week) else {
+                continue;
+            };
+            if let Some(i) = stock.cell(&s.location, &s.exam, week) {
+                let f = &mut stock.first_session[i];
+                if f.is_none_or(|d| s.date < d) {
+                    *f = Some(s.date);
+                }
+            }
+        }
+        Ok(stock)
+    }
+
+    fn cell_idx(&self, exam: usize, location: usize, week: u32) -> usize {
+        (exam * self.locations.len() + location) * self.horizon as usize + week as usize
+    }
+
+    /// The dense index of a cell by ids; `None` outside this plan's grid.
+    pub fn cell(&self, location: &str, exam: &str, week: u32) -> Option<usize> {
+        let e = *self.exam_idx.get(exam)?;
+        let l = *self.loc_idx.get(location)?;
+        (week < self.horizon).then(|| self.cell_idx(e, l, week))
+    }
+
+    pub fn exam(&self, id: &str) -> Option<usize> {
+        self.exam_idx.get(id).copied()
+    }
+
+    pub fn location(&self, id: &str) -> Option<usize> {
+        self.loc_idx.get(id).copied()
+    }
+
+    /// The option locations of a region.
+    pub fn options(&self, region: &str) -> Option<&[usize]> {
+        self.regions.get(region).map(Vec::as_slice)
+    }
+
+    pub fn planned(&self, exam: usize, location: usize, week: u32) -> u32 {
+        self.planned[self.cell_idx(exam, location, week)]
+    }
+
+    pub fn free(&self, exam: usize, location: usize, week: u32) -> u32 {
+        let i = self.cell_idx(exam, location, week);
+        self.planned[i].saturating_sub(self.reserved[i])
+    }
+
+    pub fn first_session(&self, exam: usize, location: usize, week: u32) -> Option<NaiveDate> {
+        self.first_session[self.cell_idx(exam, location, week)]
+    }
+
+    /// Where a reservation in (location, exam, week) is counted.
+    pub fn place(&self, location: &str, exam: &str, week: u32) -> Place {
+        match self.cell(location, exam, week) {
+            Some(i) => Place::Cell(i),
+            None => Place::Orphan((location.to_string(), exam.to_string(), week)),
+        }
+    }
+
+    /// Counts one more active reservation, whatever the seats: used when
+    /// loading reservations, which may exceed a re-published plan.
+    pub fn count(&mut self, place: Place) {
+        match place {
+            Place::Cell(i) => self.reserved[i] += 1,
+            Place::Orphan(k) => *self.orphans.entry(k).or_default() += 1,
+        }
+    }
+
+    /// Returns the seat of a cancelled reservation.
+    pub fn release(&mut self, place: Place) {
+        match place {
+            Place::Cell(i) => self.reserved[i] = self.reserved[i].saturating_sub(1),
+            Place::Orphan(k) => {
+                if let Some(n) = self.orphans.get_mut(&k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.orphans.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a seat of a cell if one is free; never exceeds the planned seats.
+    pub fn take(&mut self, exam: usize, location: usize, week: u32) -> bool {
+        let i = self.cell_idx(exam, location, week);
+        if self.reserved[i] < self.planned[i] {
+            self.reserved[i] += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Cells with a free seat matching `q`, earliest week first, then in
+    /// the region's option order; at most `max`.
+    pub fn slots(&self, q: &Search<'_>, max: usize) -> Vec<Slot> {
+        let mut out = Vec::new();
+        let weeks = match q.week {
+            Some(w) if w < self.horizon => w..w + 1,
+            Some(_) => 0..0,
+            None => q.from_week.min(self.horizon)..self.horizon,
+        };
+        for week in weeks {
+            for &l in q.options {
+                if q.location.is_some_and(|x| x != l) {
+                    continue;
+                }
+                let free = self.free(q.exam, l, week);
+                if free > 0 {
+                    out.push(Slot {
+                        location: l,
+                        week,
+                        free,
+                    });
+                    if out.len() >= max {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The first week ≥ `from_week` in which any of `options` has planned
+    /// seats for the exam (free or not).
+    pub fn next_week_with_seats(
+        &self,
+        exam: usize,
+        options: &[usize],
+        from_week: u32,
+    ) -> Option<u32> {
+        (from_week..self.horizon).find(|&w| options.iter().any(|&l| self.planned(exam, l, w) > 0))
+    }
+
+    /// Cells of `exam` with planned or reserved seats, by location id then
+    /// week, within `weeks` and at `location` if given.
+    pub fn cells(
+        &self,
+        exam: &str,
+        weeks: std::ops::RangeInclusive<u32>,
+        location: Option<&str>,
+    ) -> Vec<CellCount> {
+        let mut out = Vec::new();
+        if let Some(e) = self.exam(exam) {
+            for (l, lid) in self.locations.iter().enumerate() {
+                if location.is_some_and(|x| x != lid) {
+                    continue;
+                }
+                for w in weeks.clone() {
+                    if w >= self.horizon {
+                        break;
+                    }
+                    let i = self.cell_idx(e, l, w);
+                    if self.planned[i] > 0 || self.reserved[i] > 0 {
+                        out.push(CellCount {
+                            location: lid.clone(),
+                            exam: exam.to_string(),
+                            week: w,
+                            planned: self.planned[i],
+                            reserved: self.reserved[i],
+                        });
+                    }
+                }
+            }
+        }
+        out.extend(self.orphan_cells(|(l, e, w)| {
+            e == exam && weeks.contains(w) && location.is_none_or(|x| x == l)
+        }));
+        out.sort_by(|a, b| (&a.location, a.week).cmp(&(&b.location, b.week)));
+        out
+    }
+
+    /// Every cell, of any exam, with more reservations than planned seats.
+    pub fn conflicts(&self) -> Vec<CellCount> {
+        let mut out: Vec<CellCount> = self
+            .exams
+            .iter()
+            .flat_map(|e| self.cells(e, 0..=u32::MAX, None))
+            .filter(|c| c.conflict() > 0)
+            .collect();
+        // Orphans of exams this plan does not know.
+        out.extend(self.orphan_cells(|(_, e, _)| self.exam(e).is_none()));
+        out
+    }
+
+    /// The orphan cells that `keep` selects, as counts with no seats.
+    fn orphan_cells<'a>(
+        &'a self,
+        keep: impl Fn(&CellKey) -> bool + 'a,
+    ) -> impl Iterator<Item = CellCount> + 'a {
+        self.orphans
+            .iter()
+            .filter(move |(k, _)| keep(k))
+            .map(|((l, e, w), n)| CellCount {
+                location: l.clone(),
+                exam: e.clone(),
+                week: *w,
+                planned: 0,
+                reserved: *n,
+            })
+    }
+}
+
+fn index(ids: &[String]) -> HashMap<String, usize> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), i))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use examcap_solver::{parse_scenario, plan_scenario, PlanOptions};
+
+    fn tiny() -> (Plan, Scenario) {
+        let sc = parse_scenario(include_bytes!("../../tests/fixtures/tiny.json")).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        (plan, sc)
+    }
+
+    #[test]
+    fn the_counter_never_exceeds_the_planned_seats() {
+        let (plan, sc) = tiny();
+        let mut s = Stock::build("p", &plan, &sc).unwrap();
+        let (e, l) = (s.exam("SPK").unwrap(), s.location("AMS").unwrap());
+        let planned = s.planned(e, l, 0);
+        let expected: u64 = plan
+            .allocation
+            .iter()
+            .filter(|r| r.week == 0)
+            .map(|r| r.candidates)
+            .sum();
+        assert_eq!(u64::from(planned), expected);
+        assert!(planned > 0);
+        for _ in 0..planned {
+            assert!(s.take(e, l, 0));
+        }
+        assert!(!s.take(e, l, 0));
+        assert_eq!(s.free(e, l, 0), 0);
+        s.release(Place::Cell(s.cell("AMS", "SPK", 0).unwrap()));
+        assert_eq!(s.free(e, l, 0), 1);
+        assert!(s.take(e, l, 0));
+        // Counting past the seats (reservations loaded after a re-publish)
+        // shows up as a conflict, never as negative free seats.
+        s.count(s.place("AMS", "SPK", 0));
+        assert_eq!(s.free(e, l, 0), 0);
+        let c = s.conflicts();
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].week, c[0].conflict()), (0, 1));
+        s.count(s.place("UTR", "SPK", 1));
+        assert_eq!(s.cells("SPK", 1..=1, Some("UTR"))[0].conflict(), 1);
+    }
+
+    #[test]
+    fn weeks_are_labelled_from_the_start_week() {
+        let (plan, sc) = tiny();
+        let s = Stock::build("p", &plan, &sc).unwrap();
+        assert_eq!(s.weeks[0].iso, "2026-W14");
+        assert_eq!(s.weeks[0].monday, "2026-03-30");
+        assert_eq!(s.weeks[2].iso, "2026-W16");
+        // Week 1 of 2026-W14 holds Easter Monday (6 April): the first
+        // session is on Tuesday.
+        let (e, l) = (s.exam("SPK").unwrap(), s.location("AMS").unwrap());
+        assert!(s.planned(e, l, 1) > 0);
+        assert_eq!(
+            s.first_session(e, l, 1),
+            NaiveDate::from_ymd_opt(2026, 4, 7)
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! Helpers shared by the integration suites: a real server on 127.0.0.1:0,
+//! bearer-token requests, and putting, solving and publishing a scenario.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use examcap::auth::{Role, Token};
+use examcap::config::Config;
+use examcap::proto::plan_service_client::PlanServiceClient;
+use examcap::proto::scenario_service_client::ScenarioServiceClient;
+use examcap::proto::{self, solve_event::Event};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub const PLANNER: &str = "planner-secret-1";
+pub const REGISTRATION: &str = "registration-secret-1";
+pub const DRILL: &str = "drill-secret-1";
+
+/// 1 exam, 1 location, 1 region, 3 weeks: capacity 10 a week plus 2 extra,
+/// demand 8, 12, 10 with a 1-week target.
+pub fn tiny() -> Value {
+    serde_json::from_str(include_str!("../fixtures/tiny.json")).expect("fixture is JSON")
+}
+
+/// A configuration with one token per role on `dir`.
+pub fn config(dir: &Path) -> Config {
+    Config {
+        data_dir: dir.to_owned(),
+        tokens: vec![
+            token("alice", Role::Planner, PLANNER),
+            token("regsys", Role::Registration, REGISTRATION),
+            token("ops", Role::Drill, DRILL),
+        ],
+        ..Config::default()
+    }
+}
+
+pub fn token(name: &str, role: Role, token: &str) -> Token {
+    Token {
+        name: name.into(),
+        role,
+        token: token.into(),
+    }
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), examcap::server::ServerError>>,
+}
+
+impl Running {
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+
+    pub async fn channel(&self) -> Channel {
+        channel(&format!("http://{}", self.addr)).await
+    }
+}
+
+pub async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Starts `examcap::server::run` on 127.0.0.1:0.
+pub async fn start(config: Config) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(examcap::server::run(listener, config, async {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// `msg` with `authorization: Bearer <token>`.
+pub fn req<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// The code of a call that must fail.
+pub fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.code(),
+    }
+}
+
+/// Puts `scenario`, solves it to the end and publishes the plan (as the
+/// planner); returns the PublishResponse.
+pub async fn publish_scenario(ch: Channel, scenario: &Value) -> proto::PublishResponse {
+    let mut s = ScenarioServiceClient::new(ch.clone());
+    let mut p = PlanServiceClient::new(ch).max_decoding_message_size(64 << 20);
+    let put = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: scenario.to_string(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = p
+        .solve(req(
+            proto::SolveRequest {
+                scenario_id: put.scenario_id,
+                ..Default::default()
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut plan_id = None;
+    while let Some(ev) = stream.message().await.unwrap() {
+        if let Some(Event::Done(s)) = ev.event {
+            plan_id = Some(s.plan_id);
+        }
+    }
+    p.publish(req(
+        proto::PublishRequest {
+            plan_id: plan_id.expect("the solve ends with a plan"),
+        },
+        PLANNER,
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// A RegistrationService client.
+pub type Registration =
+    examcap::proto::registration_service_client::RegistrationServiceClient<Channel>;
+
+/// A reservation request of the tiny scenario's region and exam.
+pub fn reserve_req(key: &str, cand: &str) -> proto::ReserveRequest {
+    proto::ReserveRequest {
+        idempotency_key: key.into(),
+        candidate_ref: cand.into(),
+        region: "AMSTERDAM".into(),
+        exam: "SPK".into(),
+        ..Default::default()
+    }
+}
+
+/// GetStock of exam SPK over the whole horizon.
+pub async fn stock(c: &mut Registration) -> Vec<proto::StockCell> {
+    c.get_stock(req(
+        proto::GetStockRequest {
+            exam: "SPK".into(),
+            ..Default::default()
+        },
+        REGISTRATION,
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+    .cells
+}
+
+/// Every reservation, following the page tokens.
+pub async fn list_all(
+    c: &mut Registration,
+    include_cancelled: bool,
+    page_size: u32,
+) -> Vec<proto::Reservation> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_reservations(req(
+                proto::ListReservationsRequest {
+                    include_cancelled,
+                    page_size,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+                REGISTRATION,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.reservations.len() <= page_size.max(1) as usize);
+        out.extend(page.reservations);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}

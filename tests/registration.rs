@@ -1,0 +1,514 @@
+//! RegistrationService end to end: a real server on 127.0.0.1:0 and a real
+//! tonic client. Seats come from solving small variants of the tiny
+//! scenario; counts are read back from GetStock, never assumed.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{
+    code, config, list_all, publish_scenario, req, reserve_req, start, stock, tiny,
+    Registration as Client, DRILL, PLANNER, REGISTRATION,
+};
+use examcap::proto::{self, ReservationState};
+use serde_json::{json, Value};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// The tiny scenario with `seats` seats a week (no extra seats) and a
+/// demand that fills them.
+fn seats(seats: u32) -> Value {
+    let mut v = tiny();
+    let r = &mut v["locations"][0]["resources"][0];
+    r["weekly_minutes"] = json!(45 * seats);
+    r["extra_weekly_minutes"] = json!(0);
+    v["demand"][0]["weekly"] = json!([seats, seats, seats]);
+    v
+}
+
+async fn reserve(
+    c: &mut Client,
+    r: proto::ReserveRequest,
+) -> Result<proto::ReserveResponse, tonic::Status> {
+    c.reserve(req(r, REGISTRATION))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn cell(cells: &[proto::StockCell], week: u32) -> proto::StockCell {
+    cells
+        .iter()
+        .find(|c| c.location == "AMS" && c.week == week)
+        .cloned()
+        .unwrap_or_else(|| panic!("no cell for week {week} in {cells:?}"))
+}
+
+fn violation_field(s: &tonic::Status) -> String {
+    let br = s.get_details_bad_request().expect("a BadRequest detail");
+    br.field_violations[0].field.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quote_reserve_cancel_and_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut c = Client::new(srv.channel().await);
+    let quote = proto::QuoteRequest {
+        region: "AMSTERDAM".into(),
+        exam: "SPK".into(),
+        ..Default::default()
+    };
+    let before = c.quote(req(quote.clone(), REGISTRATION)).await.unwrap_err();
+    assert_eq!(before.code(), Code::FailedPrecondition);
+    assert_eq!(
+        reserve(&mut c, reserve_req("k0", "cand-0000"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+
+    let published = publish_scenario(srv.channel().await, &seats(5)).await;
+    assert!(published.conflicts.is_empty());
+    let cells = stock(&mut c).await;
+    let w0 = cell(&cells, 0);
+    assert!(w0.planned > 0 && w0.reserved == 0 && w0.free == w0.planned);
+
+    let q = c
+        .quote(req(quote.clone(), REGISTRATION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(q.plan_id, published.plan_id);
+    assert!(!q.offers.is_empty() && q.offers.len() <= 3);
+    let weeks: Vec<u32> = q.offers.iter().map(|o| o.week).collect();
+    assert!(
+        weeks.windows(2).all(|w| w[0] <= w[1]),
+        "earliest first: {weeks:?}"
+    );
+    let first = &q.offers[0];
+    assert_eq!(
+        (
+            first.location.as_str(),
+            first.week,
+            first.iso_week.as_str(),
+            first.monday.as_str()
+        ),
+        ("AMS", 0, "2026-W14", "2026-03-30")
+    );
+    assert_eq!(first.free_seats, w0.planned);
+    assert_eq!(first.predicted_wait_weeks, 0);
+    // Week 0 starts on Monday 30 March 2026, an ordinary working day.
+    assert_eq!(first.first_session_date, "2026-03-30");
+    let later = c
+        .quote(req(
+            proto::QuoteRequest {
+                from_week: 1,
+                max_offers: 1,
+                ..quote.clone()
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(later.offers.len(), 1);
+    assert_eq!(later.offers[0].week, 1);
+    assert_eq!(later.offers[0].iso_week, "2026-W15");
+    // Monday 6 April 2026 is Easter Monday: the first session is Tuesday.
+    assert_eq!(later.offers[0].first_session_date, "2026-04-07");
+
+    let r = reserve(&mut c, reserve_req("k1", "cand-0001"))
+        .await
+        .unwrap();
+    assert!(!r.replayed);
+    let res = r.reservation.unwrap();
+    assert_eq!((res.location.as_str(), res.week), ("AMS", 0));
+    assert_eq!(res.state, ReservationState::Active as i32);
+    assert_eq!(res.plan_id, published.plan_id);
+    let w0 = cell(&stock(&mut c).await, 0);
+    assert_eq!((w0.reserved, w0.free), (1, w0.planned - 1));
+
+    // Cancel gives the seat back; a second cancel changes nothing.
+    let cancel = proto::CancelRequest {
+        reservation_id: res.id.clone(),
+    };
+    let c1 = c
+        .cancel(req(cancel.clone(), REGISTRATION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!c1.already_cancelled);
+    assert_eq!(
+        c1.reservation.unwrap().state,
+        ReservationState::Cancelled as i32
+    );
+    let c2 = c
+        .cancel(req(cancel, REGISTRATION))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(c2.already_cancelled);
+    let w0b = cell(&stock(&mut c).await, 0);
+    assert_eq!((w0b.reserved, w0b.free), (0, w0b.planned));
+    assert_eq!(list_all(&mut c, false, 10).await.len(), 0);
+    let all = list_all(&mut c, true, 10).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, ReservationState::Cancelled as i32);
+
+    for (id, want) in [
+        ("r00000000000000ff", Code::NotFound),
+        ("nope", Code::InvalidArgument),
+    ] {
+        let e = c
+            .cancel(req(
+                proto::CancelRequest {
+                    reservation_id: id.into(),
+                },
+                REGISTRATION,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), want, "{id}");
+    }
+    // A reservation at a named location and week.
+    let r = reserve(
+        &mut c,
+        proto::ReserveRequest {
+            location: Some("AMS".into()),
+            week: Some(2),
+            ..reserve_req("k2", "cand-0002")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.reservation.unwrap().week, 2);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_seats_go_to_exactly_as_many_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(30)).await;
+    let ch = srv.channel().await;
+    let mut c = Client::new(ch.clone());
+    let planned = cell(&stock(&mut c).await, 1).planned;
+    assert!(planned >= 10, "the plan fills week 1: {planned}");
+    // Leave 7 seats in the cell, then let 40 callers race for them.
+    for i in 0..planned - 7 {
+        let r = proto::ReserveRequest {
+            week: Some(1),
+            ..reserve_req(&format!("pre-{i}"), &format!("cand-pre-{i}"))
+        };
+        reserve(&mut c, r).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let mut c = Client::new(ch.clone());
+            tokio::spawn(async move {
+                let r = proto::ReserveRequest {
+                    week: Some(1),
+                    ..reserve_req(&format!("race-{i}"), &format!("cand-race-{i}"))
+                };
+                reserve(&mut c, r).await
+            })
+        })
+        .collect();
+    let mut won = BTreeSet::new();
+    let mut exhausted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                let res = r.reservation.unwrap();
+                assert_eq!(res.week, 1);
+                assert!(won.insert(res.id), "ids are unique");
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                let info = e.get_details_error_info().expect("an ErrorInfo detail");
+                assert_eq!(info.reason, "NO_FREE_SEAT");
+                // The next offer is a later week (week 1 is sold out).
+                let next: u32 = info.metadata["week"].parse().unwrap();
+                assert!(next > 1, "{info:?}");
+                exhausted += 1;
+            }
+        }
+    }
+    assert_eq!(won.len(), 7);
+    assert_eq!(exhausted, 33);
+    let w1 = cell(&stock(&mut c).await, 1);
+    assert_eq!((w1.reserved, w1.free, w1.conflict), (planned, 0, 0));
+    assert_eq!(list_all(&mut c, false, 7).await.len() as u32, planned);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_gives_one_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(5)).await;
+    let ch = srv.channel().await;
+    let mut c = Client::new(ch.clone());
+    let a = reserve(&mut c, reserve_req("same-key", "cand-0001"))
+        .await
+        .unwrap();
+    let b = reserve(&mut c, reserve_req("same-key", "cand-0001"))
+        .await
+        .unwrap();
+    assert!(!a.replayed && b.replayed);
+    assert_eq!(a.reservation, b.reservation);
+    let other = reserve(&mut c, reserve_req("same-key", "cand-0002"))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::AlreadyExists);
+    let other_week = proto::ReserveRequest {
+        week: Some(2),
+        ..reserve_req("same-key", "cand-0001")
+    };
+    assert_eq!(
+        reserve(&mut c, other_week).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
+
+    // Concurrent retries of one key: one seat, one id.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let mut c = Client::new(ch.clone());
+            tokio::spawn(async move { reserve(&mut c, reserve_req("burst", "cand-0003")).await })
+        })
+        .collect();
+    let mut ids = BTreeSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap().unwrap().reservation.unwrap().id);
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 2);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_name_their_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(5)).await;
+    let mut c = Client::new(srv.channel().await);
+
+    // 111222333 passes the 11-check: it could be a citizen service number.
+    let bsn = reserve(&mut c, reserve_req("k1", "111222333"))
+        .await
+        .unwrap_err();
+    assert_eq!(bsn.code(), Code::InvalidArgument);
+    assert_eq!(violation_field(&bsn), "candidate_ref");
+    assert!(
+        bsn.message().contains("citizen service number"),
+        "{}",
+        bsn.message()
+    );
+    // 123456789 fails the 11-check: an allowed opaque token.
+    reserve(&mut c, reserve_req("k2", "123456789"))
+        .await
+        .unwrap();
+
+    let cases = [
+        (reserve_req("k3", "short"), "candidate_ref"),
+        (reserve_req("k 3", "cand-0003"), "idempotency_key"),
+        (reserve_req("", "cand-0003"), "idempotency_key"),
+        (
+            proto::ReserveRequest {
+                region: "NOWHERE".into(),
+                ..reserve_req("k3", "cand-0003")
+            },
+            "region",
+        ),
+        (
+            proto::ReserveRequest {
+                exam: "XYZ".into(),
+                ..reserve_req("k3", "cand-0003")
+            },
+            "exam",
+        ),
+        (
+            proto::ReserveRequest {
+                location: Some("UTR".into()),
+                ..reserve_req("k3", "cand-0003")
+            },
+            "location",
+        ),
+        (
+            proto::ReserveRequest {
+                week: Some(3),
+                ..reserve_req("k3", "cand-0003")
+            },
+            "week",
+        ),
+    ];
+    for (r, want) in cases {
+        let e = reserve(&mut c, r.clone()).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{r:?}");
+        assert_eq!(violation_field(&e), want, "{r:?}");
+    }
+    let e = c
+        .list_reservations(req(
+            proto::ListReservationsRequest {
+                page_token: "garbage".into(),
+                ..Default::default()
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violation_field(&e), "page_token");
+    assert_eq!(
+        code(
+            c.get_stock(req(
+                proto::GetStockRequest {
+                    exam: "XYZ".into(),
+                    ..Default::default()
+                },
+                REGISTRATION
+            ))
+            .await
+        ),
+        Code::NotFound
+    );
+    // Nothing but the one valid reservation was stored.
+    assert_eq!(list_all(&mut c, true, 100).await.len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(5)).await;
+    let mut c = Client::new(srv.channel().await);
+    let quote = proto::QuoteRequest {
+        region: "AMSTERDAM".into(),
+        exam: "SPK".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(c.quote(req(quote.clone(), DRILL)).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(c.quote(tonic::Request::new(quote.clone())).await),
+        Code::Unauthenticated
+    );
+    c.quote(req(quote, PLANNER)).await.unwrap();
+    let r = req(reserve_req("k1", "cand-0001"), PLANNER);
+    assert_eq!(code(c.reserve(r).await), Code::PermissionDenied);
+    let r = req(reserve_req("k1", "cand-0001"), DRILL);
+    assert_eq!(code(c.reserve(r).await), Code::PermissionDenied);
+    let stock_req = proto::GetStockRequest {
+        exam: "SPK".into(),
+        ..Default::default()
+    };
+    c.get_stock(req(stock_req.clone(), PLANNER)).await.unwrap();
+    assert_eq!(
+        code(c.get_stock(req(stock_req, DRILL)).await),
+        Code::PermissionDenied
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republishing_keeps_reservations_and_reports_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(6)).await;
+    let mut c = Client::new(srv.channel().await);
+    let planned = cell(&stock(&mut c).await, 0).planned;
+    for i in 0..planned {
+        let r = proto::ReserveRequest {
+            week: Some(0),
+            ..reserve_req(&format!("k{i}"), &format!("cand-{i:04}"))
+        };
+        reserve(&mut c, r).await.unwrap();
+    }
+    let before = list_all(&mut c, false, 100).await;
+
+    // A plan with 2 seats a week: week 0 now has more reservations than seats.
+    let republished = publish_scenario(srv.channel().await, &seats(2)).await;
+    let new_planned = cell(&stock(&mut c).await, 0).planned;
+    assert!(new_planned < planned, "{new_planned} < {planned}");
+    assert_eq!(
+        republished.conflicts.len(),
+        1,
+        "{:?}",
+        republished.conflicts
+    );
+    let conflict = &republished.conflicts[0];
+    assert_eq!((conflict.location.as_str(), conflict.week), ("AMS", 0));
+    assert_eq!(conflict.conflict, planned - new_planned);
+    assert_eq!(conflict.reserved, planned);
+    let w0 = cell(&stock(&mut c).await, 0);
+    assert_eq!(
+        (w0.reserved, w0.free, w0.conflict),
+        (planned, 0, planned - new_planned)
+    );
+    // Nothing dropped or moved.
+    assert_eq!(list_all(&mut c, false, 100).await, before);
+    // A full cell takes no more reservations.
+    let full = proto::ReserveRequest {
+        week: Some(0),
+        ..reserve_req("more", "cand-more")
+    };
+    assert_eq!(
+        reserve(&mut c, full).await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_every_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(8)).await;
+    let mut c = Client::new(srv.channel().await);
+    let mut made = Vec::new();
+    for i in 0..12 {
+        let r = reserve(
+            &mut c,
+            reserve_req(&format!("k{i}"), &format!("cand-{i:04}")),
+        )
+        .await
+        .unwrap();
+        made.push(r.reservation.unwrap());
+    }
+    let cancelled = c
+        .cancel(req(
+            proto::CancelRequest {
+                reservation_id: made[3].id.clone(),
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservation
+        .unwrap();
+    made[3] = cancelled;
+    let cells = stock(&mut c).await;
+    srv.stop().await;
+
+    let srv = start(config(dir.path())).await;
+    let mut c = Client::new(srv.channel().await);
+    // Pages of 5 in id order give back exactly what was made.
+    assert_eq!(list_all(&mut c, true, 5).await, made);
+    assert_eq!(stock(&mut c).await, cells);
+    // The key is still taken after the restart.
+    let again = reserve(&mut c, reserve_req("k0", "cand-0000"))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.reservation.unwrap(), made[0]);
+    // New ids continue after the old ones.
+    let next = reserve(&mut c, reserve_req("k12", "cand-0012"))
+        .await
+        .unwrap();
+    assert!(next.reservation.unwrap().id > made[11].id);
+    srv.stop().await;
+}
