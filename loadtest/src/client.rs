@@ -51,7 +51,13 @@ pub struct Targets {
 
 #[derive(Deserialize)]
 struct PlanDoc {
+    scenario: Option<ScenarioRef>,
     allocation: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+struct ScenarioRef {
+    horizon_weeks: u32,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +78,10 @@ impl Targets {
     ) -> Result<Targets, DiscoverError> {
         let doc: PlanDoc =
             serde_json::from_str(json).map_err(|e| DiscoverError::Plan(e.to_string()))?;
-        let horizon_weeks = doc.allocation.iter().map(|r| r.week + 1).max().unwrap_or(0);
+        let last_allocated = doc.allocation.iter().map(|r| r.week + 1).max().unwrap_or(0);
+        let horizon_weeks = doc
+            .scenario
+            .map_or(last_allocated, |s| s.horizon_weeks.max(last_allocated));
         let keep = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         let mut seats: BTreeMap<(String, String), u64> = BTreeMap::new();
         for r in doc.allocation {
@@ -470,7 +479,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 mod tests {
     use super::*;
 
-    const PLAN: &str = r#"{"format":"examcap/plan@1","allocation":[
+    const PLAN: &str = r#"{"format":"examcap/plan@1","scenario":{"horizon_weeks":8},"allocation":[
         {"region":"R1","exam":"KNM","location":"AMS","week":0,"candidates":30},
         {"region":"R1","exam":"KNM","location":"AMS","week":3,"candidates":10},
         {"region":"R2","exam":"KNM","location":"UTR","week":1,"candidates":0},
@@ -480,7 +489,7 @@ mod tests {
     #[test]
     fn targets_are_weighted_by_planned_seats() {
         let t = Targets::from_plan_json(PLAN, &[], &[]).unwrap();
-        assert_eq!(t.horizon_weeks, 6);
+        assert_eq!(t.horizon_weeks, 8);
         // R2/KNM has no seats: never booked.
         assert_eq!(t.len(), 2);
         assert_eq!(t.exams().into_iter().collect::<Vec<_>>(), ["B1", "KNM"]);
@@ -504,6 +513,18 @@ mod tests {
         assert!(
             matches!(e, DiscoverError::Empty(ref f) if f.contains("R2")),
             "{e}"
+        );
+        // A scenario reference must carry the horizon; with no reference at
+        // all, the last allocated week bounds it.
+        let t = Targets::from_plan_json(&PLAN.replace("\"horizon_weeks\":8", "\"x\":0"), &[], &[]);
+        assert!(t.is_err(), "the scenario reference has no horizon");
+        let no_ref =
+            r#"{"allocation":[{"region":"R","exam":"E","location":"L","week":4,"candidates":1}]}"#;
+        assert_eq!(
+            Targets::from_plan_json(no_ref, &[], &[])
+                .unwrap()
+                .horizon_weeks,
+            5
         );
         let e = Targets::from_plan_json("{\"allocation\":[]}", &[], &[]).unwrap_err();
         assert_eq!(e, DiscoverError::Empty(String::new()));

@@ -3,34 +3,33 @@
 
 mod common;
 
-use common::{loadtest, Server};
+use common::{config, loadtest, start};
 
 #[test]
-fn remote_servers_and_unbounded_runs_are_refused() {
-    let o = loadtest()
-        .args(["--server", "http://10.1.2.3:50051", "--requests", "10"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-remote"));
-    let o = loadtest()
-        .args(["--server", "http://127.0.0.1:9"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--duration"));
-    let o = loadtest()
-        .args(["--requests", "10", "--mix", "quote=1,reschedule=1"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("reschedule"));
+fn remote_servers_unbounded_runs_and_unknown_rpcs_are_refused() {
+    for (args, says) in [
+        (
+            &["--server", "http://10.1.2.3:50051", "--requests", "10"][..],
+            "--allow-remote",
+        ),
+        (&["--server", "http://127.0.0.1:9"][..], "--duration"),
+        (
+            &["--requests", "10", "--mix", "quote=1,reschedule=1"][..],
+            "reschedule",
+        ),
+    ] {
+        let o = loadtest().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_fails_the_run() {
-    let srv = Server::start().await;
-    let url = srv.url();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let url = format!("http://{}", srv.addr);
     let out = tokio::task::spawn_blocking(move || {
         loadtest()
             .args([
