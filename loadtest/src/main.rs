@@ -33,6 +33,8 @@ use crate::verify::{render_verdict, verify, Verdict};
 const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// Time cap of a run given only `--requests`.
 const REQUESTS_TIME_CAP: Duration = Duration::from_secs(600);
+/// HTTP/2 connections when `--connections` is not given.
+const DEFAULT_CONNECTIONS: u32 = 8;
 /// Most requests accepted.
 const MAX_REQUESTS: u64 = 100_000_000;
 
@@ -56,7 +58,9 @@ struct Cli {
     /// Concurrent clients, each with one call in flight (1..=1024).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     clients: u32,
-    /// HTTP/2 connections the clients share, round-robin (default: one per client).
+    /// HTTP/2 connections the clients share, round-robin (default 8, at most
+    /// one per client). Fewer connections batch more calls per write: on 2
+    /// cores, 8 gave about twice the Quote throughput of 64 (BENCHMARKS.md).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     connections: Option<u32>,
     /// Run this long, e.g. 60s, 2m, 500ms (at most 1h).
@@ -186,7 +190,10 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
     let endpoint = Endpoint::from(uri)
         .connect_timeout(Duration::from_secs(5))
         .timeout(CALL_TIMEOUT);
-    let connections = cli.connections.unwrap_or(cli.clients).min(cli.clients);
+    let connections = cli
+        .connections
+        .unwrap_or(DEFAULT_CONNECTIONS)
+        .min(cli.clients);
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..connections {
         let ch = endpoint
