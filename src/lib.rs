@@ -11,6 +11,7 @@
 //! - [`store`]: the [`store::Store`] trait the service talks to, and its sled
 //!   implementation (so a shared database can replace sled later).
 //! - [`auth`]: roles (planner, registration, drill) and which RPC each may call.
+//! - [`backlog`]: reservations as the backlog of the next scenario.
 //! - [`drill`]: what-if shocks as transforms of a scenario.
 //! - [`registration`]: RegistrationService: quotes and never-oversold,
 //!   durable seat reservations against the published plan.
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backlog;
 pub mod config;
 pub mod drill;
 pub mod registration;

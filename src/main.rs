@@ -5,6 +5,7 @@
 //! limit ran out in stage 1, so there is no plan.
 #![forbid(unsafe_code)]
 
+mod backlog_cli;
 mod demo;
 mod progress;
 mod summary;
@@ -66,6 +67,9 @@ enum Command {
     /// afternoon blocks, Monday to Friday (Saturday where extra seats are
     /// bought), Dutch public holidays closed.
     Calendar(CalendarArgs),
+    /// Reservations as observed demand: the backlog of the next scenario.
+    #[command(subcommand)]
+    Backlog(backlog_cli::BacklogCommand),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo(&a),
         Command::Serve(a) => cmd_serve(&a),
         Command::Calendar(a) => cmd_calendar(&a),
+        Command::Backlog(c) => backlog_cli::cmd_backlog(&c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

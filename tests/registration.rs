@@ -512,3 +512,72 @@ async fn a_restart_keeps_every_reservation() {
     assert!(next.reservation.unwrap().id > made[11].id);
     srv.stop().await;
 }
+
+/// `examcap backlog export` from `source` args; the exported array.
+async fn export(source: Vec<String>) -> Vec<Value> {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+            .args(["backlog", "export", "--start-week", "2026-W14"])
+            .args(source)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_export_as_the_next_scenarios_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(4)).await;
+    let mut c = Client::new(srv.channel().await);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let r = reserve(
+            &mut c,
+            reserve_req(&format!("k{i}"), &format!("cand-{i:04}")),
+        )
+        .await
+        .unwrap();
+        ids.push(r.reservation.unwrap().id);
+    }
+    c.cancel(req(
+        proto::CancelRequest {
+            reservation_id: ids[0].clone(),
+        },
+        REGISTRATION,
+    ))
+    .await
+    .unwrap();
+    let url = format!("http://{}", srv.addr);
+    let from_server = export(vec![
+        "--server".into(),
+        url,
+        "--token".into(),
+        REGISTRATION.into(),
+    ])
+    .await;
+    srv.stop().await;
+    let from_dir = export(vec!["--data-dir".into(), dir.path().display().to_string()]).await;
+    assert_eq!(from_server, from_dir);
+    // The 6 active reservations were made this week, counted from week 0
+    // (Monday 30 March 2026), and at most week −1.
+    let today = chrono::Utc::now().date_naive();
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 30).unwrap();
+    let week = (today - start).num_days().div_euclid(7).min(-1);
+    assert_eq!(
+        from_dir,
+        [json!({"region": "AMSTERDAM", "exam": "SPK", "registered_week": week, "candidates": 6.0})]
+    );
+    // It is a valid backlog of the next scenario.
+    let mut next = seats(4);
+    next["backlog"] = Value::Array(from_dir);
+    examcap_solver::parse_scenario(next.to_string().as_bytes()).unwrap();
+}

@@ -2,14 +2,13 @@
 //! clients generated from the same protos. Only the tiny scenario is solved
 //! to optimality; the national one is used where a solve must be slow.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use examcap::auth::{Role, Token};
-use examcap::config::Config;
+use common::{code, config, req, start, tiny, DRILL, PLANNER, REGISTRATION};
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
-use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{self, solve_event::Event};
@@ -18,100 +17,12 @@ use examcap_solver::generate::{national, GenerateOptions};
 use examcap_solver::plan::PlanStatus;
 use examcap_solver::{parse_scenario, plan_scenario, PlanOptions};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-const PLANNER: &str = "planner-secret-1";
-const REGISTRATION: &str = "registration-secret-1";
-const DRILL: &str = "drill-secret-1";
-
-/// 1 exam, 1 location, 1 region, 3 weeks: capacity 10 a week plus 2 extra,
-/// demand 8, 12, 10 with a 1-week target (shared with the other suites).
-fn tiny() -> Value {
-    serde_json::from_str(include_str!("fixtures/tiny.json")).expect("fixture is JSON")
-}
-
 fn national_json() -> String {
     serde_json::to_string(&national(&GenerateOptions::default())).unwrap()
-}
-
-fn config(dir: &Path) -> Config {
-    Config {
-        data_dir: dir.to_owned(),
-        tokens: vec![
-            token("alice", Role::Planner, PLANNER),
-            token("regsys", Role::Registration, REGISTRATION),
-            token("ops", Role::Drill, DRILL),
-        ],
-        ..Config::default()
-    }
-}
-
-fn token(name: &str, role: Role, token: &str) -> Token {
-    Token {
-        name: name.into(),
-        role,
-        token: token.into(),
-    }
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), examcap::server::ServerError>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.await.unwrap().unwrap();
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn scenarios(&self) -> ScenarioServiceClient<Channel> {
-        ScenarioServiceClient::new(self.channel().await)
-    }
-
-    async fn drills(&self) -> DrillServiceClient<Channel> {
-        DrillServiceClient::new(self.channel().await)
-    }
-
-    async fn plans(&self) -> PlanServiceClient<Channel> {
-        PlanServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
-    }
-}
-
-async fn start(config: Config) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(examcap::server::run(listener, config, async {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        stop: Some(tx),
-        task,
-    }
-}
-
-fn req<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
 }
 
 async fn put(s: &mut ScenarioServiceClient<Channel>, text: String) -> proto::PutScenarioResponse {
@@ -156,13 +67,6 @@ fn solve_req(scenario_id: &str, token: &str) -> Request<proto::SolveRequest> {
         },
         token,
     )
-}
-
-fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
-    match r {
-        Ok(_) => panic!("expected an error"),
-        Err(e) => e.code(),
-    }
 }
 
 fn close(a: f64, b: f64) -> bool {

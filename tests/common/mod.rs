@@ -7,6 +7,7 @@ use std::path::Path;
 
 use examcap::auth::{Role, Token};
 use examcap::config::Config;
+use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{self, solve_event::Event};
@@ -65,6 +66,18 @@ impl Running {
 
     pub async fn channel(&self) -> Channel {
         channel(&format!("http://{}", self.addr)).await
+    }
+
+    pub async fn scenarios(&self) -> ScenarioServiceClient<Channel> {
+        ScenarioServiceClient::new(self.channel().await)
+    }
+
+    pub async fn drills(&self) -> DrillServiceClient<Channel> {
+        DrillServiceClient::new(self.channel().await)
+    }
+
+    pub async fn plans(&self) -> PlanServiceClient<Channel> {
+        PlanServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
     }
 }
 

@@ -1,0 +1,78 @@
+//! `examcap backlog export`: the reservations of a server (or of its data
+//! directory) as the `backlog` array of the next scenario. The rule that
+//! decides who is waiting and in which week they registered is in
+//! [`examcap::backlog`].
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use chrono::{Datelike, Local};
+use clap::{Args, Subcommand};
+use examcap::backlog::{self, BacklogError, Waiting};
+use examcap_solver::scenario::parse_iso_week;
+
+use crate::Failure;
+
+#[derive(Debug, Subcommand)]
+pub enum BacklogCommand {
+    /// Write the active reservations as an examcap/scenario@1 `backlog` array:
+    /// candidates per (region, exam, registration week) who hold a seat in
+    /// week 0 of the next scenario or later.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["server", "data_dir"])))]
+pub struct ExportArgs {
+    /// A running server, e.g. http://127.0.0.1:50051 (needs --token).
+    #[arg(long, value_name = "URL", requires = "token")]
+    server: Option<String>,
+    /// A bearer token of role registration or planner.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// The server's data directory (with the server stopped).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Week 0 of the next scenario (its start_week); default: the current ISO week.
+    #[arg(long, value_name = "YYYY-Www", value_parser = crate::iso_week)]
+    start_week: Option<String>,
+    /// Write the JSON array here; default: stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
+    let BacklogCommand::Export(a) = c;
+    let start = match &a.start_week {
+        Some(w) => parse_iso_week(w).ok_or_else(|| anyhow!("bad start week {w}"))?,
+        None => {
+            let today = Local::now().date_naive();
+            today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()))
+        }
+    };
+    let waiting: Result<Vec<Waiting>, BacklogError> = match (&a.server, &a.data_dir) {
+        (Some(url), _) => {
+            let token = a.token.as_deref().unwrap_or_default();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(backlog::from_server(url, token))
+        }
+        (None, Some(dir)) => backlog::from_data_dir(dir),
+        (None, None) => {
+            return Err(Failure::Input(
+                "examcap: give --server URL --token TOKEN or --data-dir DIR".into(),
+            ))
+        }
+    };
+    let waiting = waiting.map_err(|e| Failure::Input(format!("examcap: {e}")))?;
+    let rows = backlog::backlog(&waiting, start);
+    let mut text = serde_json::to_string_pretty(&rows).context("backlog to JSON")?;
+    text.push('\n');
+    match &a.out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", path.display()))),
+        None => crate::emit(&text),
+    }
+}
