@@ -581,3 +581,50 @@ async fn reservations_export_as_the_next_scenarios_backlog() {
     next["backlog"] = Value::Array(from_dir);
     examcap_solver::parse_scenario(next.to_string().as_bytes()).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_location_points_to_another_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    // Two locations of 2 seats a week, both options of the region.
+    let mut sc = seats(4);
+    let mut utr = sc["locations"][0].clone();
+    utr["id"] = json!("UTR");
+    utr["resources"][0]["weekly_minutes"] = json!(90);
+    sc["locations"][0]["resources"][0]["weekly_minutes"] = json!(90);
+    sc["locations"].as_array_mut().unwrap().push(utr);
+    sc["regions"][0]["options"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"location": "UTR", "travel_cost": 1.0}));
+    publish_scenario(srv.channel().await, &sc).await;
+    let mut c = Client::new(srv.channel().await);
+    let at_ams = |i: u32| proto::ReserveRequest {
+        location: Some("AMS".into()),
+        ..reserve_req(&format!("k{i}"), &format!("cand-{i:04}"))
+    };
+    let ams_seats: u32 = stock(&mut c)
+        .await
+        .iter()
+        .filter(|c| c.location == "AMS")
+        .map(|c| c.planned)
+        .sum();
+    assert!(ams_seats > 0);
+    for i in 0..ams_seats {
+        assert_eq!(
+            reserve(&mut c, at_ams(i))
+                .await
+                .unwrap()
+                .reservation
+                .unwrap()
+                .location,
+            "AMS"
+        );
+    }
+    let e = reserve(&mut c, at_ams(ams_seats)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    let info = e.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["location"], "UTR", "{info:?}");
+    assert_eq!(info.metadata["predicted_wait_weeks"], info.metadata["week"]);
+    srv.stop().await;
+}

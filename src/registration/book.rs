@@ -19,7 +19,6 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use super::rules::parse_reservation_id;
 use super::stock::Stock;
 use crate::store::{ReservationRecord, Store, StoreError};
 
@@ -224,11 +223,6 @@ impl Book {
         let conflicts = stock.conflicts();
         state.stock = Some(stock);
         conflicts
-    }
-
-    /// A reservation by id, if it exists.
-    pub fn get(state: &State, id: &str) -> Option<Entry> {
-        state.reservations.get(&parse_reservation_id(id)?).cloned()
     }
 }
 

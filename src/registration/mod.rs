@@ -29,7 +29,7 @@ use crate::api::{Api, ApiError};
 use crate::auth::Rpc;
 use crate::proto;
 use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
-use book::{Book, Durability, OpenError, State};
+use book::{Book, Durability, OpenError};
 use rules::{page_token, parse_page_token, parse_reservation_id, reservation_id};
 use stock::{CellCount, Search, Slot, Stock};
 
@@ -322,8 +322,11 @@ impl Api {
     fn reserve_step(&self, key: &str, ask: ReservationAsk) -> Result<Step> {
         let book = self.book();
         let mut st = book.lock();
-        if let Some(seq) = st.by_key.get(key).copied() {
-            let e = &st.reservations[&seq];
+        if let Some((&seq, e)) = st
+            .by_key
+            .get(key)
+            .and_then(|seq| st.reservations.get_key_value(seq))
+        {
             if e.rec.ask != ask {
                 return Err(RegistrationError::KeyReused(key.to_string()));
             }
@@ -375,17 +378,22 @@ impl Api {
             from_week: ask.from_week,
         };
         let Some(slot) = stock.slots(&q, 1).pop() else {
-            // The next offer: from the asked week on, at the asked location.
-            let from = ask.week.unwrap_or(ask.from_week);
+            // The next offer: from the asked week on, at the asked location
+            // if it has one, else at any of the region's options.
             let next_q = Search {
                 week: None,
-                from_week: from,
+                from_week: ask.week.unwrap_or(ask.from_week),
                 ..q
+            };
+            let anywhere = Search {
+                location: None,
+                ..next_q
             };
             let next = stock
                 .slots(&next_q, 1)
-                .first()
-                .map(|s| Box::new(offer(stock, exam, s, from)));
+                .pop()
+                .or_else(|| stock.slots(&anywhere, 1).pop())
+                .map(|s| Box::new(offer(stock, exam, &s, ask.from_week)));
             return Err(RegistrationError::SoldOut {
                 message: format!(
                     "no free seat for exam {} in region {}{}{}",
@@ -547,7 +555,7 @@ impl Api {
                 format!("{to} is before from_week {}", r.from_week),
             ));
         }
-        let st: std::sync::MutexGuard<'_, State> = self.book().lock();
+        let st = self.book().lock();
         let stock = st
             .stock
             .as_ref()
