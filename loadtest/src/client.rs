@@ -1,0 +1,534 @@
+//! The gRPC side: find what to book in the published plan, run the clients,
+//! and read back the stock and the reservations for the check.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use examcap::proto::plan_service_client::PlanServiceClient;
+use examcap::proto::registration_service_client::RegistrationServiceClient;
+use examcap::proto::{
+    CancelRequest, GetPublishedRequest, GetStockRequest, ListReservationsRequest, QuoteRequest,
+    ReservationState, ReserveRequest,
+};
+use serde::Deserialize;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+use crate::mix::{Mix, Op};
+use crate::rng::Rng;
+use crate::stats::{code_name, Outcome, RpcStats};
+use crate::verify::{
+    CellKey, Expect, Expected, Found, Listed, Listing, ReplayMismatch, Stock, StockCount,
+};
+
+/// Largest reply accepted: the published plan JSON of a national scenario is
+/// a few MiB.
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Why the published plan gives nothing to book.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("the published plan is not plan JSON with an allocation: {0}")]
+    Plan(String),
+    #[error("the published plan allocates no seats{0}")]
+    Empty(String),
+}
+
+/// The (region, exam) pairs to book, weighted by their planned seats so the
+/// load falls where the seats are, and the horizon's length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    pairs: Vec<(String, String)>,
+    /// Running totals of the pairs' seats, for a weighted draw.
+    cumulative: Vec<u64>,
+    pub horizon_weeks: u32,
+}
+
+#[derive(Deserialize)]
+struct PlanDoc {
+    scenario: Option<ScenarioRef>,
+    allocation: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+struct ScenarioRef {
+    horizon_weeks: u32,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    region: String,
+    exam: String,
+    week: u32,
+    candidates: u64,
+}
+
+impl Targets {
+    /// The pairs of a plan's allocation, limited to `regions` and `exams`
+    /// when those are not empty.
+    pub fn from_plan_json(
+        json: &str,
+        regions: &[String],
+        exams: &[String],
+    ) -> Result<Targets, DiscoverError> {
+        let doc: PlanDoc =
+            serde_json::from_str(json).map_err(|e| DiscoverError::Plan(e.to_string()))?;
+        let last_allocated = doc.allocation.iter().map(|r| r.week + 1).max().unwrap_or(0);
+        let horizon_weeks = doc
+            .scenario
+            .map_or(last_allocated, |s| s.horizon_weeks.max(last_allocated));
+        let keep = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
+        let mut seats: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for r in doc.allocation {
+            if r.candidates > 0 && keep(regions, &r.region) && keep(exams, &r.exam) {
+                *seats.entry((r.region, r.exam)).or_default() += r.candidates;
+            }
+        }
+        if seats.is_empty() {
+            let filter = if regions.is_empty() && exams.is_empty() {
+                String::new()
+            } else {
+                format!(" for --region {regions:?} --exam {exams:?}")
+            };
+            return Err(DiscoverError::Empty(filter));
+        }
+        let mut total = 0;
+        let (pairs, cumulative) = seats
+            .into_iter()
+            .map(|(pair, n)| {
+                total += n;
+                (pair, total)
+            })
+            .unzip();
+        Ok(Targets {
+            pairs,
+            cumulative,
+            horizon_weeks,
+        })
+    }
+
+    /// A (region, exam) pair with probability proportional to its seats.
+    pub fn pick(&self, rng: &mut Rng) -> (&str, &str) {
+        let total = *self.cumulative.last().expect("targets are never empty");
+        let x = rng.below(total);
+        let i = self.cumulative.partition_point(|&c| c <= x);
+        let (r, e) = &self.pairs[i];
+        (r, e)
+    }
+
+    /// The exams booked, for the check.
+    pub fn exams(&self) -> BTreeSet<String> {
+        self.pairs.iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call (when a token is set).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--token: not printable ASCII"))
+            })
+            .transpose()
+            .map(Bearer)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+pub type RegClient = RegistrationServiceClient<InterceptedService<Channel, Bearer>>;
+
+pub fn registration(channel: Channel, auth: Bearer) -> RegClient {
+    RegistrationServiceClient::with_interceptor(channel, auth)
+        .max_decoding_message_size(MAX_MESSAGE)
+}
+
+/// The published plan's bookable pairs.
+pub async fn discover(
+    channel: Channel,
+    auth: Bearer,
+    regions: &[String],
+    exams: &[String],
+) -> anyhow::Result<Targets> {
+    let mut plans =
+        PlanServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE);
+    let published = plans
+        .get_published(GetPublishedRequest {})
+        .await
+        .map_err(|s| status("GetPublished", s))?
+        .into_inner();
+    Ok(Targets::from_plan_json(
+        &published.plan_json,
+        regions,
+        exams,
+    )?)
+}
+
+/// What every client shares.
+pub struct Shared {
+    pub mix: Mix,
+    pub targets: Targets,
+    /// `from_week` is drawn from `0..=max_from_week`.
+    pub max_from_week: u32,
+    pub seed: u64,
+    /// Unique per run, so idempotency keys never repeat across runs on the
+    /// same data.
+    pub run_id: String,
+    pub clients: usize,
+    pub start: Instant,
+    pub deadline: Instant,
+    /// Open loop: each client sends one call every `interval`, on a fixed
+    /// schedule from `start`; None: closed loop (next call when the last
+    /// answer is in).
+    pub interval: Option<Duration>,
+    /// Calls started so far, against `max_requests`.
+    pub issued: AtomicU64,
+    pub max_requests: Option<u64>,
+}
+
+/// One client's record.
+#[derive(Debug, Default)]
+pub struct ClientLog {
+    pub stats: BTreeMap<Op, RpcStats>,
+    /// Every reservation it was answered about, with what it expects.
+    pub expected: Expected,
+    /// Reserve calls whose answer was lost: their keys (not checked, since
+    /// whether they took a seat is unknown).
+    pub unknown_reserves: u64,
+    /// Replays of acknowledged Reserves that returned the same reservation.
+    pub replays_ok: u64,
+    /// And those that did not.
+    pub replays_wrong: Vec<ReplayMismatch>,
+}
+
+/// Whether a failed call may still have changed the server.
+fn outcome_unknown(code: Code) -> bool {
+    matches!(
+        code,
+        Code::DeadlineExceeded
+            | Code::Unavailable
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Internal
+    )
+}
+
+/// Every this many calls of a client, an acknowledged Reserve is sent again
+/// with the same key and body; it must return the same reservation.
+const REPLAY_EVERY: u64 = 32;
+
+/// Sends an acknowledged Reserve again: the same reservation must come back,
+/// marked as replayed. Not timed (it is a check, not load).
+async fn replay_reserve(
+    client: &mut RegClient,
+    request: ReserveRequest,
+    first: String,
+    log: &mut ClientLog,
+) {
+    let key = request.idempotency_key.clone();
+    let got = match client.reserve(request).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            match r.reservation {
+                Some(res) if res.id == first && r.replayed => return log.replays_ok += 1,
+                Some(res) => format!("{} (replayed: {})", res.id, r.replayed),
+                None => "no reservation".to_string(),
+            }
+        }
+        // The answer was lost: nothing learnt either way.
+        Err(s) if outcome_unknown(s.code()) => return,
+        Err(s) => code_name(s.code()).to_string(),
+    };
+    log.replays_wrong.push(ReplayMismatch { key, first, got });
+}
+
+/// Where in each interval client `index` sends: spread evenly, so the
+/// clients do not fire in one burst.
+fn stagger(every: Duration, index: usize, clients: usize) -> Duration {
+    every.mul_f64(index as f64 / clients.max(1) as f64)
+}
+
+/// Runs one client until the deadline or the request budget.
+pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient) -> ClientLog {
+    let mut rng = Rng::for_client(shared.seed, index);
+    let mut log = ClientLog::default();
+    // Its own active reservations: the ones Cancel may pick.
+    let mut active: Vec<String> = Vec::new();
+    let mut n = 0u64;
+    loop {
+        if Instant::now() >= shared.deadline {
+            break;
+        }
+        if let Some(max) = shared.max_requests {
+            if shared.issued.fetch_add(1, Ordering::Relaxed) >= max {
+                break;
+            }
+        }
+        // Open loop: latency counts from the scheduled send time, so a
+        // server that falls behind shows as queueing instead of a client
+        // that politely waits (coordinated omission).
+        let scheduled = match shared.interval {
+            Some(every) => {
+                let at =
+                    shared.start + every.mul_f64(n as f64) + stagger(every, index, shared.clients);
+                if at >= shared.deadline {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        n += 1;
+        let mut op = shared.mix.pick(rng.next_u64());
+        // Nothing of its own to cancel yet: book one instead.
+        if op == Op::Cancel && active.is_empty() {
+            op = Op::Reserve;
+        }
+        let (region, exam) = shared.targets.pick(&mut rng);
+        let from_week = rng.below(u64::from(shared.max_from_week) + 1) as u32;
+        let mut replay = None;
+        let outcome = match op {
+            Op::Quote => {
+                let r = client
+                    .quote(QuoteRequest {
+                        region: region.to_string(),
+                        exam: exam.to_string(),
+                        from_week,
+                        max_offers: 3,
+                    })
+                    .await;
+                r.map_or_else(|s| Outcome::Error(s.code()), |_| Outcome::Ok)
+            }
+            Op::Reserve => {
+                let request = ReserveRequest {
+                    idempotency_key: format!("lt-{}-{index}-{n}", shared.run_id),
+                    candidate_ref: format!("cand-{}-{index}-{n}", shared.run_id),
+                    region: region.to_string(),
+                    exam: exam.to_string(),
+                    location: None,
+                    week: None,
+                    from_week,
+                };
+                let r = client.reserve(request.clone()).await;
+                match r.map(|r| r.into_inner().reservation) {
+                    Ok(Some(res)) => {
+                        let cell = CellKey {
+                            location: res.location,
+                            exam: res.exam,
+                            week: res.week,
+                        };
+                        log.expected.insert(res.id.clone(), (cell, Expect::Active));
+                        if n % REPLAY_EVERY == 0 {
+                            replay = Some((request, res.id.clone()));
+                        }
+                        active.push(res.id);
+                        Outcome::Ok
+                    }
+                    Ok(None) => Outcome::Malformed,
+                    Err(s) if s.code() == Code::ResourceExhausted => Outcome::SoldOut,
+                    Err(s) => {
+                        if outcome_unknown(s.code()) {
+                            log.unknown_reserves += 1;
+                        }
+                        Outcome::Error(s.code())
+                    }
+                }
+            }
+            Op::Cancel => {
+                let i = rng.below(active.len() as u64) as usize;
+                let id = active.swap_remove(i);
+                let r = client
+                    .cancel(CancelRequest {
+                        reservation_id: id.clone(),
+                    })
+                    .await;
+                let entry = log.expected.get_mut(&id).map(|e| &mut e.1);
+                match r {
+                    Ok(_) => {
+                        if let Some(e) = entry {
+                            *e = Expect::Cancelled;
+                        }
+                        Outcome::Ok
+                    }
+                    Err(s) => {
+                        if let Some(e) = entry {
+                            *e = Expect::Either;
+                        }
+                        Outcome::Error(s.code())
+                    }
+                }
+            }
+        };
+        log.stats
+            .entry(op)
+            .or_default()
+            .record(scheduled.elapsed(), outcome);
+        if let Some((request, first)) = replay {
+            replay_reserve(&mut client, request, first, &mut log).await;
+        }
+    }
+    log
+}
+
+/// A failed call as `RPC: CODE: message`.
+fn status(rpc: &str, s: Status) -> anyhow::Error {
+    anyhow::anyhow!("{rpc}: {}: {}", code_name(s.code()), s.message())
+}
+
+/// GetStock of `exams`, every week and location.
+pub async fn stock(client: &mut RegClient, exams: &BTreeSet<String>) -> anyhow::Result<Stock> {
+    let mut out = Stock::new();
+    for exam in exams {
+        let r = client
+            .get_stock(GetStockRequest {
+                exam: exam.clone(),
+                from_week: 0,
+                to_week: None,
+                location: String::new(),
+            })
+            .await
+            .map_err(|s| status("GetStock", s))?
+            .into_inner();
+        for c in r.cells {
+            out.insert(
+                CellKey {
+                    location: c.location,
+                    exam: c.exam,
+                    week: c.week,
+                },
+                StockCount {
+                    planned: c.planned,
+                    reserved: c.reserved,
+                    conflict: c.conflict,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Every reservation of `exams`, cancelled ones included, page by page.
+pub async fn list_all(client: &mut RegClient, exams: &BTreeSet<String>) -> anyhow::Result<Listing> {
+    let mut out = Listing::new();
+    for exam in exams {
+        let mut token = String::new();
+        loop {
+            let r = client
+                .list_reservations(ListReservationsRequest {
+                    exam: exam.clone(),
+                    include_cancelled: true,
+                    page_size: 1000,
+                    page_token: token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| status("ListReservations", s))?
+                .into_inner();
+            for res in r.reservations {
+                let state = match ReservationState::try_from(res.state) {
+                    Ok(ReservationState::Active) => Listed::Active,
+                    Ok(ReservationState::Cancelled) => Listed::Cancelled,
+                    _ => Listed::Other(res.state),
+                };
+                let cell = CellKey {
+                    location: res.location,
+                    exam: res.exam,
+                    week: res.week,
+                };
+                out.insert(res.id, Found { state, cell });
+            }
+            if r.next_page_token.is_empty() {
+                break;
+            }
+            anyhow::ensure!(
+                r.next_page_token != token,
+                "ListReservations: the server returned the same page token twice ({token:?})"
+            );
+            token = r.next_page_token;
+        }
+    }
+    Ok(out)
+}
+
+/// How long a single call may take before it counts as DEADLINE_EXCEEDED.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"{"format":"examcap/plan@1","scenario":{"horizon_weeks":8},"allocation":[
+        {"region":"R1","exam":"KNM","location":"AMS","week":0,"candidates":30},
+        {"region":"R1","exam":"KNM","location":"AMS","week":3,"candidates":10},
+        {"region":"R2","exam":"KNM","location":"UTR","week":1,"candidates":0},
+        {"region":"R2","exam":"B1","location":"UTR","week":5,"candidates":60}
+    ],"other":{"ignored":true}}"#;
+
+    #[test]
+    fn targets_are_weighted_by_planned_seats() {
+        let t = Targets::from_plan_json(PLAN, &[], &[]).unwrap();
+        assert_eq!(t.horizon_weeks, 8);
+        // R2/KNM has no seats: never booked.
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.exams().into_iter().collect::<Vec<_>>(), ["B1", "KNM"]);
+        let mut rng = Rng::for_client(1, 0);
+        let mut n = BTreeMap::<(String, String), u32>::new();
+        for _ in 0..10_000 {
+            let (r, e) = t.pick(&mut rng);
+            *n.entry((r.into(), e.into())).or_default() += 1;
+        }
+        // 40 seats against 60: 40% and 60%, within a couple of percent.
+        let knm = n[&("R1".to_string(), "KNM".to_string())];
+        assert!((3_800..=4_200).contains(&knm), "{n:?}");
+        assert_eq!(n.values().sum::<u32>(), 10_000);
+    }
+
+    #[test]
+    fn filters_limit_the_targets_and_an_empty_result_is_an_error() {
+        let t = Targets::from_plan_json(PLAN, &["R1".into()], &[]).unwrap();
+        assert_eq!(t.len(), 1);
+        let e = Targets::from_plan_json(PLAN, &["R2".into()], &["KNM".into()]).unwrap_err();
+        assert!(
+            matches!(e, DiscoverError::Empty(ref f) if f.contains("R2")),
+            "{e}"
+        );
+        // A scenario reference must carry the horizon; with no reference at
+        // all, the last allocated week bounds it.
+        let t = Targets::from_plan_json(&PLAN.replace("\"horizon_weeks\":8", "\"x\":0"), &[], &[]);
+        assert!(t.is_err(), "the scenario reference has no horizon");
+        let no_ref =
+            r#"{"allocation":[{"region":"R","exam":"E","location":"L","week":4,"candidates":1}]}"#;
+        assert_eq!(
+            Targets::from_plan_json(no_ref, &[], &[])
+                .unwrap()
+                .horizon_weeks,
+            5
+        );
+        let e = Targets::from_plan_json("{\"allocation\":[]}", &[], &[]).unwrap_err();
+        assert_eq!(e, DiscoverError::Empty(String::new()));
+        let e = Targets::from_plan_json("not json", &[], &[]).unwrap_err();
+        assert!(matches!(e, DiscoverError::Plan(_)));
+    }
+}
