@@ -9,15 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use examcap::auth::{Role, Token};
-use examcap::config::Config;
-use examcap::proto::plan_service_client::PlanServiceClient;
-use examcap::proto::scenario_service_client::ScenarioServiceClient;
-use examcap::proto::{self, solve_event::Event};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::Value;
-use tonic::transport::Channel;
-use tonic::Request;
+
+mod common;
 
 fn examcap() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_examcap"));
@@ -473,79 +468,15 @@ fn chromium_opens_the_report_without_console_errors() {
     );
 }
 
-const PLANNER: &str = "planner-report-secret";
-const DRILL: &str = "drill-report-secret";
-
-fn req<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
-/// Stores a scenario and solves it on the server; returns the plan id.
-async fn put_and_solve(channel: &Channel, sc: &Value) -> String {
-    let put = ScenarioServiceClient::new(channel.clone())
-        .put_scenario(req(
-            proto::PutScenarioRequest {
-                scenario_json: sc.to_string(),
-                scenario: None,
-            },
-            PLANNER,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut stream = PlanServiceClient::new(channel.clone())
-        .solve(req(
-            proto::SolveRequest {
-                scenario_id: put.scenario_id,
-                ..Default::default()
-            },
-            PLANNER,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut id = None;
-    while let Some(ev) = stream.message().await.unwrap() {
-        if let Some(Event::Done(s)) = ev.event {
-            id = Some(s.plan_id);
-        }
-    }
-    id.expect("a final event")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn report_from_the_service() {
     let dir = tempfile::tempdir().unwrap();
-    let token = |name: &str, role, token: &str| Token {
-        name: name.into(),
-        role,
-        token: token.into(),
-    };
-    let config = Config {
-        data_dir: dir.path().join("store"),
-        tokens: vec![
-            token("alice", Role::Planner, PLANNER),
-            token("ops", Role::Drill, DRILL),
-        ],
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(examcap::server::run(listener, config, async {
-        let _ = stopped.await;
-    }));
+    let srv = common::start(common::config(&dir.path().join("store"))).await;
+    let addr = srv.addr;
     let url = format!("http://{addr}");
-    let channel = Channel::from_shared(url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let base = put_and_solve(&channel, &fixture()).await;
-    let other = put_and_solve(&channel, &surge()).await;
+    let channel = srv.channel().await;
+    let base = common::solve_scenario(channel.clone(), &fixture()).await;
+    let other = common::solve_scenario(channel, &surge()).await;
 
     let out = dir.path().join("served.html");
     // The CLI blocks, so it runs off the runtime that serves it.
@@ -566,9 +497,12 @@ async fn report_from_the_service() {
         v
     };
     // The drill role may read plans and scenarios: ops render drills.
-    let output = report(args(&["--plan", &base, "--compare", &other]), Some(DRILL))
-        .await
-        .unwrap();
+    let output = report(
+        args(&["--plan", &base, "--compare", &other]),
+        Some(common::DRILL),
+    )
+    .await
+    .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -583,9 +517,12 @@ async fn report_from_the_service() {
     }
 
     // An unknown plan id is NOT_FOUND, an input error (exit 2) naming it.
-    let output = report(args(&["--plan", "no-such-plan", "--token", DRILL]), None)
-        .await
-        .unwrap();
+    let output = report(
+        args(&["--plan", "no-such-plan", "--token", common::DRILL]),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -613,6 +550,5 @@ async fn report_from_the_service() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Unauthenticated"));
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    srv.stop().await;
 }

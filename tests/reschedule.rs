@@ -1,128 +1,34 @@
 //! RescheduleService over real gRPC: a national scenario (16 weeks) is
 //! solved and published, then Spreken B1 surges ×1.6 in weeks 4–8.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use examcap::auth::{Role, Token};
-use examcap::config::Config;
-use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::reschedule_event::Event;
 use examcap::proto::reschedule_service_client::RescheduleServiceClient;
-use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{self, RescheduleStatus};
 use examcap_solver::generate::{national, GenerateOptions};
 use examcap_solver::Plan;
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-const PLANNER: &str = "planner-secret-1";
-const REGISTRATION: &str = "registration-secret-1";
-const DRILL: &str = "drill-secret-1";
+mod common;
+
+use common::{config, publish_scenario, req, start, Running, DRILL, PLANNER, REGISTRATION};
+
 const FREEZE: u32 = 2;
-const MAX: usize = 64 << 20;
-
-struct Server {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start(dir: &Path) -> Server {
-    let token = |name: &str, role, token: &str| Token {
-        name: name.into(),
-        role,
-        token: token.into(),
-    };
-    let config = Config {
-        data_dir: dir.to_owned(),
-        tokens: vec![
-            token("alice", Role::Planner, PLANNER),
-            token("regsys", Role::Registration, REGISTRATION),
-            token("ops", Role::Drill, DRILL),
-        ],
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(examcap::server::run(listener, config, async {
-        let _ = rx.await;
-    }));
-    Server { addr, _stop: tx }
-}
-
-impl Server {
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn plans(&self) -> PlanServiceClient<Channel> {
-        PlanServiceClient::new(self.channel().await).max_decoding_message_size(MAX)
-    }
-
-    async fn reschedules(&self) -> RescheduleServiceClient<Channel> {
-        RescheduleServiceClient::new(self.channel().await).max_decoding_message_size(MAX)
-    }
-}
-
-fn req<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
 
 /// Puts, solves and publishes the 16-week national scenario; returns the
 /// published plan.
-async fn publish_national(srv: &Server) -> Plan {
+async fn publish_national(srv: &Running) -> Plan {
     let sc = national(&GenerateOptions {
         weeks: 16,
         ..GenerateOptions::default()
     });
-    let mut s = ScenarioServiceClient::new(srv.channel().await);
-    let put = s
-        .put_scenario(req(
-            proto::PutScenarioRequest {
-                scenario_json: serde_json::to_string(&sc).unwrap(),
-                scenario: None,
-            },
-            PLANNER,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut p = srv.plans().await;
-    let mut stream = p
-        .solve(req(
-            proto::SolveRequest {
-                scenario_id: put.scenario_id,
-                ..Default::default()
-            },
-            PLANNER,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut id = None;
-    while let Some(ev) = stream.message().await.unwrap() {
-        if let Some(proto::solve_event::Event::Done(s)) = ev.event {
-            id = Some(s.plan_id);
-        }
-    }
-    let plan_id = id.expect("solve finished");
-    p.publish(req(proto::PublishRequest { plan_id }, PLANNER))
-        .await
-        .unwrap();
+    publish_scenario(srv.channel().await, &serde_json::to_value(&sc).unwrap()).await;
     published(srv).await
 }
 
-async fn published(srv: &Server) -> Plan {
+async fn published(srv: &Running) -> Plan {
     let got = srv
         .plans()
         .await
@@ -198,7 +104,7 @@ fn frozen(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_first_then_the_optimal_replan_unpublished() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path()).await;
+    let srv = start(config(dir.path())).await;
     let before = publish_national(&srv).await;
     let mut c = srv.reschedules().await;
     let mut r = req(request(vec![surge()]), DRILL);
@@ -271,7 +177,7 @@ async fn repair_first_then_the_optimal_replan_unpublished() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_before_the_replan_returns_the_repair_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path()).await;
+    let srv = start(config(dir.path())).await;
     publish_national(&srv).await;
     let mut c = srv.reschedules().await;
     // The re-plan's time limit runs out before its first solver run: the
@@ -293,7 +199,7 @@ async fn a_deadline_before_the_replan_returns_the_repair_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_calls_get_clear_statuses() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path()).await;
+    let srv = start(config(dir.path())).await;
     let mut c = srv.reschedules().await;
     let code = |r: Result<Vec<Event>, Status>| r.expect_err("an error").code();
 
@@ -350,7 +256,7 @@ async fn bad_calls_get_clear_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_reschedules_against_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path()).await;
+    let srv = start(config(dir.path())).await;
     let before = publish_national(&srv).await;
     let url = format!("http://{}", srv.addr);
     let out = tokio::task::spawn_blocking(move || {

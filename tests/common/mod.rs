@@ -9,6 +9,7 @@ use examcap::auth::{Role, Token};
 use examcap::config::Config;
 use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
+use examcap::proto::reschedule_service_client::RescheduleServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{self, solve_event::Event};
 use serde_json::Value;
@@ -79,6 +80,10 @@ impl Running {
     pub async fn plans(&self) -> PlanServiceClient<Channel> {
         PlanServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
     }
+
+    pub async fn reschedules(&self) -> RescheduleServiceClient<Channel> {
+        RescheduleServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
+    }
 }
 
 pub async fn channel(url: &str) -> Channel {
@@ -120,12 +125,10 @@ pub fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
     }
 }
 
-/// Puts `scenario`, solves it to the end and publishes the plan (as the
-/// planner); returns the PublishResponse.
-pub async fn publish_scenario(ch: Channel, scenario: &Value) -> proto::PublishResponse {
-    let mut s = ScenarioServiceClient::new(ch.clone());
-    let mut p = PlanServiceClient::new(ch).max_decoding_message_size(64 << 20);
-    let put = s
+/// Puts `scenario` and solves it to the end (as the planner); returns the
+/// plan id.
+pub async fn solve_scenario(ch: Channel, scenario: &Value) -> String {
+    let put = ScenarioServiceClient::new(ch.clone())
         .put_scenario(req(
             proto::PutScenarioRequest {
                 scenario_json: scenario.to_string(),
@@ -136,7 +139,7 @@ pub async fn publish_scenario(ch: Channel, scenario: &Value) -> proto::PublishRe
         .await
         .unwrap()
         .into_inner();
-    let mut stream = p
+    let mut stream = PlanServiceClient::new(ch)
         .solve(req(
             proto::SolveRequest {
                 scenario_id: put.scenario_id,
@@ -153,15 +156,18 @@ pub async fn publish_scenario(ch: Channel, scenario: &Value) -> proto::PublishRe
             plan_id = Some(s.plan_id);
         }
     }
-    p.publish(req(
-        proto::PublishRequest {
-            plan_id: plan_id.expect("the solve ends with a plan"),
-        },
-        PLANNER,
-    ))
-    .await
-    .unwrap()
-    .into_inner()
+    plan_id.expect("the solve ends with a plan")
+}
+
+/// Puts `scenario`, solves it to the end and publishes the plan (as the
+/// planner); returns the PublishResponse.
+pub async fn publish_scenario(ch: Channel, scenario: &Value) -> proto::PublishResponse {
+    let plan_id = solve_scenario(ch.clone(), scenario).await;
+    PlanServiceClient::new(ch)
+        .publish(req(proto::PublishRequest { plan_id }, PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// A RegistrationService client.
