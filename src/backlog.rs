@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use examcap_solver::scenario::Backlog;
 
+use crate::client::{authed, connect, ClientError};
 use crate::proto;
 use crate::store::{ReservationRecord, SledStore, Store, StoreError};
 
@@ -22,11 +23,8 @@ use crate::store::{ReservationRecord, SledStore, Store, StoreError};
 pub enum BacklogError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: String,
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("ListReservations: {0}")]
     Rpc(#[from] tonic::Status),
     #[error("reservation {id}: {message}")]
@@ -90,34 +88,19 @@ pub fn from_data_dir(dir: &std::path::Path) -> Result<Vec<Waiting>, BacklogError
 /// The active reservations of a running server, read page by page with
 /// ListReservations (role registration or planner).
 pub async fn from_server(url: &str, token: &str) -> Result<Vec<Waiting>, BacklogError> {
-    let channel = tonic::transport::Channel::from_shared(url.to_string())
-        .map_err(|e| BacklogError::Record {
-            id: String::new(),
-            message: format!("{url:?} is not a URL: {e}"),
-        })?
-        .connect()
-        .await
-        .map_err(|source| BacklogError::Connect {
-            url: url.to_string(),
-            source,
-        })?;
-    let mut client = proto::registration_service_client::RegistrationServiceClient::new(channel);
-    let bearer: tonic::metadata::MetadataValue<_> =
-        format!("Bearer {token}")
-            .parse()
-            .map_err(|_| BacklogError::Record {
-                id: String::new(),
-                message: "the token is not valid in a header".into(),
-            })?;
+    let mut client =
+        proto::registration_service_client::RegistrationServiceClient::new(connect(url).await?);
     let mut out = Vec::new();
     let mut page_token = String::new();
     loop {
-        let mut req = tonic::Request::new(proto::ListReservationsRequest {
-            page_size: 1000,
-            page_token,
-            ..Default::default()
-        });
-        req.metadata_mut().insert("authorization", bearer.clone());
+        let req = authed(
+            proto::ListReservationsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            },
+            Some(token),
+        )?;
         let page = client.list_reservations(req).await?.into_inner();
         for r in &page.reservations {
             out.push(waiting(

@@ -45,14 +45,7 @@ fn token(label: &str) -> String {
 }
 
 fn authed<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
-    let mut req = Request::new(msg);
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .context("token as metadata")?,
-    );
-    Ok(req)
+    examcap::client::authed(msg, Some(token)).context("token as metadata")
 }
 
 fn wait_cell(w: Option<&ExamWait>) -> String {

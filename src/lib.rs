@@ -17,6 +17,7 @@
 //!   durable seat reservations against the published plan.
 //! - [`reschedule`]: RescheduleService, a repair in milliseconds then the
 //!   optimal re-plan of a published plan after a surge.
+//! - [`client`]: how the CLI connects to a server and sends its token.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod auth;
 pub mod backlog;
+pub mod client;
 pub mod config;
 pub mod drill;
 pub mod registration;

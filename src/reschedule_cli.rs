@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
+use examcap::client::{authed, connect, ClientError, MAX_MESSAGE};
 use examcap::drill::{self, CapacityTarget, DemandChange, ShockSpec};
 use examcap::proto::reschedule_event::Event;
 use examcap::proto::reschedule_service_client::RescheduleServiceClient;
@@ -20,13 +21,11 @@ use examcap_solver::plan::PlanStatus;
 use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{replan, touched_exams, RescheduleError};
 use examcap_solver::{Plan, PlanOptions};
-use tonic::Request;
 
 use crate::{load, read_capped, write_plan, Failure};
 
 /// Largest message accepted from the server (a national plan's diff is small,
 /// but a summary of many moves is not).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub struct RescheduleArgs {
@@ -152,20 +151,17 @@ fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let channel = tonic::transport::Channel::from_shared(url.to_string())
-            .map_err(|e| Failure::Input(format!("examcap reschedule: --server {url:?}: {e}")))?
-            .connect()
-            .await
-            .map_err(|e| anyhow!("connecting to {url}: {e}"))?;
+        let client_error = |e: ClientError| {
+            if e.is_input() {
+                Failure::Input(format!("examcap reschedule: {e}"))
+            } else {
+                Failure::Internal(anyhow!(e))
+            }
+        };
+        let channel = connect(url).await.map_err(client_error)?;
         let mut client =
             RescheduleServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
-        let mut req = Request::new(msg);
-        if let Some(t) = token {
-            let v = format!("Bearer {t}").parse().map_err(|_| {
-                Failure::Input("examcap reschedule: --token is not valid metadata".into())
-            })?;
-            req.metadata_mut().insert("authorization", v);
-        }
+        let req = authed(msg, token.as_deref()).map_err(client_error)?;
         let status = |s: tonic::Status| match s.code() {
             tonic::Code::InvalidArgument
             | tonic::Code::NotFound

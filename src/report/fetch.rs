@@ -3,34 +3,21 @@
 //! plan's scenario id is its scenario's content hash, so GetPlan then
 //! GetScenario finds the exact scenario the plan was solved from.
 
-use std::time::Duration;
-
+use examcap::client::{authed, connect, ClientError, MAX_MESSAGE};
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{GetPlanRequest, GetScenarioRequest};
 use examcap_solver::plan::PLAN_FORMAT;
 use examcap_solver::{parse_scenario, Plan};
-use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 
 use super::Input;
-
-/// Largest message accepted: a national plan is a few MiB.
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Why the service could not give what the report needs.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("--server {url}: not a server address: {reason}")]
-    Url { url: String, reason: String },
-    #[error("--server {url}: cannot connect")]
-    Connect {
-        url: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
-    #[error("--token: not usable as a bearer token (visible ASCII only)")]
-    Token,
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("{call} {id}: {code:?}: {message}")]
     Rpc {
         call: &'static str,
@@ -52,7 +39,7 @@ impl FetchError {
     /// The caller's mistake (bad address, token, id), not the server's.
     pub fn is_input(&self) -> bool {
         match self {
-            FetchError::Url { .. } | FetchError::Token => true,
+            FetchError::Client(e) => e.is_input(),
             FetchError::Rpc { code, .. } => matches!(
                 code,
                 Code::NotFound
@@ -60,22 +47,9 @@ impl FetchError {
                     | Code::Unauthenticated
                     | Code::PermissionDenied
             ),
-            FetchError::Connect { .. } | FetchError::Document { .. } | FetchError::Runtime(_) => {
-                false
-            }
+            FetchError::Document { .. } | FetchError::Runtime(_) => false,
         }
     }
-}
-
-fn authed<T>(msg: T, token: Option<&str>) -> Result<Request<T>, FetchError> {
-    let mut req = Request::new(msg);
-    if let Some(t) = token {
-        let value = format!("Bearer {t}")
-            .parse()
-            .map_err(|_| FetchError::Token)?;
-        req.metadata_mut().insert("authorization", value);
-    }
-    Ok(req)
 }
 
 /// Fetches each plan id with its scenario, in order.
@@ -84,27 +58,8 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
         .enable_all()
         .build()
         .map_err(FetchError::Runtime)?;
-    // Without a scheme the address parses but every connect fails with a
-    // transport error: name the mistake instead.
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(FetchError::Url {
-            url: url.into(),
-            reason: "expected http://HOST:PORT or https://HOST:PORT".into(),
-        });
-    }
     rt.block_on(async {
-        let channel = Channel::from_shared(url.to_string())
-            .map_err(|e| FetchError::Url {
-                url: url.into(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .map_err(|source| FetchError::Connect {
-                url: url.into(),
-                source,
-            })?;
+        let channel = connect(url).await?;
         let mut plans =
             PlanServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
         let mut scenarios =

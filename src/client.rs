@@ -1,0 +1,91 @@
+//! The client side of the CLI commands that talk to a running server
+//! (`reschedule --server`, `report --server`, `backlog export --server`, the
+//! demo): one way to connect and to attach the bearer token, so a bad
+//! address or token is reported the same way by every command.
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic::Request;
+
+/// Largest message a CLI client accepts: full plans of the national
+/// scenario are a few MiB.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Why a call could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--server {url}: not a server address: {reason}")]
+    Url { url: String, reason: String },
+    #[error("--server {url}: cannot connect")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("--token: not usable as a bearer token (visible ASCII only)")]
+    Token,
+}
+
+impl ClientError {
+    /// The caller's mistake (address or token), not the network's.
+    pub fn is_input(&self) -> bool {
+        matches!(self, ClientError::Url { .. } | ClientError::Token)
+    }
+}
+
+/// Connects to `url` (`http://HOST:PORT` or `https://HOST:PORT`).
+pub async fn connect(url: &str) -> Result<Channel, ClientError> {
+    // Without a scheme the address parses but every connect fails with a
+    // transport error: name the mistake instead.
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ClientError::Url {
+            url: url.into(),
+            reason: "expected http://HOST:PORT or https://HOST:PORT".into(),
+        });
+    }
+    Channel::from_shared(url.to_string())
+        .map_err(|e| ClientError::Url {
+            url: url.into(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            url: url.into(),
+            source,
+        })
+}
+
+/// `msg` with `authorization: Bearer <token>` when there is a token.
+pub fn authed<T>(msg: T, token: Option<&str>) -> Result<Request<T>, ClientError> {
+    let mut req = Request::new(msg);
+    if let Some(t) = token {
+        let value = format!("Bearer {t}")
+            .parse()
+            .map_err(|_| ClientError::Token)?;
+        req.metadata_mut().insert("authorization", value);
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_address_without_a_scheme_is_named() {
+        let e = connect("127.0.0.1:50051").await.unwrap_err();
+        assert!(e.is_input());
+        assert!(e.to_string().contains("expected http://"), "{e}");
+    }
+
+    #[test]
+    fn the_token_goes_in_the_authorization_header() {
+        let r = authed((), Some("abc")).unwrap();
+        assert_eq!(r.metadata().get("authorization").unwrap(), "Bearer abc");
+        assert!(authed((), None).unwrap().metadata().is_empty());
+        assert!(matches!(authed((), Some("a\nb")), Err(ClientError::Token)));
+    }
+}
