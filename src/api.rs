@@ -236,6 +236,9 @@ struct Inner {
     gate: SolveGate,
     /// Reservations and the published plan's seat stock (RegistrationService).
     book: Arc<crate::registration::book::Book>,
+    /// Held by Publish while it moves the published pointer and installs
+    /// the stock, so that concurrent Publishes leave both on the same plan.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 /// The implementation of every examcap.v1 service; cheap to clone.
@@ -263,6 +266,7 @@ impl Api {
                 auth,
                 gate,
                 book,
+                publishing: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -973,9 +977,12 @@ impl proto::plan_service_server::PlanService for Api {
         check_publishable(&rec)?;
         let stock = crate::registration::stock_for_publish(self, rec).await?;
         let key = id.clone();
-        let previous = self.db(move |s| s.set_published(&key)).await?;
-        // Every reservation is kept; cells with fewer seats now are reported.
-        let conflicts = self.book().install(stock);
+        let (previous, conflicts) = {
+            let _one_at_a_time = self.inner.publishing.lock().await;
+            let previous = self.db(move |s| s.set_published(&key)).await?;
+            // Every reservation is kept; cells with fewer seats now are reported.
+            (previous, self.book().install(stock))
+        };
         self.audit(&caller, Rpc::Publish, &id).await?;
         tracing::info!(plan = %id, previous = previous.as_deref().unwrap_or(""), "plan published");
         Ok(Response::new(proto::PublishResponse {

@@ -628,3 +628,52 @@ async fn a_full_location_points_to_another_option() {
     assert_eq!(info.metadata["predicted_wait_weeks"], info.metadata["week"]);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_leave_pointer_and_stock_on_one_plan() {
+    // Two Publishes at once, many times: whichever lands last, the plan
+    // GetPublished names is the one whose seats GetStock sells.
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let a = common::solve_scenario(srv.channel().await, &seats(2)).await;
+    let b = common::solve_scenario(srv.channel().await, &seats(6)).await;
+    let plans = srv.plans().await;
+    let mut c = Client::new(srv.channel().await);
+    for round in 0..40 {
+        let publish = |id: &str| {
+            let mut p = plans.clone();
+            let id = id.to_string();
+            async move {
+                p.publish(req(proto::PublishRequest { plan_id: id }, PLANNER))
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let (ra, rb) = tokio::join!(publish(&a), publish(&b));
+        ra.unwrap();
+        rb.unwrap();
+        let published = plans
+            .clone()
+            .get_published(req(proto::GetPublishedRequest {}, PLANNER))
+            .await
+            .unwrap()
+            .into_inner()
+            .summary
+            .expect("a summary")
+            .plan_id;
+        let stock_plan = c
+            .get_stock(req(
+                proto::GetStockRequest {
+                    exam: "SPK".into(),
+                    ..Default::default()
+                },
+                REGISTRATION,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .plan_id;
+        assert_eq!(published, stock_plan, "round {round}");
+    }
+    srv.stop().await;
+}
