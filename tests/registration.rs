@@ -661,18 +661,7 @@ async fn concurrent_publishes_leave_pointer_and_stock_on_one_plan() {
             .summary
             .expect("a summary")
             .plan_id;
-        let stock_plan = c
-            .get_stock(req(
-                proto::GetStockRequest {
-                    exam: "SPK".into(),
-                    ..Default::default()
-                },
-                REGISTRATION,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .plan_id;
+        let stock_plan = common::stock_response(&mut c).await.plan_id;
         assert_eq!(published, stock_plan, "round {round}");
     }
     srv.stop().await;

@@ -186,7 +186,7 @@ pub fn reserve_req(key: &str, cand: &str) -> proto::ReserveRequest {
 }
 
 /// GetStock of exam SPK over the whole horizon.
-pub async fn stock(c: &mut Registration) -> Vec<proto::StockCell> {
+pub async fn stock_response(c: &mut Registration) -> proto::GetStockResponse {
     c.get_stock(req(
         proto::GetStockRequest {
             exam: "SPK".into(),
@@ -197,7 +197,11 @@ pub async fn stock(c: &mut Registration) -> Vec<proto::StockCell> {
     .await
     .unwrap()
     .into_inner()
-    .cells
+}
+
+/// The cells of [`stock_response`].
+pub async fn stock(c: &mut Registration) -> Vec<proto::StockCell> {
+    stock_response(c).await.cells
 }
 
 /// Every reservation, following the page tokens.
