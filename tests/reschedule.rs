@@ -80,6 +80,18 @@ fn ends(events: &[Event]) -> &proto::RescheduleEnd {
     }
 }
 
+/// The stream gave the repair, no re-plan or diff, and ended saying the
+/// optimum was not reached.
+fn assert_repair_only(evs: &[Event]) {
+    assert!(matches!(evs.first(), Some(Event::Repair(_))), "{evs:?}");
+    assert!(!evs
+        .iter()
+        .any(|e| matches!(e, Event::Replan(_) | Event::Diff(_))));
+    let end = ends(&evs);
+    assert_eq!(end.status, RescheduleStatus::OptimumNotReached as i32);
+    assert!(end.message.contains("only the repair"), "{}", end.message);
+}
+
 /// Cells (region, exam, location, week) → candidates of weeks < FREEZE.
 fn frozen(
     rows: &[examcap_solver::plan::AllocationRow],
@@ -187,13 +199,7 @@ async fn a_deadline_before_the_replan_returns_the_repair_and_says_so() {
         ..request(vec![surge()])
     };
     let evs = events(&mut c, req(r, PLANNER)).await.unwrap();
-    assert!(matches!(evs.first(), Some(Event::Repair(_))), "{evs:?}");
-    assert!(!evs
-        .iter()
-        .any(|e| matches!(e, Event::Replan(_) | Event::Diff(_))));
-    let end = ends(&evs);
-    assert_eq!(end.status, RescheduleStatus::OptimumNotReached as i32);
-    assert!(end.message.contains("only the repair"), "{}", end.message);
+    assert_repair_only(&evs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,13 +234,7 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
     let evs = events(&mut c, r)
         .await
         .expect("the stream ends before the deadline");
-    assert!(matches!(evs.first(), Some(Event::Repair(_))), "{evs:?}");
-    assert!(!evs
-        .iter()
-        .any(|e| matches!(e, Event::Replan(_) | Event::Diff(_))));
-    let end = ends(&evs);
-    assert_eq!(end.status, RescheduleStatus::OptimumNotReached as i32);
-    assert!(end.message.contains("only the repair"), "{}", end.message);
+    assert_repair_only(&evs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
