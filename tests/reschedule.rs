@@ -87,7 +87,7 @@ fn assert_repair_only(evs: &[Event]) {
     assert!(!evs
         .iter()
         .any(|e| matches!(e, Event::Replan(_) | Event::Diff(_))));
-    let end = ends(&evs);
+    let end = ends(evs);
     assert_eq!(end.status, RescheduleStatus::OptimumNotReached as i32);
     assert!(end.message.contains("only the repair"), "{}", end.message);
 }
