@@ -7,6 +7,7 @@
 //! max_message_bytes = 33554432
 //! max_concurrent_solves = 2
 //! solve_queue = 8
+//! worker_threads = 0
 //! [[tokens]]
 //! name = "planning-team"
 //! role = "planner"
@@ -25,6 +26,9 @@ use crate::auth::{Role, Token};
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// Default for [`Config::solve_queue`].
 pub const DEFAULT_SOLVE_QUEUE: usize = 8;
+
+/// Most runtime threads [`Config::worker_threads`] may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,11 @@ pub struct Config {
     pub max_concurrent_solves: usize,
     /// Solves waiting for a slot before further ones get RESOURCE_EXHAUSTED.
     pub solve_queue: usize,
+    /// Threads of the async runtime that serves the calls; 0 = the number of
+    /// cores. Fewer leave cores to what shares the machine (a load generator
+    /// on loopback, say); solves and the reservation writer have their own
+    /// threads either way.
+    pub worker_threads: usize,
     /// Serve TLS (rustls, ring) with this certificate chain and key;
     /// plaintext HTTP/2 when absent.
     pub tls: Option<TlsConfig>,
@@ -86,6 +95,7 @@ impl Default for Config {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_concurrent_solves: 0,
             solve_queue: DEFAULT_SOLVE_QUEUE,
+            worker_threads: 0,
             tls: None,
         }
     }
@@ -134,6 +144,15 @@ impl Config {
         }
     }
 
+    /// Threads of the runtime that serves the calls.
+    pub fn runtime_workers(&self) -> usize {
+        if self.worker_threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.worker_threads
+        }
+    }
+
     /// Rejects configurations the server cannot run with.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.tokens.is_empty() && !self.allow_unauthenticated {
@@ -150,6 +169,11 @@ impl Config {
                     t.name
                 )));
             }
+        }
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return Err(ConfigError::Invalid(format!(
+                "worker_threads must be at most {MAX_WORKER_THREADS} (0 = the number of cores)"
+            )));
         }
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid(
@@ -201,6 +225,8 @@ mod tests {
         assert_eq!(c.solve_queue, 2);
         assert_eq!(c.tokens[0].role, Role::Planner);
         assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(c.worker_threads, 0);
+        assert!(c.runtime_workers() >= 1);
         c.apply_env(|k| match k {
             "EXAMCAP_LISTEN" => Some("0.0.0.0:7000".into()),
             "EXAMCAP_TOKENS" => Some("r:registration:rrrrrrrrrr, d:drill:dd:dddddddd".into()),
@@ -214,5 +240,26 @@ mod tests {
         assert!(parse_tokens("x:boss:yyyyyyyy").is_err());
         assert!(parse_tokens("x:planner").is_err());
         assert!(Config::default().check().is_err());
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_cores_and_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("examcap.toml");
+        std::fs::write(&f, "worker_threads = 1\nallow_unauthenticated = true\n").unwrap();
+        let c = Config::from_file(&f).unwrap();
+        assert_eq!((c.worker_threads, c.runtime_workers()), (1, 1));
+        c.check().unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(Config::default().runtime_workers(), cores);
+        let many = Config {
+            worker_threads: MAX_WORKER_THREADS + 1,
+            ..c
+        };
+        assert!(many
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("worker_threads"));
     }
 }

@@ -415,6 +415,7 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
         .check()
         .map_err(|e| Failure::Input(format!("examcap: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_workers())
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::{Api, SolveGate};
@@ -92,6 +92,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     run(listener, config, shutdown).await
 }
 
+/// The connections `listener` accepts, with `TCP_NODELAY` set on each.
+///
+/// tonic sets it only on listeners it binds itself; on a listener handed in
+/// (as here) Nagle's algorithm stays on, and a small reply written while an
+/// earlier one is unacknowledged waits for the peer's delayed ACK (tens of
+/// milliseconds on loopback). gRPC replies are small and written at once,
+/// so they should go out at once.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves examcap.v1 (with gRPC health and reflection) on `listener` until
 /// `shutdown` resolves; in-flight calls are then drained.
 pub async fn run(
@@ -173,7 +184,7 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .add_service(RegistrationServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
             // Load balancers and probes see the drain before the port closes.
             health.set_not_serving::<ScenarioServiceServer<Api>>().await;

@@ -1,5 +1,6 @@
 //! `examcap serve` as a process: configuration errors exit 2, and SIGTERM
-//! stops a running server cleanly (exit 0) after it served a request.
+//! stops a running server cleanly (exit 0) after it served a request (on
+//! one runtime thread, `worker_threads = 1`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -40,13 +41,31 @@ fn serve_without_tokens_refuses_to_start() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("examcap.toml"), "{err}");
+
+    std::fs::write(&cfg, "worker_threads = 100000\n").unwrap();
+    let o = examcap()
+        .args([
+            "serve",
+            "--allow-unauthenticated",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .env("EXAMCAP_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("worker_threads"), "{err}");
 }
 
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // One runtime thread (`worker_threads`) is enough to serve.
+    let cfg = dir.path().join("examcap.toml");
+    std::fs::write(&cfg, "worker_threads = 1\n").unwrap();
     let mut child = examcap()
-        .args(["serve"])
+        .args(["serve", "--config", cfg.to_str().unwrap()])
         .env("EXAMCAP_LISTEN", "127.0.0.1:0")
         .env("EXAMCAP_DATA_DIR", dir.path().join("data"))
         .env("EXAMCAP_TOKENS", "alice:planner:planner-secret-1")

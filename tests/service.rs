@@ -1062,3 +1062,20 @@ async fn a_zero_deadline_is_deadline_exceeded_not_a_crash() {
     solve(&mut p, solve_req(&id, PLANNER)).await.unwrap();
     srv.stop().await;
 }
+
+/// Accepted connections have TCP_NODELAY: a small reply is not held back
+/// waiting for the ACK of the previous one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_connections_have_nodelay() {
+    use tokio_stream::StreamExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut incoming = examcap::server::incoming(listener);
+    let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let accepted = tokio::time::timeout(Duration::from_secs(5), incoming.next())
+        .await
+        .expect("a connection within 5 s")
+        .expect("the listener is open")
+        .unwrap();
+    assert!(accepted.nodelay().unwrap());
+}

@@ -269,6 +269,28 @@ fn stagger(every: Duration, index: usize, clients: usize) -> Duration {
     every.mul_f64(index as f64 / clients.max(1) as f64)
 }
 
+/// tokio's timers tick in whole milliseconds and round a deadline up to the
+/// next tick, so a sleep until the scheduled time wakes up to a millisecond
+/// late, and that lateness counts as latency. The open loop sleeps until one
+/// tick before (see [`counted_from`]).
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// When an open-loop client wakes for a call scheduled `at`: one timer tick
+/// early, so it sends within about a tick of `at` instead of up to a tick
+/// after it.
+fn wake_for(at: Instant) -> Instant {
+    at.checked_sub(TIMER_TICK).unwrap_or(at)
+}
+
+/// Where the latency of a call scheduled `at` and sent at `sent` counts
+/// from: the scheduled time, or the send if that was earlier. Never later
+/// than the schedule (a late send still counts its wait: no coordinated
+/// omission), and an early send counts from when it went out, so each
+/// latency is at least what it would have been measured from `at`.
+fn counted_from(at: Instant, sent: Instant) -> Instant {
+    at.min(sent)
+}
+
 /// Runs one client until the deadline or the request budget.
 pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient) -> ClientLog {
     let mut rng = Rng::for_client(shared.seed, index);
@@ -295,8 +317,8 @@ pub async fn run_client(index: usize, shared: Arc<Shared>, mut client: RegClient
                 if at >= shared.deadline {
                     break;
                 }
-                tokio::time::sleep_until(at.into()).await;
-                at
+                tokio::time::sleep_until(wake_for(at).into()).await;
+                counted_from(at, Instant::now())
             }
             None => Instant::now(),
         };
@@ -485,6 +507,19 @@ mod tests {
         {"region":"R2","exam":"KNM","location":"UTR","week":1,"candidates":0},
         {"region":"R2","exam":"B1","location":"UTR","week":5,"candidates":60}
     ],"other":{"ignored":true}}"#;
+
+    #[test]
+    fn open_loop_latency_counts_from_the_schedule_or_an_earlier_send() {
+        let at = Instant::now() + Duration::from_secs(1);
+        assert_eq!(wake_for(at), at - TIMER_TICK);
+        // Late: from the schedule, so the wait counts.
+        let late = at + Duration::from_micros(700);
+        assert_eq!(counted_from(at, late), at);
+        // Early: from the send.
+        let early = at - Duration::from_micros(300);
+        assert_eq!(counted_from(at, early), early);
+        assert_eq!(counted_from(at, at), at);
+    }
 
     #[test]
     fn targets_are_weighted_by_planned_seats() {

@@ -63,6 +63,12 @@ struct Cli {
     /// cores, 8 gave about twice the Quote throughput of 64 (BENCHMARKS.md).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     connections: Option<u32>,
+    /// Threads of the load generator's runtime (default: half the cores, at
+    /// least 1). On loopback the clients share the machine with the server:
+    /// with more runnable threads than cores, calls wait in the run queue
+    /// and that wait shows as latency (BENCHMARKS.md).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
     /// Run this long, e.g. 60s, 2m, 500ms (at most 1h).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
@@ -134,6 +140,8 @@ struct Summary {
     server: String,
     clients: u32,
     connections: u32,
+    /// The load generator's runtime threads.
+    threads: usize,
     mix: String,
     /// Open-loop calls per second, if set.
     rate: Option<f64>,
@@ -160,7 +168,9 @@ fn main() -> ExitCode {
         eprintln!("loadtest: give --duration, --requests or both");
         return ExitCode::from(2);
     }
+    let threads = cli.threads.map_or_else(default_threads, |n| n as usize);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
     {
@@ -180,6 +190,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--threads` when not given: half the cores, at least 1.
+fn default_threads() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
 /// Runs the load and the check; `Ok(passed)`.
 async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
     let token = cli
@@ -187,6 +202,7 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
         .clone()
         .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
     let auth = Bearer::new(token.as_deref())?;
+    let threads = cli.threads.map_or_else(default_threads, |n| n as usize);
     let endpoint = Endpoint::from(uri)
         .connect_timeout(Duration::from_secs(5))
         .timeout(CALL_TIMEOUT);
@@ -289,6 +305,7 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
             server: cli.server,
             clients: cli.clients,
             connections,
+            threads,
             mix: cli.mix.to_string(),
             rate: cli.rate,
             seed: cli.seed,
@@ -302,12 +319,13 @@ async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "loadtest: {} against {}: {} clients over {} connections, mix {}, seed {}, \
-             {}{} (region, exam) pairs, from_week 0..={max_from_week}, {:.1} s",
+            "loadtest: {} against {}: {} clients over {} connections ({threads} thread{}), \
+             mix {}, seed {}, {}{} (region, exam) pairs, from_week 0..={max_from_week}, {:.1} s",
             if passed { "passed" } else { "FAILED" },
             cli.server,
             cli.clients,
             connections,
+            if threads == 1 { "" } else { "s" },
             cli.mix,
             cli.seed,
             cli.rate
@@ -374,6 +392,11 @@ mod tests {
         assert_eq!(cli.mix.weight(Op::Reserve), 1);
         assert_eq!(cli.exam, ["KNM", "B1"]);
         assert_eq!(cli.server, "http://127.0.0.1:50051");
+        assert_eq!(cli.threads, None);
+        assert!(default_threads() >= 1);
+        let cli = Cli::try_parse_from(["loadtest", "--threads", "1", "--duration", "1s"]).unwrap();
+        assert_eq!(cli.threads, Some(1));
+        assert!(Cli::try_parse_from(["loadtest", "--threads", "0"]).is_err());
         assert!(Cli::try_parse_from(["loadtest", "--clients", "0"]).is_err());
         assert!(Cli::try_parse_from(["loadtest", "--mix", "reschedule=1"]).is_err());
     }
