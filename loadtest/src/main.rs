@@ -180,7 +180,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, uri)) {
+    match runtime.block_on(run(cli, uri, threads)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -196,13 +196,13 @@ fn default_threads() -> usize {
 }
 
 /// Runs the load and the check; `Ok(passed)`.
-async fn run(cli: Cli, uri: tonic::transport::Uri) -> anyhow::Result<bool> {
+/// `threads` is the runtime's worker count, for the report.
+async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Result<bool> {
     let token = cli
         .token
         .clone()
         .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
     let auth = Bearer::new(token.as_deref())?;
-    let threads = cli.threads.map_or_else(default_threads, |n| n as usize);
     let endpoint = Endpoint::from(uri)
         .connect_timeout(Duration::from_secs(5))
         .timeout(CALL_TIMEOUT);
