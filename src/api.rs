@@ -1031,6 +1031,46 @@ pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, Api
         .collect()
 }
 
+/// A shock in proto terms: what [`shock_spec`] reads back (week numbers
+/// past u32 saturate; they are clipped to the horizon either way).
+pub fn shock_proto(s: &ShockSpec) -> proto::Shock {
+    let kind = match s {
+        ShockSpec::Demand {
+            region,
+            exam,
+            from_week,
+            to_week,
+            change,
+        } => proto::shock::Kind::Demand(proto::DemandShock {
+            region: region.clone().unwrap_or_default(),
+            exam: exam.clone().unwrap_or_default(),
+            from_week: u32::try_from(*from_week).unwrap_or(u32::MAX),
+            to_week: u32::try_from(*to_week).unwrap_or(u32::MAX),
+            change: Some(match change {
+                DemandChange::Multiplier(m) => proto::demand_shock::Change::Multiplier(*m),
+                DemandChange::Delta(d) => proto::demand_shock::Change::Delta(*d),
+            }),
+        }),
+        ShockSpec::Capacity {
+            target,
+            from_week,
+            to_week,
+            factor,
+        } => proto::shock::Kind::Capacity(proto::CapacityShock {
+            target: Some(match target {
+                CapacityTarget::Location(l) => proto::capacity_shock::Target::Location(l.clone()),
+                CapacityTarget::RatingPool(q) => {
+                    proto::capacity_shock::Target::RatingPool(q.clone())
+                }
+            }),
+            from_week: u32::try_from(*from_week).unwrap_or(u32::MAX),
+            to_week: u32::try_from(*to_week).unwrap_or(u32::MAX),
+            factor: *factor,
+        }),
+    };
+    proto::Shock { kind: Some(kind) }
+}
+
 /// A proto shock in scenario terms; `i` is its index, for error paths.
 fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, ApiError> {
     use proto::capacity_shock::Target;
@@ -1212,6 +1252,41 @@ impl proto::drill_service_server::DrillService for Api {
 mod tests {
     use super::*;
     use tonic::metadata::MetadataValue;
+
+    #[test]
+    fn shocks_go_to_proto_and_back_unchanged() {
+        let shocks = [
+            ShockSpec::Demand {
+                region: Some("AMSTERDAM".into()),
+                exam: Some("SPREKEN_B1".into()),
+                from_week: 10,
+                to_week: 16,
+                change: DemandChange::Multiplier(1.6),
+            },
+            ShockSpec::Demand {
+                region: None,
+                exam: None,
+                from_week: 0,
+                to_week: 3,
+                change: DemandChange::Delta(-12.5),
+            },
+            ShockSpec::Capacity {
+                target: CapacityTarget::Location("AMS".into()),
+                from_week: 2,
+                to_week: 2,
+                factor: 0.0,
+            },
+            ShockSpec::Capacity {
+                target: CapacityTarget::RatingPool("speaking_raters".into()),
+                from_week: 5,
+                to_week: 9,
+                factor: 0.5,
+            },
+        ];
+        for (i, s) in shocks.iter().enumerate() {
+            assert_eq!(shock_spec(i, &shock_proto(s)).unwrap(), *s);
+        }
+    }
 
     #[test]
     fn grpc_timeout_units() {

@@ -8,14 +8,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use examcap::api::shock_proto;
 use examcap::auth::{Role, Token};
+use examcap::client::MAX_MESSAGE;
 use examcap::config::Config;
+use examcap::drill::{DemandChange, ShockSpec};
 use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{
-    demand_shock, shock, solve_event, DemandShock, ExamWait, GetPlanRequest, PublishRequest,
-    PutScenarioRequest, RunDrillRequest, Shock, SolveRequest,
+    solve_event, ExamWait, GetPlanRequest, PublishRequest, PutScenarioRequest, RunDrillRequest,
+    SolveRequest,
 };
 use examcap_solver::Plan;
 use sha2::{Digest, Sha256};
@@ -23,9 +26,6 @@ use tonic::transport::Channel;
 use tonic::Request;
 
 use crate::summary::render_summary;
-
-/// Largest message the demo's clients accept (a national plan is a few MiB).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// The surge the drill applies: Spreken B1 ×1.6 in weeks 10–16.
 const SURGE: (&str, f64, u32, u32) = ("SPREKEN_B1", 1.6, 10, 16);
@@ -197,15 +197,13 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
             RunDrillRequest {
                 base_scenario_id: put.scenario_id.clone(),
                 name: format!("{exam} surge x{mult} weeks {from}-{to}"),
-                shocks: vec![Shock {
-                    kind: Some(shock::Kind::Demand(DemandShock {
-                        region: String::new(),
-                        exam: exam.into(),
-                        from_week: from,
-                        to_week: to,
-                        change: Some(demand_shock::Change::Multiplier(mult)),
-                    })),
-                }],
+                shocks: vec![shock_proto(&ShockSpec::Demand {
+                    region: None,
+                    exam: Some(exam.into()),
+                    from_week: from as usize,
+                    to_week: to as usize,
+                    change: DemandChange::Multiplier(mult),
+                })],
             },
             &ops,
         )?)

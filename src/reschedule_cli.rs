@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
+use examcap::api::shock_proto;
 use examcap::client::{authed, connect, ClientError, MAX_MESSAGE};
-use examcap::drill::{self, CapacityTarget, DemandChange, ShockSpec};
+use examcap::drill::{self, DemandChange, ShockSpec};
 use examcap::proto::reschedule_event::Event;
 use examcap::proto::reschedule_service_client::RescheduleServiceClient;
 use examcap::proto::{self, RescheduleStatus};
@@ -96,44 +97,6 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
     crate::emit(&render(&events, a.rows))
 }
 
-fn to_proto(s: &ShockSpec) -> proto::Shock {
-    let kind = match s {
-        ShockSpec::Demand {
-            region,
-            exam,
-            from_week,
-            to_week,
-            change,
-        } => proto::shock::Kind::Demand(proto::DemandShock {
-            region: region.clone().unwrap_or_default(),
-            exam: exam.clone().unwrap_or_default(),
-            from_week: u32::try_from(*from_week).unwrap_or(u32::MAX),
-            to_week: u32::try_from(*to_week).unwrap_or(u32::MAX),
-            change: Some(match change {
-                DemandChange::Multiplier(m) => proto::demand_shock::Change::Multiplier(*m),
-                DemandChange::Delta(d) => proto::demand_shock::Change::Delta(*d),
-            }),
-        }),
-        ShockSpec::Capacity {
-            target,
-            from_week,
-            to_week,
-            factor,
-        } => proto::shock::Kind::Capacity(proto::CapacityShock {
-            target: Some(match target {
-                CapacityTarget::Location(l) => proto::capacity_shock::Target::Location(l.clone()),
-                CapacityTarget::RatingPool(q) => {
-                    proto::capacity_shock::Target::RatingPool(q.clone())
-                }
-            }),
-            from_week: u32::try_from(*from_week).unwrap_or(u32::MAX),
-            to_week: u32::try_from(*to_week).unwrap_or(u32::MAX),
-            factor: *factor,
-        }),
-    };
-    proto::Shock { kind: Some(kind) }
-}
-
 fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
     let token = a
         .token
@@ -141,7 +104,7 @@ fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
     let msg = proto::RescheduleRequest {
         plan_id: a.plan.clone().unwrap_or_default(),
-        shocks: a.surges.iter().map(to_proto).collect(),
+        shocks: a.surges.iter().map(shock_proto).collect(),
         freeze_weeks: a.freeze,
         sigma: a.sigma,
         ..Default::default()
