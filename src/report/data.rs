@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use examcap_solver::scenario::availability;
+use examcap_solver::scenario::{availability, Unavailable};
 use examcap_solver::waits::CohortState;
 use examcap_solver::{Plan, Scenario};
 
@@ -163,6 +163,27 @@ pub struct UseGrid {
     pub cells: Vec<Vec<Use>>,
 }
 
+/// One capacity's weeks: regular and extra minutes after its
+/// unavailability factors, and the minutes the plan uses (`used(t)`).
+fn weekly_use(
+    weekly: f64,
+    extra: f64,
+    unavailable: &[Unavailable],
+    weeks: usize,
+    used: impl Fn(usize) -> f64,
+) -> Vec<Use> {
+    (0..weeks)
+        .map(|t| {
+            let f = availability(unavailable, t);
+            Use {
+                regular: weekly * f,
+                extra: extra * f,
+                used: used(t),
+            }
+        })
+        .collect()
+}
+
 /// Seat use per (location, resource kind) and week.
 pub fn seat_use(plan: &Plan, sc: &Scenario) -> UseGrid {
     let weeks = sc.horizon_weeks;
@@ -186,21 +207,17 @@ pub fn seat_use(plan: &Plan, sc: &Scenario) -> UseGrid {
     for l in &sc.locations {
         for res in &l.resources {
             grid.rows.push(format!("{} {}", l.id, res.kind));
-            grid.cells.push(
-                (0..weeks)
-                    .map(|t| {
-                        let f = availability(&l.unavailable, t);
-                        Use {
-                            regular: res.weekly_minutes * f,
-                            extra: res.extra_weekly_minutes * f,
-                            used: used
-                                .get(&(l.id.as_str(), res.kind.as_str(), t))
-                                .copied()
-                                .unwrap_or(0.0),
-                        }
-                    })
-                    .collect(),
-            );
+            grid.cells.push(weekly_use(
+                res.weekly_minutes,
+                res.extra_weekly_minutes,
+                &l.unavailable,
+                weeks,
+                |t| {
+                    used.get(&(l.id.as_str(), res.kind.as_str(), t))
+                        .copied()
+                        .unwrap_or(0.0)
+                },
+            ));
         }
     }
     grid
@@ -229,16 +246,13 @@ pub fn rater_use(plan: &Plan, sc: &Scenario) -> UseGrid {
             .rating_pools
             .iter()
             .map(|p| {
-                (0..weeks)
-                    .map(|t| {
-                        let f = availability(&p.unavailable, t);
-                        Use {
-                            regular: p.weekly_minutes * f,
-                            extra: p.extra_weekly_minutes * f,
-                            used: used.get(&(p.id.as_str(), t)).copied().unwrap_or(0.0),
-                        }
-                    })
-                    .collect()
+                weekly_use(
+                    p.weekly_minutes,
+                    p.extra_weekly_minutes,
+                    &p.unavailable,
+                    weeks,
+                    |t| used.get(&(p.id.as_str(), t)).copied().unwrap_or(0.0),
+                )
             })
             .collect(),
     }
