@@ -72,7 +72,7 @@ pub fn shadow_prices(
                     },
                     t,
                 ),
-                Row::Flow { .. } | Row::Wait { .. } | Row::Stability { .. } => continue,
+                Row::Flow { .. } | Row::Wait { .. } => continue,
             };
             out.push(ShadowPrice {
                 capacity,

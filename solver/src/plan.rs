@@ -450,7 +450,13 @@ pub(crate) fn run_pipeline(
         PlanStatus::Stage2TimeLimit
     };
     let mut stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
-    let mut stage2_cost: f64 = results.iter().map(|r| r.cost).sum();
+    // C leaves out a re-plan's stability term σ·|x − x_published| (up to
+    // its constant): that is not a cost of the plan.
+    let mut stage2_cost: f64 = lps
+        .iter()
+        .zip(&results)
+        .map(|(lp, res)| lp.plan_cost(&res.values))
+        .sum();
     let mut lp_alloc = lp_allocation(&inst, &lps, &results);
     // Streams re-optimised by a re-plan (all of them in a plain solve).
     let solved: BTreeSet<usize> = lps
@@ -458,22 +464,6 @@ pub(crate) fn run_pipeline(
         .flat_map(|lp| lp.streams.iter().copied())
         .collect();
     if let Some(r) = restrict {
-        // C without the stability term: σ·Σ|x − x_published| over weeks
-        // ≥ F is not a cost of the plan (whether the LP carries it on d±
-        // or, where nothing was published, on x itself).
-        let (sigma, freeze) = (r.replan.sigma, r.replan.freeze_weeks);
-        if sigma > 0.0 {
-            for (lp, res) in lps.iter().zip(&results) {
-                for (j, col) in lp.cols.iter().enumerate() {
-                    if let Col::X { stream, l, t } = *col {
-                        if t >= freeze {
-                            let p = r.replan.published.get(&(stream, l, t)).copied();
-                            stage2_cost -= sigma * (res.values[j] - p.unwrap_or(0.0)).abs();
-                        }
-                    }
-                }
-            }
-        }
         let (v, c) = fixed_values(&inst, r.fixed, &solved);
         stage1_violation += v;
         stage2_cost += c;
@@ -652,9 +642,10 @@ pub fn lp_allocation(
         for (j, col) in lp.cols.iter().enumerate() {
             let v = r.values[j];
             match *col {
-                Col::X { stream, l, t } if v > 0.0 => {
+                // A re-plan's x may come in two parts (see `Replan::sigma`).
+                Col::X { stream, l, t } | Col::XAbove { stream, l, t } if v > 0.0 => {
                     for &(stream, share) in &inst.members[stream] {
-                        a.x.insert(Cell { stream, t, l }, v * share);
+                        *a.x.entry(Cell { stream, t, l }).or_insert(0.0) += v * share;
                     }
                 }
                 Col::Y { l, k, t } if v > 0.0 => {

@@ -537,7 +537,7 @@ pub fn extra_changes(
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{build_block, Col, Instance, Replan, Row};
+    use crate::model::{build_block, Col, Instance, Replan};
     use serde_json::json;
 
     fn instance() -> Instance {
@@ -575,7 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn replan_extras_fix_frozen_x_and_tie_later_x() {
+    fn replan_extras_fix_frozen_x_and_split_later_x_at_the_published_value() {
         let inst = instance();
         let extras = Replan {
             freeze_weeks: 1,
@@ -583,48 +583,47 @@ mod tests {
             published: [((0, 0, 0), 4.0), ((0, 0, 1), 6.0)].into_iter().collect(),
         };
         let lp = build_block(&inst, &[0], Some(&extras));
+        let mut above = Vec::new();
         for (j, col) in lp.cols.iter().enumerate() {
+            let got = (
+                lp.col_lower[j],
+                lp.col_upper[j],
+                lp.cost2[j],
+                lp.stability_cost[j],
+            );
             match *col {
-                Col::X { t: 0, .. } => {
-                    assert_eq!((lp.col_lower[j], lp.col_upper[j]), (4.0, 4.0));
+                // Frozen: fixed to what was published, no stability term.
+                Col::X { t: 0, .. } => assert_eq!(got, (4.0, 4.0, 0.5, 0.0)),
+                // Published 6: x up to 6 earns σ back, x above 6 pays σ.
+                Col::X { t: 1, .. } => assert_eq!(got, (0.0, 6.0, 0.5 - 2.0, -2.0)),
+                Col::XAbove { t, .. } => {
+                    assert_eq!(got, (0.0, f64::INFINITY, 0.5 + 2.0, 2.0));
+                    above.push(t);
                 }
-                Col::X { .. } => assert_eq!(lp.col_lower[j], 0.0),
-                Col::Dev { t, .. } => {
-                    assert!(t >= 1);
-                    assert_eq!((lp.cost1[j], lp.cost2[j]), (0.0, 2.0));
-                }
-                _ => {}
+                // Nothing published: σ joins x's cost, no split.
+                Col::X { .. } => assert_eq!(got, (0.0, f64::INFINITY, 0.5 + 2.0, 2.0)),
+                _ => assert_eq!(lp.stability_cost[j], 0.0, "{col:?}"),
             }
         }
-        // x at t = 2 has nothing published: σ joins its cost, no d± split.
-        for (j, col) in lp.cols.iter().enumerate() {
-            if let Col::X { t: 2, .. } = *col {
-                assert_eq!(lp.cost2[j], 0.5 + 2.0);
-            }
-        }
-        let stab: Vec<(Row, f64)> = lp
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| matches!(r, Row::Stability { .. }))
-            .map(|(i, &r)| (r, lp.row_lower[i]))
-            .collect();
+        assert_eq!(above, vec![1]);
+        // XAbove stands in the same rows as its X, with the same entries.
+        let entries = |want: Col| {
+            let j = lp.cols.iter().position(|&c| c == want).expect("column");
+            lp.column(j).collect::<Vec<_>>()
+        };
         assert_eq!(
-            stab,
-            vec![(
-                Row::Stability {
-                    stream: 0,
-                    l: 0,
-                    t: 1
-                },
-                6.0
-            )]
+            entries(Col::X {
+                stream: 0,
+                l: 0,
+                t: 1
+            }),
+            entries(Col::XAbove {
+                stream: 0,
+                l: 0,
+                t: 1
+            })
         );
-        let devs = lp
-            .cols
-            .iter()
-            .filter(|c| matches!(c, Col::Dev { .. }))
-            .count();
-        assert_eq!(devs, 2);
+        // No row beyond the plain LP's.
+        assert_eq!(lp.rows, build_block(&inst, &[0], None).rows);
     }
 }

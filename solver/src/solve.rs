@@ -18,7 +18,7 @@
 //! process-wide, so it is always 1 here) and a fixed random seed; blocks are
 //! run on our own threads, so results do not depend on scheduling.
 
-use crate::model::{BlockLp, Col, Row};
+use crate::model::BlockLp;
 use highs::{HighsModelStatus, Model, RowProblem, Sense, SolvedModel};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,7 +95,8 @@ pub struct BlockResult {
     pub values: Vec<f64>,
     /// V*_b: the stage-1 optimum.
     pub violation: f64,
-    /// C_b of `values`.
+    /// The stage-2 objective `cost2 · values`: C_b, plus a re-plan's
+    /// stability term (see [`BlockLp::plan_cost`] for C_b alone).
     pub cost: f64,
     /// Row duals of stage 1 (∂V*/∂rhs, ≤ 0 on capacity rows).
     pub stage1_duals: Vec<f64>,
@@ -387,14 +388,8 @@ struct BlockWorker<'a> {
     lp: &'a BlockLp,
     opts: &'a SolveOptions,
     model: Option<Model>,
-    /// HiGHS's column per LP column; `None` for a re-plan's d± columns,
-    /// which exist in HiGHS from stage 2 on (see [`BlockWorker::stage1`]).
-    cols: Vec<Option<highs::Col>>,
-    /// HiGHS's row index per LP row, in the same way.
-    rows: Vec<Option<usize>>,
-    /// The rows stage 1 leaves out (a re-plan's stability rows) with their
-    /// entries in the columns it has, kept for stage 2 to add.
-    deferred_rows: Vec<(usize, Vec<(highs::Col, f64)>)>,
+    /// HiGHS's column per LP column.
+    cols: Vec<highs::Col>,
     budget_col: Option<highs::Col>,
     stage1_values: Vec<f64>,
     stage1_duals: Vec<f64>,
@@ -412,8 +407,6 @@ impl<'a> BlockWorker<'a> {
             opts,
             model: None,
             cols: Vec::new(),
-            rows: Vec::new(),
-            deferred_rows: Vec::new(),
             budget_col: None,
             stage1_values: Vec::new(),
             stage1_duals: Vec::new(),
@@ -474,47 +467,33 @@ impl<'a> BlockWorker<'a> {
         }
     }
 
-    /// Stage 1. A re-plan's stability terms σ·|x − x_published| (d±
-    /// columns and their rows x − d+ + d− = x_published) only matter in
-    /// stage 2, and d± absorb any x, so stage 1 leaves them out: its LP is
-    /// the σ = 0 one, as is its V*. They join the model in stage 2.
+    /// Stage 1: min V on the weighted objective first (see [`WARM_WEIGHT`]).
+    /// A re-plan's stability term is part of that weighting: left out, the
+    /// weighted solve is ~1 s faster on the national σ = 0.1 re-plan, but
+    /// stage 2 then needs ~2 s of primal simplex to settle which side of
+    /// the published values x falls on.
     fn stage1(&mut self) -> Result<f64, SolveError> {
         let t0 = Instant::now();
         self.remaining(Stage::Stage1)?;
         let lp = self.lp;
-        let deferred_col = |j: usize| matches!(lp.cols[j], Col::Dev { .. });
-        let deferred_row = |i: usize| matches!(lp.rows[i], Row::Stability { .. });
         let mut pb = RowProblem::default();
         self.cols = (0..lp.num_cols())
             .map(|j| {
-                (!deferred_col(j)).then(|| {
-                    pb.add_column(
-                        lp.cost1[j] + WARM_WEIGHT * lp.cost2[j],
-                        lp.col_lower[j]..=lp.col_upper[j],
-                    )
-                })
+                pb.add_column(
+                    lp.cost1[j] + WARM_WEIGHT * lp.cost2[j],
+                    lp.col_lower[j]..=lp.col_upper[j],
+                )
             })
             .collect();
         // Transpose CSC → rows.
         let mut row_entries: Vec<Vec<(highs::Col, f64)>> = vec![Vec::new(); lp.num_rows()];
-        for j in 0..lp.num_cols() {
-            if let Some(c) = self.cols[j] {
-                for (r, v) in lp.column(j) {
-                    row_entries[r].push((c, v));
-                }
+        for (j, &c) in self.cols.iter().enumerate() {
+            for (r, v) in lp.column(j) {
+                row_entries[r].push((c, v));
             }
         }
-        let mut next = 0;
-        self.rows = vec![None; lp.num_rows()];
-        self.deferred_rows.clear();
         for (r, entries) in row_entries.into_iter().enumerate() {
-            if deferred_row(r) {
-                self.deferred_rows.push((r, entries));
-            } else {
-                pb.add_row(lp.row_lower[r]..=lp.row_upper[r], entries);
-                self.rows[r] = Some(next);
-                next += 1;
-            }
+            pb.add_row(lp.row_lower[r]..=lp.row_upper[r], entries);
         }
         let mut model = pb
             .try_optimise(Sense::Minimise)
@@ -526,65 +505,26 @@ impl<'a> BlockWorker<'a> {
         // Weighted solve, then exact stage 1 from the weighted optimum's basis.
         let mut model: Model = self.run(Stage::Stage1)?.into();
         for (j, &c) in lp.cost2.iter().enumerate() {
-            if let (true, Some(col)) = (c != 0.0, self.cols[j]) {
-                model.change_column_cost(col, lp.cost1[j]);
+            if c != 0.0 {
+                model.change_column_cost(self.cols[j], lp.cost1[j]);
             }
         }
         self.model = Some(model);
         let solved = self.run(Stage::Stage1)?;
         let sol = solved.get_solution();
-        self.stage1_values = self.lp_values(sol.columns());
-        self.stage1_duals = self.lp_duals(sol.dual_rows());
+        self.stage1_values = sol.columns().to_vec();
+        self.stage1_duals = sol.dual_rows().to_vec();
         self.violation = solved.objective_value().max(0.0);
         self.model = Some(solved.into());
         self.stage1_seconds = t0.elapsed().as_secs_f64();
         Ok(self.violation)
     }
 
-    /// HiGHS's column values in LP order. A d± column HiGHS does not have
-    /// yet takes its value from its row's x: d+ = max(0, x − p), d− =
-    /// max(0, p − x).
-    fn lp_values(&self, highs_values: &[f64]) -> Vec<f64> {
-        let lp = self.lp;
-        let mut values: Vec<f64> = self
-            .cols
-            .iter()
-            .map(|c| c.map_or(0.0, |c| highs_values[c.index()]))
-            .collect();
-        if self.cols.iter().any(Option::is_none) {
-            let mut x_of_row = vec![0.0; lp.num_rows()];
-            for (r, entries) in &self.deferred_rows {
-                x_of_row[*r] = entries
-                    .iter()
-                    .map(|(c, a)| a * highs_values[c.index()])
-                    .sum();
-            }
-            for (j, value) in values.iter_mut().enumerate() {
-                if let (None, Col::Dev { up, .. }) = (self.cols[j], lp.cols[j]) {
-                    if let Some((r, _)) = lp.column(j).next() {
-                        let (x, p) = (x_of_row[r], lp.row_lower[r]);
-                        *value = if up {
-                            (x - p).max(0.0)
-                        } else {
-                            (p - x).max(0.0)
-                        };
-                    }
-                }
-            }
-        }
-        values
-    }
-
-    /// HiGHS's row duals in LP order (0 for rows HiGHS does not have yet).
-    fn lp_duals(&self, highs_duals: &[f64]) -> Vec<f64> {
-        self.rows
-            .iter()
-            .map(|r| r.map_or(0.0, |r| highs_duals[r]))
-            .collect()
-    }
-
-    /// Turns the stage-1 model into stage 2 (once): budget row, stage-2
-    /// costs, and the stability rows and d± columns stage 1 left out.
+    /// Turns the stage-1 model into stage 2 (once): the budget row and the
+    /// stage-2 costs. Only costs change, so stage 1's optimal basis stays
+    /// primal feasible and primal simplex starts next to the optimum (the
+    /// weighted solve of stage 1 already leaned towards it), where dual
+    /// simplex wanders.
     fn prepare_stage2(&mut self) -> Result<(), SolveError> {
         if self.budget_col.is_some() {
             return Ok(());
@@ -596,49 +536,18 @@ impl<'a> BlockWorker<'a> {
             .as_mut()
             .ok_or_else(|| SolveError::Solver(Stage::Stage2, "no model".into()))?;
         let u = model.try_add_column(0.0, 0.0..=0.0, []).map_err(err)?;
-        let cols = &self.cols;
         let terms: Vec<(highs::Col, f64)> = lp
             .stage1_terms()
-            .filter_map(|(j, pi)| cols[j].map(|c| (c, pi)))
+            .map(|(j, pi)| (self.cols[j], pi))
             .chain([(u, -1.0)])
             .collect();
         model.try_add_row(..=self.violation, terms).map_err(err)?;
-        let mut next = model.num_rows();
         for (j, &c) in lp.cost2.iter().enumerate() {
-            if let (true, Some(col)) = (c != lp.cost1[j], self.cols[j]) {
-                model.change_column_cost(col, c);
+            if c != lp.cost1[j] {
+                model.change_column_cost(self.cols[j], c);
             }
         }
-        // Stability rows with their x, then the d± columns into them.
-        let mut stability: Vec<Option<highs::Row>> = vec![None; lp.num_rows()];
-        for (r, terms) in &self.deferred_rows {
-            let row = model
-                .try_add_row(lp.row_lower[*r]..=lp.row_upper[*r], terms.iter().copied())
-                .map_err(err)?;
-            stability[*r] = Some(row);
-            self.rows[*r] = Some(next);
-            next += 1;
-        }
-        for j in 0..lp.num_cols() {
-            if self.cols[j].is_none() {
-                let entries: Vec<(highs::Row, f64)> = lp
-                    .column(j)
-                    .filter_map(|(r, v)| stability[r].map(|row| (row, v)))
-                    .collect();
-                let col = model
-                    .try_add_column(lp.cost2[j], lp.col_lower[j]..=lp.col_upper[j], entries)
-                    .map_err(err)?;
-                self.cols[j] = Some(col);
-            }
-        }
-        // From a primal-feasible basis close to the optimum, primal simplex
-        // finishes in a handful of iterations where dual simplex wanders.
-        // New stability rows make that basis primal infeasible (x ≠ x_pub in
-        // them) but leave it dual feasible (d± enter at cost σ): then dual
-        // simplex is the one that starts next to the optimum (measured on the
-        // national re-plan at σ = 0.1: stage 2 1.6 s dual, 5.9 s primal).
-        let added_rows = !self.deferred_rows.is_empty();
-        model.set_option("simplex_strategy", if added_rows { 1 } else { 4 });
+        model.set_option("simplex_strategy", 4);
         self.budget_col = Some(u);
         Ok(())
     }
@@ -655,8 +564,8 @@ impl<'a> BlockWorker<'a> {
         let out = match self.run(Stage::Stage2) {
             Ok(solved) => {
                 let sol = solved.get_solution();
-                let values = self.lp_values(sol.columns());
-                let duals = self.lp_duals(sol.dual_rows());
+                let values = sol.columns()[..self.lp.num_cols()].to_vec();
+                let duals = sol.dual_rows()[..self.lp.num_rows()].to_vec();
                 self.model = Some(solved.into());
                 let cost = BlockLp::objective(&self.lp.cost2, &values);
                 Ok(Some(Stage2Point {
@@ -697,7 +606,7 @@ impl<'a> BlockWorker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{build_block, Instance, Replan};
+    use crate::model::{build_block, Col, Instance, Replan, Row};
     use good_lp::{constraint, variable, Expression, ProblemVariables, Solution, SolverModel};
     use serde_json::json;
 
@@ -801,8 +710,63 @@ mod tests {
         (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
     }
 
+    /// The textbook form of a re-plan LP with σ > 0, from the split one
+    /// [`build_block`] makes: each split cell's two columns become one x ≥ 0
+    /// at its travel cost, with d+, d− ≥ 0 at σ each and a row
+    /// x − d+ + d− = p (p: the split column's upper bound).
+    fn with_deviation_rows(lp: &BlockLp) -> BlockLp {
+        let mut out = BlockLp {
+            streams: lp.streams.clone(),
+            rows: lp.rows.clone(),
+            row_lower: lp.row_lower.clone(),
+            row_upper: lp.row_upper.clone(),
+            start: vec![0],
+            ..BlockLp::default()
+        };
+        let push = |out: &mut BlockLp, col, upper, cost2, entries: Vec<(usize, f64)>| {
+            out.cols.push(col);
+            out.col_lower.push(0.0);
+            out.col_upper.push(upper);
+            out.cost1.push(0.0);
+            out.cost2.push(cost2);
+            out.stability_cost.push(0.0);
+            for (r, v) in entries {
+                out.index.push(r);
+                out.value.push(v);
+            }
+            out.start.push(out.index.len());
+        };
+        for j in 0..lp.num_cols() {
+            let entries: Vec<(usize, f64)> = lp.column(j).collect();
+            match lp.cols[j] {
+                Col::XAbove { .. } => {}
+                Col::X { stream, t, .. } if lp.stability_cost[j] < 0.0 => {
+                    let (p, sigma) = (lp.col_upper[j], -lp.stability_cost[j]);
+                    let row = out.rows.len();
+                    out.rows.push(Row::Wait { stream, t });
+                    out.row_lower.push(p);
+                    out.row_upper.push(p);
+                    let travel = lp.cost2[j] - lp.stability_cost[j];
+                    let mut x = entries;
+                    x.push((row, 1.0));
+                    push(&mut out, lp.cols[j], f64::INFINITY, travel, x);
+                    for v in [-1.0, 1.0] {
+                        push(&mut out, lp.cols[j], f64::INFINITY, sigma, vec![(row, v)]);
+                    }
+                }
+                col => {
+                    push(&mut out, col, lp.col_upper[j], lp.cost2[j], entries);
+                    let last = out.cols.len() - 1;
+                    out.col_lower[last] = lp.col_lower[j];
+                    out.cost1[last] = lp.cost1[j];
+                }
+            }
+        }
+        out
+    }
+
     #[test]
-    fn stability_terms_joined_in_stage_2_give_the_whole_lps_optimum() {
+    fn split_stability_terms_give_the_optimum_of_the_textbook_lp() {
         let inst = instance();
         // A published allocation unlike the optimum: everyone at their
         // dearer second option.
@@ -824,16 +788,16 @@ mod tests {
                     published: published.into_iter().collect(),
                 };
                 let lp = build_block(&inst, &[0, 1], Some(&extras));
-                let deferred = lp
-                    .cols
-                    .iter()
-                    .filter(|c| matches!(c, Col::Dev { .. }))
-                    .count();
-                assert_eq!(deferred > 0, sigma > 0.0);
+                let split: Vec<usize> = (0..lp.num_cols())
+                    .filter(|&j| matches!(lp.cols[j], Col::X { .. }) && lp.stability_cost[j] < 0.0)
+                    .collect();
+                assert_eq!(split.is_empty(), sigma == 0.0);
                 let res =
                     solve_blocks(std::slice::from_ref(&lp), &SolveOptions::default(), &|_| {})
                         .expect("solve");
-                let (v, c) = direct(&lp);
+                let textbook = with_deviation_rows(&lp);
+                assert!(textbook.num_rows() > lp.num_rows() || sigma == 0.0);
+                let (v, c) = direct(&textbook);
                 let case = format!("σ={sigma} F={freeze_weeks}");
                 assert!(v > 0.0, "{case}: the instance is short of seats");
                 assert!(
@@ -841,39 +805,40 @@ mod tests {
                     "{case}: V* {} vs {v}",
                     res[0].violation
                 );
-                assert!(close(res[0].cost, c), "{case}: C+σ {} vs {c}", res[0].cost);
-                // Every row holds at the returned point, d± included.
+                // The split objective is the textbook one less σ·Σp.
+                let constant: f64 = split
+                    .iter()
+                    .map(|&j| -lp.stability_cost[j] * lp.col_upper[j])
+                    .sum();
+                assert!(
+                    close(res[0].cost + constant, c),
+                    "{case}: C+σ {} vs {c}",
+                    res[0].cost + constant
+                );
                 let x = &res[0].values;
                 assert_feasible(&lp, x, &case);
+                // The plan's C leaves out σ·Σ|x − p| over the merged x.
+                let mut moved = 0.0;
+                for (j, col) in lp.cols.iter().enumerate() {
+                    if let Col::X { stream, l, t } = *col {
+                        if t >= freeze_weeks {
+                            let above = lp
+                                .cols
+                                .iter()
+                                .position(|&c| c == Col::XAbove { stream, l, t })
+                                .map_or(0.0, |k| x[k]);
+                            let p = extras.published.get(&(stream, l, t)).copied();
+                            moved += (x[j] + above - p.unwrap_or(0.0)).abs();
+                        }
+                    }
+                }
+                assert!(
+                    close(lp.plan_cost(x) + sigma * moved, c),
+                    "{case}: C {} + σ·moved {} vs {c}",
+                    lp.plan_cost(x),
+                    sigma * moved
+                );
             }
         }
-    }
-
-    #[test]
-    fn stage_1_point_of_a_replan_fills_d_plus_minus_from_x() {
-        // What a re-plan keeps when stage 2 runs out of time: stage 1's
-        // point, whose d± HiGHS never saw. It must satisfy every row.
-        let inst = instance();
-        let extras = Replan {
-            freeze_weeks: 1,
-            sigma: 1.0,
-            published: [((0, 0, 1), 3.0), ((0, 1, 2), 2.5), ((1, 1, 3), 4.0)]
-                .into_iter()
-                .collect(),
-        };
-        let lp = build_block(&inst, &[0, 1], Some(&extras));
-        let opts = SolveOptions::default();
-        let mut worker = BlockWorker::new(&lp, &opts);
-        worker.stage1().expect("stage 1");
-        let x = &worker.stage1_values;
-        assert_eq!(x.len(), lp.num_cols());
-        assert_eq!(worker.stage1_duals.len(), lp.num_rows());
-        assert_feasible(&lp, x, "stage 1");
-        let stability = lp
-            .rows
-            .iter()
-            .filter(|r| matches!(r, Row::Stability { .. }))
-            .count();
-        assert_eq!(stability, 3);
     }
 }
