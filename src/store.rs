@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
 
 const PUBLISHED: &[u8] = b"published";
 
+/// How long [`SledStore::open`] waits for a lock a just-dropped handle of
+/// this process still holds.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// [`Store`] on an embedded sled database: trees `scenarios`, `plans`,
 /// `meta` (the published pointer), `audit` (append-only, keyed by a
 /// monotonic id) and `reservations` (keyed by big-endian `seq`).
@@ -149,8 +153,27 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// sled holds an exclusive file lock on the database, and a dropped
+    /// handle lets go of it only when its background flusher thread has
+    /// finished, a moment later. So a store reopened in the same process
+    /// right after a drop (a restart in tests, the CLI after an in-process
+    /// server) can find the lock still held: that is retried for up to
+    /// [`LOCK_WAIT`]. A lock still held after that (another running
+    /// server) is the error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir)?;
+        let start = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir) {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && start.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         Ok(SledStore {
             scenarios: db.open_tree("scenarios")?,
             plans: db.open_tree("plans")?,
@@ -346,5 +369,35 @@ mod tests {
         }
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(s.list_reservations().unwrap(), [r(2, true), r(256, false)]);
+    }
+
+    #[test]
+    fn a_store_reopens_right_after_its_handle_is_dropped() {
+        // Four threads each reopen their own store in a tight loop: with the
+        // CPU busy, a dropped handle's flusher often still holds the lock.
+        std::thread::scope(|scope| {
+            for k in 0..4 {
+                scope.spawn(move || {
+                    let dir = tempfile::tempdir().unwrap();
+                    for i in 0..40 {
+                        let s = SledStore::open(dir.path())
+                            .unwrap_or_else(|e| panic!("thread {k}, open {i}: {e}"));
+                        s.set_published(&format!("p{i}")).unwrap();
+                    }
+                    let s = SledStore::open(dir.path()).unwrap();
+                    assert_eq!(s.published().unwrap(), Some("p39".into()));
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_store_held_open_is_an_error_after_the_lock_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStore::open(dir.path()).unwrap();
+        let start = std::time::Instant::now();
+        let err = SledStore::open(dir.path()).err().expect("the lock is held");
+        assert!(start.elapsed() >= LOCK_WAIT);
+        assert!(err.to_string().contains("could not acquire lock"), "{err}");
     }
 }
