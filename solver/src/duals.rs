@@ -72,7 +72,7 @@ pub fn shadow_prices(
                     },
                     t,
                 ),
-                Row::Flow { .. } | Row::Wait { .. } => continue,
+                Row::Flow { .. } => continue,
             };
             out.push(ShadowPrice {
                 capacity,

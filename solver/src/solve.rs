@@ -743,7 +743,7 @@ mod tests {
                 Col::X { stream, t, .. } if lp.stability_cost[j] < 0.0 => {
                     let (p, sigma) = (lp.col_upper[j], -lp.stability_cost[j]);
                     let row = out.rows.len();
-                    out.rows.push(Row::Wait { stream, t });
+                    out.rows.push(Row::Flow { stream, t });
                     out.row_lower.push(p);
                     out.row_upper.push(p);
                     let travel = lp.cost2[j] - lp.stability_cost[j];
