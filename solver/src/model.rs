@@ -24,7 +24,7 @@
 //! B + s), so V* and C are DESIGN.md's (`reference` builds the rows as
 //! written, and the tests compare). It nearly halves the rows, and a bound
 //! costs the simplex far less than a row: the national speaking block has
-//! 6,885 rows instead of 13,125 and solves in about two thirds of the time
+//! 6,885 rows instead of 13,125 and solves in 70–80 % of the time
 //! (BENCHMARKS.md).
 
 use crate::scenario::{availability, Scenario};
