@@ -13,7 +13,9 @@ use tonic::{Code, Request, Status};
 
 mod common;
 
-use common::{config, publish_scenario, req, start, Running, DRILL, PLANNER, REGISTRATION};
+use common::{
+    config, demand_shock, publish_scenario, req, start, Running, DRILL, PLANNER, REGISTRATION,
+};
 
 const FREEZE: u32 = 2;
 
@@ -39,16 +41,9 @@ async fn published(srv: &Running) -> Plan {
     serde_json::from_str(&got.plan_json).unwrap()
 }
 
+/// The surge most tests use: Spreken B1 ×1.6 in weeks 4–8.
 fn surge() -> proto::Shock {
-    proto::Shock {
-        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
-            region: String::new(),
-            exam: "SPREKEN_B1".into(),
-            from_week: 4,
-            to_week: 8,
-            change: Some(proto::demand_shock::Change::Multiplier(1.6)),
-        })),
-    }
+    demand_shock("SPREKEN_B1", 4, 8, 1.6)
 }
 
 fn request(shocks: Vec<proto::Shock>) -> proto::RescheduleRequest {
@@ -218,15 +213,7 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
     let mut r = req(
         proto::RescheduleRequest {
             freeze_weeks: 4,
-            ..request(vec![proto::Shock {
-                kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
-                    region: String::new(),
-                    exam: "SPREKEN_B1".into(),
-                    from_week: 10,
-                    to_week: 16,
-                    change: Some(proto::demand_shock::Change::Multiplier(1.6)),
-                })),
-            }])
+            ..request(vec![demand_shock("SPREKEN_B1", 10, 16, 1.6)])
         },
         DRILL,
     );

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{code, config, req, start, tiny, DRILL, PLANNER, REGISTRATION};
+use common::{code, config, demand_shock, req, start, tiny, DRILL, PLANNER, REGISTRATION};
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
@@ -613,18 +613,6 @@ async fn health_and_reflection() {
         assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
     }
     srv.stop().await;
-}
-
-fn demand_shock(exam: &str, from: u32, to: u32, mult: f64) -> proto::Shock {
-    proto::Shock {
-        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
-            region: String::new(),
-            exam: exam.into(),
-            from_week: from,
-            to_week: to,
-            change: Some(proto::demand_shock::Change::Multiplier(mult)),
-        })),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,3 +234,16 @@ pub async fn list_all(
         token = page.next_page_token;
     }
 }
+
+/// A demand shock: `exam` in every region ×`mult` in weeks `from..=to`.
+pub fn demand_shock(exam: &str, from: u32, to: u32, mult: f64) -> proto::Shock {
+    proto::Shock {
+        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
+            region: String::new(),
+            exam: exam.into(),
+            from_week: from,
+            to_week: to,
+            change: Some(proto::demand_shock::Change::Multiplier(mult)),
+        })),
+    }
+}
