@@ -155,8 +155,8 @@ impl SledStore {
     /// Opens (or creates) the database in `dir`.
     ///
     /// sled holds an exclusive file lock on the database, and a dropped
-    /// handle lets go of it only when its background flusher thread has
-    /// finished, a moment later. So a store reopened in the same process
+    /// handle lets go of it only when sled's background threads have let
+    /// go of the database too, a moment later. So a store reopened in the same process
     /// right after a drop (a restart in tests, the CLI after an in-process
     /// server) can find the lock still held: that is retried for up to
     /// [`LOCK_WAIT`]. A lock still held after that (another running
@@ -373,8 +373,9 @@ mod tests {
 
     #[test]
     fn a_store_reopens_right_after_its_handle_is_dropped() {
-        // Four threads each reopen their own store in a tight loop: with the
-        // CPU busy, a dropped handle's flusher often still holds the lock.
+        // Four threads each reopen their own store in a tight loop, so that
+        // with the CPU busy a dropped handle's lock may still be held (the
+        // race showed in the full lib suite, not on demand here).
         std::thread::scope(|scope| {
             for k in 0..4 {
                 scope.spawn(move || {
