@@ -723,11 +723,15 @@ mod tests {
             start: vec![0],
             ..BlockLp::default()
         };
-        let push = |out: &mut BlockLp, col, upper, cost2, entries: Vec<(usize, f64)>| {
+        let push = |out: &mut BlockLp,
+                    col,
+                    (lower, upper): (f64, f64),
+                    (cost1, cost2): (f64, f64),
+                    entries: Vec<(usize, f64)>| {
             out.cols.push(col);
-            out.col_lower.push(0.0);
+            out.col_lower.push(lower);
             out.col_upper.push(upper);
-            out.cost1.push(0.0);
+            out.cost1.push(cost1);
             out.cost2.push(cost2);
             out.stability_cost.push(0.0);
             for (r, v) in entries {
@@ -743,22 +747,23 @@ mod tests {
                 Col::X { stream, t, .. } if lp.stability_cost[j] < 0.0 => {
                     let (p, sigma) = (lp.col_upper[j], -lp.stability_cost[j]);
                     let row = out.rows.len();
+                    // Row has no variant for this row; the label is only
+                    // printed by `assert_feasible`.
                     out.rows.push(Row::Flow { stream, t });
                     out.row_lower.push(p);
                     out.row_upper.push(p);
                     let travel = lp.cost2[j] - lp.stability_cost[j];
                     let mut x = entries;
                     x.push((row, 1.0));
-                    push(&mut out, lp.cols[j], f64::INFINITY, travel, x);
+                    let free = (0.0, f64::INFINITY);
+                    push(&mut out, lp.cols[j], free, (0.0, travel), x);
                     for v in [-1.0, 1.0] {
-                        push(&mut out, lp.cols[j], f64::INFINITY, sigma, vec![(row, v)]);
+                        push(&mut out, lp.cols[j], free, (0.0, sigma), vec![(row, v)]);
                     }
                 }
                 col => {
-                    push(&mut out, col, lp.col_upper[j], lp.cost2[j], entries);
-                    let last = out.cols.len() - 1;
-                    out.col_lower[last] = lp.col_lower[j];
-                    out.cost1[last] = lp.cost1[j];
+                    let bounds = (lp.col_lower[j], lp.col_upper[j]);
+                    push(&mut out, col, bounds, (lp.cost1[j], lp.cost2[j]), entries);
                 }
             }
         }
