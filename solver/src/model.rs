@@ -583,20 +583,20 @@ impl BlockLp {
     }
 
     fn push_col(&mut self, col: Col, upper: f64, cost1: f64, cost2: f64, entries: &[(usize, f64)]) {
-        self.push_col_with(col, upper, cost1, (cost2, 0.0), entries);
+        self.push_col_with(col, (0.0, upper), cost1, (cost2, 0.0), entries);
     }
 
-    /// `cost2` = (plan cost, stability cost).
+    /// `bounds` = (lower, upper), `cost2` = (plan cost, stability cost).
     fn push_col_with(
         &mut self,
         col: Col,
-        upper: f64,
+        (lower, upper): (f64, f64),
         cost1: f64,
         (plan, stability): (f64, f64),
         entries: &[(usize, f64)],
     ) {
         self.cols.push(col);
-        self.col_lower.push(0.0);
+        self.col_lower.push(lower);
         self.col_upper.push(upper);
         self.cost1.push(cost1);
         self.cost2.push(plan + stability);
@@ -688,15 +688,17 @@ pub fn build_block(inst: &Instance, streams: &[usize], replan: Option<&Replan>) 
                 });
                 match published {
                     // Frozen: x is what was published.
-                    Some((r, p)) if t < r.freeze_weeks => {
-                        lp.push_col(Col::X { stream: s, l, t }, p, 0.0, travel, &entries);
-                        let j = lp.cols.len() - 1;
-                        lp.col_lower[j] = p;
-                    }
+                    Some((r, p)) if t < r.freeze_weeks => lp.push_col_with(
+                        Col::X { stream: s, l, t },
+                        (p, p),
+                        0.0,
+                        (travel, 0.0),
+                        &entries,
+                    ),
                     // σ·|x − 0| = σ·x.
                     Some((r, p)) if r.sigma > 0.0 && p <= 0.0 => lp.push_col_with(
                         Col::X { stream: s, l, t },
-                        f64::INFINITY,
+                        (0.0, f64::INFINITY),
                         0.0,
                         (travel, r.sigma),
                         &entries,
@@ -705,14 +707,14 @@ pub fn build_block(inst: &Instance, streams: &[usize], replan: Option<&Replan>) 
                     Some((r, p)) if r.sigma > 0.0 => {
                         lp.push_col_with(
                             Col::X { stream: s, l, t },
-                            p,
+                            (0.0, p),
                             0.0,
                             (travel, -r.sigma),
                             &entries,
                         );
                         lp.push_col_with(
                             Col::XAbove { stream: s, l, t },
-                            f64::INFINITY,
+                            (0.0, f64::INFINITY),
                             0.0,
                             (travel, r.sigma),
                             &entries,
