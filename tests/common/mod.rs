@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use examcap::api::shock_proto;
 use examcap::auth::{Role, Token};
 use examcap::config::Config;
+use examcap::drill::{DemandChange, ShockSpec};
 use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::reschedule_service_client::RescheduleServiceClient;
@@ -236,14 +238,12 @@ pub async fn list_all(
 }
 
 /// A demand shock: `exam` in every region ×`mult` in weeks `from..=to`.
-pub fn demand_shock(exam: &str, from: u32, to: u32, mult: f64) -> proto::Shock {
-    proto::Shock {
-        kind: Some(proto::shock::Kind::Demand(proto::DemandShock {
-            region: String::new(),
-            exam: exam.into(),
-            from_week: from,
-            to_week: to,
-            change: Some(proto::demand_shock::Change::Multiplier(mult)),
-        })),
-    }
+pub fn demand_shock(exam: &str, from: usize, to: usize, mult: f64) -> proto::Shock {
+    shock_proto(&ShockSpec::Demand {
+        region: None,
+        exam: Some(exam.into()),
+        from_week: from,
+        to_week: to,
+        change: DemandChange::Multiplier(mult),
+    })
 }
