@@ -156,11 +156,11 @@ impl SledStore {
     ///
     /// sled holds an exclusive file lock on the database, and a dropped
     /// handle lets go of it only when sled's background threads have let
-    /// go of the database too, a moment later. So a store reopened in the same process
-    /// right after a drop (a restart in tests, the CLI after an in-process
-    /// server) can find the lock still held: that is retried for up to
-    /// [`LOCK_WAIT`]. A lock still held after that (another running
-    /// server) is the error.
+    /// go of the database too, a moment later. So a store reopened in the
+    /// same process right after a drop (a restart in tests, the CLI after
+    /// an in-process server) can find the lock still held: that is retried
+    /// for up to [`LOCK_WAIT`]. A lock still held after that (another
+    /// running server) is the error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let start = std::time::Instant::now();
         let db = loop {
