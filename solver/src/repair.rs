@@ -180,14 +180,33 @@ impl<'a> State<'a> {
         }
     }
 
-    fn seat_over(&self, l: usize, k: usize, t: usize) -> bool {
-        let (cap, xcap) = self.inst.seat_capacity(l, k, t);
-        self.seats.get(&(l, k, t)).copied().unwrap_or(0.0) > cap + xcap + EPS
-    }
-
-    fn rater_over(&self, q: usize, t: usize) -> bool {
-        let (cap, xcap) = self.inst.rater_capacity(q, t);
-        self.raters.get(&(q, t)).copied().unwrap_or(0.0) > cap + xcap + EPS
+    /// The fewest whole candidates of cell `c` to take off so that neither
+    /// its seat nor its rater use is above regular + extra (0 if neither is).
+    fn excess(&self, c: Cell) -> f64 {
+        let inst = self.inst;
+        let e = inst.streams[c.stream].exam;
+        let over = |used: f64, (cap, xcap): (f64, f64), per: f64| {
+            let by = used - (cap + xcap + EPS);
+            if per > 0.0 && by > 0.0 {
+                (by / per).ceil().max(1.0)
+            } else {
+                0.0
+            }
+        };
+        let k = inst.exam_kind[e];
+        let seats = over(
+            self.seats.get(&(c.l, k, c.t)).copied().unwrap_or(0.0),
+            inst.seat_capacity(c.l, k, c.t),
+            inst.seat_minutes[e],
+        );
+        let raters = inst.exam_pool[e].map_or(0.0, |q| {
+            over(
+                self.raters.get(&(q, c.t)).copied().unwrap_or(0.0),
+                inst.rater_capacity(q, c.t),
+                inst.rating_minutes[e],
+            )
+        });
+        seats.max(raters)
     }
 
     /// Step 2 of the module docs; returns the candidates taken off.
@@ -210,18 +229,16 @@ impl<'a> State<'a> {
         };
         cells.sort_by(|a, b| travel(b).total_cmp(&travel(a)).then(a.cmp(b)));
         for &c in &cells {
-            let e = inst.streams[c.stream].exam;
-            let k = inst.exam_kind[e];
-            loop {
-                let n = alloc.x.get(&c).copied().unwrap_or(0.0);
-                let over = (inst.seat_minutes[e] > 0.0 && self.seat_over(c.l, k, c.t))
-                    || (inst.rating_minutes[e] > 0.0
-                        && inst.exam_pool[e].is_some_and(|q| self.rater_over(q, c.t)));
-                if n < 1.0 || !over {
+            // One step per cell, so a cell's size never sets the repair's
+            // time; the second round only mends floating-point rounding.
+            for _ in 0..2 {
+                let whole = alloc.x.get(&c).copied().unwrap_or(0.0).floor();
+                let take = self.excess(c).min(whole);
+                if take < 1.0 {
                     break;
                 }
-                self.add(alloc, c, -1.0);
-                removed += 1.0;
+                self.add(alloc, c, -take);
+                removed += take;
             }
         }
         // Backlogs below zero (a demand drop): un-examine, latest week first.

@@ -3,6 +3,8 @@
 
 use examcap_solver::generate::split_regions;
 use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs};
+use examcap_solver::repair::repair;
+use examcap_solver::reschedule::{replan, touched_exams};
 use examcap_solver::waits::{CohortState, Percentile};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
@@ -263,6 +265,225 @@ fn splitting_regions_leaves_values_unchanged() {
                 a.stage2_cost,
                 b.stage2_cost
             );
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Values a hostile or careless client might put anywhere in a document.
+fn odd_value(pick: u64) -> serde_json::Value {
+    match pick % 22 {
+        0 => json!(null),
+        1 => json!(true),
+        2 => json!(-1),
+        3 => json!(0),
+        4 => json!(-0.0),
+        5 => json!(0.5),
+        6 => json!(1e9),
+        7 => json!(1_000_000_001),
+        8 => json!(1e308),
+        9 => json!(-1e308),
+        10 => json!(1e-300),
+        11 => json!(u64::MAX),
+        12 => json!(i64::MIN),
+        13 => json!(""),
+        14 => json!("X"),
+        15 => json!("2026-W53"),
+        16 => json!("0000-W01"),
+        17 => json!("\u{0}é\u{202e}"),
+        18 => json!([]),
+        19 => json!({}),
+        20 => json!([1, "a", null]),
+        _ => json!("x".repeat(5000)),
+    }
+}
+
+/// Every node of `v` as a JSON pointer, the root first.
+fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match v {
+        serde_json::Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                pointers(x, format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                pointers(x, format!("{at}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One random edit at a random node: replace it with an odd value, delete
+/// it (object key or array element), duplicate it, add an unknown key, or
+/// nudge a number (off by one, negated, scaled up).
+fn mutate(doc: &mut serde_json::Value, under: &[&str], mut next: impl FnMut(u64) -> u64) {
+    let mut all = Vec::new();
+    pointers(doc, String::new(), &mut all);
+    if !under.is_empty() {
+        all.retain(|p| under.iter().any(|u| p.starts_with(u)));
+        if all.is_empty() {
+            return;
+        }
+    }
+    let at = all[next(all.len() as u64) as usize].clone();
+    let (parent, key) = match at.rfind('/') {
+        Some(i) => (at[..i].to_string(), at[i + 1..].to_string()),
+        None => (String::new(), String::new()),
+    };
+    let how = next(6);
+    let Some(node) = doc.pointer_mut(&at) else {
+        return;
+    };
+    match how {
+        0 => *node = odd_value(next(1 << 20)),
+        1 => {
+            if let Some(n) = node.as_f64() {
+                *node = match next(4) {
+                    0 => json!(n + 1.0),
+                    1 => json!(-n),
+                    2 => json!(n * 1e6),
+                    _ => json!(n - 1.0),
+                };
+            } else {
+                *node = odd_value(next(1 << 20));
+            }
+        }
+        2 => {
+            if let Some(map) = node.as_object_mut() {
+                map.insert("unexpected".into(), odd_value(next(1 << 20)));
+            }
+        }
+        _ => {
+            let copy = node.clone();
+            match doc.pointer_mut(&parent) {
+                Some(serde_json::Value::Object(map)) if how == 3 => {
+                    map.remove(&key);
+                }
+                Some(serde_json::Value::Array(items)) => {
+                    let i: usize = key.parse().expect("array index");
+                    if how == 3 {
+                        items.remove(i);
+                    } else {
+                        items.insert(i, copy);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A deterministic stream of numbers below `n` (SplitMix64).
+fn splitmix(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut rng = seed;
+    move |n: u64| {
+        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// Bad input never panics: a valid document with one to three random edits
+/// either parses, or is rejected with every error naming a field and saying
+/// what is wrong. What parses is then solved and used as the "shocked"
+/// scenario of a repair and a re-plan against the original's plan: any of
+/// them may refuse (a frozen week it cannot honour, say), none may panic.
+#[test]
+fn mutated_documents_never_panic() {
+    let edits = (1u64..=3, any::<u64>());
+    runner(400)
+        .run(&(arb_scenario(), edits), |(sc, (n_edits, seed))| {
+            let mut next = splitmix(seed);
+            let mut doc = serde_json::to_value(&sc).expect("to json");
+            for _ in 0..n_edits {
+                mutate(&mut doc, &[], &mut next);
+            }
+            let bytes = serde_json::to_vec(&doc).expect("json");
+            let parsed = std::panic::catch_unwind(|| parse_scenario(&bytes));
+            prop_assert!(parsed.is_ok(), "parse panicked on {doc}");
+            let shocked = match parsed.unwrap() {
+                Ok(s) => s,
+                Err(e) => {
+                    prop_assert!(!e.errors.is_empty() && e.total >= e.errors.len());
+                    for f in &e.errors {
+                        prop_assert!(!f.path.is_empty(), "no field path: {f:?} for {doc}");
+                        prop_assert!(!f.message.is_empty(), "no message: {f:?}");
+                    }
+                    return Ok(());
+                }
+            };
+            let opts = PlanOptions {
+                time_limit_seconds: Some(10.0),
+                ..PlanOptions::default()
+            };
+            let run = std::panic::catch_unwind(|| {
+                let _ = plan_scenario(&shocked, &opts, &|_| {});
+                let published = plan_scenario(&sc, &opts, &|_| {}).expect("original solves");
+                let touched = touched_exams(&sc, &shocked);
+                let _ = repair(&shocked, &published, &touched, 1);
+                let _ = replan(&shocked, &published, &touched, 1, 0.1, &opts);
+            });
+            prop_assert!(run.is_ok(), "solve, repair or re-plan panicked on {doc}");
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The offline `examcap reschedule --plan PLAN.json` reads a plan file that
+/// only has to carry the scenario's content hash: its allocation and extra
+/// capacity are input too. A plan with one to three random edits there
+/// (unknown ids, weeks past the horizon, absurd counts or minutes) either
+/// fails to load, or the repair and re-plan against it answer or refuse,
+/// never panic.
+#[test]
+fn mutated_published_plans_never_panic() {
+    let edits = (1u64..=3, any::<u64>());
+    runner(150)
+        .run(&(arb_scenario(), edits), |(sc, (n_edits, seed))| {
+            let mut next = splitmix(seed);
+            let published = solve(&sc);
+            let mut doc = serde_json::to_value(&published).expect("to json");
+            for _ in 0..n_edits {
+                mutate(
+                    &mut doc,
+                    &["/allocation", "/extra_seats", "/extra_raters"],
+                    &mut next,
+                );
+            }
+            let Ok(tampered) = serde_json::from_value::<Plan>(doc.clone()) else {
+                return Ok(());
+            };
+            let mut shocked = sc.clone();
+            for d in &mut shocked.demand {
+                for w in &mut d.weekly {
+                    *w = (*w * 1.5).round();
+                }
+            }
+            let touched = touched_exams(&sc, &shocked);
+            let opts = PlanOptions {
+                time_limit_seconds: Some(10.0),
+                ..PlanOptions::default()
+            };
+            // On its own thread, so that a hang (a loop whose length is set
+            // by a count in the file) fails the test instead of stalling it.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let run = std::panic::catch_unwind(|| {
+                    for freeze in [0, 1, 2] {
+                        let _ = repair(&shocked, &tampered, &touched, freeze);
+                        let _ = replan(&shocked, &tampered, &touched, freeze, 0.1, &opts);
+                    }
+                });
+                let _ = tx.send(run.is_ok());
+            });
+            let done = rx.recv_timeout(std::time::Duration::from_secs(120));
+            prop_assert!(done.is_ok(), "repair or re-plan hung on {doc}");
+            prop_assert!(done == Ok(true), "repair or re-plan panicked on {doc}");
             Ok(())
         })
         .unwrap();
