@@ -48,6 +48,15 @@ impl From<RescheduleError> for ApiError {
     fn from(e: RescheduleError) -> Self {
         match e {
             RescheduleError::Freeze(f) => ApiError::Freeze(f),
+            // The service reads the plan from its own store, where it was
+            // solved for this scenario: a misfit is a broken store.
+            RescheduleError::Published(v) => ApiError::Internal(format!(
+                "stored plan does not fit its scenario: {}",
+                v.errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )),
             RescheduleError::Plan(p) => ApiError::from(p),
         }
     }

@@ -174,6 +174,10 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
     }
     let failed = |e: RescheduleError| match e {
         RescheduleError::Freeze(f) => Failure::Input(format!("examcap reschedule: {f}")),
+        RescheduleError::Published(v) => Failure::Input(format!(
+            "examcap reschedule: {plan_file} does not fit {}:\n{v}",
+            scenario_file.display()
+        )),
         RescheduleError::Plan(examcap_solver::plan::PlanError::Invalid(v)) => {
             crate::invalid("the shocked scenario", &v)
         }

@@ -108,3 +108,49 @@ fn bad_reschedule_input_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK"));
 }
+
+#[test]
+fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&examcap(
+        &[
+            "scenario", "generate", "--seed", "1", "--weeks", "6", "--out", "sc.json",
+        ],
+        d,
+    ));
+    ok(&examcap(
+        &["solve", "sc.json", "--out", "plan.json", "-q"],
+        d,
+    ));
+    // Same scenario hash, so the file passes that check; its rows do not fit.
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
+    plan["allocation"][0]["location"] = "NOWHERE".into();
+    plan["allocation"][1]["week"] = 6.into();
+    std::fs::write(d.join("bad.json"), serde_json::to_vec(&plan).unwrap()).unwrap();
+    let o = examcap(
+        &[
+            "reschedule",
+            "--plan",
+            "bad.json",
+            "--scenario",
+            "sc.json",
+            "--surge",
+            "SPREKEN_B1:1.6:2:4",
+            "--freeze",
+            "1",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("allocation[0].location: unknown location \"NOWHERE\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("allocation[1].week: must be below the horizon of 6 weeks, got 6"),
+        "{err}"
+    );
+}

@@ -23,7 +23,7 @@
 
 use crate::model::Instance;
 use crate::plan::{AllocationRow, ExtraRaters, ExtraSeats, Plan, Values};
-use crate::reschedule::{check_freeze, published_allocation, RescheduleError};
+use crate::reschedule::{check_freeze, published_allocation, validate_published, RescheduleError};
 use crate::rounding::{self, Allocation, Cell};
 use crate::scenario::Scenario;
 use crate::waits::{self, ExamWaits};
@@ -61,6 +61,7 @@ pub fn repair(
     freeze_weeks: usize,
 ) -> Result<Repair, RescheduleError> {
     crate::validate::validate_scenario(shocked)?;
+    validate_published(shocked, published).map_err(RescheduleError::Published)?;
     let inst = Instance::new(shocked, false);
     let mut alloc = published_allocation(shocked, &inst, published);
     check_freeze(shocked, &inst, &alloc, freeze_weeks)?;

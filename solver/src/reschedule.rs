@@ -122,6 +122,10 @@ pub fn touched_exams(base: &Scenario, shocked: &Scenario) -> BTreeSet<String> {
 pub enum RescheduleError {
     #[error(transparent)]
     Freeze(#[from] FreezeError),
+    /// The published plan names what its scenario does not have (see
+    /// [`validate_published`]).
+    #[error("the published plan does not fit the scenario: {0}")]
+    Published(ValidationErrors),
     #[error(transparent)]
     Plan(#[from] PlanError),
 }
@@ -171,6 +175,117 @@ pub enum FreezeError {
         examined: f64,
         registered: f64,
     },
+}
+
+/// Largest candidate count of one allocation row, or minutes of one extra
+/// capacity row, that a published plan may hold: a scenario's own numbers
+/// stop at 1e9 too.
+const MAX_PUBLISHED: f64 = 1e9;
+
+/// Checks that `published` fits `sc`, field by field: every allocation row
+/// names a known region and exam, one of the region's locations that has
+/// the exam's resource kind, a week inside the horizon and at most
+/// [`MAX_PUBLISHED`] candidates; every extra-capacity row a known location
+/// and kind or rating pool, a week inside the horizon and minutes in
+/// [0, [`MAX_PUBLISHED`]]. A plan this crate solved for `sc` (or for a shock
+/// of it) always passes; a plan file handed to the offline CLI may not, and
+/// a row that does not fit would otherwise be dropped or distort the repair
+/// without a word.
+pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    let weeks = sc.horizon_weeks;
+    let week_ok = |errs: &mut ValidationErrors, path: &str, week: usize| {
+        if week >= weeks {
+            errs.push_at(
+                format!("{path}.week"),
+                format_args!("must be below the horizon of {weeks} weeks, got {week}"),
+            );
+        }
+    };
+    let minutes_ok = |errs: &mut ValidationErrors, path: &str, m: f64| {
+        if !(m.is_finite() && (0.0..=MAX_PUBLISHED).contains(&m)) {
+            errs.push_at(
+                format!("{path}.minutes"),
+                format_args!("must be a number in [0, {MAX_PUBLISHED:e}], got {m}"),
+            );
+        }
+    };
+    let location = |id: &str| sc.locations.iter().find(|l| l.id == id);
+    for (i, row) in published.allocation.iter().enumerate() {
+        let path = format!("allocation[{i}]");
+        let region = sc.regions.iter().find(|r| r.id == row.region);
+        let exam = sc.exams.iter().find(|e| e.id == row.exam);
+        if region.is_none() {
+            errs.push_at(
+                format!("{path}.region"),
+                format_args!("unknown region {:?}", row.region),
+            );
+        }
+        if exam.is_none() {
+            errs.push_at(
+                format!("{path}.exam"),
+                format_args!("unknown exam {:?}", row.exam),
+            );
+        }
+        match location(&row.location) {
+            None => errs.push_at(
+                format!("{path}.location"),
+                format_args!("unknown location {:?}", row.location),
+            ),
+            Some(l) => {
+                if let (Some(r), Some(e)) = (region, exam) {
+                    let option = r.options.iter().any(|o| o.location == l.id);
+                    let offers = l.resources.iter().any(|k| {
+                        k.kind == e.resource && k.weekly_minutes + k.extra_weekly_minutes > 0.0
+                    });
+                    if !(option && offers) {
+                        errs.push_at(
+                            format!("{path}.location"),
+                            format_args!(
+                                "{:?} is not one of region {:?}'s locations for exam {:?}",
+                                l.id, r.id, e.id
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        week_ok(&mut errs, &path, row.week);
+        if row.candidates as f64 > MAX_PUBLISHED {
+            errs.push_at(
+                format!("{path}.candidates"),
+                format_args!("must be at most {MAX_PUBLISHED:e}, got {}", row.candidates),
+            );
+        }
+    }
+    for (i, x) in published.extra_seats.iter().enumerate() {
+        let path = format!("extra_seats[{i}]");
+        match location(&x.location) {
+            None => errs.push_at(
+                format!("{path}.location"),
+                format_args!("unknown location {:?}", x.location),
+            ),
+            Some(l) if !l.resources.iter().any(|k| k.kind == x.kind) => errs.push_at(
+                format!("{path}.kind"),
+                format_args!("location {:?} has no resource {:?}", l.id, x.kind),
+            ),
+            Some(_) => {}
+        }
+        week_ok(&mut errs, &path, x.week);
+        minutes_ok(&mut errs, &path, x.minutes);
+    }
+    for (i, x) in published.extra_raters.iter().enumerate() {
+        let path = format!("extra_raters[{i}]");
+        if !sc.rating_pools.iter().any(|q| q.id == x.pool) {
+            errs.push_at(
+                format!("{path}.pool"),
+                format_args!("unknown rating pool {:?}", x.pool),
+            );
+        }
+        week_ok(&mut errs, &path, x.week);
+        minutes_ok(&mut errs, &path, x.minutes);
+    }
+    errs.into_result()
 }
 
 /// The published integral allocation on `inst`'s streams (one per region
@@ -359,6 +474,7 @@ pub fn replan_with(
     hooks: Hooks,
 ) -> Result<Plan, RescheduleError> {
     crate::validate::validate_scenario(shocked)?;
+    validate_published(shocked, published).map_err(RescheduleError::Published)?;
     let inst = Instance::new(shocked, false);
     let all = published_allocation(shocked, &inst, published);
     check_freeze(shocked, &inst, &all, freeze_weeks)?;

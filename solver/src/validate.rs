@@ -86,7 +86,17 @@ impl ValidationErrors {
         }
     }
 
-    fn into_result(self) -> Result<(), Self> {
+    /// Records one error at a path built by the caller (for documents
+    /// other than a scenario, such as a published plan).
+    pub(crate) fn push_at(&mut self, path: String, message: impl fmt::Display) {
+        self.total += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            let message = message.to_string();
+            self.errors.push(FieldError { path, message });
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), Self> {
         if self.total == 0 {
             Ok(())
         } else {

@@ -311,6 +311,19 @@ fn check_registrations(sc: &Scenario, rows: &[AllocationRow]) {
 }
 
 /// The checks every repair must pass against the re-plan of the same shock.
+/// `sc` with location L0 closed (factor 0) in weeks `from..=to`.
+fn close_l0(sc: &Scenario, from: i64, to: i64) -> Scenario {
+    let mut closed = sc.clone();
+    closed.locations[0]
+        .unavailable
+        .push(examcap_solver::scenario::Unavailable {
+            from_week: from,
+            to_week: to,
+            factor: 0.0,
+        });
+    closed
+}
+
 fn check_repair(sc: &Scenario, shocked: &Scenario, freeze: usize) -> (Repair, Plan) {
     let pubd = published(sc);
     let touched = touched_exams(sc, shocked);
@@ -361,14 +374,7 @@ fn repair_places_the_surge_within_capacity_and_never_beats_the_replan() {
 #[test]
 fn repair_moves_candidates_off_a_closed_location_and_a_demand_drop() {
     let sc = base();
-    let mut closed = sc.clone();
-    closed.locations[0]
-        .unavailable
-        .push(examcap_solver::scenario::Unavailable {
-            from_week: 3,
-            to_week: 4,
-            factor: 0.0,
-        });
+    let closed = close_l0(&sc, 3, 4);
     let (rep, _) = check_repair(&sc, &closed, 2);
     assert!(rep.removed > 0, "the published plan used L0 in weeks 3-4");
     assert!(rep
@@ -390,17 +396,108 @@ fn repair_moves_candidates_off_a_closed_location_and_a_demand_drop() {
 }
 
 #[test]
+fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
+    let sc = base();
+    let shocked = surge(&sc);
+    let touched = touched_exams(&sc, &shocked);
+    let mut bad = published(&sc);
+    assert!(bad.allocation.len() >= 4);
+    bad.allocation[0].location = "NOWHERE".into();
+    bad.allocation[1].week = 6;
+    bad.allocation[2].candidates = 2_000_000_000;
+    // R0's options are L0 and L1 only.
+    bad.allocation[3].region = "R0".into();
+    bad.allocation[3].location = "L2".into();
+    bad.extra_seats.push(examcap_solver::plan::ExtraSeats {
+        location: "L1".into(),
+        kind: "boat".into(),
+        week: 0,
+        lp_minutes: 1.0,
+        minutes: 1.0,
+    });
+    let k = bad.extra_seats.len() - 1;
+    bad.extra_raters.push(examcap_solver::plan::ExtraRaters {
+        pool: "Q".into(),
+        week: 0,
+        lp_minutes: 1.0,
+        minutes: -1.0,
+    });
+    let q = bad.extra_raters.len() - 1;
+    let expected = vec![
+        "allocation[0].location".to_string(),
+        "allocation[1].week".into(),
+        "allocation[2].candidates".into(),
+        "allocation[3].location".into(),
+        format!("extra_seats[{k}].kind"),
+        format!("extra_raters[{q}].pool"),
+        format!("extra_raters[{q}].minutes"),
+    ];
+    let paths = |e: RescheduleError| match e {
+        RescheduleError::Published(v) => v.errors.into_iter().map(|f| f.path).collect::<Vec<_>>(),
+        other => panic!("not a published-plan error: {other}"),
+    };
+    assert_eq!(
+        paths(repair(&shocked, &bad, &touched, 1).unwrap_err()),
+        expected
+    );
+    assert_eq!(
+        paths(replan(&shocked, &bad, &touched, 1, 0.0, &opts()).unwrap_err()),
+        expected
+    );
+    let e = repair(&shocked, &bad, &touched, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("allocation[3].location: \"L2\" is not one of region \"R0\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn repair_takes_a_huge_published_cell_off_a_closed_location_at_once() {
+    // A plan file may hold any count up to 1e9 in a cell; the repair's
+    // work must not grow with it (it used to take candidates off one by one).
+    let sc = base();
+    let mut pubd = published(&sc);
+    let at = |a: &AllocationRow| a.location == "L0" && (3..=4).contains(&a.week);
+    let cell = pubd
+        .allocation
+        .iter()
+        .position(|a| at(a) && a.exam == "A")
+        .expect("L0 used for A in weeks 3-4");
+    pubd.allocation[cell].candidates = 1_000_000_000;
+    let week = pubd.allocation[cell].week;
+    let on_l0: u64 = pubd
+        .allocation
+        .iter()
+        .filter(|a| at(a))
+        .map(|a| a.candidates)
+        .sum();
+    // The cell also overfills pool P that week: A's farther cells of that
+    // week may come off first (farthest first), and be placed again.
+    let rated_elsewhere: u64 = pubd
+        .allocation
+        .iter()
+        .filter(|a| a.exam == "A" && a.week == week && !at(a))
+        .map(|a| a.candidates)
+        .sum();
+    let closed = close_l0(&sc, 3, 4);
+    let touched = touched_exams(&sc, &closed);
+    let rep = repair(&closed, &pubd, &touched, 2).expect("repair");
+    assert!(
+        (on_l0..=on_l0 + rated_elsewhere).contains(&rep.removed),
+        "removed {}: everything on L0 in weeks 3-4 ({on_l0}) comes off, and at most \
+         {rated_elsewhere} more",
+        rep.removed
+    );
+    assert!(!rep.allocation.iter().any(at));
+    check_capacity(&closed, &as_plan(&pubd, &rep));
+    check_registrations(&closed, &rep.allocation);
+}
+
+#[test]
 fn a_freeze_the_shock_breaks_names_the_week_and_location() {
     let sc = base();
     let pubd = published(&sc);
-    let mut closed = sc.clone();
-    closed.locations[0]
-        .unavailable
-        .push(examcap_solver::scenario::Unavailable {
-            from_week: 1,
-            to_week: 1,
-            factor: 0.0,
-        });
+    let closed = close_l0(&sc, 1, 1);
     let touched = touched_exams(&sc, &closed);
     let seats = |e: RescheduleError| match e {
         RescheduleError::Freeze(FreezeError::Seats { week, location, .. }) => (week, location),
