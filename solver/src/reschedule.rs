@@ -11,7 +11,7 @@ use crate::plan::{
 use crate::rounding::{self, Allocation, Cell};
 use crate::scenario::Scenario;
 use crate::validate::ValidationErrors;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -194,56 +194,83 @@ const MAX_PUBLISHED: f64 = 1e9;
 pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     let weeks = sc.horizon_weeks;
-    let week_ok = |errs: &mut ValidationErrors, path: &str, week: usize| {
+    // Paths and messages are formatted only for rows that fail: a national
+    // plan has ~20k rows and this runs before every first answer.
+    let week_ok = |errs: &mut ValidationErrors, path: &dyn Fn() -> String, week: usize| {
         if week >= weeks {
             errs.push_at(
-                format!("{path}.week"),
+                format!("{}.week", path()),
                 format_args!("must be below the horizon of {weeks} weeks, got {week}"),
             );
         }
     };
-    let minutes_ok = |errs: &mut ValidationErrors, path: &str, m: f64| {
+    let minutes_ok = |errs: &mut ValidationErrors, path: &dyn Fn() -> String, m: f64| {
         if !(m.is_finite() && (0.0..=MAX_PUBLISHED).contains(&m)) {
             errs.push_at(
-                format!("{path}.minutes"),
+                format!("{}.minutes", path()),
                 format_args!("must be a number in [0, {MAX_PUBLISHED:e}], got {m}"),
             );
         }
     };
-    let location = |id: &str| sc.locations.iter().find(|l| l.id == id);
+    let regions: HashMap<&str, HashSet<&str>> = sc
+        .regions
+        .iter()
+        .map(|r| {
+            let options = r.options.iter().map(|o| o.location.as_str()).collect();
+            (r.id.as_str(), options)
+        })
+        .collect();
+    let exams: HashMap<&str, &str> = sc
+        .exams
+        .iter()
+        .map(|e| (e.id.as_str(), e.resource.as_str()))
+        .collect();
+    // Per location, its kinds and whether they have any capacity at all.
+    let locations: HashMap<&str, HashMap<&str, bool>> = sc
+        .locations
+        .iter()
+        .map(|l| {
+            let kinds = l
+                .resources
+                .iter()
+                .map(|k| {
+                    let any = k.weekly_minutes + k.extra_weekly_minutes > 0.0;
+                    (k.kind.as_str(), any)
+                })
+                .collect();
+            (l.id.as_str(), kinds)
+        })
+        .collect();
     for (i, row) in published.allocation.iter().enumerate() {
-        let path = format!("allocation[{i}]");
-        let region = sc.regions.iter().find(|r| r.id == row.region);
-        let exam = sc.exams.iter().find(|e| e.id == row.exam);
+        let path = || format!("allocation[{i}]");
+        let region = regions.get(row.region.as_str());
+        let kind = exams.get(row.exam.as_str());
         if region.is_none() {
             errs.push_at(
-                format!("{path}.region"),
+                format!("{}.region", path()),
                 format_args!("unknown region {:?}", row.region),
             );
         }
-        if exam.is_none() {
+        if kind.is_none() {
             errs.push_at(
-                format!("{path}.exam"),
+                format!("{}.exam", path()),
                 format_args!("unknown exam {:?}", row.exam),
             );
         }
-        match location(&row.location) {
+        match locations.get(row.location.as_str()) {
             None => errs.push_at(
-                format!("{path}.location"),
+                format!("{}.location", path()),
                 format_args!("unknown location {:?}", row.location),
             ),
-            Some(l) => {
-                if let (Some(r), Some(e)) = (region, exam) {
-                    let option = r.options.iter().any(|o| o.location == l.id);
-                    let offers = l.resources.iter().any(|k| {
-                        k.kind == e.resource && k.weekly_minutes + k.extra_weekly_minutes > 0.0
-                    });
-                    if !(option && offers) {
+            Some(kinds) => {
+                if let (Some(options), Some(kind)) = (region, kind) {
+                    let offers = kinds.get(kind).copied().unwrap_or(false);
+                    if !(offers && options.contains(row.location.as_str())) {
                         errs.push_at(
-                            format!("{path}.location"),
+                            format!("{}.location", path()),
                             format_args!(
                                 "{:?} is not one of region {:?}'s locations for exam {:?}",
-                                l.id, r.id, e.id
+                                row.location, row.region, row.exam
                             ),
                         );
                     }
@@ -253,21 +280,21 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
         week_ok(&mut errs, &path, row.week);
         if row.candidates as f64 > MAX_PUBLISHED {
             errs.push_at(
-                format!("{path}.candidates"),
+                format!("{}.candidates", path()),
                 format_args!("must be at most {MAX_PUBLISHED:e}, got {}", row.candidates),
             );
         }
     }
     for (i, x) in published.extra_seats.iter().enumerate() {
-        let path = format!("extra_seats[{i}]");
-        match location(&x.location) {
+        let path = || format!("extra_seats[{i}]");
+        match locations.get(x.location.as_str()) {
             None => errs.push_at(
-                format!("{path}.location"),
+                format!("{}.location", path()),
                 format_args!("unknown location {:?}", x.location),
             ),
-            Some(l) if !l.resources.iter().any(|k| k.kind == x.kind) => errs.push_at(
-                format!("{path}.kind"),
-                format_args!("location {:?} has no resource {:?}", l.id, x.kind),
+            Some(kinds) if !kinds.contains_key(x.kind.as_str()) => errs.push_at(
+                format!("{}.kind", path()),
+                format_args!("location {:?} has no resource {:?}", x.location, x.kind),
             ),
             Some(_) => {}
         }
@@ -275,10 +302,10 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
         minutes_ok(&mut errs, &path, x.minutes);
     }
     for (i, x) in published.extra_raters.iter().enumerate() {
-        let path = format!("extra_raters[{i}]");
+        let path = || format!("extra_raters[{i}]");
         if !sc.rating_pools.iter().any(|q| q.id == x.pool) {
             errs.push_at(
-                format!("{path}.pool"),
+                format!("{}.pool", path()),
                 format_args!("unknown rating pool {:?}", x.pool),
             );
         }
