@@ -164,6 +164,10 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let start = std::time::Instant::now();
         let db = loop {
+            // sled 0.34 reports a held lock only as an `ErrorKind::Other`
+            // io::Error whose text starts "could not acquire lock" (the
+            // lock error itself is formatted into it), so the text is the
+            // one thing there is to match; the unit test below pins it.
             match sled::open(dir) {
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
