@@ -511,9 +511,11 @@ async fn report_from_the_service() {
     let doc = parse(&out);
     assert_eq!(figures(&doc, "flow").len(), 2);
     assert_eq!(figures(&doc, "rater-use").len(), 1);
-    let label = |id: &str| format!("plan {}", &id[..12]);
+    // Labelled by scenario name and short plan id.
+    let label =
+        |sc: Value, id: &str| format!("{} · plan {}", sc["name"].as_str().unwrap(), &id[..12]);
     for f in figures(&doc, "compare-backlog") {
-        one_svg_with_titles(f, &[&label(&base), &label(&other)]);
+        one_svg_with_titles(f, &[&label(fixture(), &base), &label(surge(), &other)]);
     }
 
     // An unknown plan id is NOT_FOUND, an input error (exit 2) naming it.

@@ -112,7 +112,9 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
                     id: scenario_id.clone(),
                     reason: e.to_string(),
                 })?;
-            let label = format!("plan {}", super::short(id));
+            // The scenario's name says what the plan is about; the short id
+            // tells two plans of one scenario apart.
+            let label = format!("{} · plan {}", scenario.name, super::short(id));
             let input = Input::new(plan, scenario, label).map_err(|e| FetchError::Document {
                 what: "plan",
                 id: id.into(),
