@@ -100,6 +100,57 @@ impl ApiError {
     }
 }
 
+/// Longest status message sent. Messages quote the caller's input (an
+/// unknown id, say), and the message travels percent-encoded in a header:
+/// a 10,000-character id echoed whole made a header block that clients
+/// refuse (h2 protocol error) instead of an INVALID_ARGUMENT.
+pub const MAX_STATUS_MESSAGE: usize = 1024;
+/// Longest field path or description of one `BadRequest` violation (the
+/// details travel in a header too, at most 20 of them).
+pub const MAX_VIOLATION_TEXT: usize = 256;
+
+/// `text` cut to at most `max` bytes at a character boundary, with what
+/// was cut said at the end.
+pub fn clip(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let note = format!("… ({} bytes)", text.len());
+    let mut end = max.saturating_sub(note.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{note}", &text[..end])
+}
+
+/// A status with a clipped message.
+pub fn status(code: Code, message: String) -> Status {
+    Status::new(code, clip(message, MAX_STATUS_MESSAGE))
+}
+
+/// A status with a clipped message and `BadRequest` details of clipped
+/// (path, description) pairs.
+pub fn bad_request<'a>(
+    code: Code,
+    message: String,
+    violations: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Status {
+    let violations: Vec<FieldViolation> = violations
+        .into_iter()
+        .map(|(path, what)| {
+            FieldViolation::new(
+                clip(path.to_string(), MAX_VIOLATION_TEXT),
+                clip(what.to_string(), MAX_VIOLATION_TEXT),
+            )
+        })
+        .collect();
+    Status::with_error_details(
+        code,
+        clip(message, MAX_STATUS_MESSAGE),
+        ErrorDetails::with_bad_request(violations),
+    )
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         let code = e.code();
@@ -107,27 +158,17 @@ impl From<ApiError> for Status {
             tracing::error!(error = %e, "request failed");
         }
         match &e {
-            ApiError::InvalidScenario(v) => {
-                let violations: Vec<FieldViolation> = v
-                    .errors
-                    .iter()
-                    .map(|f| FieldViolation::new(f.path.clone(), f.message.clone()))
-                    .collect();
-                Status::with_error_details(
-                    code,
-                    e.to_string(),
-                    ErrorDetails::with_bad_request(violations),
-                )
-            }
-            ApiError::InvalidShock(d) => Status::with_error_details(
+            ApiError::InvalidScenario(v) => bad_request(
                 code,
                 e.to_string(),
-                ErrorDetails::with_bad_request(vec![FieldViolation::new(
-                    d.path.clone(),
-                    d.message.clone(),
-                )]),
+                v.errors
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.message.as_str())),
             ),
-            _ => Status::new(code, e.to_string()),
+            ApiError::InvalidShock(d) => {
+                bad_request(code, e.to_string(), [(d.path.as_str(), d.message.as_str())])
+            }
+            _ => status(code, e.to_string()),
         }
     }
 }
@@ -1252,6 +1293,40 @@ impl proto::drill_service_server::DrillService for Api {
 mod tests {
     use super::*;
     use tonic::metadata::MetadataValue;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_at_a_character_boundary() {
+        assert_eq!(clip("unknown id \"X\"".into(), 16), "unknown id \"X\"");
+        let long = format!("unknown id \"{}\"", "é".repeat(5000));
+        let cut = clip(long.clone(), MAX_STATUS_MESSAGE);
+        assert!(cut.len() <= MAX_STATUS_MESSAGE, "{}", cut.len());
+        assert!(cut.starts_with("unknown id \"éé"));
+        assert!(cut.ends_with(&format!("… ({} bytes)", long.len())), "{cut}");
+        // A message exactly at the limit is sent whole.
+        let exact = "a".repeat(MAX_STATUS_MESSAGE);
+        assert_eq!(clip(exact.clone(), MAX_STATUS_MESSAGE), exact);
+    }
+
+    #[test]
+    fn an_error_quoting_a_huge_id_gives_a_clipped_status_and_details() {
+        let id = "a".repeat(10_000);
+        let s = Status::from(ApiError::NotFound {
+            what: "plan",
+            id: id.clone(),
+        });
+        assert_eq!(s.code(), Code::NotFound);
+        assert!(s.message().len() <= MAX_STATUS_MESSAGE);
+        let s = Status::from(ApiError::InvalidShock(DrillError {
+            path: "shocks[0].demand.exam".into(),
+            message: format!("unknown exam {id:?}"),
+        }));
+        assert!(s.message().len() <= MAX_STATUS_MESSAGE);
+        let details = s.get_details_bad_request().expect("BadRequest details");
+        let v = &details.field_violations[0];
+        assert_eq!(v.field, "shocks[0].demand.exam");
+        assert!(v.description.len() <= MAX_VIOLATION_TEXT);
+        assert!(v.description.starts_with("unknown exam \"aaa"));
+    }
 
     #[test]
     fn shocks_go_to_proto_and_back_unchanged() {

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::api::{Api, ApiError};
+use crate::api::{bad_request, clip, status, Api, ApiError, MAX_STATUS_MESSAGE};
 use crate::auth::Rpc;
 use crate::proto;
 use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
@@ -89,11 +89,9 @@ impl From<RegistrationError> for Status {
         let code = e.code();
         match e {
             RegistrationError::Api(e) => e.into(),
-            RegistrationError::Field { field, ref message } => Status::with_error_details(
-                code,
-                e.to_string(),
-                ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message.clone())]),
-            ),
+            RegistrationError::Field { field, ref message } => {
+                bad_request(code, e.to_string(), [(field, message.as_str())])
+            }
             RegistrationError::SoldOut { ref next, .. } => {
                 let mut md = HashMap::new();
                 if let Some(o) = next {
@@ -110,15 +108,15 @@ impl From<RegistrationError> for Status {
                 }
                 Status::with_error_details(
                     code,
-                    e.to_string(),
+                    clip(e.to_string(), MAX_STATUS_MESSAGE),
                     ErrorDetails::with_error_info(NO_FREE_SEAT, ERROR_DOMAIN, md),
                 )
             }
             RegistrationError::Unavailable(_) => {
                 tracing::error!(error = %e, "reservation write failed");
-                Status::new(code, e.to_string())
+                status(code, e.to_string())
             }
-            _ => Status::new(code, e.to_string()),
+            _ => status(code, e.to_string()),
         }
     }
 }
