@@ -5,6 +5,7 @@ use examcap_solver::generate::split_regions;
 use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs};
 use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{replan, touched_exams};
+use examcap_solver::validate::validate_scenario;
 use examcap_solver::waits::{CohortState, Percentile};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
@@ -486,5 +487,138 @@ fn mutated_published_plans_never_panic() {
             prop_assert!(done == Ok(true), "repair or re-plan panicked on {doc}");
             Ok(())
         })
+        .unwrap();
+}
+
+/// Every number of a scenario, as a place to write an odd value into:
+/// floats, week integers and the horizon.
+enum Slot<'a> {
+    F(&'a mut f64),
+    I(&'a mut i64),
+    U(&'a mut usize),
+}
+
+fn unavailable_slots<'a>(
+    u: &'a mut [examcap_solver::scenario::Unavailable],
+    out: &mut Vec<Slot<'a>>,
+) {
+    for x in u {
+        out.push(Slot::I(&mut x.from_week));
+        out.push(Slot::I(&mut x.to_week));
+        out.push(Slot::F(&mut x.factor));
+    }
+}
+
+fn numbers(sc: &mut Scenario) -> Vec<Slot<'_>> {
+    let mut out = vec![
+        Slot::U(&mut sc.horizon_weeks),
+        Slot::F(&mut sc.weights.waiting_per_candidate_week),
+    ];
+    for e in &mut sc.exams {
+        out.push(Slot::F(&mut e.seat_minutes));
+        out.push(Slot::F(&mut e.priority));
+        out.push(Slot::I(&mut e.target_wait_weeks));
+        if let Some(m) = e.rating_minutes.as_mut() {
+            out.push(Slot::F(m));
+        }
+    }
+    for l in &mut sc.locations {
+        for r in &mut l.resources {
+            out.push(Slot::F(&mut r.weekly_minutes));
+            out.push(Slot::F(&mut r.extra_weekly_minutes));
+            out.push(Slot::F(&mut r.extra_cost_per_minute));
+        }
+        unavailable_slots(&mut l.unavailable, &mut out);
+    }
+    for q in &mut sc.rating_pools {
+        out.push(Slot::F(&mut q.weekly_minutes));
+        out.push(Slot::F(&mut q.extra_weekly_minutes));
+        out.push(Slot::F(&mut q.extra_cost_per_minute));
+        unavailable_slots(&mut q.unavailable, &mut out);
+    }
+    for r in &mut sc.regions {
+        for o in &mut r.options {
+            out.push(Slot::F(&mut o.travel_cost));
+        }
+    }
+    for d in &mut sc.demand {
+        for w in &mut d.weekly {
+            out.push(Slot::F(w));
+        }
+    }
+    for b in &mut sc.backlog {
+        out.push(Slot::I(&mut b.registered_week));
+        out.push(Slot::F(&mut b.candidates));
+    }
+    out
+}
+
+/// A scenario built in code (as the service builds one from a proto
+/// message) can hold what JSON cannot: NaN and ±inf. `validate_scenario`
+/// must refuse those, and anything out of range, naming the field; what it
+/// accepts must solve, repair and re-plan without a panic.
+#[test]
+fn odd_numbers_in_a_built_scenario_are_refused_or_solved_never_a_panic() {
+    let floats = [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -1.0,
+        -0.0,
+        0.0,
+        5e-324,
+        0.5,
+        1e9 + 1.0,
+        1e300,
+    ];
+    let ints = [
+        i64::MIN,
+        -1_000_000_001,
+        -1,
+        0,
+        1,
+        53,
+        1_000_000_001,
+        i64::MAX,
+    ];
+    let sizes = [0, 1, 521, usize::MAX];
+    runner(300)
+        .run(
+            &(arb_scenario(), 1u64..=2, any::<u64>()),
+            |(sc, n_edits, seed)| {
+                let mut next = splitmix(seed);
+                let mut odd = sc.clone();
+                for _ in 0..n_edits {
+                    let mut slots = numbers(&mut odd);
+                    let at = next(slots.len() as u64) as usize;
+                    match &mut slots[at] {
+                        Slot::F(x) => **x = floats[next(floats.len() as u64) as usize],
+                        Slot::I(x) => **x = ints[next(ints.len() as u64) as usize],
+                        Slot::U(x) => **x = sizes[next(sizes.len() as u64) as usize],
+                    }
+                }
+                let checked = std::panic::catch_unwind(|| validate_scenario(&odd));
+                prop_assert!(checked.is_ok(), "validate panicked on {odd:?}");
+                if let Err(e) = checked.unwrap() {
+                    for f in &e.errors {
+                        prop_assert!(!f.path.is_empty() && !f.message.is_empty(), "{f:?}");
+                    }
+                    return Ok(());
+                }
+                let opts = PlanOptions {
+                    time_limit_seconds: Some(10.0),
+                    ..PlanOptions::default()
+                };
+                let run = std::panic::catch_unwind(|| {
+                    let _ = plan_scenario(&odd, &opts, &|_| {});
+                    let published = plan_scenario(&sc, &opts, &|_| {}).expect("original solves");
+                    let touched = touched_exams(&sc, &odd);
+                    let _ = repair(&odd, &published, &touched, 1);
+                    let _ = replan(&odd, &published, &touched, 1, 0.1, &opts);
+                });
+                prop_assert!(run.is_ok(), "solve, repair or re-plan panicked on {odd:?}");
+                Ok(())
+            },
+        )
         .unwrap();
 }
