@@ -389,6 +389,23 @@ fn splitmix(seed: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
+/// Solves `shocked`, then repairs and re-plans the plan of `base` for it
+/// (F = 1, σ = 0.1); each may refuse. False if any of them panicked.
+fn solved_without_panic(base: &Scenario, shocked: &Scenario) -> bool {
+    let opts = PlanOptions {
+        time_limit_seconds: Some(10.0),
+        ..PlanOptions::default()
+    };
+    std::panic::catch_unwind(|| {
+        let _ = plan_scenario(shocked, &opts, &|_| {});
+        let published = plan_scenario(base, &opts, &|_| {}).expect("original solves");
+        let touched = touched_exams(base, shocked);
+        let _ = repair(shocked, &published, &touched, 1);
+        let _ = replan(shocked, &published, &touched, 1, 0.1, &opts);
+    })
+    .is_ok()
+}
+
 /// Bad input never panics: a valid document with one to three random edits
 /// either parses, or is rejected with every error naming a field and saying
 /// what is wrong. What parses is then solved and used as the "shocked"
@@ -418,18 +435,10 @@ fn mutated_documents_never_panic() {
                     return Ok(());
                 }
             };
-            let opts = PlanOptions {
-                time_limit_seconds: Some(10.0),
-                ..PlanOptions::default()
-            };
-            let run = std::panic::catch_unwind(|| {
-                let _ = plan_scenario(&shocked, &opts, &|_| {});
-                let published = plan_scenario(&sc, &opts, &|_| {}).expect("original solves");
-                let touched = touched_exams(&sc, &shocked);
-                let _ = repair(&shocked, &published, &touched, 1);
-                let _ = replan(&shocked, &published, &touched, 1, 0.1, &opts);
-            });
-            prop_assert!(run.is_ok(), "solve, repair or re-plan panicked on {doc}");
+            prop_assert!(
+                solved_without_panic(&sc, &shocked),
+                "solve, repair or re-plan panicked on {doc}"
+            );
             Ok(())
         })
         .unwrap();
@@ -605,18 +614,10 @@ fn odd_numbers_in_a_built_scenario_are_refused_or_solved_never_a_panic() {
                     }
                     return Ok(());
                 }
-                let opts = PlanOptions {
-                    time_limit_seconds: Some(10.0),
-                    ..PlanOptions::default()
-                };
-                let run = std::panic::catch_unwind(|| {
-                    let _ = plan_scenario(&odd, &opts, &|_| {});
-                    let published = plan_scenario(&sc, &opts, &|_| {}).expect("original solves");
-                    let touched = touched_exams(&sc, &odd);
-                    let _ = repair(&odd, &published, &touched, 1);
-                    let _ = replan(&odd, &published, &touched, 1, 0.1, &opts);
-                });
-                prop_assert!(run.is_ok(), "solve, repair or re-plan panicked on {odd:?}");
+                prop_assert!(
+                    solved_without_panic(&sc, &odd),
+                    "solve, repair or re-plan panicked on {odd:?}"
+                );
                 Ok(())
             },
         )
