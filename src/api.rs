@@ -16,7 +16,7 @@ use examcap_solver::duals::CapacityRef;
 use examcap_solver::plan::plan_scenario_cancellable;
 use examcap_solver::plan::{PlanError, PlanStatus};
 use examcap_solver::solve::SolveError;
-use examcap_solver::validate::ValidationErrors;
+use examcap_solver::validate::{Num, ValidationErrors};
 use examcap_solver::waits::{ExamWaits, Percentile};
 use examcap_solver::{parse_scenario, Plan, PlanOptions, Scenario};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -531,7 +531,7 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
         if !(r.session_minutes.is_finite() && r.session_minutes > 0.0 && r.session_minutes <= 1e6) {
             return Err(ApiError::InvalidArgument(format!(
                 "session_minutes: must be in (0, 1e6], got {}",
-                r.session_minutes
+                Num(r.session_minutes)
             )));
         }
         o.session_minutes = r.session_minutes;
@@ -543,7 +543,7 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
         if !(r.time_limit_seconds.is_finite() && r.time_limit_seconds > 0.0) {
             return Err(ApiError::InvalidArgument(format!(
                 "time_limit_seconds: must be a number of seconds > 0, got {}",
-                r.time_limit_seconds
+                Num(r.time_limit_seconds)
             )));
         }
         o.time_limit_seconds = Some(r.time_limit_seconds);
@@ -1305,6 +1305,31 @@ mod tests {
         // A message exactly at the limit is sent whole.
         let exact = "a".repeat(MAX_STATUS_MESSAGE);
         assert_eq!(clip(exact.clone(), MAX_STATUS_MESSAGE), exact);
+    }
+
+    #[test]
+    fn a_huge_or_odd_number_is_quoted_as_people_write_it() {
+        let msg = |session_minutes: f64, time_limit_seconds: f64| {
+            plan_options(&proto::SolveRequest {
+                session_minutes,
+                time_limit_seconds,
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            msg(1e300, 0.0),
+            "session_minutes: must be in (0, 1e6], got 1e300"
+        );
+        assert_eq!(
+            msg(240.0, -2.5e-300),
+            "time_limit_seconds: must be a number of seconds > 0, got -2.5e-300"
+        );
+        assert_eq!(
+            msg(f64::NAN, 0.0),
+            "session_minutes: must be in (0, 1e6], got NaN"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! a drill needs no special path through the solver.
 
 use examcap_solver::scenario::{Scenario, Unavailable};
+use examcap_solver::validate::Num;
 use serde::{Deserialize, Serialize};
 
 /// How a demand shock changes each affected weekly forecast.
@@ -100,14 +101,14 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                         return Err(err(
                             i,
                             "demand.multiplier",
-                            format!("must be a finite number >= 0, got {m}"),
+                            format!("must be a finite number >= 0, got {}", Num(m)),
                         ))
                     }
                     DemandChange::Delta(d) => {
                         return Err(err(
                             i,
                             "demand.delta",
-                            format!("must be a finite number, got {d}"),
+                            format!("must be a finite number, got {}", Num(d)),
                         ))
                     }
                 };
@@ -135,7 +136,7 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                     return Err(err(
                         i,
                         "capacity.factor",
-                        format!("must be in [0, 1], got {factor}"),
+                        format!("must be in [0, 1], got {}", Num(*factor)),
                     ));
                 }
                 let range = Unavailable {

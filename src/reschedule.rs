@@ -25,6 +25,7 @@ use examcap_solver::reschedule::{
     RescheduleError,
 };
 use examcap_solver::solve::SolveError;
+use examcap_solver::validate::Num;
 use examcap_solver::{Plan, PlanOptions, Scenario};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -76,13 +77,14 @@ fn params(r: &proto::RescheduleRequest) -> Result<Params, ApiError> {
     if !(r.sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&r.sigma)) {
         return Err(ApiError::InvalidArgument(format!(
             "sigma: must be a number in [0, {MAX_SIGMA}], got {}",
-            r.sigma
+            Num(r.sigma)
         )));
     }
     let t = r.replan_time_limit_seconds;
     if !(t.is_finite() && t >= 0.0) {
         return Err(ApiError::InvalidArgument(format!(
-            "replan_time_limit_seconds: must be a number of seconds >= 0, got {t}"
+            "replan_time_limit_seconds: must be a number of seconds >= 0, got {}",
+            Num(t)
         )));
     }
     Ok(Params {

@@ -10,7 +10,7 @@ use crate::plan::{
 };
 use crate::rounding::{self, Allocation, Cell};
 use crate::scenario::Scenario;
-use crate::validate::ValidationErrors;
+use crate::validate::{Num, ValidationErrors};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -208,7 +208,7 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
         if !(m.is_finite() && (0.0..=MAX_PUBLISHED).contains(&m)) {
             errs.push_at(
                 format!("{}.minutes", path()),
-                format_args!("must be a number in [0, {MAX_PUBLISHED:e}], got {m}"),
+                format_args!("must be a number in [0, {MAX_PUBLISHED:e}], got {}", Num(m)),
             );
         }
     };

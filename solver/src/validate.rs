@@ -384,8 +384,9 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// A number as people write it: `-2`, `0.5`, `2e9`.
-struct Num(f64);
+/// A number as people write it: `-2`, `0.5`, `2e9` (not 1e300's 301
+/// digits), for messages that quote the caller's input.
+pub struct Num(pub f64);
 
 impl fmt::Display for Num {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
