@@ -177,23 +177,26 @@ pub enum FreezeError {
     },
 }
 
-/// Largest candidate count of one allocation row, or minutes of one extra
-/// capacity row, that a published plan may hold: a scenario's own numbers
-/// stop at 1e9 too.
-const MAX_PUBLISHED: f64 = 1e9;
+/// Relative slack on the capacity bounds of [`validate_published`]: a
+/// plan's extra minutes are LP values, equal to the bound up to rounding.
+const PUBLISHED_SLACK: f64 = 1e-9;
 
 /// Checks that `published` fits `sc`, field by field: every allocation row
 /// names a known region and exam, one of the region's locations that has
-/// the exam's resource kind, a week inside the horizon and at most
-/// [`MAX_PUBLISHED`] candidates; every extra-capacity row a known location
-/// and kind or rating pool, a week inside the horizon and minutes in
-/// [0, [`MAX_PUBLISHED`]]. A plan this crate solved for `sc` (or for a shock
-/// of it) always passes; a plan file handed to the offline CLI may not, and
-/// a row that does not fit would otherwise be dropped or distort the repair
-/// without a word.
+/// the exam's resource kind, a week inside the horizon, and no more
+/// candidates than that location's regular + extra minutes of the kind
+/// could ever seat in a week; every extra-capacity row names a known
+/// location and kind (or rating pool), a week inside the horizon, and
+/// minutes in [0, extra_weekly_minutes]. The bounds are the scenario's raw
+/// weekly minutes, before unavailability factors, which a capacity shock
+/// only lowers: so a plan this crate solved for `sc`, or for the scenario
+/// `sc` is a shock of, always passes. A plan file handed to the offline CLI
+/// may not, and a row that does not fit would otherwise be dropped or
+/// distort the repair without a word.
 pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     let weeks = sc.horizon_weeks;
+    let over = |x: f64, bound: f64| x > bound + PUBLISHED_SLACK * bound.max(1.0);
     // Paths and messages are formatted only for rows that fail: a national
     // plan has ~20k rows and this runs before every first answer.
     let week_ok = |errs: &mut ValidationErrors, path: &dyn Fn() -> String, week: usize| {
@@ -204,14 +207,19 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
             );
         }
     };
-    let minutes_ok = |errs: &mut ValidationErrors, path: &dyn Fn() -> String, m: f64| {
-        if !(m.is_finite() && (0.0..=MAX_PUBLISHED).contains(&m)) {
-            errs.push_at(
-                format!("{}.minutes", path()),
-                format_args!("must be a number in [0, {MAX_PUBLISHED:e}], got {}", Num(m)),
-            );
-        }
-    };
+    let minutes_ok =
+        |errs: &mut ValidationErrors, path: &dyn Fn() -> String, m: f64, extra: f64| {
+            if !(m.is_finite() && m >= 0.0) || over(m, extra) {
+                errs.push_at(
+                    format!("{}.minutes", path()),
+                    format_args!(
+                        "must be a number in [0, {}] (the extra_weekly_minutes there), got {}",
+                        Num(extra),
+                        Num(m)
+                    ),
+                );
+            }
+        };
     let regions: HashMap<&str, HashSet<&str>> = sc
         .regions
         .iter()
@@ -220,23 +228,17 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
             (r.id.as_str(), options)
         })
         .collect();
-    let exams: HashMap<&str, &str> = sc
-        .exams
-        .iter()
-        .map(|e| (e.id.as_str(), e.resource.as_str()))
-        .collect();
-    // Per location, its kinds and whether they have any capacity at all.
-    let locations: HashMap<&str, HashMap<&str, bool>> = sc
+    let exams: HashMap<&str, &crate::scenario::Exam> =
+        sc.exams.iter().map(|e| (e.id.as_str(), e)).collect();
+    // Per location and kind: (regular, extra) raw weekly minutes.
+    let locations: HashMap<&str, HashMap<&str, (f64, f64)>> = sc
         .locations
         .iter()
         .map(|l| {
             let kinds = l
                 .resources
                 .iter()
-                .map(|k| {
-                    let any = k.weekly_minutes + k.extra_weekly_minutes > 0.0;
-                    (k.kind.as_str(), any)
-                })
+                .map(|k| (k.kind.as_str(), (k.weekly_minutes, k.extra_weekly_minutes)))
                 .collect();
             (l.id.as_str(), kinds)
         })
@@ -244,73 +246,83 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
     for (i, row) in published.allocation.iter().enumerate() {
         let path = || format!("allocation[{i}]");
         let region = regions.get(row.region.as_str());
-        let kind = exams.get(row.exam.as_str());
+        let exam = exams.get(row.exam.as_str());
         if region.is_none() {
             errs.push_at(
                 format!("{}.region", path()),
                 format_args!("unknown region {:?}", row.region),
             );
         }
-        if kind.is_none() {
+        if exam.is_none() {
             errs.push_at(
                 format!("{}.exam", path()),
                 format_args!("unknown exam {:?}", row.exam),
             );
         }
-        match locations.get(row.location.as_str()) {
-            None => errs.push_at(
+        week_ok(&mut errs, &path, row.week);
+        let Some(kinds) = locations.get(row.location.as_str()) else {
+            errs.push_at(
                 format!("{}.location", path()),
                 format_args!("unknown location {:?}", row.location),
-            ),
-            Some(kinds) => {
-                if let (Some(options), Some(kind)) = (region, kind) {
-                    let offers = kinds.get(kind).copied().unwrap_or(false);
-                    if !(offers && options.contains(row.location.as_str())) {
-                        errs.push_at(
-                            format!("{}.location", path()),
-                            format_args!(
-                                "{:?} is not one of region {:?}'s locations for exam {:?}",
-                                row.location, row.region, row.exam
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        week_ok(&mut errs, &path, row.week);
-        if row.candidates as f64 > MAX_PUBLISHED {
+            );
+            continue;
+        };
+        let (Some(options), Some(exam)) = (region, exam) else {
+            continue;
+        };
+        let (regular, extra) = kinds
+            .get(exam.resource.as_str())
+            .copied()
+            .unwrap_or_default();
+        if !(regular + extra > 0.0 && options.contains(row.location.as_str())) {
+            errs.push_at(
+                format!("{}.location", path()),
+                format_args!(
+                    "{:?} is not one of region {:?}'s locations for exam {:?}",
+                    row.location, row.region, row.exam
+                ),
+            );
+        } else if over(row.candidates as f64 * exam.seat_minutes, regular + extra) {
             errs.push_at(
                 format!("{}.candidates", path()),
-                format_args!("must be at most {MAX_PUBLISHED:e}, got {}", row.candidates),
+                format_args!(
+                    "{} candidates of {} minutes do not fit the {} minutes a week of {:?} at {:?}",
+                    row.candidates,
+                    Num(exam.seat_minutes),
+                    Num(regular + extra),
+                    exam.resource,
+                    row.location
+                ),
             );
         }
     }
     for (i, x) in published.extra_seats.iter().enumerate() {
         let path = || format!("extra_seats[{i}]");
+        week_ok(&mut errs, &path, x.week);
         match locations.get(x.location.as_str()) {
             None => errs.push_at(
                 format!("{}.location", path()),
                 format_args!("unknown location {:?}", x.location),
             ),
-            Some(kinds) if !kinds.contains_key(x.kind.as_str()) => errs.push_at(
-                format!("{}.kind", path()),
-                format_args!("location {:?} has no resource {:?}", x.location, x.kind),
-            ),
-            Some(_) => {}
+            Some(kinds) => match kinds.get(x.kind.as_str()) {
+                None => errs.push_at(
+                    format!("{}.kind", path()),
+                    format_args!("location {:?} has no resource {:?}", x.location, x.kind),
+                ),
+                Some(&(_, extra)) => minutes_ok(&mut errs, &path, x.minutes, extra),
+            },
         }
-        week_ok(&mut errs, &path, x.week);
-        minutes_ok(&mut errs, &path, x.minutes);
     }
     for (i, x) in published.extra_raters.iter().enumerate() {
         let path = || format!("extra_raters[{i}]");
-        if !sc.rating_pools.iter().any(|q| q.id == x.pool) {
-            errs.push_at(
+        week_ok(&mut errs, &path, x.week);
+        match sc.rating_pools.iter().find(|q| q.id == x.pool) {
+            None => errs.push_at(
                 format!("{}.pool", path()),
                 format_args!("unknown rating pool {:?}", x.pool),
-            );
+            ),
+            Some(q) => minutes_ok(&mut errs, &path, x.minutes, q.extra_weekly_minutes),
         }
-        week_ok(&mut errs, &path, x.week);
-        minutes_ok(&mut errs, &path, x.minutes);
     }
     errs.into_result()
 }

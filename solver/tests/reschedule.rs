@@ -416,13 +416,16 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
         minutes: 1.0,
     });
     let k = bad.extra_seats.len() - 1;
-    bad.extra_raters.push(examcap_solver::plan::ExtraRaters {
-        pool: "Q".into(),
-        week: 0,
-        lp_minutes: 1.0,
-        minutes: -1.0,
-    });
-    let q = bad.extra_raters.len() - 1;
+    // Pool P has 200 extra minutes a week.
+    for (pool, minutes) in [("Q", 1.0), ("P", 200.5)] {
+        bad.extra_raters.push(examcap_solver::plan::ExtraRaters {
+            pool: pool.into(),
+            week: 0,
+            lp_minutes: minutes,
+            minutes,
+        });
+    }
+    let q = bad.extra_raters.len() - 2;
     let expected = vec![
         "allocation[0].location".to_string(),
         "allocation[1].week".into(),
@@ -430,7 +433,7 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
         "allocation[3].location".into(),
         format!("extra_seats[{k}].kind"),
         format!("extra_raters[{q}].pool"),
-        format!("extra_raters[{q}].minutes"),
+        format!("extra_raters[{}].minutes", q + 1),
     ];
     let paths = |e: RescheduleError| match e {
         RescheduleError::Published(v) => v.errors.into_iter().map(|f| f.path).collect::<Vec<_>>(),
@@ -453,9 +456,14 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
 
 #[test]
 fn repair_takes_a_huge_published_cell_off_a_closed_location_at_once() {
-    // A plan file may hold any count up to 1e9 in a cell; the repair's
-    // work must not grow with it (it used to take candidates off one by one).
+    // A cell may legitimately hold millions of candidates where a location
+    // has that many minutes; the repair's work must not grow with the count
+    // (it used to take candidates off one by one). Here L0's car capacity
+    // is raised to 6e8 minutes after the plan was made, which the published
+    // plan's check allows (it bounds a cell by the raw weekly minutes).
     let sc = base();
+    let mut big = sc.clone();
+    big.locations[0].resources[0].weekly_minutes = 6e8;
     let mut pubd = published(&sc);
     let at = |a: &AllocationRow| a.location == "L0" && (3..=4).contains(&a.week);
     let cell = pubd
@@ -463,7 +471,7 @@ fn repair_takes_a_huge_published_cell_off_a_closed_location_at_once() {
         .iter()
         .position(|a| at(a) && a.exam == "A")
         .expect("L0 used for A in weeks 3-4");
-    pubd.allocation[cell].candidates = 1_000_000_000;
+    pubd.allocation[cell].candidates = 10_000_000;
     let week = pubd.allocation[cell].week;
     let on_l0: u64 = pubd
         .allocation
@@ -479,7 +487,7 @@ fn repair_takes_a_huge_published_cell_off_a_closed_location_at_once() {
         .filter(|a| a.exam == "A" && a.week == week && !at(a))
         .map(|a| a.candidates)
         .sum();
-    let closed = close_l0(&sc, 3, 4);
+    let closed = close_l0(&big, 3, 4);
     let touched = touched_exams(&sc, &closed);
     let rep = repair(&closed, &pubd, &touched, 2).expect("repair");
     assert!(
