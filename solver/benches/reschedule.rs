@@ -6,7 +6,8 @@
 //! full solve of the shocked scenario. Prints median and p95 of each.
 //!
 //! `cargo bench -p examcap-solver --bench reschedule [-- RUNS [COLD_RUNS]]`
-//! (defaults: 20 runs, 5 cold solves).
+//! (defaults: 20 runs, 5 cold solves). `SURGE=EXAM:MULT:FROM:TO[:REGION]`
+//! times another shock (default `SPREKEN_B1:1.6:10:16`, every region).
 
 use examcap_solver::generate::{national, GenerateOptions};
 use examcap_solver::repair::repair;
@@ -37,15 +38,50 @@ fn line(what: &str, v: &[f64]) {
     );
 }
 
-fn surge(base: &Scenario) -> Scenario {
-    let mut sc = base.clone();
-    sc.name = format!("{}+surge", base.name);
-    for d in sc.demand.iter_mut().filter(|d| d.exam == "SPREKEN_B1") {
-        for w in d.weekly.iter_mut().take(17).skip(10) {
-            *w *= 1.6;
+/// The shock: `exam` × `mult` in weeks `from..=to`, in every region or in
+/// `region` only.
+struct Surge {
+    exam: String,
+    mult: f64,
+    from: usize,
+    to: usize,
+    region: Option<String>,
+}
+
+impl Surge {
+    /// `EXAM:MULT:FROM:TO[:REGION]` from the `SURGE` variable; the issue's
+    /// shock (SPREKEN_B1:1.6:10:16) without it.
+    fn from_env() -> Surge {
+        let spec = std::env::var("SURGE").unwrap_or_else(|_| "SPREKEN_B1:1.6:10:16".into());
+        let parts: Vec<&str> = spec.split(':').collect();
+        fn bad<T>(spec: &str) -> T {
+            panic!("SURGE={spec:?}: expected EXAM:MULT:FROM:TO[:REGION]")
+        }
+        if !(4..=5).contains(&parts.len()) {
+            bad::<()>(&spec);
+        }
+        Surge {
+            exam: parts[0].into(),
+            mult: parts[1].parse().unwrap_or_else(|_| bad(&spec)),
+            from: parts[2].parse().unwrap_or_else(|_| bad(&spec)),
+            to: parts[3].parse().unwrap_or_else(|_| bad(&spec)),
+            region: parts.get(4).map(|r| r.to_string()),
         }
     }
-    sc
+
+    fn apply(&self, base: &Scenario) -> Scenario {
+        let mut sc = base.clone();
+        sc.name = format!("{}+surge", base.name);
+        let hit = |d: &examcap_solver::scenario::Demand| {
+            d.exam == self.exam && self.region.as_ref().is_none_or(|r| &d.region == r)
+        };
+        for d in sc.demand.iter_mut().filter(|d| hit(d)) {
+            for w in d.weekly.iter_mut().take(self.to + 1).skip(self.from) {
+                *w *= self.mult;
+            }
+        }
+        sc
+    }
 }
 
 fn main() {
@@ -62,7 +98,8 @@ fn main() {
     });
     let opts = PlanOptions::default();
     let published = plan_scenario(&base, &opts, &|_| {}).expect("base plan");
-    let shocked = surge(&base);
+    let surge = Surge::from_env();
+    let shocked = surge.apply(&base);
 
     let (mut first, mut cold) = (Vec::new(), Vec::new());
     let mut optimal: Vec<Vec<f64>> = vec![Vec::new(); SIGMAS.len()];
@@ -94,7 +131,12 @@ fn main() {
     }
     let (rep, full) = (rep.expect("a run"), full.expect("a run"));
     println!(
-        "national seed 1, 52 weeks; SPREKEN_B1 x1.6 weeks 10-16; F={FREEZE}; touched={:?}",
+        "national seed 1, 52 weeks; {} x{} weeks {}-{} in {}; F={FREEZE}; touched={:?}",
+        surge.exam,
+        surge.mult,
+        surge.from,
+        surge.to,
+        surge.region.as_deref().unwrap_or("every region"),
         touched_exams(&base, &shocked)
     );
     line("first answer (repair)", &first);
