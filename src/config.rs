@@ -29,6 +29,11 @@ pub const DEFAULT_SOLVE_QUEUE: usize = 8;
 
 /// Most runtime threads [`Config::worker_threads`] may ask for.
 pub const MAX_WORKER_THREADS: usize = 1024;
+/// Most solves [`Config::max_concurrent_solves`] may run at once (each is a
+/// CPU-bound HiGHS run; far more than any machine has cores).
+pub const MAX_CONCURRENT_SOLVES: usize = 1024;
+/// Longest [`Config::solve_queue`].
+pub const MAX_SOLVE_QUEUE: usize = 1_000_000;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +180,17 @@ impl Config {
                 "worker_threads must be at most {MAX_WORKER_THREADS} (0 = the number of cores)"
             )));
         }
+        if self.max_concurrent_solves > MAX_CONCURRENT_SOLVES {
+            return Err(ConfigError::Invalid(format!(
+                "max_concurrent_solves must be at most {MAX_CONCURRENT_SOLVES} \
+                 (0 = the number of cores)"
+            )));
+        }
+        if self.solve_queue > MAX_SOLVE_QUEUE {
+            return Err(ConfigError::Invalid(format!(
+                "solve_queue must be at most {MAX_SOLVE_QUEUE}"
+            )));
+        }
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_message_bytes must be at least 1024".into(),
@@ -240,6 +256,42 @@ mod tests {
         assert!(parse_tokens("x:boss:yyyyyyyy").is_err());
         assert!(parse_tokens("x:planner").is_err());
         assert!(Config::default().check().is_err());
+    }
+
+    #[test]
+    fn solve_slots_and_queue_are_capped_before_the_server_builds_its_gate() {
+        // Unchecked, 2^63 slots made tokio's Semaphore::new panic at start.
+        let ok = Config {
+            allow_unauthenticated: true,
+            ..Config::default()
+        };
+        ok.check().unwrap();
+        for (c, field) in [
+            (
+                Config {
+                    max_concurrent_solves: 1 << 63,
+                    ..ok.clone()
+                },
+                "max_concurrent_solves",
+            ),
+            (
+                Config {
+                    solve_queue: MAX_SOLVE_QUEUE + 1,
+                    ..ok.clone()
+                },
+                "solve_queue",
+            ),
+        ] {
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        Config {
+            max_concurrent_solves: MAX_CONCURRENT_SOLVES,
+            solve_queue: MAX_SOLVE_QUEUE,
+            ..ok
+        }
+        .check()
+        .unwrap();
     }
 
     #[test]
