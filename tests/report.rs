@@ -356,6 +356,26 @@ fn mismatched_inputs_are_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("same weeks"), "{err}");
 
+    // A hand-edited plan whose rows do not fit its scenario: each bad row
+    // is named, and nothing is written.
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    doc["allocation"][0]["location"] = "NOWHERE".into();
+    let edited = dir.path().join("edited-plan.json");
+    std::fs::write(&edited, doc.to_string()).unwrap();
+    let o = examcap()
+        .args(["report", arg(&edited), "--scenario", arg(&scenario)])
+        .args(["--out", arg(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("edited-plan.json does not fit its scenario")
+            && err.contains("allocation[0].location: unknown location \"NOWHERE\""),
+        "{err}"
+    );
+    assert!(!out.exists());
+
     // A plan file without its scenario is a usage error.
     let o = examcap()
         .args(["report", arg(&plan), "--out", arg(&out)])

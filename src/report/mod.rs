@@ -77,6 +77,13 @@ pub enum ReportError {
     /// The inputs do not fit together (names the file or option).
     #[error("{0}")]
     Input(String),
+    /// The plan's rows name what its scenario does not have (a tampered or
+    /// hand-edited plan file), each with its field path.
+    #[error("{label} does not fit its scenario:\n{errors}")]
+    PlanRows {
+        label: String,
+        errors: examcap_solver::ValidationErrors,
+    },
     #[error(transparent)]
     Chart(#[from] charts::ChartError),
     #[error(transparent)]
@@ -101,6 +108,10 @@ impl Input {
                 short(&plan.scenario.content_hash),
                 scenario.name
             )));
+        }
+        // Rows that do not fit would be left out of the charts without a word.
+        if let Err(errors) = examcap_solver::reschedule::validate_published(&scenario, &plan) {
+            return Err(ReportError::PlanRows { label, errors });
         }
         Ok(Input {
             plan,
@@ -171,6 +182,7 @@ pub fn run(a: &ReportArgs) -> Result<(), Failure> {
 fn failure(e: ReportError) -> Failure {
     match e {
         ReportError::Input(m) => Failure::Input(format!("examcap: report: {m}")),
+        e @ ReportError::PlanRows { .. } => Failure::Input(format!("examcap: report: {e}")),
         ReportError::Fetch(f) if f.is_input() => Failure::Input(format!("examcap: report: {f}")),
         e => Failure::Internal(anyhow::Error::new(e).context("report")),
     }
