@@ -7,7 +7,9 @@ use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{replan, touched_exams};
 use examcap_solver::validate::validate_scenario;
 use examcap_solver::waits::{CohortState, Percentile};
-use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
+use examcap_solver::{
+    parse_scenario, plan_scenario, Plan, PlanOptions, Scenario, ValidationErrors,
+};
 mod common;
 
 use common::{capacity_violations, close};
@@ -22,15 +24,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
     let weeks = 1usize..=5;
     (weeks, 1usize..=3, 1usize..=3, 1usize..=3, any::<u64>()).prop_map(
         |(weeks, n_exams, n_locs, n_regions, seed)| {
-            let mut rng = seed;
-            let mut next = move |n: u64| {
-                // SplitMix64: deterministic per case.
-                rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = rng;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                (z ^ (z >> 31)) % n.max(1)
-            };
+            let mut next = splitmix(seed);
             let kinds = ["seat", "booth"];
             let exams: Vec<_> = (0..n_exams)
                 .map(|e| {
@@ -389,6 +383,17 @@ fn splitmix(seed: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
+/// A rejection says something, and every error it keeps names its field
+/// and what is wrong with it.
+fn names_every_field(e: &ValidationErrors) -> Result<(), TestCaseError> {
+    prop_assert!(!e.errors.is_empty() && e.total >= e.errors.len(), "{e:?}");
+    for f in &e.errors {
+        prop_assert!(!f.path.is_empty(), "no field path: {f:?}");
+        prop_assert!(!f.message.is_empty(), "no message: {f:?}");
+    }
+    Ok(())
+}
+
 /// Solves `shocked`, then repairs and re-plans the plan of `base` for it
 /// (F = 1, σ = 0.1); each may refuse. False if any of them panicked.
 fn solved_without_panic(base: &Scenario, shocked: &Scenario) -> bool {
@@ -426,14 +431,7 @@ fn mutated_documents_never_panic() {
             prop_assert!(parsed.is_ok(), "parse panicked on {doc}");
             let shocked = match parsed.unwrap() {
                 Ok(s) => s,
-                Err(e) => {
-                    prop_assert!(!e.errors.is_empty() && e.total >= e.errors.len());
-                    for f in &e.errors {
-                        prop_assert!(!f.path.is_empty(), "no field path: {f:?} for {doc}");
-                        prop_assert!(!f.message.is_empty(), "no message: {f:?}");
-                    }
-                    return Ok(());
-                }
+                Err(e) => return names_every_field(&e),
             };
             prop_assert!(
                 solved_without_panic(&sc, &shocked),
@@ -609,10 +607,7 @@ fn odd_numbers_in_a_built_scenario_are_refused_or_solved_never_a_panic() {
                 let checked = std::panic::catch_unwind(|| validate_scenario(&odd));
                 prop_assert!(checked.is_ok(), "validate panicked on {odd:?}");
                 if let Err(e) = checked.unwrap() {
-                    for f in &e.errors {
-                        prop_assert!(!f.path.is_empty() && !f.message.is_empty(), "{f:?}");
-                    }
-                    return Ok(());
+                    return names_every_field(&e);
                 }
                 prop_assert!(
                     solved_without_panic(&sc, &odd),
