@@ -27,13 +27,13 @@ fn read_plan(path: &Path) -> Plan {
     serde_json::from_slice(&std::fs::read(path).expect("plan file")).expect("a plan")
 }
 
-#[test]
-fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// The national scenario of `weeks` weeks (seed 1) in `d/sc.json`, solved
+/// into `d/plan.json`.
+fn generate_and_solve(d: &Path, weeks: u32) {
+    let weeks = weeks.to_string();
     ok(&examcap(
         &[
-            "scenario", "generate", "--seed", "1", "--weeks", "12", "--out", "sc.json",
+            "scenario", "generate", "--seed", "1", "--weeks", &weeks, "--out", "sc.json",
         ],
         d,
     ));
@@ -41,6 +41,13 @@ fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
         &["solve", "sc.json", "--out", "plan.json", "-q"],
         d,
     ));
+}
+
+#[test]
+fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 12);
     let out = ok(&examcap(
         &[
             "reschedule",
@@ -113,16 +120,7 @@ fn bad_reschedule_input_is_a_usage_error() {
 fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&examcap(
-        &[
-            "scenario", "generate", "--seed", "1", "--weeks", "6", "--out", "sc.json",
-        ],
-        d,
-    ));
-    ok(&examcap(
-        &["solve", "sc.json", "--out", "plan.json", "-q"],
-        d,
-    ));
+    generate_and_solve(d, 6);
     // Same scenario hash, so the file passes that check; its rows do not fit.
     let mut plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
