@@ -462,6 +462,94 @@ async fn republishing_keeps_reservations_and_reports_conflicts() {
     srv.stop().await;
 }
 
+/// A plan that starts a week later counts the reservations by calendar
+/// week: week 1 of the first plan is week 0 of the second, and week 0 of
+/// the first lies before the second's horizon (a conflict outside it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_start_week_keeps_reservations_in_their_calendar_week() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(6)).await;
+    let mut c = Client::new(srv.channel().await);
+    let first = stock(&mut c).await;
+    let (w0, w1) = (cell(&first, 0), cell(&first, 1));
+    assert_eq!(
+        (w0.iso_week.as_str(), w1.iso_week.as_str()),
+        ("2026-W14", "2026-W15")
+    );
+    for (week, n) in [(0, 2), (1, w1.planned)] {
+        for i in 0..n {
+            let r = proto::ReserveRequest {
+                week: Some(week),
+                ..reserve_req(&format!("k{week}-{i}"), &format!("cand-{week}-{i:04}"))
+            };
+            reserve(&mut c, r).await.unwrap();
+        }
+    }
+    let before = list_all(&mut c, false, 100).await;
+
+    let mut later = seats(6);
+    later["start_week"] = json!("2026-W15");
+    let republished = publish_scenario(srv.channel().await, &later).await;
+    let now = stock(&mut c).await;
+    let n0 = cell(&now, 0);
+    assert_eq!(n0.iso_week, "2026-W15");
+    assert_eq!(n0.reserved, w1.planned, "{now:?}");
+    assert_eq!(
+        now.iter()
+            .filter(|c| c.week > 0)
+            .map(|c| c.reserved)
+            .sum::<u32>(),
+        0,
+        "nothing moved into later weeks: {now:?}"
+    );
+    assert!(now.iter().all(|c| !c.outside_horizon), "{now:?}");
+    // The two reservations of 2026-W14 have no week in the new plan.
+    let outside: Vec<_> = republished
+        .conflicts
+        .iter()
+        .filter(|c| c.outside_horizon)
+        .collect();
+    assert_eq!(outside.len(), 1, "{:?}", republished.conflicts);
+    assert_eq!(
+        (
+            outside[0].iso_week.as_str(),
+            outside[0].reserved,
+            outside[0].conflict
+        ),
+        ("2026-W14", 2, 2)
+    );
+    // The list filters by the published plan's weeks; nothing was changed.
+    let in_week0 = c
+        .list_reservations(req(
+            proto::ListReservationsRequest {
+                from_week: Some(0),
+                to_week: Some(0),
+                ..Default::default()
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservations;
+    assert_eq!(in_week0.len() as u32, w1.planned);
+    assert!(in_week0.iter().all(|r| r.iso_week == "2026-W15"));
+    assert_eq!(list_all(&mut c, false, 100).await, before);
+    // A cancelled seat goes back to the cell that counts it.
+    let seat = in_week0[0].id.clone();
+    c.cancel(req(
+        proto::CancelRequest {
+            reservation_id: seat,
+        },
+        REGISTRATION,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(cell(&stock(&mut c).await, 0).reserved, w1.planned - 1);
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_every_reservation() {
     let dir = tempfile::tempdir().unwrap();

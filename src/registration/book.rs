@@ -56,7 +56,7 @@ impl State {
     fn count_into(&self, stock: &mut Stock) {
         for e in self.reservations.values() {
             if !e.rec.cancelled {
-                stock.count(stock.place(&e.rec.location, &e.rec.ask.exam, e.rec.week));
+                stock.count(stock.place(&e.rec));
             }
         }
     }
@@ -291,7 +291,7 @@ fn settle(state: &Mutex<State>, batch: &[Queued], ok: bool) -> Vec<bool> {
                 }
                 e.rec.cancelled = true;
                 if let Some(stock) = &mut state.stock {
-                    stock.release(stock.place(&e.rec.location, &e.rec.ask.exam, e.rec.week));
+                    stock.release(stock.place(&e.rec));
                 }
                 true
             }

@@ -185,6 +185,8 @@ pub fn stock_cell(c: &CellCount) -> proto::StockCell {
         reserved: c.reserved,
         free: c.free(),
         conflict: c.conflict(),
+        iso_week: c.iso_week.clone(),
+        outside_horizon: c.outside_horizon,
     }
 }
 
@@ -515,15 +517,22 @@ impl Api {
                 return Err(field("to_week", format!("{t} is before from_week {f}")));
             }
         }
+        let st = self.book().lock();
+        // Weeks of the published plan, by calendar week (a reservation from
+        // an earlier plan may count its weeks from another start week).
+        let week = |rec: &ReservationRecord| {
+            st.stock
+                .as_ref()
+                .map_or(i64::from(rec.week), |s| s.week_of(rec))
+        };
         let matches = |rec: &ReservationRecord| {
             (r.include_cancelled || !rec.cancelled)
                 && (r.exam.is_empty() || rec.ask.exam == r.exam)
                 && (r.region.is_empty() || rec.ask.region == r.region)
                 && (r.location.is_empty() || rec.location == r.location)
-                && r.from_week.is_none_or(|f| rec.week >= f)
-                && r.to_week.is_none_or(|t| rec.week <= t)
+                && r.from_week.is_none_or(|f| week(rec) >= i64::from(f))
+                && r.to_week.is_none_or(|t| week(rec) <= i64::from(t))
         };
-        let st = self.book().lock();
         let mut page: Vec<&ReservationRecord> = st
             .reservations
             .range(start..)

@@ -11,9 +11,13 @@ use examcap_solver::calendar;
 use examcap_solver::scenario::parse_iso_week;
 use examcap_solver::{Plan, Scenario};
 
-/// A (location, exam, week) cell by id, for cells outside the plan's grid
-/// and for reports.
-pub type CellKey = (String, String, u32);
+use crate::store::ReservationRecord;
+
+/// A (location, exam, week) cell by id, for cells outside the plan's grid.
+/// The week counts from the plan's start week and may lie outside its
+/// horizon (negative: before it), since a reservation keeps its calendar
+/// week when a plan with another start week is published.
+pub type CellKey = (String, String, i64);
 
 /// Labels of one week of the horizon.
 #[derive(Debug, Clone)]
@@ -51,7 +55,13 @@ pub struct Search<'a> {
 pub struct CellCount {
     pub location: String,
     pub exam: String,
+    /// Week index in the plan; 0 when `outside_horizon`.
     pub week: u32,
+    /// `YYYY-Www`: what identifies the week across plans.
+    pub iso_week: String,
+    /// Reservations kept from an earlier plan in a calendar week this plan
+    /// does not cover.
+    pub outside_horizon: bool,
     pub planned: u32,
     pub reserved: u32,
 }
@@ -79,6 +89,8 @@ pub enum StockError {
 pub struct Stock {
     pub plan_id: String,
     pub horizon: u32,
+    /// Monday of week 0: reservations are placed by calendar week.
+    start: NaiveDate,
     pub exams: Vec<String>,
     exam_idx: HashMap<String, usize>,
     pub locations: Vec<String>,
@@ -147,6 +159,7 @@ impl Stock {
         let mut stock = Stock {
             plan_id: plan_id.to_string(),
             horizon,
+            start,
             exams,
             exam_idx,
             locations,
@@ -221,12 +234,47 @@ impl Stock {
         self.first_session[self.cell_idx(exam, location, week)]
     }
 
-    /// Where a reservation in (location, exam, week) is counted.
-    pub fn place(&self, location: &str, exam: &str, week: u32) -> Place {
-        match self.cell(location, exam, week) {
+    /// The week of this plan that holds a reservation's calendar week (its
+    /// Monday), which may lie outside the horizon. A reservation taken from
+    /// an earlier plan keeps its date, whatever that plan's start week was.
+    pub fn week_of(&self, rec: &ReservationRecord) -> i64 {
+        match NaiveDate::parse_from_str(&rec.monday, "%Y-%m-%d") {
+            Ok(monday) => (monday - self.start).num_days().div_euclid(7),
+            // Every record is written with its Monday; an unreadable one
+            // can only be counted where its own plan put it.
+            Err(_) => i64::from(rec.week),
+        }
+    }
+
+    /// Where a reservation is counted: its cell in this plan, by calendar
+    /// week, or an orphan cell when the plan lacks its location, exam or week.
+    pub fn place(&self, rec: &ReservationRecord) -> Place {
+        self.place_at(&rec.location, &rec.ask.exam, self.week_of(rec))
+    }
+
+    /// Where a reservation in (location, exam, week of this plan) is counted.
+    pub fn place_at(&self, location: &str, exam: &str, week: i64) -> Place {
+        match u32::try_from(week)
+            .ok()
+            .and_then(|w| self.cell(location, exam, w))
+        {
             Some(i) => Place::Cell(i),
             None => Place::Orphan((location.to_string(), exam.to_string(), week)),
         }
+    }
+
+    /// `YYYY-Www` of week `week` of this plan (any week, in or out of it).
+    fn iso_label(&self, week: i64) -> String {
+        if let Some(label) = usize::try_from(week).ok().and_then(|w| self.weeks.get(w)) {
+            return label.iso.clone();
+        }
+        let days = chrono::Days::new(7 * week.unsigned_abs());
+        let monday = if week < 0 {
+            self.start.checked_sub_days(days)
+        } else {
+            self.start.checked_add_days(days)
+        };
+        monday.map(iso_week).unwrap_or_default()
     }
 
     /// Counts one more active reservation, whatever the seats: used when
@@ -306,36 +354,16 @@ impl Stock {
     }
 
     /// Cells of `exam` with planned or reserved seats, by location id then
-    /// week, within `weeks` and at `location` if given.
+    /// week, within `weeks` and at `location` if given. Orphan cells outside
+    /// the horizon are in no week range: [`Stock::conflicts`] lists them.
     pub fn cells(
         &self,
         exam: &str,
         weeks: std::ops::RangeInclusive<u32>,
         location: Option<&str>,
     ) -> Vec<CellCount> {
-        let mut out = Vec::new();
-        if let Some(e) = self.exam(exam) {
-            for (l, lid) in self.locations.iter().enumerate() {
-                if location.is_some_and(|x| x != lid) {
-                    continue;
-                }
-                for w in weeks.clone() {
-                    if w >= self.horizon {
-                        break;
-                    }
-                    let i = self.cell_idx(e, l, w);
-                    if self.planned[i] > 0 || self.reserved[i] > 0 {
-                        out.push(CellCount {
-                            location: lid.clone(),
-                            exam: exam.to_string(),
-                            week: w,
-                            planned: self.planned[i],
-                            reserved: self.reserved[i],
-                        });
-                    }
-                }
-            }
-        }
+        let mut out = self.grid_cells(exam, weeks.clone(), location);
+        let weeks = i64::from(*weeks.start())..=i64::from(*weeks.end());
         out.extend(self.orphan_cells(|(l, e, w)| {
             e == exam && weeks.contains(w) && location.is_none_or(|x| x == l)
         }));
@@ -343,16 +371,53 @@ impl Stock {
         out
     }
 
-    /// Every cell, of any exam, with more reservations than planned seats.
+    /// The cells of the plan's own grid with planned or reserved seats.
+    fn grid_cells(
+        &self,
+        exam: &str,
+        weeks: std::ops::RangeInclusive<u32>,
+        location: Option<&str>,
+    ) -> Vec<CellCount> {
+        let mut out = Vec::new();
+        let Some(e) = self.exam(exam) else {
+            return out;
+        };
+        for (l, lid) in self.locations.iter().enumerate() {
+            if location.is_some_and(|x| x != lid) {
+                continue;
+            }
+            for w in weeks.clone() {
+                if w >= self.horizon {
+                    break;
+                }
+                let i = self.cell_idx(e, l, w);
+                if self.planned[i] > 0 || self.reserved[i] > 0 {
+                    out.push(CellCount {
+                        location: lid.clone(),
+                        exam: exam.to_string(),
+                        week: w,
+                        iso_week: self.weeks[w as usize].iso.clone(),
+                        outside_horizon: false,
+                        planned: self.planned[i],
+                        reserved: self.reserved[i],
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every cell with more reservations than planned seats: those of the
+    /// grid, then every orphan cell (a reservation this plan has no seat
+    /// for), whatever its exam or week.
     pub fn conflicts(&self) -> Vec<CellCount> {
         let mut out: Vec<CellCount> = self
             .exams
             .iter()
-            .flat_map(|e| self.cells(e, 0..=u32::MAX, None))
+            .flat_map(|e| self.grid_cells(e, 0..=u32::MAX, None))
             .filter(|c| c.conflict() > 0)
             .collect();
-        // Orphans of exams this plan does not know.
-        out.extend(self.orphan_cells(|(_, e, _)| self.exam(e).is_none()));
+        out.extend(self.orphan_cells(|_| true));
         out
     }
 
@@ -364,12 +429,17 @@ impl Stock {
         self.orphans
             .iter()
             .filter(move |(k, _)| keep(k))
-            .map(|((l, e, w), n)| CellCount {
-                location: l.clone(),
-                exam: e.clone(),
-                week: *w,
-                planned: 0,
-                reserved: *n,
+            .map(|((l, e, w), n)| {
+                let inside = u32::try_from(*w).ok().filter(|&w| w < self.horizon);
+                CellCount {
+                    location: l.clone(),
+                    exam: e.clone(),
+                    week: inside.unwrap_or(0),
+                    iso_week: self.iso_label(*w),
+                    outside_horizon: inside.is_none(),
+                    planned: 0,
+                    reserved: *n,
+                }
             })
     }
 }
@@ -416,12 +486,12 @@ mod tests {
         assert!(s.take(e, l, 0));
         // Counting past the seats (reservations loaded after a re-publish)
         // shows up as a conflict, never as negative free seats.
-        s.count(s.place("AMS", "SPK", 0));
+        s.count(s.place_at("AMS", "SPK", 0));
         assert_eq!(s.free(e, l, 0), 0);
         let c = s.conflicts();
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].week, c[0].conflict()), (0, 1));
-        s.count(s.place("UTR", "SPK", 1));
+        s.count(s.place_at("UTR", "SPK", 1));
         assert_eq!(s.cells("SPK", 1..=1, Some("UTR"))[0].conflict(), 1);
     }
 
