@@ -398,6 +398,8 @@ struct BlockWorker<'a> {
     stage1_seconds: f64,
     stage2_seconds: f64,
     stage2_timed_out: bool,
+    /// Wall time of the HiGHS runs on `model` so far (see [`Self::run`]).
+    highs_seconds: f64,
 }
 
 impl<'a> BlockWorker<'a> {
@@ -415,6 +417,7 @@ impl<'a> BlockWorker<'a> {
             stage1_seconds: 0.0,
             stage2_seconds: 0.0,
             stage2_timed_out: false,
+            highs_seconds: 0.0,
         }
     }
 
@@ -447,11 +450,16 @@ impl<'a> BlockWorker<'a> {
             .model
             .take()
             .ok_or_else(|| SolveError::Solver(stage, "no model".into()))?;
-        model.set_option("time_limit", left.unwrap_or(f64::INFINITY));
+        // HiGHS compares `time_limit` with the run time of every run on this
+        // instance so far, not of this run alone (its run clock accumulates).
+        model.set_option(
+            "time_limit",
+            left.map_or(f64::INFINITY, |l| self.highs_seconds + l),
+        );
         let t0 = Instant::now();
-        let solved = model
-            .try_solve()
-            .map_err(|e| SolveError::Solver(stage, format!("{e:?}")))?;
+        let solved = model.try_solve();
+        self.highs_seconds += t0.elapsed().as_secs_f64();
+        let solved = solved.map_err(|e| SolveError::Solver(stage, format!("{e:?}")))?;
         tracing::debug!(
             stage = stage.name(),
             columns = self.lp.num_cols(),
@@ -502,6 +510,7 @@ impl<'a> BlockWorker<'a> {
         model.set_option("threads", 1);
         model.set_option("random_seed", 0);
         self.model = Some(model);
+        self.highs_seconds = 0.0;
         // Weighted solve, then exact stage 1 from the weighted optimum's basis.
         let mut model: Model = self.run(Stage::Stage1)?.into();
         for (j, &c) in lp.cost2.iter().enumerate() {
