@@ -200,7 +200,11 @@ pub fn check_publishable(rec: &PlanRecord) -> Result<(), ApiError> {
 /// Parses a `grpc-timeout` header value (`1..=8` digits and a unit: H, M,
 /// S, m, u, n). `None` if absent or malformed (then there is no deadline).
 pub fn grpc_timeout(md: &MetadataMap) -> Option<Duration> {
-    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    parse_grpc_timeout(md.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// Parses the value of a `grpc-timeout` header (see [`grpc_timeout`]).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     if v.len() < 2 || v.len() > 9 {
         return None;
     }

@@ -20,6 +20,8 @@
 //! - [`client`]: how the CLI connects to a server and sends its token.
 //! - [`config`]: the server configuration (TOML file plus environment overrides).
 //! - [`telemetry`]: tracing subscriber set-up.
+//! - [`deadline`]: a call's gRPC deadline answered as DEADLINE_EXCEEDED
+//!   (tonic's own timeout says CANCELLED).
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
 //!   reflection, until a shutdown future resolves.
 #![forbid(unsafe_code)]
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod backlog;
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod drill;
 pub mod registration;
 pub mod reschedule;

@@ -161,6 +161,7 @@ pub async fn run(
         tracing::info!(cert = %tls.cert.display(), "serving TLS");
     }
     builder
+        .layer(crate::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
