@@ -44,8 +44,12 @@ pub enum ApiError {
     NotPublished,
     #[error("invalid scenario: {}", summarize(.0))]
     InvalidScenario(ValidationErrors),
-    #[error("{0}")]
-    InvalidArgument(String),
+    /// A request field other than the scenario and the shocks is wrong.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
     #[error("invalid shock: {0}")]
     InvalidShock(#[from] DrillError),
     #[error("{what} {id:?} not found")]
@@ -64,6 +68,16 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ApiError {
+    /// An [`ApiError::InvalidArgument`] of request field `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
 }
 
 fn summarize(e: &ValidationErrors) -> String {
@@ -88,7 +102,7 @@ impl ApiError {
                 Code::PermissionDenied
             }
             ApiError::InvalidScenario(_)
-            | ApiError::InvalidArgument(_)
+            | ApiError::InvalidArgument { .. }
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } => Code::NotFound,
             ApiError::NotOptimal { .. } | ApiError::Freeze(_) => Code::FailedPrecondition,
@@ -167,6 +181,9 @@ impl From<ApiError> for Status {
             ),
             ApiError::InvalidShock(d) => {
                 bad_request(code, e.to_string(), [(d.path.as_str(), d.message.as_str())])
+            }
+            ApiError::InvalidArgument { field, message } => {
+                bad_request(code, e.to_string(), [(*field, message.as_str())])
             }
             _ => status(code, e.to_string()),
         }
@@ -533,10 +550,10 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
     let mut o = PlanOptions::default();
     if r.session_minutes != 0.0 {
         if !(r.session_minutes.is_finite() && r.session_minutes > 0.0 && r.session_minutes <= 1e6) {
-            return Err(ApiError::InvalidArgument(format!(
-                "session_minutes: must be in (0, 1e6], got {}",
-                Num(r.session_minutes)
-            )));
+            return Err(ApiError::invalid(
+                "session_minutes",
+                format!("must be in (0, 1e6], got {}", Num(r.session_minutes)),
+            ));
         }
         o.session_minutes = r.session_minutes;
     }
@@ -545,10 +562,13 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
     }
     if r.time_limit_seconds != 0.0 {
         if !(r.time_limit_seconds.is_finite() && r.time_limit_seconds > 0.0) {
-            return Err(ApiError::InvalidArgument(format!(
-                "time_limit_seconds: must be a number of seconds > 0, got {}",
-                Num(r.time_limit_seconds)
-            )));
+            return Err(ApiError::invalid(
+                "time_limit_seconds",
+                format!(
+                    "must be a number of seconds > 0, got {}",
+                    Num(r.time_limit_seconds)
+                ),
+            ));
         }
         o.time_limit_seconds = Some(r.time_limit_seconds);
     }
@@ -782,7 +802,7 @@ impl PlanFilter {
         let (kind, pool) = match (&self.exam, sc) {
             (Some(e), Some(sc)) => {
                 let exam = sc.exams.iter().find(|x| &x.id == e).ok_or_else(|| {
-                    ApiError::InvalidArgument(format!("exam: {e:?} is not an exam of the scenario"))
+                    ApiError::invalid("exam", format!("{e:?} is not an exam of the scenario"))
                 })?;
                 (Some(exam.resource.clone()), exam.rating_pool.clone())
             }
@@ -855,11 +875,13 @@ impl proto::scenario_service_server::ScenarioService for Api {
                         .map(|()| sc)
                         .map_err(ApiError::InvalidScenario)
                 }
-                (false, Some(_)) => Err(ApiError::InvalidArgument(
-                    "set one of scenario_json and scenario, not both".into(),
+                (false, Some(_)) => Err(ApiError::invalid(
+                    "scenario",
+                    "set one of scenario_json and scenario, not both",
                 )),
-                (true, None) => Err(ApiError::InvalidArgument(
-                    "scenario_json: required (or a structured scenario)".into(),
+                (true, None) => Err(ApiError::invalid(
+                    "scenario_json",
+                    "required (or a structured scenario)",
                 )),
             })
             .await
@@ -965,10 +987,9 @@ impl proto::plan_service_server::PlanService for Api {
         }
         if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
             if f > t {
-                return Err(ApiError::InvalidArgument(format!(
-                    "from_week {f} is after to_week {t}"
-                ))
-                .into());
+                return Err(
+                    ApiError::invalid("to_week", format!("{t} is before from_week {f}")).into(),
+                );
             }
         }
         let filter = PlanFilter {
@@ -1065,9 +1086,7 @@ impl proto::plan_service_server::PlanService for Api {
 /// A request's shocks in scenario terms: at least one, each checked.
 pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, ApiError> {
     if shocks.is_empty() {
-        return Err(ApiError::InvalidArgument(
-            "shocks: give at least one shock".into(),
-        ));
+        return Err(ApiError::invalid("shocks", "give at least one shock"));
     }
     shocks
         .iter()

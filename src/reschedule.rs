@@ -75,17 +75,17 @@ struct Params {
 fn params(r: &proto::RescheduleRequest) -> Result<Params, ApiError> {
     let shocks = shock_specs(&r.shocks)?;
     if !(r.sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&r.sigma)) {
-        return Err(ApiError::InvalidArgument(format!(
-            "sigma: must be a number in [0, {MAX_SIGMA}], got {}",
-            Num(r.sigma)
-        )));
+        return Err(ApiError::invalid(
+            "sigma",
+            format!("must be a number in [0, {MAX_SIGMA}], got {}", Num(r.sigma)),
+        ));
     }
     let t = r.replan_time_limit_seconds;
     if !(t.is_finite() && t >= 0.0) {
-        return Err(ApiError::InvalidArgument(format!(
-            "replan_time_limit_seconds: must be a number of seconds >= 0, got {}",
-            Num(t)
-        )));
+        return Err(ApiError::invalid(
+            "replan_time_limit_seconds",
+            format!("must be a number of seconds >= 0, got {}", Num(t)),
+        ));
     }
     Ok(Params {
         shocks,
@@ -228,10 +228,13 @@ impl Api {
         let base_rec = self.scenario_record(&plan_rec.scenario_id).await?;
         let base = Self::load_scenario(&base_rec)?;
         if params.freeze_weeks > base.horizon_weeks {
-            return Err(ApiError::InvalidArgument(format!(
-                "freeze_weeks: must be <= the horizon ({} weeks), got {}",
-                base.horizon_weeks, params.freeze_weeks
-            )));
+            return Err(ApiError::invalid(
+                "freeze_weeks",
+                format!(
+                    "must be <= the horizon ({} weeks), got {}",
+                    base.horizon_weeks, params.freeze_weeks
+                ),
+            ));
         }
         let name = if params.name.is_empty() {
             format!("{}+reschedule", base.name)

@@ -18,6 +18,7 @@ use examcap::proto::{
 };
 use tokio_stream::StreamExt;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 /// SplitMix64: the same requests on every run. `odd` in tenths is how
 /// often a field gets an odd value: high, most requests fail on their first
@@ -145,6 +146,18 @@ fn check(what: &str, r: Result<(), Status>) {
             s.code(),
             s.message()
         );
+        // Every input error names its field as a BadRequest detail.
+        if s.code() == Code::InvalidArgument {
+            let fields: Vec<String> = s
+                .get_details_bad_request()
+                .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+                .unwrap_or_default();
+            assert!(
+                !fields.is_empty() && fields.iter().all(|f| !f.is_empty()),
+                "{what}: INVALID_ARGUMENT without field violations: {}",
+                s.message()
+            );
+        }
     }
 }
 
