@@ -167,13 +167,27 @@ impl Config {
                     .into(),
             ));
         }
-        for t in &self.tokens {
+        for (i, t) in self.tokens.iter().enumerate() {
             if t.token.len() < 8 {
                 return Err(ConfigError::Invalid(format!(
                     "token of {:?} is shorter than 8 characters",
                     t.name
                 )));
             }
+            // One secret under two names or roles: only the first would ever
+            // be matched, and the audit log could not tell who called.
+            if let Some(first) = self.tokens[..i].iter().find(|u| u.token == t.token) {
+                return Err(ConfigError::Invalid(format!(
+                    "tokens of {:?} and {:?} are the same secret: give each its own",
+                    first.name, t.name
+                )));
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid(
+                "data_dir must not be empty (it would put the database in the working directory)"
+                    .into(),
+            ));
         }
         if self.worker_threads > MAX_WORKER_THREADS {
             return Err(ConfigError::Invalid(format!(
@@ -292,6 +306,32 @@ mod tests {
         }
         .check()
         .unwrap();
+    }
+
+    #[test]
+    fn a_secret_given_twice_and_an_empty_data_dir_are_refused() {
+        let tok = |name: &str, role, token: &str| Token {
+            name: name.into(),
+            role,
+            token: token.into(),
+        };
+        let ok = Config {
+            tokens: vec![
+                tok("a", Role::Registration, "abcdefgh12"),
+                tok("b", Role::Planner, "abcdefgh13"),
+            ],
+            ..Config::default()
+        };
+        ok.check().unwrap();
+        let mut twice = ok.clone();
+        twice.tokens[1].token = "abcdefgh12".into();
+        let e = twice.check().unwrap_err().to_string();
+        assert!(e.contains("\"a\" and \"b\""), "{e}");
+        let mut env = ok.clone();
+        env.apply_env(|k| (k == "EXAMCAP_DATA_DIR").then(String::new))
+            .unwrap();
+        let e = env.check().unwrap_err().to_string();
+        assert!(e.contains("data_dir"), "{e}");
     }
 
     #[test]
