@@ -29,6 +29,8 @@ pub enum BacklogError {
     Rpc(#[from] tonic::Status),
     #[error("reservation {id}: {message}")]
     Record { id: String, message: String },
+    #[error("{0}: no examcap store there (give the server's data_dir)")]
+    NoStore(String),
 }
 
 /// An active reservation as the backlog sees it.
@@ -77,6 +79,11 @@ impl Waiting {
 /// The active reservations in a data directory (the server must not be
 /// running on it: sled locks the directory).
 pub fn from_data_dir(dir: &std::path::Path) -> Result<Vec<Waiting>, BacklogError> {
+    // Opening creates a database where there is none: a mistyped directory
+    // would give an empty backlog and leave an empty store behind.
+    if !dir.join("db").is_file() {
+        return Err(BacklogError::NoStore(dir.display().to_string()));
+    }
     SledStore::open(dir)?
         .list_reservations()?
         .iter()
@@ -87,7 +94,7 @@ pub fn from_data_dir(dir: &std::path::Path) -> Result<Vec<Waiting>, BacklogError
 
 /// The active reservations of a running server, read page by page with
 /// ListReservations (role registration or planner).
-pub async fn from_server(url: &str, token: &str) -> Result<Vec<Waiting>, BacklogError> {
+pub async fn from_server(url: &str, token: Option<&str>) -> Result<Vec<Waiting>, BacklogError> {
     let mut client =
         proto::registration_service_client::RegistrationServiceClient::new(connect(url).await?);
     let mut out = Vec::new();
@@ -99,7 +106,7 @@ pub async fn from_server(url: &str, token: &str) -> Result<Vec<Waiting>, Backlog
                 page_token,
                 ..Default::default()
             },
-            Some(token),
+            token,
         )?;
         let page = client.list_reservations(req).await?.into_inner();
         for r in &page.reservations {

@@ -24,10 +24,12 @@ pub enum BacklogCommand {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["server", "data_dir"])))]
 pub struct ExportArgs {
-    /// A running server, e.g. http://127.0.0.1:50051 (needs --token).
-    #[arg(long, value_name = "URL", requires = "token")]
+    /// A running server, e.g. http://127.0.0.1:50051.
+    #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// A bearer token of role registration or planner.
+    /// Bearer token for --server, of role registration or planner (or the
+    /// EXAMCAP_TOKEN environment variable; none for a server run with
+    /// --allow-unauthenticated).
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
     /// The server's data directory (with the server stopped).
@@ -52,17 +54,20 @@ pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
     };
     let waiting: Result<Vec<Waiting>, BacklogError> = match (&a.server, &a.data_dir) {
         (Some(url), _) => {
-            let token = a.token.as_deref().unwrap_or_default();
+            let token = a
+                .token
+                .clone()
+                .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(backlog::from_server(url, token))
+                .block_on(backlog::from_server(url, token.as_deref()))
         }
         (None, Some(dir)) => backlog::from_data_dir(dir),
         (None, None) => {
             return Err(Failure::Input(
-                "examcap: give --server URL --token TOKEN or --data-dir DIR".into(),
+                "examcap: give --server URL [--token TOKEN] or --data-dir DIR".into(),
             ))
         }
     };

@@ -597,3 +597,23 @@ fn calendar_rejects_bad_options() {
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("not"), "{}", stderr(&o));
 }
+
+#[test]
+fn backlog_export_needs_an_existing_store_and_creates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-store");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for d in [&missing, &empty] {
+        let o = run(&["backlog", "export", "--data-dir", arg(d)]);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).contains("no examcap store there"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty());
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}

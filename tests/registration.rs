@@ -601,11 +601,17 @@ async fn a_restart_keeps_every_reservation() {
     srv.stop().await;
 }
 
-/// `examcap backlog export` from `source` args; the exported array.
-async fn export(source: Vec<String>) -> Vec<Value> {
+/// `examcap backlog export` from `source` args (and `EXAMCAP_TOKEN` if
+/// `token` is given); the exported array.
+async fn export(source: Vec<String>, token: Option<&str>) -> Vec<Value> {
+    let token = token.map(str::to_string);
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
-            .args(["backlog", "export", "--start-week", "2026-W14"])
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_examcap"));
+        cmd.env_remove("EXAMCAP_TOKEN");
+        if let Some(t) = token {
+            cmd.env("EXAMCAP_TOKEN", t);
+        }
+        cmd.args(["backlog", "export", "--start-week", "2026-W14"])
             .args(source)
             .output()
             .unwrap()
@@ -645,15 +651,25 @@ async fn reservations_export_as_the_next_scenarios_backlog() {
     .await
     .unwrap();
     let url = format!("http://{}", srv.addr);
-    let from_server = export(vec![
-        "--server".into(),
-        url,
-        "--token".into(),
-        REGISTRATION.into(),
-    ])
+    let from_server = export(
+        vec![
+            "--server".into(),
+            url.clone(),
+            "--token".into(),
+            REGISTRATION.into(),
+        ],
+        None,
+    )
     .await;
+    // The token from the environment, off the command line.
+    let from_env = export(vec!["--server".into(), url], Some(REGISTRATION)).await;
+    assert_eq!(from_server, from_env);
     srv.stop().await;
-    let from_dir = export(vec!["--data-dir".into(), dir.path().display().to_string()]).await;
+    let from_dir = export(
+        vec!["--data-dir".into(), dir.path().display().to_string()],
+        None,
+    )
+    .await;
     assert_eq!(from_server, from_dir);
     // The 6 active reservations were made this week, counted from week 0
     // (Monday 30 March 2026), and at most week −1.
