@@ -429,9 +429,10 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
 }
 
 /// Reads a plan document; every failure is an input error naming the file.
-fn read_plan(path: &Path) -> Result<Plan, Failure> {
-    let bytes = fs::read(path)
-        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", path.display())))?;
+/// A plan file, checked to be one (its `format`); at most the scenario
+/// size limit is read.
+pub(crate) fn read_plan(path: &Path) -> Result<Plan, Failure> {
+    let bytes = read_capped(path)?;
     let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::Input(format!(
             "{}: not an {PLAN_FORMAT} document: {e}",
@@ -458,6 +459,15 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             path.display(),
             plan.scenario.name,
             plan.scenario.start_week,
+            label(&a.scenario)
+        )));
+    }
+    // A row that does not fit the scenario would be dated after the
+    // horizon or left out of the text without a word.
+    if let Err(errors) = examcap_solver::reschedule::validate_published(&sc, &plan) {
+        return Err(Failure::Input(format!(
+            "{}: rows that do not fit {}:\n{errors}",
+            path.display(),
             label(&a.scenario)
         )));
     }

@@ -21,9 +21,9 @@ use examcap_solver::generate::Surge;
 use examcap_solver::plan::PlanStatus;
 use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{replan, touched_exams, RescheduleError};
-use examcap_solver::{Plan, PlanOptions};
+use examcap_solver::PlanOptions;
 
-use crate::{load, read_capped, write_plan, Failure};
+use crate::{load, write_plan, Failure};
 
 /// Largest message accepted from the server (a national plan's diff is small,
 /// but a summary of many moves is not).
@@ -154,9 +154,7 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         ));
     };
     let base = load(scenario_file)?;
-    let bytes = read_capped(std::path::Path::new(plan_file))?;
-    let published: Plan = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::Input(format!("examcap reschedule: {plan_file}: not a plan: {e}")))?;
+    let published = crate::read_plan(std::path::Path::new(plan_file))?;
     if published.scenario.content_hash != base.content_hash() {
         return Err(Failure::Input(format!(
             "examcap reschedule: {plan_file} was solved for another scenario than {}",

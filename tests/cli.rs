@@ -596,6 +596,28 @@ fn calendar_rejects_bad_options() {
     let o = run(&["calendar", arg(&plan_path), "--scenario", arg(&other)]);
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("not"), "{}", stderr(&o));
+    // Tampered rows: named, never dated past the horizon or dropped.
+    let good: Value = serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    for (field, value, path) in [
+        ("location", json!("NOWHERE"), "allocation[0].location"),
+        ("week", json!(3), "allocation[0].week"),
+        ("candidates", json!(u64::MAX), "allocation[0].candidates"),
+    ] {
+        let mut bad = good.clone();
+        bad["allocation"][0][field] = value;
+        let bad = write_json(dir.path(), "bad-plan.json", &bad);
+        let o = run(&["calendar", arg(&bad), "--scenario", arg(&sc)]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains(path), "{field}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    // Another document format.
+    let mut other_format = good.clone();
+    other_format["format"] = json!("examcap/plan@9");
+    let other_format = write_json(dir.path(), "plan9.json", &other_format);
+    let o = run(&["calendar", arg(&other_format), "--scenario", arg(&sc)]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("plan@9"), "{}", stderr(&o));
 }
 
 #[test]

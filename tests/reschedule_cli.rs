@@ -116,16 +116,12 @@ fn bad_reschedule_input_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK"));
 }
 
-#[test]
-fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    generate_and_solve(d, 6);
-    // Same scenario hash, so the file passes that check; its rows do not fit.
+/// The offline re-plan of `d/plan.json` changed by `tamper`, which must be
+/// refused as a usage error (exit 2); its stderr.
+fn refused_plan(d: &Path, tamper: impl FnOnce(&mut serde_json::Value)) -> String {
     let mut plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
-    plan["allocation"][0]["location"] = "NOWHERE".into();
-    plan["allocation"][1]["week"] = 6.into();
+    tamper(&mut plan);
     std::fs::write(d.join("bad.json"), serde_json::to_vec(&plan).unwrap()).unwrap();
     let o = examcap(
         &[
@@ -141,8 +137,21 @@ fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() 
         ],
         d,
     );
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(2), "{err}");
+    err
+}
+
+#[test]
+fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 6);
+    // Same scenario hash, so the file passes that check; its rows do not fit.
+    let err = refused_plan(d, |plan| {
+        plan["allocation"][0]["location"] = "NOWHERE".into();
+        plan["allocation"][1]["week"] = 6.into();
+    });
     assert!(
         err.contains("allocation[0].location: unknown location \"NOWHERE\""),
         "{err}"
@@ -151,4 +160,7 @@ fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() 
         err.contains("allocation[1].week: must be below the horizon of 6 weeks, got 6"),
         "{err}"
     );
+    // A document of another format is not read as a plan.
+    let err = refused_plan(d, |plan| plan["format"] = "examcap/plan@9".into());
+    assert!(err.contains("\"examcap/plan@9\""), "{err}");
 }
