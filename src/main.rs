@@ -275,7 +275,7 @@ fn cmd_validate(file: &Path) -> Result<(), Failure> {
 fn cmd_solve(a: &SolveArgs) -> Result<(), Failure> {
     let sc = load(&a.file)?;
     if let Some(out) = &a.out {
-        check_writable(out)?;
+        check_out(out, &[&a.file])?;
     }
     let opts = PlanOptions {
         time_limit_seconds: a.time_limit,
@@ -641,6 +641,11 @@ fn emit(text: &str) -> Result<(), Failure> {
 /// before a long solve rather than after it.
 fn check_writable(out: &Path) -> Result<(), Failure> {
     let dir = parent_dir(out);
+    if is_stdin(out) {
+        return Err(Failure::Input(
+            "--out -: give a file name (without --out the output goes to stdout)".into(),
+        ));
+    }
     if out.file_name().is_none() || out.is_dir() {
         return Err(Failure::Input(format!(
             "{}: cannot write: not a file name",
@@ -655,6 +660,26 @@ fn check_writable(out: &Path) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// [`check_writable`], and `out` must not be one of the command's `inputs`:
+/// the output would replace what it is made from.
+pub(crate) fn check_out(out: &Path, inputs: &[&Path]) -> Result<(), Failure> {
+    check_writable(out)?;
+    let Ok(target) = fs::canonicalize(out) else {
+        return Ok(()); // Not there yet, so no input.
+    };
+    match inputs
+        .iter()
+        .find(|i| !is_stdin(i) && fs::canonicalize(i).is_ok_and(|i| i == target))
+    {
+        Some(i) => Err(Failure::Input(format!(
+            "{}: cannot write: it is also an input of this command ({}); write the output elsewhere",
+            out.display(),
+            i.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -672,7 +697,32 @@ fn write_plan(out: &Path, plan: &Plan) -> Result<(), Failure> {
 
 /// Writes a temporary file next to `path`, syncs it and renames it over
 /// `path`: readers see the old file or the new one, never half of one.
+/// A symlink keeps pointing where it did: its target is replaced (with the
+/// target's permissions). What is not a regular file (a device, a FIFO,
+/// `/dev/stdout`) is written to, not replaced.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let cannot = |e: io::Error| -> Failure {
+        anyhow!(e)
+            .context(format!("{}: cannot write", path.display()))
+            .into()
+    };
+    let target = match fs::canonicalize(path) {
+        Ok(t) => t,
+        // A dangling symlink: create what it points to.
+        Err(_) => match fs::read_link(path) {
+            Ok(link) => parent_dir(path).join(link),
+            Err(_) => path.to_path_buf(),
+        },
+    };
+    let existing = fs::metadata(&target).ok();
+    if existing.as_ref().is_some_and(|m| !m.is_file()) {
+        return OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(cannot);
+    }
+    let path = target.as_path();
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{}: cannot write: not a file name", path.display()))?;
@@ -694,6 +744,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         };
         let written = (|| {
             let mut f = file;
+            if let Some(m) = &existing {
+                f.set_permissions(m.permissions())?;
+            }
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);

@@ -85,6 +85,12 @@ fn sigma(s: &str) -> Result<f64, String> {
 }
 
 pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
+    // Checked before the re-plan, not after it.
+    if let Some(out) = &a.out {
+        let plan = a.plan.as_deref().map(std::path::Path::new);
+        let inputs: Vec<&std::path::Path> = plan.into_iter().chain(a.scenario.as_deref()).collect();
+        crate::check_out(out, &inputs)?;
+    }
     let events = match (&a.server, &a.scenario) {
         (Some(url), _) => online(url, a)?,
         (None, Some(_)) => offline(a)?,

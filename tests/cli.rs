@@ -639,3 +639,109 @@ fn backlog_export_needs_an_existing_store_and_creates_none() {
     assert!(!missing.exists());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
+
+/// `examcap scenario generate` of a 2-week scenario to `out`.
+fn generate_to(out: &Path) -> Output {
+    run(&[
+        "scenario",
+        "generate",
+        "--seed",
+        "1",
+        "--weeks",
+        "2",
+        "--out",
+        arg(out),
+    ])
+}
+
+#[test]
+fn out_never_replaces_an_input_a_link_or_a_special_file() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sc = write_json(d, "sc.json", &tiny());
+    let before = std::fs::read(&sc).unwrap();
+    // The input itself, also through another spelling of its path.
+    let other_spelling = d.join(".").join("sc.json");
+    for out in [&sc, &other_spelling] {
+        let o = run(&["solve", "-q", arg(&sc), "--out", arg(out)]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains("also an input"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read(&sc).unwrap(), before);
+    // The same for the other commands that take --out.
+    let (tsc, plan) = tiny_plan(d);
+    let plan_before = std::fs::read(&plan).unwrap();
+    for args in [
+        vec![
+            "report",
+            arg(&plan),
+            "--scenario",
+            arg(&tsc),
+            "--out",
+            arg(&plan),
+        ],
+        vec![
+            "reschedule",
+            "--plan",
+            arg(&plan),
+            "--scenario",
+            arg(&tsc),
+            "--surge",
+            "SPK:1.5:1:2",
+            "--freeze",
+            "1",
+            "--out",
+            arg(&plan),
+        ],
+    ] {
+        let o = run(&args);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).contains("also an input"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(std::fs::read(&plan).unwrap(), plan_before);
+    // A symlink keeps pointing at its target, which gets the output and
+    // keeps its permissions.
+    let target = d.join("target.json");
+    std::fs::write(&target, "old").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = d.join("link.json");
+    std::os::unix::fs::symlink("target.json", &link).unwrap();
+    let o = generate_to(&link);
+    assert_exit(&o, 0);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let written: Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+    assert_eq!(written["horizon_weeks"], 2);
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    // A FIFO is written to, not replaced by a file.
+    let fifo = d.join("fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let o = generate_to(&fifo);
+    assert_exit(&o, 0);
+    let through: Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+    assert_eq!(through["horizon_weeks"], 2);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // `-` is not a file name here.
+    let o = run(&[
+        "scenario", "generate", "--seed", "1", "--weeks", "2", "--out", "-",
+    ]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("--out -"), "{}", stderr(&o));
+    assert!(!Path::new("-").exists());
+}

@@ -127,7 +127,14 @@ fn short(id: &str) -> &str {
 
 /// Runs `examcap report`.
 pub fn run(a: &ReportArgs) -> Result<(), Failure> {
-    crate::check_writable(&a.out)?;
+    let compare = a.compare.as_deref().map(Path::new);
+    let inputs: Vec<&Path> = [a.plan_file.as_deref(), a.scenario.as_deref()]
+        .into_iter()
+        .flatten()
+        .chain(compare)
+        .chain(a.compare_scenario.as_deref())
+        .collect();
+    crate::check_out(&a.out, &inputs)?;
     let (base, other) = match (&a.server, &a.plan, &a.plan_file) {
         (Some(url), Some(id), _) => {
             let token = a
