@@ -36,14 +36,15 @@ impl ExtraTotals {
         let used = |m: f64| m > 1e-9;
         let seats = plan.extra_seats.iter().filter(|e| used(e.minutes));
         let raters = plan.extra_raters.iter().filter(|e| used(e.minutes));
+        // An empty f64 sum is -0.0; `+ 0.0` prints it as 0.
         ExtraTotals {
-            seat_minutes: seats.clone().map(|e| e.minutes).sum(),
+            seat_minutes: seats.clone().map(|e| e.minutes).sum::<f64>() + 0.0,
             seat_cost: plan.rounded.extra_seat_cost,
             location_weeks: seats
                 .map(|e| (e.location.as_str(), e.week))
                 .collect::<BTreeSet<_>>()
                 .len(),
-            rater_minutes: raters.clone().map(|e| e.minutes).sum(),
+            rater_minutes: raters.clone().map(|e| e.minutes).sum::<f64>() + 0.0,
             rater_cost: plan.rounded.extra_rater_cost,
             pool_weeks: raters
                 .map(|e| (e.pool.as_str(), e.week))

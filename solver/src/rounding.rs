@@ -10,9 +10,11 @@
 //! 3. repair: week by week, re-serve candidates that flooring dropped
 //!    (largest fractional part first) wherever seat and rater slack remain
 //!    within what the LP bought; a candidate the LP served at least half of
-//!    may also use the rest of the extra capacity (round half up). Without
-//!    that, an LP that spends its stage-2 slack on 2.999999 candidates
-//!    would lose a whole candidate to flooring.
+//!    may also use the rest of the extra capacity (round half up) when that
+//!    pays in the model's order: fewer candidate-weeks over target, or else
+//!    less waiting cost than the minutes and travel cost. Without that, an
+//!    LP that spends its stage-2 slack on 2.999999 candidates would lose a
+//!    whole candidate to flooring.
 //!
 //! 4. fill: slack that remains in a cell (within what the LP bought) goes to
 //!    any stream still waiting that can use the location, highest priority
@@ -313,7 +315,30 @@ pub fn round_pinned(
         let seat_ok = m <= 0.0 || seats_used[&seat] + m <= seat_cap + EPS;
         let rater_ok = a <= 0.0 || pool.is_none_or(|p| raters_used[&p] + a <= rater_cap(p) + EPS);
         let waiting = backlog[c.stream][c.t..].iter().all(|&b| b >= 1.0 - EPS);
-        if seat_ok && rater_ok && waiting {
+        // Extra minutes the LP did not buy are bought for this candidate
+        // only if that pays in the model's own order: fewer candidate-weeks
+        // over target, or else a lower cost (waiting saved against extra
+        // minutes and travel). Otherwise an expensive minute would be
+        // bought to seat one candidate the LP served in part.
+        let unbought_seats = if m > 0.0 {
+            (seats_used[&seat] + m - seat_limit[&seat]).max(0.0)
+        } else {
+            0.0
+        };
+        let unbought_raters = match pool {
+            Some(p) if a > 0.0 => (raters_used[&p] + a - rater_limit[&p]).max(0.0),
+            _ => 0.0,
+        };
+        let pays = unbought_seats <= EPS && unbought_raters <= EPS || {
+            let over_target = (c.t..inst.weeks)
+                .any(|t| backlog[c.stream][t] - st.window(t, inst.target[e]) > EPS);
+            let price = unbought_seats * inst.capacity[c.l][seat.1].map_or(0.0, |k| k.price)
+                + pool.map_or(0.0, |p| unbought_raters * inst.pool_capacity[p.0].price);
+            let travel = st.options.iter().find(|o| o.0 == c.l).map_or(0.0, |o| o.1);
+            let waiting_saved = inst.waiting_weight * (inst.weeks - c.t) as f64;
+            over_target || price + travel < waiting_saved
+        };
+        if seat_ok && rater_ok && waiting && pays {
             *int.x.get_mut(&c).expect("cell exists") += 1.0;
             *seats_used.get_mut(&seat).expect("cell has a seat entry") += m;
             if let Some(p) = pool {

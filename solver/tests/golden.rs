@@ -251,3 +251,37 @@ fn same_scenario_same_plan_bit_for_bit() {
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.scenario.content_hash, sc.content_hash());
 }
+
+/// Two locations; the near one's extra minutes cost 1e9 each and the LP
+/// buys none (it serves 266⅔ candidates a week at AMS from regular minutes).
+/// Rounding the third of a candidate up at AMS would buy 15 such minutes
+/// (1.5e10) to save under a candidate-week of waiting; no week is over
+/// target (8 weeks allowed), so the integral plan must not buy them.
+#[test]
+fn rounding_buys_no_extra_minute_that_does_not_pay() {
+    let sc = scenario(json!({
+        "format": "examcap/scenario@1", "name": "dear-extra", "start_week": "2026-W14",
+        "horizon_weeks": 3,
+        "exams": [{"id": "SPK", "name": "Spreken", "resource": "booth", "seat_minutes": 45,
+                   "target_wait_weeks": 8}],
+        "locations": [
+            {"id": "AMS", "name": "A", "resources": [{"kind": "booth", "weekly_minutes": 12000,
+             "extra_weekly_minutes": 3000, "extra_cost_per_minute": 1e9}]},
+            {"id": "UTR", "name": "U", "resources": [{"kind": "booth", "weekly_minutes": 6000,
+             "extra_weekly_minutes": 3000, "extra_cost_per_minute": 0.9}]}],
+        "regions": [{"id": "R", "name": "R", "options": [
+            {"location": "AMS", "travel_cost": 0.0}, {"location": "UTR", "travel_cost": 2.5}]}],
+        "demand": [{"region": "R", "exam": "SPK", "weekly": [120, 118, 131]}],
+        "backlog": [{"region": "R", "exam": "SPK", "registered_week": -3, "candidates": 240}]
+    }));
+    let plan = solve(&sc);
+    assert_eq!(plan.lp.extra_seat_cost, 0.0);
+    assert_eq!(plan.rounded.violation, 0.0);
+    assert_eq!(plan.rounded.extra_seat_cost, 0.0, "{:?}", plan.extra_seats);
+    // Whole candidates cost at most one candidate-week more than the LP.
+    assert!(
+        plan.rounded.cost <= plan.lp.cost + 1.0,
+        "{:?}",
+        plan.rounded
+    );
+}
