@@ -424,12 +424,18 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Internal(anyhow!(e)))?;
         let served = examcap::server::serve(config).await;
         let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
-        served.map_err(|e| Failure::Internal(anyhow!(e)))
+        served.map_err(|e| {
+            if e.is_input() {
+                Failure::Input(format!("examcap: {e}"))
+            } else {
+                Failure::Internal(anyhow!(e))
+            }
+        })
     })
 }
 
 /// Reads a plan document; every failure is an input error naming the file.
-/// A plan file, checked to be one (its `format`); at most the scenario
+/// It must be a plan (its `format`); at most the scenario
 /// size limit is read.
 pub(crate) fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let bytes = read_capped(path)?;

@@ -38,8 +38,20 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    #[error("TLS: the certificate or key is not usable: {0}")]
+    Tls(String),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+impl ServerError {
+    /// The operator's mistake (configuration, TLS files), not the server's.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            ServerError::Config(_) | ServerError::TlsFile { .. } | ServerError::Tls(_)
+        )
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: what `examcap serve` stops on.
@@ -111,6 +123,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.check()?;
+    // TLS first: a missing or unusable certificate stops the start before
+    // the store is opened or anything says it is serving.
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| ServerError::TlsFile {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|e| ServerError::Tls(format!("{e:?}")))?;
+    }
     if config.allow_unauthenticated {
         tracing::warn!(
             "serving with allow_unauthenticated: callers without a token act as planner"
@@ -148,16 +175,7 @@ pub async fn run(
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "examcap serving");
-    let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|source| ServerError::TlsFile {
-                path: p.display().to_string(),
-                source,
-            })
-        };
-        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
         tracing::info!(cert = %tls.cert.display(), "serving TLS");
     }
     builder

@@ -59,6 +59,39 @@ fn serve_without_tokens_refuses_to_start() {
 }
 
 #[test]
+fn serve_with_unusable_tls_files_exits_2_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (cert, what) in [(&missing, "cannot read"), (&garbage, "not usable")] {
+        let cfg = dir.path().join("examcap.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\n",
+                data, cert, garbage
+            ),
+        )
+        .unwrap();
+        let o = examcap()
+            .args(["serve", "--allow-unauthenticated", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("TLS") && err.contains(what), "{err}");
+        assert!(!err.contains("examcap serving"), "{err}");
+        assert!(
+            !data.exists(),
+            "the store was created before TLS was checked"
+        );
+    }
+}
+
+#[test]
 fn serve_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     // One runtime thread (`worker_threads`) is enough to serve.
