@@ -54,6 +54,8 @@ pub enum ApiError {
     InvalidShock(#[from] DrillError),
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
+    #[error("no plan is published yet: Publish one (or name a plan by its id)")]
+    NothingPublished,
     #[error("plan {plan_id} has status {status}: only an optimal plan can be published")]
     NotOptimal { plan_id: String, status: String },
     #[error("solve queue full: {limit} solves running or queued; try again later")]
@@ -104,7 +106,7 @@ impl ApiError {
             ApiError::InvalidScenario(_)
             | ApiError::InvalidArgument { .. }
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
-            ApiError::NotFound { .. } => Code::NotFound,
+            ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
             ApiError::NotOptimal { .. } | ApiError::Freeze(_) => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
@@ -1070,10 +1072,7 @@ impl proto::plan_service_server::PlanService for Api {
         let id = self
             .db(|s| s.published())
             .await?
-            .ok_or_else(|| ApiError::NotFound {
-                what: "published plan",
-                id: String::new(),
-            })?;
+            .ok_or(ApiError::NothingPublished)?;
         let rec = self.plan_record(&id).await?;
         let (summary, plan_json) = self.plan_response(rec, &PlanFilter::default()).await?;
         Ok(Response::new(proto::GetPublishedResponse {

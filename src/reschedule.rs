@@ -217,10 +217,7 @@ impl Api {
             let id = self
                 .db(|s| s.published())
                 .await?
-                .ok_or_else(|| ApiError::NotFound {
-                    what: "published plan",
-                    id: String::new(),
-                })?;
+                .ok_or(ApiError::NothingPublished)?;
             self.plan_record(&id).await?
         } else {
             self.plan_record(&r.plan_id).await?

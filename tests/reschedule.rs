@@ -233,8 +233,11 @@ async fn bad_calls_get_clear_statuses() {
     let code = |r: Result<Vec<Event>, Status>| r.expect_err("an error").code();
 
     // Nothing published yet.
-    let e = events(&mut c, req(request(vec![surge()]), PLANNER)).await;
-    assert_eq!(code(e), Code::NotFound);
+    let e = events(&mut c, req(request(vec![surge()]), PLANNER))
+        .await
+        .expect_err("nothing to re-plan");
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("no plan is published"), "{e:?}");
 
     let before = publish_national(&srv).await;
     let e = events(&mut c, req(request(vec![surge()]), REGISTRATION)).await;

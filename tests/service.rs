@@ -303,13 +303,12 @@ async fn unknown_ids_are_not_found() {
         ),
         Code::NotFound
     );
-    assert_eq!(
-        code(
-            p.get_published(req(proto::GetPublishedRequest {}, PLANNER))
-                .await
-        ),
-        Code::NotFound
-    );
+    let e = p
+        .get_published(req(proto::GetPublishedRequest {}, PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("no plan is published"), "{e:?}");
     assert_eq!(
         solve(&mut p, solve_req("nope", PLANNER))
             .await
