@@ -65,8 +65,23 @@ fn err(i: usize, field: &str, message: impl Into<String>) -> DrillError {
     }
 }
 
+fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Result<(), DrillError> {
+    if from_week >= sc.horizon_weeks {
+        return Err(err(
+            i,
+            field,
+            format!(
+                "week {from_week} is past the horizon (weeks 0-{}): the shock would change nothing",
+                sc.horizon_weeks.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Applies the shocks in order to a copy of `base`, renamed to `name`.
-/// Weeks past the horizon are ignored (clipped), as in the scenario format.
+/// A range reaching past the horizon is clipped, as in the scenario format;
+/// one that starts past it would change nothing and is refused.
 pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenario, DrillError> {
     let mut sc = base.clone();
     sc.name = name.to_string();
@@ -82,6 +97,7 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                 if from_week > to_week {
                     return Err(err(i, "demand.to_week", "must be >= from_week"));
                 }
+                past_horizon(&sc, i, "demand.from_week", *from_week)?;
                 if let Some(r) = region {
                     if !sc.regions.iter().any(|x| &x.id == r) {
                         return Err(err(i, "demand.region", format!("unknown region {r:?}")));
@@ -132,6 +148,7 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                 if from_week > to_week {
                     return Err(err(i, "capacity.to_week", "must be >= from_week"));
                 }
+                past_horizon(&sc, i, "capacity.from_week", *from_week)?;
                 if !(factor.is_finite() && (0.0..=1.0).contains(factor)) {
                     return Err(err(
                         i,
@@ -259,5 +276,28 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.path, "shocks[0].demand.multiplier");
+        // A shock that starts past the 3-week horizon changes nothing.
+        let late = ShockSpec::Demand {
+            region: None,
+            exam: None,
+            from_week: 3,
+            to_week: 5,
+            change: DemandChange::Multiplier(2.0),
+        };
+        let e = apply(&base, &[late], "x").unwrap_err();
+        assert_eq!(e.path, "shocks[0].demand.from_week");
+        assert!(
+            e.message.contains("past the horizon (weeks 0-2)"),
+            "{}",
+            e.message
+        );
+        let late = ShockSpec::Capacity {
+            target: CapacityTarget::Location("AMS".into()),
+            from_week: 9,
+            to_week: 9,
+            factor: 0.0,
+        };
+        let e = apply(&base, &[late], "x").unwrap_err();
+        assert_eq!(e.path, "shocks[0].capacity.from_week");
     }
 }
