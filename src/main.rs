@@ -695,6 +695,18 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Writes a scenario document (as `scenario generate` does).
+pub(crate) fn write_scenario(out: &Path, sc: &Scenario) -> Result<(), Failure> {
+    let mut bytes = serde_json::to_vec_pretty(sc).context("scenario to JSON")?;
+    bytes.push(b'\n');
+    write_atomically(out, &bytes)
+}
+
+/// Whether two paths name the same file (both spelled out or existing).
+pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 fn write_plan(out: &Path, plan: &Plan) -> Result<(), Failure> {
     let mut bytes = serde_json::to_vec_pretty(plan).context("plan to JSON")?;
     bytes.push(b'\n');

@@ -23,7 +23,7 @@ use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{replan, touched_exams, RescheduleError};
 use examcap_solver::PlanOptions;
 
-use crate::{load, write_plan, Failure};
+use crate::{load, write_plan, write_scenario, Failure};
 
 /// Largest message accepted from the server (a national plan's diff is small,
 /// but a summary of many moves is not).
@@ -31,7 +31,7 @@ use crate::{load, write_plan, Failure};
 #[derive(Debug, Args)]
 pub struct RescheduleArgs {
     /// The examcap service, e.g. http://127.0.0.1:50051: re-plan its plan.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["scenario", "out"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["scenario", "out", "out_scenario"])]
     server: Option<String>,
     /// With --server: the id of the plan to start from (default: the
     /// published plan). Offline: the published plan's JSON file.
@@ -58,6 +58,10 @@ pub struct RescheduleArgs {
     /// Offline: write the re-plan as JSON to this file.
     #[arg(long, value_name = "PLAN.json")]
     out: Option<PathBuf>,
+    /// Offline: write the shocked scenario the re-plan was solved for, so
+    /// that `report --compare` and `calendar` can read the re-plan.
+    #[arg(long, value_name = "FILE")]
+    out_scenario: Option<PathBuf>,
     /// Rows of the moves table to print (the largest changes first).
     #[arg(long, value_name = "N", default_value_t = 30)]
     rows: usize,
@@ -86,10 +90,18 @@ fn sigma(s: &str) -> Result<f64, String> {
 
 pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
     // Checked before the re-plan, not after it.
-    if let Some(out) = &a.out {
-        let plan = a.plan.as_deref().map(std::path::Path::new);
-        let inputs: Vec<&std::path::Path> = plan.into_iter().chain(a.scenario.as_deref()).collect();
+    let plan = a.plan.as_deref().map(std::path::Path::new);
+    let inputs: Vec<&std::path::Path> = plan.into_iter().chain(a.scenario.as_deref()).collect();
+    for out in a.out.iter().chain(&a.out_scenario) {
         crate::check_out(out, &inputs)?;
+    }
+    if let (Some(p), Some(s)) = (&a.out, &a.out_scenario) {
+        if crate::same_path(p, s) {
+            return Err(Failure::Input(format!(
+                "examcap reschedule: --out and --out-scenario are both {}",
+                p.display()
+            )));
+        }
     }
     let events = match (&a.server, &a.scenario) {
         (Some(url), _) => online(url, a)?,
@@ -208,6 +220,9 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
     .map_err(failed)?;
     if let Some(out) = &a.out {
         write_plan(out, &re)?;
+    }
+    if let Some(out) = &a.out_scenario {
+        write_scenario(out, &shocked)?;
     }
     let status = match re.status {
         PlanStatus::Optimal => RescheduleStatus::Optimal,

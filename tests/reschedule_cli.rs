@@ -63,6 +63,8 @@ fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
             "0.1",
             "--out",
             "re.json",
+            "--out-scenario",
+            "shocked.json",
         ],
         d,
     ));
@@ -93,6 +95,32 @@ fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
     assert_ne!(re.allocation, published.allocation);
     // The printed plan id is the re-plan written out.
     assert!(out.contains(&re.fingerprint()));
+    // With the shocked scenario written next to it, the re-plan can be
+    // compared with the published plan and put on the calendar.
+    ok(&examcap(
+        &[
+            "report",
+            "plan.json",
+            "--scenario",
+            "sc.json",
+            "--compare",
+            "re.json",
+            "--compare-scenario",
+            "shocked.json",
+            "--out",
+            "cmp.html",
+        ],
+        d,
+    ));
+    let html = std::fs::read_to_string(d.join("cmp.html")).unwrap();
+    assert!(
+        html.contains("+reschedule"),
+        "the report names the re-plan's scenario"
+    );
+    ok(&examcap(
+        &["calendar", "re.json", "--scenario", "shocked.json"],
+        d,
+    ));
 }
 
 #[test]
