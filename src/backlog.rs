@@ -33,6 +33,25 @@ pub enum BacklogError {
     NoStore(String),
 }
 
+impl BacklogError {
+    /// The caller's mistake (address, token, directory), not the server's
+    /// or the network's: as `report --server` tells them apart.
+    pub fn is_input(&self) -> bool {
+        match self {
+            BacklogError::Client(e) => e.is_input(),
+            BacklogError::Rpc(s) => matches!(
+                s.code(),
+                tonic::Code::NotFound
+                    | tonic::Code::InvalidArgument
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::PermissionDenied
+            ),
+            BacklogError::NoStore(_) => true,
+            BacklogError::Store(_) | BacklogError::Record { .. } => false,
+        }
+    }
+}
+
 /// An active reservation as the backlog sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {

@@ -71,7 +71,13 @@ pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
             ))
         }
     };
-    let waiting = waiting.map_err(|e| Failure::Input(format!("examcap: {e}")))?;
+    let waiting = waiting.map_err(|e| {
+        if e.is_input() {
+            Failure::Input(format!("examcap: {e}"))
+        } else {
+            Failure::Internal(anyhow!("{e}"))
+        }
+    })?;
     let rows = backlog::backlog(&waiting, start);
     let mut text = serde_json::to_string_pretty(&rows).context("backlog to JSON")?;
     text.push('\n');

@@ -638,6 +638,15 @@ fn backlog_export_needs_an_existing_store_and_creates_none() {
     }
     assert!(!missing.exists());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    // A server that is not there is not the caller's mistake (exit 1, as
+    // for report and reschedule); an address without a scheme is (exit 2).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let o = run(&["backlog", "export", "--server", &url]);
+    assert_exit(&o, 1);
+    let o = run(&["backlog", "export", "--server", "127.0.0.1:9"]);
+    assert_exit(&o, 2);
 }
 
 /// `examcap scenario generate` of a 2-week scenario to `out`.
