@@ -244,13 +244,30 @@ fn main() -> ExitCode {
             let (code, msg) = match f {
                 Failure::Input(m) => (2, m),
                 Failure::TimeLimit(m) => (3, m),
-                Failure::Internal(e) => (1, format!("examcap: error: {e:#}")),
+                Failure::Internal(e) => (1, format!("examcap: error: {}", chain(&e))),
             };
             let mut err = io::stderr().lock();
             let _ = writeln!(err, "{msg}");
             ExitCode::from(code)
         }
     }
+}
+
+/// An error and its causes, `a: b: c`, leaving out a cause whose text the
+/// message already holds (most of our errors quote their source).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn cmd_validate(file: &Path) -> Result<(), Failure> {
@@ -800,6 +817,25 @@ fn shell_arg(path: &Path) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn an_error_chain_quotes_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open {dir}: {source}")]
+        struct Open {
+            dir: &'static str,
+            source: io::Error,
+        }
+        let inner = io::Error::other("lock held");
+        let e = anyhow!(Open {
+            dir: "d",
+            source: inner
+        })
+        .context("serve");
+        assert_eq!(chain(&e), "serve: cannot open d: lock held");
+        let e = anyhow!(io::Error::other("disk full")).context("cannot write x");
+        assert_eq!(chain(&e), "cannot write x: disk full");
+    }
 
     #[test]
     fn cli_is_well_formed() {
