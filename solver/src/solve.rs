@@ -156,11 +156,96 @@ enum Budget {
 
 /// What the coordinator tells a block after the probe.
 enum Final {
+    /// Solve stage 2 with the budget row priced at λ instead of bounded
+    /// (see [`BlockWorker::price`]) and report the point; more follows.
+    Price(f64),
     /// Re-solve with this budget.
     Resolve(f64),
     /// Keep the tiny-budget solution.
     KeepTiny,
 }
+
+/// What a block reports of a stage-2 point: its excess u = Σπ·s − V*_b
+/// over its own stage-1 optimum, and its stage-2 objective.
+type CurvePoint = (f64, f64);
+
+/// The shared stage-2 slack Δ split between blocks. Each block's optimal
+/// cost C_b(u) as a function of its excess u is convex, decreasing and
+/// piecewise linear; `points` holds the points of each curve found so far.
+/// Water-filling their lower hulls gives each block its excess and the
+/// price λ of the slack (the steepest slope still taken): the optimum of
+/// min Σ C_b(u_b) s.t. Σ u_b ≤ Δ over the known points. Blocks start at
+/// their smallest known excess (the tiny-budget point).
+fn allocate(points: &[Vec<CurvePoint>], delta: f64) -> (Vec<f64>, f64) {
+    let hulls: Vec<Vec<CurvePoint>> = points.iter().map(|p| lower_hull(p)).collect();
+    let mut u: Vec<f64> = hulls
+        .iter()
+        .map(|h| h.first().map_or(0.0, |p| p.0))
+        .collect();
+    let mut left = delta - u.iter().sum::<f64>();
+    // (slope, block, length), steepest first; ties by block for determinism.
+    let mut segments: Vec<(f64, usize, f64)> = hulls
+        .iter()
+        .enumerate()
+        .flat_map(|(b, h)| {
+            h.windows(2)
+                .map(move |w| ((w[1].1 - w[0].1) / (w[1].0 - w[0].0), b, w[1].0 - w[0].0))
+        })
+        .collect();
+    segments.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut lambda = 0.0;
+    for (slope, b, length) in segments {
+        if left <= 0.0 {
+            break;
+        }
+        let take = length.min(left);
+        u[b] += take;
+        left -= take;
+        lambda = -slope;
+    }
+    (u, lambda)
+}
+
+/// The lower convex hull of curve points, by excess, keeping only points
+/// where the cost still falls (a larger excess that saves nothing is never
+/// worth giving).
+fn lower_hull(points: &[CurvePoint]) -> Vec<CurvePoint> {
+    let mut pts: Vec<CurvePoint> = points.to_vec();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut hull: Vec<CurvePoint> = Vec::new();
+    for p in pts {
+        if hull.last().is_some_and(|q| p.1 >= q.1) {
+            continue; // no cheaper than a point with less excess
+        }
+        if hull.last().is_some_and(|q| p.0 <= q.0) {
+            hull.pop(); // same excess, lower cost
+        }
+        while hull.len() >= 2 {
+            let (a, b) = (hull[hull.len() - 2], hull[hull.len() - 1]);
+            // b above the chord a→p: not on the lower hull.
+            if (b.1 - a.1) * (p.0 - a.0) >= (p.1 - a.1) * (b.0 - a.0) {
+                hull.pop();
+            } else {
+                break;
+            }
+        }
+        hull.push(p);
+    }
+    hull
+}
+
+/// min over `points` of C + λ·u: the best a block's known points do when
+/// each unit of excess costs λ.
+fn support(points: &[CurvePoint], lambda: f64) -> f64 {
+    points
+        .iter()
+        .map(|&(u, c)| c + lambda * u)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Rounds of pricing before the split of the slack is taken as it stands
+/// (each re-solves the blocks that gain from slack, from their last basis).
+const MAX_PRICING_ROUNDS: usize = 20;
 
 struct Stage2Point {
     values: Vec<f64>,
@@ -200,7 +285,7 @@ pub fn solve_blocks(
     });
     std::thread::scope(|scope| {
         let (up_tx, up_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();
-        let (probe_tx, probe_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();
+        let (probe_tx, probe_rx) = mpsc::channel::<(usize, Result<Vec<CurvePoint>, SolveError>)>();
         let (done_tx, done_rx) = mpsc::channel::<(usize, Result<BlockResult, SolveError>)>();
         let mut budget_txs = Vec::with_capacity(n);
         let mut final_txs = Vec::with_capacity(n);
@@ -260,33 +345,56 @@ pub fn solve_blocks(
                         out
                     }
                     (Ok(Budget::Probe { full }), Some(tiny_point)) => {
-                        let saving = match &tiny_point {
+                        // The curve's two ends: the tiny budget and the full one.
+                        let ends = match &tiny_point {
                             Some(t) => {
                                 let mut out = Ok(None);
                                 permits
                                     .run(b, || timed("stage2", &mut || out = worker.stage2(full)));
-                                out.map(|f| f.map_or(0.0, |f| t.cost - f.cost))
+                                out.map(|f| {
+                                    let mut pts = vec![(worker.excess(&t.values), t.cost)];
+                                    pts.extend(f.map(|f| (worker.excess(&f.values), f.cost)));
+                                    pts
+                                })
                             }
-                            None => Ok(0.0),
+                            None => Ok(Vec::new()),
                         };
-                        let failed = saving.is_err();
-                        let _ = probe_tx.send((b, saving));
+                        let failed = ends.is_err();
+                        let _ = probe_tx.send((b, ends));
                         if failed {
                             return;
                         }
-                        match final_rx.recv() {
-                            Ok(Final::Resolve(budget)) => {
-                                let mut out = Ok(None);
-                                permits.run(b, || {
-                                    timed("stage2", &mut || out = worker.stage2(budget))
-                                });
-                                out
+                        loop {
+                            match final_rx.recv() {
+                                Ok(Final::Price(lambda)) => {
+                                    let mut out = Ok(None);
+                                    permits.run(b, || {
+                                        timed("stage2", &mut || out = worker.price(lambda, full))
+                                    });
+                                    let failed = out.is_err();
+                                    let point = out.map(|p| {
+                                        p.map(|p| (worker.excess(&p.values), p.cost))
+                                            .into_iter()
+                                            .collect()
+                                    });
+                                    let _ = probe_tx.send((b, point));
+                                    if failed {
+                                        return;
+                                    }
+                                }
+                                Ok(Final::Resolve(budget)) => {
+                                    let mut out = Ok(None);
+                                    permits.run(b, || {
+                                        timed("stage2", &mut || out = worker.stage2(budget))
+                                    });
+                                    break out;
+                                }
+                                Ok(Final::KeepTiny) => {
+                                    worker.budget = tiny;
+                                    break Ok(tiny_point);
+                                }
+                                Err(_) => return,
                             }
-                            Ok(Final::KeepTiny) => {
-                                worker.budget = tiny;
-                                Ok(tiny_point)
-                            }
-                            Err(_) => return,
                         }
                     }
                     _ => return,
@@ -322,7 +430,6 @@ pub fn solve_blocks(
         }
         let v_star: f64 = v.iter().sum();
         let delta = v_star * STAGE2_REL_SLACK + STAGE2_ABS_SLACK;
-        let tiny: Vec<f64> = v.iter().map(|&vb| tiny_budget(vb)).collect();
 
         if n == 1 {
             let _ = budget_txs[0].send(Budget::Single(delta));
@@ -330,32 +437,64 @@ pub fn solve_blocks(
             for tx in &budget_txs {
                 let _ = tx.send(Budget::Probe { full: delta });
             }
-            let mut savings = vec![0.0; n];
-            let mut probe_err = None;
-            for _ in 0..n {
-                let Ok((b, r)) = probe_rx.recv() else { break };
-                match r {
-                    Ok(saving) => savings[b] = saving,
-                    Err(e) => {
-                        probe_err.get_or_insert(e);
+            // Each block's curve C_b(u): the probe's two ends, then points
+            // priced at the slack's marginal value λ until no block finds
+            // one below its known hull (Dantzig-Wolfe on the one shared
+            // row). One block that gains needs no pricing: its final
+            // re-solve at the budget it is given is exact.
+            let mut points: Vec<Vec<CurvePoint>> = vec![Vec::new(); n];
+            let collect = |points: &mut Vec<Vec<CurvePoint>>, want: usize| {
+                let mut err = None;
+                for _ in 0..want {
+                    let Ok((b, r)) = probe_rx.recv() else { break };
+                    match r {
+                        Ok(p) => points[b].extend(p),
+                        Err(e) => {
+                            err.get_or_insert(e);
+                        }
                     }
                 }
-            }
-            if let Some(e) = probe_err {
-                return Err(e);
-            }
-            // Greedy: the whole shared slack to the block that gains most from it.
-            let best =
+                err.map_or(Ok(()), Err)
+            };
+            collect(&mut points, n)?;
+            let gains = |points: &Vec<Vec<CurvePoint>>| -> Vec<usize> {
                 (0..n)
-                    .filter(|&b| savings[b] > 0.0)
-                    .fold(None::<usize>, |best, b| match best {
-                        Some(a) if savings[a] >= savings[b] => Some(a),
-                        _ => Some(b),
-                    });
-            let others: f64 = (0..n).filter(|&b| Some(b) != best).map(|b| tiny[b]).sum();
+                    .filter(|&b| lower_hull(&points[b]).len() > 1)
+                    .collect()
+            };
+            let mut gaining = gains(&points);
+            let (mut split, mut lambda) = allocate(&points, delta);
+            let mut rounds = 0;
+            while gaining.len() > 1 && lambda > 0.0 && rounds < MAX_PRICING_ROUNDS {
+                rounds += 1;
+                let before: Vec<f64> = gaining
+                    .iter()
+                    .map(|&b| support(&points[b], lambda))
+                    .collect();
+                for &b in &gaining {
+                    let _ = final_txs[b].send(Final::Price(lambda));
+                }
+                let mut priced: Vec<Vec<CurvePoint>> = vec![Vec::new(); n];
+                collect(&mut priced, gaining.len())?;
+                let mut improved = false;
+                for (&b, &old) in gaining.iter().zip(&before) {
+                    for &(u, c) in &priced[b] {
+                        if c + lambda * u < old - 1e-9 * old.abs().max(1.0) {
+                            improved = true;
+                        }
+                    }
+                    points[b].append(&mut priced[b]);
+                }
+                (split, lambda) = allocate(&points, delta);
+                if !improved {
+                    break;
+                }
+                gaining = gains(&points);
+            }
             for (b, tx) in final_txs.iter().enumerate() {
-                let msg = if Some(b) == best {
-                    Final::Resolve(delta - others)
+                let start = lower_hull(&points[b]).first().map_or(0.0, |p| p.0);
+                let msg = if split[b] > start {
+                    Final::Resolve(split[b])
                 } else {
                     Final::KeepTiny
                 };
@@ -400,6 +539,29 @@ struct BlockWorker<'a> {
     stage2_timed_out: bool,
     /// Wall time of the HiGHS runs on `model` so far (see [`Self::run`]).
     highs_seconds: f64,
+    /// Factor on the priorities in stage 1 and the budget row (see
+    /// [`stage1_scale`]); V*, its duals and u stay unscaled.
+    scale: f64,
+    /// A run is being retried after status Unknown (see [`Self::run`]).
+    retried: bool,
+}
+
+/// Stage 1's costs are the priorities π, and HiGHS judges optimality by
+/// an absolute tolerance (1e-7 on reduced costs): with π = 1e-6 it stopped
+/// at V* = 1.9e-5 where 0 was reachable. Scaling the priorities so that
+/// the smallest is 1 (at most by 1e6) keeps them clear of the tolerance;
+/// priorities of 1 and more are left as they are.
+fn stage1_scale(lp: &BlockLp) -> f64 {
+    let smallest = lp
+        .stage1_terms()
+        .map(|(_, pi)| pi)
+        .filter(|&pi| pi > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if smallest < 1.0 {
+        (1.0 / smallest).min(1e6)
+    } else {
+        1.0
+    }
 }
 
 impl<'a> BlockWorker<'a> {
@@ -418,6 +580,8 @@ impl<'a> BlockWorker<'a> {
             stage2_seconds: 0.0,
             stage2_timed_out: false,
             highs_seconds: 0.0,
+            scale: 1.0,
+            retried: false,
         }
     }
 
@@ -471,6 +635,35 @@ impl<'a> BlockWorker<'a> {
             HighsModelStatus::Optimal => Ok(solved),
             HighsModelStatus::ReachedTimeLimit => Err(SolveError::TimeLimit(stage)),
             HighsModelStatus::ReachedInterrupt => Err(SolveError::Cancelled),
+            // Simplex lost its way numerically (seen on stage 2 with a
+            // priority of 1e-6 beside one of 1, where both simplex
+            // variants ended Unknown): solve once with the interior point
+            // method (with crossover, so a basis follows), then go back to
+            // this stage's simplex strategy from that basis.
+            HighsModelStatus::Unknown if !self.retried => {
+                tracing::debug!(stage = stage.name(), "HiGHS status Unknown: retrying");
+                let mut model: Model = solved.into();
+                model.set_option("solver", "ipm");
+                self.model = Some(model);
+                self.retried = true;
+                let out = self.run(stage);
+                self.retried = false;
+                let strategy = match stage {
+                    Stage::Stage1 => 0,
+                    Stage::Stage2 => 4,
+                };
+                match out {
+                    Ok(solved) => {
+                        let mut model: Model = solved.into();
+                        model.set_option("solver", "simplex");
+                        model.set_option("simplex_strategy", strategy);
+                        Ok(model
+                            .try_solve()
+                            .map_err(|e| SolveError::Solver(stage, format!("{e:?}")))?)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             other => Err(SolveError::Solver(stage, format!("status {other:?}"))),
         }
     }
@@ -484,11 +677,13 @@ impl<'a> BlockWorker<'a> {
         let t0 = Instant::now();
         self.remaining(Stage::Stage1)?;
         let lp = self.lp;
+        let k = stage1_scale(lp);
+        self.scale = k;
         let mut pb = RowProblem::default();
         self.cols = (0..lp.num_cols())
             .map(|j| {
                 pb.add_column(
-                    lp.cost1[j] + WARM_WEIGHT * lp.cost2[j],
+                    k * lp.cost1[j] + WARM_WEIGHT * lp.cost2[j],
                     lp.col_lower[j]..=lp.col_upper[j],
                 )
             })
@@ -515,15 +710,15 @@ impl<'a> BlockWorker<'a> {
         let mut model: Model = self.run(Stage::Stage1)?.into();
         for (j, &c) in lp.cost2.iter().enumerate() {
             if c != 0.0 {
-                model.change_column_cost(self.cols[j], lp.cost1[j]);
+                model.change_column_cost(self.cols[j], k * lp.cost1[j]);
             }
         }
         self.model = Some(model);
         let solved = self.run(Stage::Stage1)?;
         let sol = solved.get_solution();
         self.stage1_values = sol.columns().to_vec();
-        self.stage1_duals = sol.dual_rows().to_vec();
-        self.violation = solved.objective_value().max(0.0);
+        self.stage1_duals = sol.dual_rows().iter().map(|d| d / k).collect();
+        self.violation = (solved.objective_value() / k).max(0.0);
         self.model = Some(solved.into());
         self.stage1_seconds = t0.elapsed().as_secs_f64();
         Ok(self.violation)
@@ -545,20 +740,71 @@ impl<'a> BlockWorker<'a> {
             .as_mut()
             .ok_or_else(|| SolveError::Solver(Stage::Stage2, "no model".into()))?;
         let u = model.try_add_column(0.0, 0.0..=0.0, []).map_err(err)?;
+        // In stage 1's scale (see `Self::scale`), u itself unscaled.
+        let k = self.scale;
         let terms: Vec<(highs::Col, f64)> = lp
             .stage1_terms()
-            .map(|(j, pi)| (self.cols[j], pi))
-            .chain([(u, -1.0)])
+            .map(|(j, pi)| (self.cols[j], k * pi))
+            .chain([(u, -k)])
             .collect();
-        model.try_add_row(..=self.violation, terms).map_err(err)?;
+        model
+            .try_add_row(..=k * self.violation, terms)
+            .map_err(err)?;
         for (j, &c) in lp.cost2.iter().enumerate() {
-            if c != lp.cost1[j] {
+            if c != k * lp.cost1[j] {
                 model.change_column_cost(self.cols[j], c);
             }
         }
         model.set_option("simplex_strategy", 4);
         self.budget_col = Some(u);
         Ok(())
+    }
+
+    /// How far a point's Σπ·s lies above this block's V*_b (never below 0).
+    fn excess(&self, values: &[f64]) -> f64 {
+        let v: f64 = self.lp.stage1_terms().map(|(j, pi)| pi * values[j]).sum();
+        (v - self.violation).max(0.0)
+    }
+
+    /// Stage 2 with the excess priced at λ per unit rather than bounded
+    /// (up to `cap`): min cost2 + λ·π·s. Its optimum is the point of the
+    /// block's curve C_b(u) whose slope passes −λ. The costs are put back
+    /// afterwards, so a later [`Self::stage2`] sees the plain stage 2.
+    fn price(&mut self, lambda: f64, cap: f64) -> Result<Option<Stage2Point>, SolveError> {
+        let t0 = Instant::now();
+        self.prepare_stage2()?;
+        let u = self.budget_col.expect("prepared above");
+        let lp = self.lp;
+        if let Some(m) = self.model.as_mut() {
+            m.change_column_bounds(u, 0.0..=cap);
+            for (j, pi) in lp.stage1_terms() {
+                m.change_column_cost(self.cols[j], lp.cost2[j] + lambda * pi);
+            }
+        }
+        let out = match self.run(Stage::Stage2) {
+            Ok(solved) => {
+                let values = solved.get_solution().columns()[..lp.num_cols()].to_vec();
+                self.model = Some(solved.into());
+                let cost = BlockLp::objective(&lp.cost2, &values);
+                Ok(Some(Stage2Point {
+                    values,
+                    duals: Vec::new(),
+                    cost,
+                }))
+            }
+            Err(SolveError::TimeLimit(_)) => {
+                self.stage2_timed_out = true;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
+        if let Some(m) = self.model.as_mut() {
+            for (j, _) in lp.stage1_terms() {
+                m.change_column_cost(self.cols[j], lp.cost2[j]);
+            }
+        }
+        self.stage2_seconds += t0.elapsed().as_secs_f64();
+        out
     }
 
     /// Stage 2 with budget u ≤ `budget`. `Ok(None)`: stage 2 ran out of time.
@@ -777,6 +1023,34 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn the_hull_keeps_the_lower_convex_points_where_cost_falls() {
+        // (2, 7) lies above the chord (0, 10)–(4, 2); (5, 2) saves nothing.
+        let pts = [(4.0, 2.0), (0.0, 10.0), (2.0, 7.0), (5.0, 2.0), (1.0, 6.0)];
+        assert_eq!(lower_hull(&pts), vec![(0.0, 10.0), (1.0, 6.0), (4.0, 2.0)]);
+        assert_eq!(lower_hull(&[(0.0, 3.0)]), vec![(0.0, 3.0)]);
+    }
+
+    #[test]
+    fn the_slack_goes_to_the_steepest_segments_first() {
+        // Block 0 saves 10 a unit for 1 unit, then 1 a unit; block 1 saves
+        // 5 a unit for 4 units; block 2 saves nothing.
+        let pts = vec![
+            vec![(0.0, 20.0), (1.0, 10.0), (11.0, 0.0)],
+            vec![(0.0, 30.0), (4.0, 10.0)],
+            vec![(0.0, 7.0)],
+        ];
+        let (u, lambda) = allocate(&pts, 3.0);
+        assert_eq!((u, lambda), (vec![1.0, 2.0, 0.0], 5.0));
+        let (u, lambda) = allocate(&pts, 7.0);
+        assert_eq!((u, lambda), (vec![3.0, 4.0, 0.0], 1.0));
+        // More slack than any block can use: everyone at its end, price 1
+        // (the last slope taken).
+        let (u, _) = allocate(&pts, 100.0);
+        assert_eq!(u, vec![11.0, 4.0, 0.0]);
+        assert_eq!(support(&pts[0], 5.0), 15.0);
     }
 
     #[test]

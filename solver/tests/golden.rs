@@ -285,3 +285,130 @@ fn rounding_buys_no_extra_minute_that_does_not_pay() {
         plan.rounded
     );
 }
+
+/// One location, horizon 2, three exams on three resource kinds, so three
+/// blocks. EA cannot be served (its kind has no minutes): backlog 1e8 from
+/// week −5 and 5e7 a week, target 1 week, so s = 1.5e8 − 5e7 = 1e8 in week
+/// 0 and 2e8 − 5e7 = 1.5e8 in week 1: V* = 2.5e8, waiting 3.5e8, and the
+/// shared stage-2 slack Δ = 2.5e8·1e-7 + 1e-6 = 25.000001. EB (10 in week
+/// 0) and EC (1000 in week 0) can be served only on extra minutes: 100 and
+/// 50 minutes at 1000 each, 1e5 and 5e4 a candidate; served in week 0 they
+/// wait nothing. A candidate left waiting past week 1 uses one unit of
+/// slack, saves its seat and waits two weeks: EB saves 99,998 a unit, for
+/// at most 10 units, EC 49,998 a unit. Optimum: EB takes 10 units, EC the
+/// other 15.000001, C = 3.5e8 + 1e6 + 5e7 − 10·99,998 − 15.000001·49,998.
+/// The whole slack to one block (EC's saving over Δ, 1,249,950, beats
+/// EB's 999,980) would cost 500,000 more.
+fn slack_split() -> serde_json::Value {
+    json!({
+        "format": "examcap/scenario@1", "name": "slack-split", "start_week": "2026-W10",
+        "horizon_weeks": 2,
+        "exams": [
+            {"id": "EA", "name": "A", "resource": "pc", "seat_minutes": 1, "target_wait_weeks": 1},
+            {"id": "EB", "name": "B", "resource": "booth", "seat_minutes": 100,
+             "target_wait_weeks": 1},
+            {"id": "EC", "name": "C", "resource": "desk", "seat_minutes": 50,
+             "target_wait_weeks": 1}],
+        "locations": [{"id": "L0", "name": "L0", "resources": [
+            {"kind": "pc", "weekly_minutes": 0, "extra_weekly_minutes": 0,
+             "extra_cost_per_minute": 0},
+            {"kind": "booth", "weekly_minutes": 0, "extra_weekly_minutes": 1000000,
+             "extra_cost_per_minute": 1000},
+            {"kind": "desk", "weekly_minutes": 0, "extra_weekly_minutes": 1000000,
+             "extra_cost_per_minute": 1000}]}],
+        "regions": [{"id": "R0", "name": "R0", "options": [{"location": "L0", "travel_cost": 0}]}],
+        "demand": [
+            {"region": "R0", "exam": "EA", "weekly": [50000000, 50000000]},
+            {"region": "R0", "exam": "EB", "weekly": [10, 0]},
+            {"region": "R0", "exam": "EC", "weekly": [1000, 0]}],
+        "backlog": [{"region": "R0", "exam": "EA", "registered_week": -5, "candidates": 100000000}]
+    })
+}
+
+#[test]
+fn the_shared_stage2_slack_is_split_where_each_unit_saves_most() {
+    let sc = scenario(slack_split());
+    let delta = 2.5e8 * 1e-7 + 1e-6;
+    let c = 3.5e8 + 1e6 + 5e7 - 10.0 * 99_998.0 - (delta - 10.0) * 49_998.0;
+    let plan = assert_values(&sc, 2.5e8, c);
+    assert_eq!(plan.solver.blocks, 3);
+    // Only EB gains from slack (EA's exams cannot move): all of it is its.
+    let mut one = slack_split();
+    one["exams"].as_array_mut().unwrap().pop();
+    one["demand"].as_array_mut().unwrap().pop();
+    let c = 3.5e8 + 1e6 - 10.0 * 99_998.0;
+    assert_values(&scenario(one), 2.5e8, c);
+}
+
+/// Priorities far below 1 sit at HiGHS's absolute optimality tolerance:
+/// with π = 1e-6 stage 1 stopped at V* = 1.9e-5 here, where every
+/// candidate can be served in time: 67 from week −12 must sit by week 2
+/// and 112 from week −9 by week 5 (target 15 weeks), and the location
+/// seats (2052.8 + 2757)/90 = 53.4 a week, 160 by week 2. So V* = 0.
+#[test]
+fn tiny_priorities_still_give_the_exact_optimum() {
+    let sc = scenario(json!({
+        "format": "examcap/scenario@1", "name": "tiny-priority", "start_week": "2026-W10",
+        "horizon_weeks": 7,
+        "exams": [{"id": "E0", "name": "E", "resource": "pc", "seat_minutes": 90,
+                   "target_wait_weeks": 15, "priority": 1e-6}],
+        "locations": [{"id": "L0", "name": "L", "resources": [{"kind": "pc",
+            "weekly_minutes": 2052.8, "extra_weekly_minutes": 2757, "extra_cost_per_minute": 1000}]}],
+        "regions": [
+            {"id": "R0", "name": "R0", "options": [{"location": "L0", "travel_cost": 3.47}]},
+            {"id": "R1", "name": "R1", "options": [{"location": "L0", "travel_cost": 0}]}],
+        "demand": [],
+        "backlog": [
+            {"region": "R0", "exam": "E0", "registered_week": -12, "candidates": 67},
+            {"region": "R1", "exam": "E0", "registered_week": -9, "candidates": 112}]
+    }));
+    let plan = solve(&sc);
+    assert_eq!(plan.stage1_violation, 0.0);
+    let r = solve_reference_highs(&sc).expect("reference solves");
+    assert_eq!(r.violation, 0.0);
+    assert!(
+        close(plan.stage2_cost, r.cost),
+        "C {} reference {}",
+        plan.stage2_cost,
+        r.cost
+    );
+    // A priority of 1e-6 beside one of 1, and an exam needing no seat and
+    // another no rater: both simplex variants ended "Unknown" in stage 2.
+    let sc = scenario(json!({
+        "format": "examcap/scenario@1", "name": "mixed-priority", "start_week": "2026-W40",
+        "horizon_weeks": 6,
+        "exams": [
+            {"id": "E1", "name": "E1", "resource": "paper", "seat_minutes": 116,
+             "target_wait_weeks": 11, "rating_pool": "Q0", "rating_minutes": 0, "priority": 1e-6},
+            {"id": "E2", "name": "E2", "resource": "pc", "seat_minutes": 0,
+             "target_wait_weeks": 10, "rating_pool": "Q0", "rating_minutes": 17}],
+        "locations": [{"id": "L0", "name": "L", "resources": [
+            {"kind": "pc", "weekly_minutes": 1151, "extra_weekly_minutes": 0,
+             "extra_cost_per_minute": 50},
+            {"kind": "paper", "weekly_minutes": 0, "extra_weekly_minutes": 1122,
+             "extra_cost_per_minute": 1000}]}],
+        "rating_pools": [{"id": "Q0", "weekly_minutes": 2548, "extra_weekly_minutes": 15.14,
+                          "extra_cost_per_minute": 0.07}],
+        "regions": [{"id": "R0", "name": "R0", "options": [{"location": "L0", "travel_cost": 3.25}]}],
+        "demand": [],
+        "backlog": [
+            {"region": "R0", "exam": "E1", "registered_week": -12, "candidates": 179},
+            {"region": "R0", "exam": "E2", "registered_week": -20, "candidates": 173}]
+    }));
+    let plan = solve(&sc);
+    let r = solve_reference_highs(&sc).expect("reference solves");
+    assert!(
+        close(plan.stage1_violation, r.violation),
+        "V* {} reference {}",
+        plan.stage1_violation,
+        r.violation
+    );
+    assert!(
+        close(plan.stage2_cost, r.cost),
+        "C {} reference {}",
+        plan.stage2_cost,
+        r.cost
+    );
+    // (Clarabel, an interior-point method with relative tolerances, misses
+    // this V* by enough to loosen the budget: C 5.81e6. It is left out.)
+}
