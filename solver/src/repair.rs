@@ -23,7 +23,9 @@
 
 use crate::model::Instance;
 use crate::plan::{AllocationRow, ExtraRaters, ExtraSeats, Plan, Values};
-use crate::reschedule::{check_freeze, published_allocation, validate_published, RescheduleError};
+use crate::reschedule::{
+    check_fixed, check_freeze, published_allocation, validate_published, RescheduleError,
+};
 use crate::rounding::{self, Allocation, Cell};
 use crate::scenario::Scenario;
 use crate::waits::{self, ExamWaits};
@@ -65,6 +67,7 @@ pub fn repair(
     let inst = Instance::new(shocked, false);
     let mut alloc = published_allocation(shocked, &inst, published);
     check_freeze(shocked, &inst, &alloc, freeze_weeks)?;
+    check_fixed(shocked, &inst, &alloc, touched).map_err(RescheduleError::Published)?;
     let movable: Vec<bool> = inst
         .streams
         .iter()

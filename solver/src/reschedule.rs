@@ -447,6 +447,88 @@ pub(crate) fn check_freeze(
     Ok(())
 }
 
+/// Checks the published rows that a reschedule holds fixed in every week,
+/// those of exams it does not re-plan: their seat and rater use within
+/// regular + extra capacity and no stream examined beyond its
+/// registrations. No shock reaches them (a shock on their kind, pool or
+/// demand would make them touched), so a plan this crate made always
+/// passes; a plan file whose rows each fit but add up to more than a
+/// location holds would otherwise be carried into the re-plan as it is.
+pub(crate) fn check_fixed(
+    sc: &Scenario,
+    inst: &Instance,
+    alloc: &Allocation,
+    touched: &BTreeSet<String>,
+) -> Result<(), ValidationErrors> {
+    const TOL: f64 = 1e-6;
+    let fixed = |stream: usize| !touched.contains(&sc.exams[inst.streams[stream].exam].id);
+    let held = Allocation {
+        x: alloc
+            .x
+            .iter()
+            .filter(|(c, _)| fixed(c.stream))
+            .map(|(&c, &v)| (c, v))
+            .collect(),
+        ..Allocation::default()
+    };
+    let mut errs = ValidationErrors::default();
+    let (seats, raters) = rounding::usage(inst, &held);
+    for (&(l, k, t), &used) in &seats {
+        let (cap, xcap) = inst.seat_capacity(l, k, t);
+        if used > (cap + xcap) * (1.0 + TOL) + TOL {
+            errs.push_at(
+                "allocation".to_string(),
+                format_args!(
+                    "week {t}: the rows of {:?} at {:?} use {} minutes, more than its {} \
+                     (regular + extra)",
+                    inst.kinds[k],
+                    sc.locations[l].id,
+                    Num(used),
+                    Num(cap + xcap)
+                ),
+            );
+        }
+    }
+    for (&(q, t), &used) in &raters {
+        let (cap, xcap) = inst.rater_capacity(q, t);
+        if used > (cap + xcap) * (1.0 + TOL) + TOL {
+            errs.push_at(
+                "allocation".to_string(),
+                format_args!(
+                    "week {t}: the rows rated by pool {:?} use {} minutes, more than its {} \
+                     (regular + extra)",
+                    sc.rating_pools[q].id,
+                    Num(used),
+                    Num(cap + xcap)
+                ),
+            );
+        }
+    }
+    let served = rounding::exams_per_week(inst, &held);
+    for (s, st) in inst.streams.iter().enumerate().filter(|(s, _)| fixed(*s)) {
+        let (mut registered, mut examined) = (st.initial_backlog(), 0.0);
+        for (t, (d, x)) in st.demand.iter().zip(&served[s]).enumerate() {
+            registered += d;
+            examined += x;
+            if examined > registered * (1.0 + TOL) + TOL {
+                errs.push_at(
+                    "allocation".to_string(),
+                    format_args!(
+                        "week {t}: the rows examine {} {} candidates of region {} by then, \
+                         but only {} registered",
+                        Num(examined),
+                        sc.exams[st.exam].id,
+                        sc.regions[st.region].id,
+                        Num(registered)
+                    ),
+                );
+                break;
+            }
+        }
+    }
+    errs.into_result()
+}
+
 /// Progress reports and the cancel flag of a re-plan, as in
 /// [`crate::plan::plan_scenario_cancellable`].
 #[derive(Clone, Copy)]
@@ -517,6 +599,7 @@ pub fn replan_with(
     let inst = Instance::new(shocked, false);
     let all = published_allocation(shocked, &inst, published);
     check_freeze(shocked, &inst, &all, freeze_weeks)?;
+    check_fixed(shocked, &inst, &all, touched).map_err(RescheduleError::Published)?;
     let touched_idx: BTreeSet<usize> = shocked
         .exams
         .iter()

@@ -4,7 +4,9 @@
 use examcap_solver::plan::AllocationRow;
 use examcap_solver::reference::solve_reference_fixed_highs;
 use examcap_solver::repair::{repair, Repair};
-use examcap_solver::reschedule::{diff, replan, touched_exams, FreezeError, RescheduleError};
+use examcap_solver::reschedule::{
+    diff, replan, touched_exams, validate_published, FreezeError, RescheduleError,
+};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
 
@@ -452,6 +454,56 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
         e.contains("allocation[3].location: \"L2\" is not one of region \"R0\""),
         "{e}"
     );
+}
+
+/// Rows that fit one by one but not together: exam B is not touched by a
+/// surge on A, so its rows are held as they are, and two rows of 8 at L1
+/// in week 0 (360 minutes each, within L1's 390 moto minutes) need 720;
+/// R0 also registered only 6 B candidates by week 0.
+#[test]
+fn held_rows_that_add_up_past_capacity_or_registrations_are_refused() {
+    let sc = base();
+    let shocked = surge(&sc);
+    let touched = touched_exams(&sc, &shocked);
+    assert_eq!(touched, set(&["A"]));
+    let mut bad = published(&sc);
+    bad.allocation.retain(|r| !(r.exam == "B" && r.week == 0));
+    for region in ["R0", "R1"] {
+        bad.allocation.push(AllocationRow {
+            region: region.into(),
+            exam: "B".into(),
+            location: "L1".into(),
+            week: 0,
+            candidates: 8,
+        });
+    }
+    validate_published(&shocked, &bad).expect("each row fits on its own");
+    let errors = |e: RescheduleError| match e {
+        RescheduleError::Published(v) => v.errors,
+        other => panic!("not a published-plan error: {other}"),
+    };
+    for errs in [
+        errors(repair(&shocked, &bad, &touched, 0).unwrap_err()),
+        errors(replan(&shocked, &bad, &touched, 0, 0.0, &opts()).unwrap_err()),
+    ] {
+        let text: Vec<String> = errs
+            .iter()
+            .map(|f| format!("{}: {}", f.path, f.message))
+            .collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("week 0: the rows of \"moto\" at \"L1\" use 720 minutes")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("examine 8 B candidates of region R0") && t.contains("only 6")),
+            "{text:?}"
+        );
+    }
+    // The plan as solved passes.
+    let good = published(&sc);
+    repair(&shocked, &good, &touched, 0).expect("a plan of this crate is held as it is");
 }
 
 #[test]
