@@ -457,10 +457,18 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
 pub(crate) fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let bytes = read_capped(path)?;
     let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::Input(format!(
-            "{}: not an {PLAN_FORMAT} document: {e}",
-            path.display()
-        ))
+        // Name the row field when that is what does not read (serde only
+        // gives a line and column).
+        let row = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| plan_row_error(&v));
+        match row {
+            Some(what) => Failure::Input(format!("{}: {what}", path.display())),
+            None => Failure::Input(format!(
+                "{}: not an {PLAN_FORMAT} document: {e}",
+                path.display()
+            )),
+        }
     })?;
     if plan.format != PLAN_FORMAT {
         return Err(Failure::Input(format!(
@@ -470,6 +478,67 @@ pub(crate) fn read_plan(path: &Path) -> Result<Plan, Failure> {
         )));
     }
     Ok(plan)
+}
+
+/// The first plan row field of the wrong type, as `path: message`: row
+/// ids are strings, weeks and candidates whole numbers ≥ 0, minutes numbers.
+fn plan_row_error(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let whole = |x: &Value| x.as_u64().is_some();
+    let number = |x: &Value| x.as_f64().is_some();
+    let text = |x: &Value| x.is_string();
+    /// A field, its test, and what it must be.
+    type Field<'a> = (&'a str, &'a dyn Fn(&Value) -> bool, &'a str);
+    let rows: [(&str, &[Field]); 3] = [
+        (
+            "allocation",
+            &[
+                ("region", &text, "a string"),
+                ("exam", &text, "a string"),
+                ("location", &text, "a string"),
+                ("week", &whole, "a whole number >= 0"),
+                ("candidates", &whole, "a whole number >= 0"),
+            ],
+        ),
+        (
+            "extra_seats",
+            &[
+                ("location", &text, "a string"),
+                ("kind", &text, "a string"),
+                ("week", &whole, "a whole number >= 0"),
+                ("lp_minutes", &number, "a number"),
+                ("minutes", &number, "a number"),
+            ],
+        ),
+        (
+            "extra_raters",
+            &[
+                ("pool", &text, "a string"),
+                ("week", &whole, "a whole number >= 0"),
+                ("lp_minutes", &number, "a number"),
+                ("minutes", &number, "a number"),
+            ],
+        ),
+    ];
+    for (list, fields) in rows {
+        let Some(list_rows) = v.get(list).and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, row) in list_rows.iter().enumerate() {
+            for &(field, ok, want) in fields {
+                match row.get(field) {
+                    Some(x) if ok(x) => {}
+                    Some(x) => {
+                        let got = x.to_string();
+                        let got = got.get(..40).unwrap_or(&got);
+                        return Some(format!("{list}[{i}].{field}: must be {want}, got {got}"));
+                    }
+                    None => return Some(format!("{list}[{i}].{field}: missing")),
+                }
+            }
+        }
+    }
+    None
 }
 
 fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {

@@ -191,4 +191,30 @@ fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() 
     // A document of another format is not read as a plan.
     let err = refused_plan(d, |plan| plan["format"] = "examcap/plan@9".into());
     assert!(err.contains("\"examcap/plan@9\""), "{err}");
+    // Fields of the wrong type are named too, not given as a line and column.
+    for (field, value, want) in [
+        (
+            "candidates",
+            serde_json::json!(-5),
+            "allocation[2].candidates: must be a whole number >= 0, got -5",
+        ),
+        (
+            "candidates",
+            serde_json::json!(1.5),
+            "allocation[2].candidates: must be a whole number >= 0, got 1.5",
+        ),
+        (
+            "week",
+            serde_json::json!("x"),
+            "allocation[2].week: must be a whole number >= 0, got \"x\"",
+        ),
+        (
+            "exam",
+            serde_json::json!(7),
+            "allocation[2].exam: must be a string, got 7",
+        ),
+    ] {
+        let err = refused_plan(d, |plan| plan["allocation"][2][field] = value);
+        assert!(err.contains(want), "{err}");
+    }
 }
