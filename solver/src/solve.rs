@@ -214,11 +214,10 @@ fn lower_hull(points: &[CurvePoint]) -> Vec<CurvePoint> {
     pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let mut hull: Vec<CurvePoint> = Vec::new();
     for p in pts {
+        // Sorted by excess, then cost: a point no cheaper than the last
+        // kept one (this covers an equal excess) is never on the hull.
         if hull.last().is_some_and(|q| p.1 >= q.1) {
-            continue; // no cheaper than a point with less excess
-        }
-        if hull.last().is_some_and(|q| p.0 <= q.0) {
-            hull.pop(); // same excess, lower cost
+            continue;
         }
         while hull.len() >= 2 {
             let (a, b) = (hull[hull.len() - 2], hull[hull.len() - 1]);
@@ -542,8 +541,6 @@ struct BlockWorker<'a> {
     /// Factor on the priorities in stage 1 and the budget row (see
     /// [`stage1_scale`]); V*, its duals and u stay unscaled.
     scale: f64,
-    /// A run is being retried after status Unknown (see [`Self::run`]).
-    retried: bool,
 }
 
 /// Stage 1's costs are the priorities π, and HiGHS judges optimality by
@@ -581,7 +578,6 @@ impl<'a> BlockWorker<'a> {
             stage2_timed_out: false,
             highs_seconds: 0.0,
             scale: 1.0,
-            retried: false,
         }
     }
 
@@ -609,11 +605,19 @@ impl<'a> BlockWorker<'a> {
 
     /// Runs HiGHS on the current model; gives the model back with the solution.
     fn run(&mut self, stage: Stage) -> Result<SolvedModel, SolveError> {
+        self.run_with(stage, false)
+    }
+
+    /// [`Self::run`] with HiGHS's simplex, or with its interior point
+    /// method when `ipm` (the retry after status Unknown; a later run goes
+    /// back to simplex from the basis crossover leaves).
+    fn run_with(&mut self, stage: Stage, ipm: bool) -> Result<SolvedModel, SolveError> {
         let left = self.remaining(stage)?;
         let mut model = self
             .model
             .take()
             .ok_or_else(|| SolveError::Solver(stage, "no model".into()))?;
+        model.set_option("solver", if ipm { "ipm" } else { "choose" });
         // HiGHS compares `time_limit` with the run time of every run on this
         // instance so far, not of this run alone (its run clock accumulates).
         model.set_option(
@@ -637,32 +641,12 @@ impl<'a> BlockWorker<'a> {
             HighsModelStatus::ReachedInterrupt => Err(SolveError::Cancelled),
             // Simplex lost its way numerically (seen on stage 2 with a
             // priority of 1e-6 beside one of 1, where both simplex
-            // variants ended Unknown): solve once with the interior point
-            // method (with crossover, so a basis follows), then go back to
-            // this stage's simplex strategy from that basis.
-            HighsModelStatus::Unknown if !self.retried => {
+            // variants ended Unknown): solve once more with the interior
+            // point method (with crossover, so a basis follows).
+            HighsModelStatus::Unknown if !ipm => {
                 tracing::debug!(stage = stage.name(), "HiGHS status Unknown: retrying");
-                let mut model: Model = solved.into();
-                model.set_option("solver", "ipm");
-                self.model = Some(model);
-                self.retried = true;
-                let out = self.run(stage);
-                self.retried = false;
-                let strategy = match stage {
-                    Stage::Stage1 => 0,
-                    Stage::Stage2 => 4,
-                };
-                match out {
-                    Ok(solved) => {
-                        let mut model: Model = solved.into();
-                        model.set_option("solver", "simplex");
-                        model.set_option("simplex_strategy", strategy);
-                        Ok(model
-                            .try_solve()
-                            .map_err(|e| SolveError::Solver(stage, format!("{e:?}")))?)
-                    }
-                    Err(e) => Err(e),
-                }
+                self.model = Some(solved.into());
+                self.run_with(stage, true)
             }
             other => Err(SolveError::Solver(stage, format!("status {other:?}"))),
         }
@@ -781,23 +765,7 @@ impl<'a> BlockWorker<'a> {
                 m.change_column_cost(self.cols[j], lp.cost2[j] + lambda * pi);
             }
         }
-        let out = match self.run(Stage::Stage2) {
-            Ok(solved) => {
-                let values = solved.get_solution().columns()[..lp.num_cols()].to_vec();
-                self.model = Some(solved.into());
-                let cost = BlockLp::objective(&lp.cost2, &values);
-                Ok(Some(Stage2Point {
-                    values,
-                    duals: Vec::new(),
-                    cost,
-                }))
-            }
-            Err(SolveError::TimeLimit(_)) => {
-                self.stage2_timed_out = true;
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        };
+        let out = self.stage2_point();
         if let Some(m) = self.model.as_mut() {
             for (j, _) in lp.stage1_terms() {
                 m.change_column_cost(self.cols[j], lp.cost2[j]);
@@ -816,7 +784,15 @@ impl<'a> BlockWorker<'a> {
             m.change_column_bounds(u, 0.0..=budget);
         }
         self.budget = budget;
-        let out = match self.run(Stage::Stage2) {
+        let out = self.stage2_point();
+        self.stage2_seconds += t0.elapsed().as_secs_f64();
+        out
+    }
+
+    /// Runs stage 2 as the model stands and reads its point. `Ok(None)`:
+    /// the time limit struck (and is remembered for [`Self::finish`]).
+    fn stage2_point(&mut self) -> Result<Option<Stage2Point>, SolveError> {
+        match self.run(Stage::Stage2) {
             Ok(solved) => {
                 let sol = solved.get_solution();
                 let values = sol.columns()[..self.lp.num_cols()].to_vec();
@@ -834,9 +810,7 @@ impl<'a> BlockWorker<'a> {
                 Ok(None)
             }
             Err(e) => Err(e),
-        };
-        self.stage2_seconds += t0.elapsed().as_secs_f64();
-        out
+        }
     }
 
     fn finish(self, point: Option<Stage2Point>) -> BlockResult {
