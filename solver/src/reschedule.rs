@@ -387,6 +387,92 @@ pub(crate) fn published_allocation(sc: &Scenario, inst: &Instance, published: &P
     out
 }
 
+/// One way rows held as published break the shocked scenario.
+enum Breach {
+    /// Seat minutes at (location, kind, week) above regular + extra.
+    Seats {
+        l: usize,
+        k: usize,
+        t: usize,
+        used: f64,
+        capacity: f64,
+    },
+    /// Rater minutes of (pool, week) above regular + extra.
+    Raters {
+        q: usize,
+        t: usize,
+        used: f64,
+        capacity: f64,
+    },
+    /// A stream examined beyond its registrations by week t (its first).
+    Demand {
+        stream: usize,
+        t: usize,
+        examined: f64,
+        registered: f64,
+    },
+}
+
+/// Every breach of the cells of `alloc` that `held` keeps: seats, then
+/// raters, then streams, each in index order. Cells not held count for
+/// nothing, so a week or stream without held cells cannot break.
+fn breaches(inst: &Instance, alloc: &Allocation, held: impl Fn(&Cell) -> bool) -> Vec<Breach> {
+    const TOL: f64 = 1e-6;
+    let over = |used: f64, capacity: f64| used > capacity * (1.0 + TOL) + TOL;
+    let held = Allocation {
+        x: alloc
+            .x
+            .iter()
+            .filter(|(c, _)| held(c))
+            .map(|(&c, &v)| (c, v))
+            .collect(),
+        ..Allocation::default()
+    };
+    let mut out = Vec::new();
+    let (seats, raters) = rounding::usage(inst, &held);
+    for (&(l, k, t), &used) in &seats {
+        let (cap, xcap) = inst.seat_capacity(l, k, t);
+        if over(used, cap + xcap) {
+            out.push(Breach::Seats {
+                l,
+                k,
+                t,
+                used,
+                capacity: cap + xcap,
+            });
+        }
+    }
+    for (&(q, t), &used) in &raters {
+        let (cap, xcap) = inst.rater_capacity(q, t);
+        if over(used, cap + xcap) {
+            out.push(Breach::Raters {
+                q,
+                t,
+                used,
+                capacity: cap + xcap,
+            });
+        }
+    }
+    let served = rounding::exams_per_week(inst, &held);
+    for (stream, st) in inst.streams.iter().enumerate() {
+        let (mut registered, mut examined) = (st.initial_backlog(), 0.0);
+        for (t, (d, x)) in st.demand.iter().zip(&served[stream]).enumerate() {
+            registered += d;
+            examined += x;
+            if over(examined, registered) {
+                out.push(Breach::Demand {
+                    stream,
+                    t,
+                    examined,
+                    registered,
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Checks that the shocked scenario can hold the published allocation in
 /// weeks < `freeze_weeks`: seat and rater use within regular + extra
 /// capacity, and no stream examined beyond its registrations.
@@ -396,61 +482,55 @@ pub(crate) fn check_freeze(
     alloc: &Allocation,
     freeze_weeks: usize,
 ) -> Result<(), FreezeError> {
-    const TOL: f64 = 1e-6;
-    let (seats, raters) = rounding::usage(inst, alloc);
-    for (&(l, k, t), &used) in seats.iter().filter(|(c, _)| c.2 < freeze_weeks) {
-        let (cap, xcap) = inst.seat_capacity(l, k, t);
-        if used > (cap + xcap) * (1.0 + TOL) + TOL {
-            return Err(FreezeError::Seats {
-                week: t,
-                location: sc.locations[l].id.clone(),
-                kind: inst.kinds[k].clone(),
-                used,
-                capacity: cap + xcap,
-            });
-        }
-    }
-    for (&(q, t), &used) in raters.iter().filter(|(c, _)| c.1 < freeze_weeks) {
-        let (cap, xcap) = inst.rater_capacity(q, t);
-        if used > (cap + xcap) * (1.0 + TOL) + TOL {
-            return Err(FreezeError::Raters {
-                week: t,
-                pool: sc.rating_pools[q].id.clone(),
-                used,
-                capacity: cap + xcap,
-            });
-        }
-    }
-    let served = rounding::exams_per_week(inst, alloc);
-    for (s, st) in inst.streams.iter().enumerate() {
-        let (mut registered, mut examined) = (st.initial_backlog(), 0.0);
-        for (t, (d, x)) in st
-            .demand
-            .iter()
-            .zip(&served[s])
-            .enumerate()
-            .take(freeze_weeks)
-        {
-            registered += d;
-            examined += x;
-            if examined > registered * (1.0 + TOL) + TOL {
-                return Err(FreezeError::Demand {
-                    week: t,
-                    region: sc.regions[st.region].id.clone(),
-                    exam: sc.exams[st.exam].id.clone(),
-                    examined,
-                    registered,
-                });
-            }
-        }
-    }
-    Ok(())
+    let Some(first) = breaches(inst, alloc, |c| c.t < freeze_weeks)
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    Err(match first {
+        Breach::Seats {
+            l,
+            k,
+            t,
+            used,
+            capacity,
+        } => FreezeError::Seats {
+            week: t,
+            location: sc.locations[l].id.clone(),
+            kind: inst.kinds[k].clone(),
+            used,
+            capacity,
+        },
+        Breach::Raters {
+            q,
+            t,
+            used,
+            capacity,
+        } => FreezeError::Raters {
+            week: t,
+            pool: sc.rating_pools[q].id.clone(),
+            used,
+            capacity,
+        },
+        Breach::Demand {
+            stream,
+            t,
+            examined,
+            registered,
+        } => FreezeError::Demand {
+            week: t,
+            region: sc.regions[inst.streams[stream].region].id.clone(),
+            exam: sc.exams[inst.streams[stream].exam].id.clone(),
+            examined,
+            registered,
+        },
+    })
 }
 
 /// Checks the published rows that a reschedule holds fixed in every week,
-/// those of exams it does not re-plan: their seat and rater use within
-/// regular + extra capacity and no stream examined beyond its
-/// registrations. No shock reaches them (a shock on their kind, pool or
+/// those of exams it does not re-plan, as [`check_freeze`] checks the
+/// frozen weeks. No shock reaches them (a shock on their kind, pool or
 /// demand would make them touched), so a plan this crate made always
 /// passes; a plan file whose rows each fit but add up to more than a
 /// location holds would otherwise be carried into the re-plan as it is.
@@ -460,71 +540,51 @@ pub(crate) fn check_fixed(
     alloc: &Allocation,
     touched: &BTreeSet<String>,
 ) -> Result<(), ValidationErrors> {
-    const TOL: f64 = 1e-6;
-    let fixed = |stream: usize| !touched.contains(&sc.exams[inst.streams[stream].exam].id);
-    let held = Allocation {
-        x: alloc
-            .x
-            .iter()
-            .filter(|(c, _)| fixed(c.stream))
-            .map(|(&c, &v)| (c, v))
-            .collect(),
-        ..Allocation::default()
-    };
+    let fixed = |c: &Cell| !touched.contains(&sc.exams[inst.streams[c.stream].exam].id);
     let mut errs = ValidationErrors::default();
-    let (seats, raters) = rounding::usage(inst, &held);
-    for (&(l, k, t), &used) in &seats {
-        let (cap, xcap) = inst.seat_capacity(l, k, t);
-        if used > (cap + xcap) * (1.0 + TOL) + TOL {
-            errs.push_at(
-                "allocation".to_string(),
-                format_args!(
-                    "week {t}: the rows of {:?} at {:?} use {} minutes, more than its {} \
-                     (regular + extra)",
-                    inst.kinds[k],
-                    sc.locations[l].id,
-                    Num(used),
-                    Num(cap + xcap)
-                ),
-            );
-        }
-    }
-    for (&(q, t), &used) in &raters {
-        let (cap, xcap) = inst.rater_capacity(q, t);
-        if used > (cap + xcap) * (1.0 + TOL) + TOL {
-            errs.push_at(
-                "allocation".to_string(),
-                format_args!(
-                    "week {t}: the rows rated by pool {:?} use {} minutes, more than its {} \
-                     (regular + extra)",
-                    sc.rating_pools[q].id,
-                    Num(used),
-                    Num(cap + xcap)
-                ),
-            );
-        }
-    }
-    let served = rounding::exams_per_week(inst, &held);
-    for (s, st) in inst.streams.iter().enumerate().filter(|(s, _)| fixed(*s)) {
-        let (mut registered, mut examined) = (st.initial_backlog(), 0.0);
-        for (t, (d, x)) in st.demand.iter().zip(&served[s]).enumerate() {
-            registered += d;
-            examined += x;
-            if examined > registered * (1.0 + TOL) + TOL {
-                errs.push_at(
-                    "allocation".to_string(),
-                    format_args!(
-                        "week {t}: the rows examine {} {} candidates of region {} by then, \
-                         but only {} registered",
-                        Num(examined),
-                        sc.exams[st.exam].id,
-                        sc.regions[st.region].id,
-                        Num(registered)
-                    ),
-                );
-                break;
-            }
-        }
+    for b in breaches(inst, alloc, fixed) {
+        let message = match b {
+            Breach::Seats {
+                l,
+                k,
+                t,
+                used,
+                capacity,
+            } => format!(
+                "week {t}: the rows of {:?} at {:?} use {} minutes, more than its {} \
+                 (regular + extra)",
+                inst.kinds[k],
+                sc.locations[l].id,
+                Num(used),
+                Num(capacity)
+            ),
+            Breach::Raters {
+                q,
+                t,
+                used,
+                capacity,
+            } => format!(
+                "week {t}: the rows rated by pool {:?} use {} minutes, more than its {} \
+                 (regular + extra)",
+                sc.rating_pools[q].id,
+                Num(used),
+                Num(capacity)
+            ),
+            Breach::Demand {
+                stream,
+                t,
+                examined,
+                registered,
+            } => format!(
+                "week {t}: the rows examine {} {} candidates of region {} by then, \
+                 but only {} registered",
+                Num(examined),
+                sc.exams[inst.streams[stream].exam].id,
+                sc.regions[inst.streams[stream].region].id,
+                Num(registered)
+            ),
+        };
+        errs.push_at("allocation".to_string(), message);
     }
     errs.into_result()
 }
