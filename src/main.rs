@@ -340,12 +340,10 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), Failure> {
             count(e.total, "error")
         ))
     })?;
-    let mut text = serde_json::to_string_pretty(&sc).context("scenario to JSON")?;
-    text.push('\n');
     match &a.out {
         Some(out) => {
             check_writable(out)?;
-            write_atomically(out, text.as_bytes())?;
+            write_scenario(out, &sc)?;
             eprintln!(
                 "examcap: wrote {}: {}, {} weeks from {}",
                 out.display(),
@@ -355,7 +353,11 @@ fn cmd_generate(a: &GenerateArgs) -> Result<(), Failure> {
             );
             Ok(())
         }
-        None => emit(&text),
+        None => {
+            let mut text = serde_json::to_string_pretty(&sc).context("scenario to JSON")?;
+            text.push('\n');
+            emit(&text)
+        }
     }
 }
 
@@ -758,13 +760,7 @@ fn check_writable(out: &Path) -> Result<(), Failure> {
 /// the output would replace what it is made from.
 pub(crate) fn check_out(out: &Path, inputs: &[&Path]) -> Result<(), Failure> {
     check_writable(out)?;
-    let Ok(target) = fs::canonicalize(out) else {
-        return Ok(()); // Not there yet, so no input.
-    };
-    match inputs
-        .iter()
-        .find(|i| !is_stdin(i) && fs::canonicalize(i).is_ok_and(|i| i == target))
-    {
+    match inputs.iter().find(|i| !is_stdin(i) && same_path(out, i)) {
         Some(i) => Err(Failure::Input(format!(
             "{}: cannot write: it is also an input of this command ({}); write the output elsewhere",
             out.display(),
