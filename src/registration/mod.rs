@@ -520,18 +520,24 @@ impl Api {
         let st = self.book().lock();
         // Weeks of the published plan, by calendar week (a reservation from
         // an earlier plan may count its weeks from another start week).
-        let week = |rec: &ReservationRecord| {
-            st.stock
+        let from = r.from_week.map_or(i64::MIN, i64::from);
+        let to = r.to_week.map_or(i64::MAX, i64::from);
+        let in_weeks = |rec: &ReservationRecord| {
+            if r.from_week.is_none() && r.to_week.is_none() {
+                return true;
+            }
+            let week = st
+                .stock
                 .as_ref()
-                .map_or(i64::from(rec.week), |s| s.week_of(rec))
+                .map_or(i64::from(rec.week), |s| s.week_of(rec));
+            (from..=to).contains(&week)
         };
         let matches = |rec: &ReservationRecord| {
             (r.include_cancelled || !rec.cancelled)
                 && (r.exam.is_empty() || rec.ask.exam == r.exam)
                 && (r.region.is_empty() || rec.ask.region == r.region)
                 && (r.location.is_empty() || rec.location == r.location)
-                && r.from_week.is_none_or(|f| week(rec) >= i64::from(f))
-                && r.to_week.is_none_or(|t| week(rec) <= i64::from(t))
+                && in_weeks(rec)
         };
         let mut page: Vec<&ReservationRecord> = st
             .reservations
