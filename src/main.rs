@@ -29,7 +29,7 @@ use examcap_solver::validate::{validate_scenario, ValidationErrors, MAX_DOCUMENT
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 
 use crate::progress::Progress;
-use crate::summary::{render_summary, summary_json};
+use crate::summary::{render_summary, summary_json, Shown};
 
 /// Plan exam capacity for the Dutch civic-integration exams: keep
 /// registration waits under target at the lowest cost.
@@ -276,7 +276,7 @@ fn cmd_validate(file: &Path) -> Result<(), Failure> {
         "{}: valid {} \"{}\": {} weeks from {}, {}, {}, {}, {}, {}, {}\n",
         label(file),
         sc.format,
-        sc.name,
+        Shown(&sc.name),
         sc.horizon_weeks,
         sc.start_week,
         count(sc.exams.len(), "exam"),
@@ -551,7 +551,7 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
         return Err(Failure::Input(format!(
             "{}: the plan is for scenario \"{}\" ({}), not {}",
             path.display(),
-            plan.scenario.name,
+            Shown(&plan.scenario.name),
             plan.scenario.start_week,
             label(&a.scenario)
         )));
@@ -608,7 +608,7 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
         if a.location.as_ref().is_some_and(|id| id != &loc.id) {
             continue;
         }
-        text.push_str(&format!("{} {}\n", loc.id, loc.name));
+        text.push_str(&format!("{} {}\n", loc.id, Shown(&loc.name)));
         let rows: Vec<_> = cal
             .sessions
             .iter()

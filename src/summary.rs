@@ -13,6 +13,34 @@ use examcap_solver::waits::{ExamWaits, Percentile};
 use examcap_solver::{Plan, PlanOptions};
 use serde::Serialize;
 
+/// Longest name printed to a terminal, in characters; longer ones end in `…`.
+pub const MAX_SHOWN_CHARS: usize = 80;
+
+/// A name from a scenario, as printed to a terminal. Scenario, exam and
+/// location names are free text (DESIGN restricts only ids), so a name could
+/// carry escape sequences that rewrite the operator's screen, bidi controls
+/// that reorder the line, or a megabyte of text. `Shown` prints control and
+/// bidi characters escaped (`\u{1b}`) and cuts the name at
+/// [`MAX_SHOWN_CHARS`]. The stored scenario keeps the name as given.
+pub struct Shown<'a>(pub &'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, c) in self.0.chars().enumerate() {
+            if i == MAX_SHOWN_CHARS {
+                return f.write_str("…");
+            }
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                write!(f, "\\u{{{:x}}}", c as u32)?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Recommendations shown (the plan keeps more).
 pub const TOP_RECOMMENDATIONS: usize = 10;
 /// Over-target (exam, region) rows shown.
@@ -151,7 +179,9 @@ pub fn render_summary(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "examcap plan: {} · from {} · {} weeks",
-        sc.name, sc.start_week, sc.horizon_weeks
+        Shown(&sc.name),
+        sc.start_week,
+        sc.horizon_weeks
     );
     let status = match plan.status {
         PlanStatus::Optimal => "optimal".to_string(),
@@ -475,6 +505,22 @@ mod tests {
         assert_eq!(thousands(-0.01, 1), "0.0");
         assert_eq!(thousands(999_999.96, 1), "1,000,000.0");
         assert_eq!(thousands(f64::NAN, 1), "NaN");
+    }
+
+    #[test]
+    fn names_are_shown_escaped_and_cut() {
+        assert_eq!(Shown("nl-2027 Spreken").to_string(), "nl-2027 Spreken");
+        assert_eq!(Shown("a\u{1b}[2Jb\nc").to_string(), "a\\u{1b}[2Jb\\u{a}c");
+        assert_eq!(Shown("x\u{202e}y").to_string(), "x\\u{202e}y");
+        assert_eq!(Shown("Zuid-Holland é ü").to_string(), "Zuid-Holland é ü");
+        let long = "é".repeat(MAX_SHOWN_CHARS + 5);
+        let shown = Shown(&long).to_string();
+        assert_eq!(shown.chars().count(), MAX_SHOWN_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(
+            Shown(&long[..2 * MAX_SHOWN_CHARS]).to_string(),
+            long[..2 * MAX_SHOWN_CHARS]
+        );
     }
 
     #[test]

@@ -93,6 +93,47 @@ fn validate_accepts_a_small_scenario() {
     }
 }
 
+/// A name is free text: escape sequences in it must not reach the terminal.
+#[test]
+fn names_with_control_characters_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = tiny();
+    v["name"] = json!("evil\u{1b}[2J\u{202e}name");
+    v["locations"][0]["name"] = json!("loc\u{7}\r");
+    let f = write_json(dir.path(), "tiny.json", &v);
+    let o = run(&["validate", arg(&f)]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(r#""evil\u{1b}[2J\u{202e}name""#),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&[
+        "solve",
+        arg(&f),
+        "--quiet",
+        "--out",
+        arg(&dir.path().join("p.json")),
+    ]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(r"examcap plan: evil\u{1b}[2J\u{202e}name"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&[
+        "calendar",
+        arg(&dir.path().join("p.json")),
+        "--scenario",
+        arg(&f),
+    ]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains(r"loc\u{7}\u{d}"), "{}", stdout(&o));
+    for o in [stdout(&o), stderr(&o)] {
+        assert!(!o.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{o:?}");
+    }
+}
+
 #[test]
 fn validate_names_the_field_of_an_unknown_exam() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,7 +21,7 @@ use examcap_solver::waits::{ExamWaits, Percentile};
 use examcap_solver::{Plan, Scenario};
 
 use crate::progress::Progress;
-use crate::summary::{place, thousands, week_label, ExtraTotals, TOP_RECOMMENDATIONS};
+use crate::summary::{place, thousands, week_label, ExtraTotals, Shown, TOP_RECOMMENDATIONS};
 use crate::Failure;
 use charts::{Line, LineChart, SERIES, TARGET};
 use data::{ExamFlow, UseState};
@@ -104,9 +104,9 @@ impl Input {
         if plan.scenario.content_hash != scenario.content_hash() {
             return Err(ReportError::Input(format!(
                 "{label}: the plan is for scenario \"{}\" ({}), not the scenario \"{}\" given",
-                plan.scenario.name,
+                Shown(&plan.scenario.name),
                 short(&plan.scenario.content_hash),
-                scenario.name
+                Shown(&scenario.name)
             )));
         }
         // Rows that do not fit would be left out of the charts without a word.
