@@ -93,7 +93,7 @@ struct CalendarArgs {
     #[arg(long, value_name = "ID")]
     location: Option<String>,
     /// Only these week indexes (0-based, inclusive), e.g. 10-12 or 4.
-    #[arg(long, value_name = "A-B", value_parser = week_range)]
+    #[arg(long, value_name = "A-B", value_parser = week_range, allow_hyphen_values = true)]
     weeks: Option<(usize, usize)>,
     /// Print the sessions (and any unplaced candidates) as one JSON object.
     #[arg(long)]
@@ -143,16 +143,18 @@ enum ScenarioCommand {
 #[derive(Debug, Args)]
 struct GenerateArgs {
     /// Seed of the random demand, holidays and closures.
-    #[arg(long)]
+    #[arg(long, value_parser = whole::<u64>, allow_negative_numbers = true)]
     seed: u64,
     /// Planning horizon in weeks (1..=520).
-    #[arg(long, default_value_t = 52, value_parser = clap::value_parser!(u16).range(1..=520))]
+    #[arg(long, default_value_t = 52, value_parser = clap::value_parser!(u16).range(1..=520),
+          allow_negative_numbers = true)]
     weeks: u16,
     /// ISO week of week index 0, e.g. 2027-W01.
     #[arg(long, value_name = "YYYY-Www", default_value = "2027-W01", value_parser = iso_week)]
     start_week: String,
     /// Split every region into K identical parts (1..=64), each with 1/K of the demand.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64),
+          allow_negative_numbers = true)]
     regions_split: u8,
     /// Multiply one exam's demand in weeks FROM..=TO, e.g. SPREKEN_B1:1.6:10:16; repeatable.
     #[arg(long, value_name = "EXAM:MULT:FROM:TO")]
@@ -186,6 +188,13 @@ fn session_minutes(s: &str) -> Result<f64, String> {
             "must be a number of minutes in (0, 1e6], got {s:?}"
         )),
     }
+}
+
+/// A count given on the command line. With `allow_negative_numbers`, `-1`
+/// gets this message instead of clap's "unexpected argument '-1' found".
+pub(crate) fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.parse::<T>()
+        .map_err(|_| format!("must be a whole number >= 0, got {s:?}"))
 }
 
 fn week_range(s: &str) -> Result<(usize, usize), String> {

@@ -46,7 +46,8 @@ pub struct RescheduleArgs {
           value_parser = surge)]
     surges: Vec<ShockSpec>,
     /// Weeks 0..F-1 keep the published allocation (invitations are out).
-    #[arg(long, value_name = "F", default_value_t = 0)]
+    #[arg(long, value_name = "F", default_value_t = 0, value_parser = crate::whole::<u32>,
+          allow_negative_numbers = true)]
     freeze: u32,
     /// Stability weight σ ≥ 0: the re-plan pays σ per candidate moved.
     #[arg(long, value_name = "SIGMA", default_value_t = 0.0, value_parser = sigma,
@@ -63,7 +64,8 @@ pub struct RescheduleArgs {
     #[arg(long, value_name = "FILE")]
     out_scenario: Option<PathBuf>,
     /// Rows of the moves table to print (the largest changes first).
-    #[arg(long, value_name = "N", default_value_t = 30)]
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = crate::whole::<usize>,
+          allow_negative_numbers = true)]
     rows: usize,
 }
 

@@ -511,6 +511,21 @@ fn generate_rejects_bad_options() {
         "{}",
         stderr(&o)
     );
+    // A negative number is a bad value of its flag, not an unknown argument.
+    for (args, says) in [
+        (&["--seed", "-1"][..], "must be a whole number >= 0"),
+        (&["--seed", "1", "--weeks", "-1"], "-1 is not in 1..=520"),
+        (
+            &["--seed", "1", "--regions-split", "-2"],
+            "-2 is not in 1..=64",
+        ),
+    ] {
+        let mut full = vec!["scenario", "generate"];
+        full.extend_from_slice(args);
+        let err = stderr(&run(&full));
+        assert!(err.contains("invalid value '-"), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -621,10 +636,16 @@ fn calendar_rejects_bad_options() {
         args.extend_from_slice(extra);
         run(&args)
     };
-    for weeks in ["3-1", "x", "1-", "0-9"] {
+    for weeks in ["3-1", "x", "1-", "0-9", "-3", "-1-2"] {
         let o = cal(&["--weeks", weeks]);
         assert_exit(&o, 2);
         assert!(stderr(&o).contains("--weeks"), "{weeks}: {}", stderr(&o));
+        let says = if weeks == "0-9" {
+            "past the horizon"
+        } else {
+            "expected week indexes A-B"
+        };
+        assert!(stderr(&o).contains(says), "{weeks}: {}", stderr(&o));
         assert!(stdout(&o).is_empty());
     }
     let o = cal(&["--location", "RTM"]);

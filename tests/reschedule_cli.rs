@@ -142,6 +142,28 @@ fn bad_reschedule_input_is_a_usage_error() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK"));
+    for (flag, value) in [("--freeze", "-1"), ("--freeze", "x"), ("--rows", "-3")] {
+        let o = examcap(
+            &[
+                "reschedule",
+                "--server",
+                "http://127.0.0.1:1",
+                "--surge",
+                "X:1.6:8:9",
+                flag,
+                value,
+            ],
+            d,
+        );
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let want = format!("invalid value '{value}' for '{flag}");
+        assert!(err.contains(&want), "{flag} {value}: {err}");
+        assert!(
+            err.contains("must be a whole number >= 0"),
+            "{flag} {value}: {err}"
+        );
+    }
 }
 
 /// The offline re-plan of `d/plan.json` changed by `tamper`, which must be
