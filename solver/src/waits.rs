@@ -2,9 +2,10 @@
 //!
 //! The cohort of registration week τ waits t − τ, where t is the first week
 //! in which cumulative exams reach cumulative registrations up to τ (its last
-//! candidate is examined). Registrations may be fractional forecasts; a
-//! cohort counts as served once all its *whole* candidates are (cumulative
-//! exams ≥ ⌊cumulative registrations⌋).
+//! candidate is examined). Registrations may be fractional forecasts (a
+//! drill's ×1.6, a region split in parts) while exams are whole: a cohort is
+//! served only when the exams reach its registrations in full, so a week in
+//! which half a candidate registers waits for the next exam, as DESIGN reads.
 //!
 //! A cohort not served within the horizon is *beyond* when its deadline
 //! τ + W_e lies inside the horizon (a promise visibly broken), and
@@ -94,10 +95,9 @@ pub fn cohorts(inst: &Instance, stream: usize, exams: &[f64]) -> Vec<Cohort> {
         if n <= 0.0 {
             continue;
         }
-        let need = (cum_reg + 1e-6).floor();
         // Exams only happen from week 0 on, and never before registration.
         t = t.max(tau.max(0) as usize);
-        while t < exams.len() && cum_exams[t] + 1e-6 < need {
+        while t < exams.len() && cum_exams[t] + 1e-6 < cum_reg {
             t += 1;
         }
         let deadline = tau + target;
@@ -198,4 +198,102 @@ pub fn exam_waits(inst: &Instance, exam_ids: &[String], all: &[Vec<Cohort>]) -> 
             w
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::parse_scenario;
+
+    /// One region and exam (target 1 week), `weekly` registrations, and a
+    /// backlog of `backlog` candidates from week −2.
+    fn instance(weekly: &[f64], backlog: f64) -> Instance {
+        let sc = serde_json::json!({
+            "format": "examcap/scenario@1", "name": "w", "start_week": "2027-W01",
+            "horizon_weeks": weekly.len(),
+            "exams": [{"id": "E", "name": "E", "resource": "room", "seat_minutes": 60,
+                       "target_wait_weeks": 1}],
+            "locations": [{"id": "L", "name": "L", "resources": [
+                {"kind": "room", "weekly_minutes": 600, "extra_weekly_minutes": 0,
+                 "extra_cost_per_minute": 0}]}],
+            "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
+            "demand": [{"region": "R", "exam": "E", "weekly": weekly}],
+            "backlog": if backlog > 0.0 {
+                serde_json::json!([{"region": "R", "exam": "E", "registered_week": -2, "candidates": backlog}])
+            } else {
+                serde_json::json!([])
+            }
+        });
+        let sc = parse_scenario(sc.to_string().as_bytes()).expect("valid scenario");
+        Instance::new(&sc, false)
+    }
+
+    fn states(cs: &[Cohort]) -> Vec<(i64, CohortState, i64)> {
+        cs.iter()
+            .map(|c| (c.registered_week, c.state, c.wait_weeks))
+            .collect()
+    }
+
+    #[test]
+    fn half_a_candidate_a_week_waits_for_the_next_whole_exam() {
+        // Registrations 0.5 a week; one exam in weeks 1, 3 and 5. Cumulative
+        // registrations 0.5, 1, 1.5, 2, ...; exams 0, 1, 1, 2, 2, 3: the
+        // cohort of week 0 is reached in week 1, that of week 2 in week 3.
+        let inst = instance(&[0.5; 6], 0.0);
+        let cs = cohorts(&inst, 0, &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        use CohortState::*;
+        assert_eq!(
+            states(&cs),
+            vec![
+                (0, Served, 1),
+                (1, Served, 0),
+                (2, Served, 1),
+                (3, Served, 0),
+                (4, Served, 1),
+                (5, Served, 0)
+            ]
+        );
+        let w = exam_waits(&inst, &["E".into()], &[cs]);
+        let p = |p: Option<Percentile>| p.map(|p| (p.weeks, p.at_least));
+        assert_eq!(p(w[0].p50), Some((0, false)));
+        assert_eq!(p(w[0].p90), Some((1, false)));
+        assert_eq!(p(w[0].max), Some((1, false)));
+    }
+
+    #[test]
+    fn nobody_examined_is_nobody_served() {
+        // 0.4 a week and a 0.7 backlog, never examined: no cohort is served.
+        let inst = instance(&[0.4; 5], 0.7);
+        let cs = cohorts(&inst, 0, &[0.0; 5]);
+        assert!(cs.iter().all(|c| c.state != CohortState::Served), "{cs:?}");
+        // The backlog (deadline week −1) and weeks 0..=3 (deadline ≤ 4) are
+        // beyond; week 4's deadline is the horizon's end: censored.
+        let beyond: Vec<i64> = cs
+            .iter()
+            .filter(|c| c.state == CohortState::Beyond)
+            .map(|c| c.registered_week)
+            .collect();
+        assert_eq!(beyond, vec![-2, 0, 1, 2, 3]);
+        let w = exam_waits(&inst, &["E".into()], &[cs]);
+        assert_eq!(w[0].served_candidates, 0.0);
+        assert!((w[0].beyond_candidates - (0.7 + 4.0 * 0.4)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn whole_registrations_are_served_when_the_exams_reach_them() {
+        // 2 a week, 3 exams a week from week 1: cumulative exams 0, 3, 6, 9
+        // against registrations 2, 4, 6, 8.
+        let inst = instance(&[2.0; 4], 0.0);
+        let cs = cohorts(&inst, 0, &[0.0, 3.0, 3.0, 3.0]);
+        use CohortState::*;
+        assert_eq!(
+            states(&cs),
+            vec![
+                (0, Served, 1),
+                (1, Served, 1),
+                (2, Served, 0),
+                (3, Served, 0)
+            ]
+        );
+    }
 }
