@@ -5,6 +5,8 @@
 //! result is an ordinary scenario, validated and solved like any other, so
 //! a drill needs no special path through the solver.
 
+use std::collections::BTreeSet;
+
 use examcap_solver::scenario::{Scenario, Unavailable};
 use examcap_solver::validate::Num;
 use serde::{Deserialize, Serialize};
@@ -77,6 +79,37 @@ fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Resul
         ));
     }
     Ok(())
+}
+
+/// The exams `shocks` name: a demand shock's exam (every exam if it names
+/// none), the exams of a kind at a shocked location, the exams of a shocked
+/// rater pool. They count as touched for a re-plan even where the shock
+/// changes no number (a surge on weeks without demand).
+pub fn named_exams(base: &Scenario, shocks: &[ShockSpec]) -> BTreeSet<String> {
+    let mut named = BTreeSet::new();
+    for shock in shocks {
+        for e in &base.exams {
+            let hit = match shock {
+                ShockSpec::Demand { exam, .. } => exam.as_ref().is_none_or(|x| x == &e.id),
+                ShockSpec::Capacity {
+                    target: CapacityTarget::Location(l),
+                    ..
+                } => base
+                    .locations
+                    .iter()
+                    .filter(|loc| &loc.id == l)
+                    .any(|loc| loc.resources.iter().any(|r| r.kind == e.resource)),
+                ShockSpec::Capacity {
+                    target: CapacityTarget::RatingPool(q),
+                    ..
+                } => e.rating_pool.as_ref() == Some(q),
+            };
+            if hit {
+                named.insert(e.id.clone());
+            }
+        }
+    }
+    named
 }
 
 /// Applies the shocks in order to a copy of `base`, renamed to `name`.
@@ -209,6 +242,66 @@ mod tests {
             "demand":[{"region":"R","exam":"SPK","weekly":[8,12,10]}]}"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn named_exams_are_those_a_shock_names_even_where_nothing_changes() {
+        let base = parse_scenario(
+            br#"{"format":"examcap/scenario@1","name":"n","start_week":"2026-W14",
+            "horizon_weeks":3,
+            "exams":[{"id":"A","name":"A","resource":"booth","seat_minutes":45,"target_wait_weeks":1,
+                      "rating_pool":"P","rating_minutes":5},
+                     {"id":"B","name":"B","resource":"pc","seat_minutes":45,"target_wait_weeks":1},
+                     {"id":"C","name":"C","resource":"desk","seat_minutes":45,"target_wait_weeks":1,
+                      "rating_pool":"P","rating_minutes":5}],
+            "locations":[{"id":"L1","name":"L1","resources":[
+                {"kind":"booth","weekly_minutes":450,"extra_weekly_minutes":0,"extra_cost_per_minute":0},
+                {"kind":"pc","weekly_minutes":450,"extra_weekly_minutes":0,"extra_cost_per_minute":0}]},
+              {"id":"L2","name":"L2","resources":[
+                {"kind":"desk","weekly_minutes":450,"extra_weekly_minutes":0,"extra_cost_per_minute":0}]}],
+            "rating_pools":[{"id":"P","weekly_minutes":100,"extra_weekly_minutes":0,"extra_cost_per_minute":0}],
+            "regions":[{"id":"R","name":"R","options":[{"location":"L1","travel_cost":0},
+                                                       {"location":"L2","travel_cost":0}]}],
+            "demand":[{"region":"R","exam":"A","weekly":[0,0,5]},
+                      {"region":"R","exam":"B","weekly":[1,1,1]}]}"#,
+        )
+        .unwrap();
+        let names = |shocks: &[ShockSpec]| -> Vec<String> {
+            named_exams(&base, shocks).into_iter().collect()
+        };
+        let surge = |exam: Option<&str>| ShockSpec::Demand {
+            region: None,
+            exam: exam.map(Into::into),
+            from_week: 0,
+            to_week: 1,
+            change: DemandChange::Multiplier(1.6),
+        };
+        let capacity = |target: CapacityTarget| ShockSpec::Capacity {
+            target,
+            from_week: 0,
+            to_week: 0,
+            factor: 0.5,
+        };
+        // A surge on A's weeks without demand changes no number; A is named.
+        assert_eq!(
+            apply(&base, &[surge(Some("A"))], "n").unwrap().demand,
+            base.demand
+        );
+        assert_eq!(names(&[surge(Some("A"))]), ["A"]);
+        assert_eq!(names(&[surge(None)]), ["A", "B", "C"]);
+        assert_eq!(
+            names(&[capacity(CapacityTarget::Location("L1".into()))]),
+            ["A", "B"]
+        );
+        assert_eq!(
+            names(&[capacity(CapacityTarget::Location("L2".into()))]),
+            ["C"]
+        );
+        assert_eq!(
+            names(&[capacity(CapacityTarget::RatingPool("P".into()))]),
+            ["A", "C"]
+        );
+        assert!(names(&[]).is_empty());
     }
 
     #[test]

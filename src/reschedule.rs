@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use examcap_solver::plan::{PlanError, PlanStatus};
 use examcap_solver::repair::{repair, Repair};
 use examcap_solver::reschedule::{
-    diff, diff_rows, extra_changes, replan_with, touched_exams, ExtraChange, Hooks, Move,
+    diff, diff_rows, extra_changes, replan_with, touched_by, ExtraChange, Hooks, Move,
     RescheduleError,
 };
 use examcap_solver::solve::SolveError;
@@ -255,8 +255,9 @@ impl Api {
 
         let published = plan_rec.plan;
         let freeze = params.freeze_weeks;
+        let named = drill::named_exams(&base, &params.shocks);
         let (touched, rep, shocked, published) = tokio::task::spawn_blocking(move || {
-            let touched = touched_exams(&base, &shocked);
+            let touched = touched_by(&base, &shocked, &named);
             let rep = repair(&shocked, &published, &touched, freeze);
             (touched, rep, shocked, published)
         })

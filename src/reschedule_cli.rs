@@ -20,7 +20,7 @@ use examcap::store::PlanRecord;
 use examcap_solver::generate::Surge;
 use examcap_solver::plan::PlanStatus;
 use examcap_solver::repair::repair;
-use examcap_solver::reschedule::{replan, touched_exams, RescheduleError};
+use examcap_solver::reschedule::{replan, touched_by, RescheduleError};
 use examcap_solver::PlanOptions;
 
 use crate::{load, write_plan, write_scenario, Failure};
@@ -201,7 +201,7 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         }
         other => Failure::Internal(anyhow!(other)),
     };
-    let touched = touched_exams(&base, &shocked);
+    let touched = touched_by(&base, &shocked, &drill::named_exams(&base, &a.surges));
     let rep = repair(&shocked, &published, &touched, freeze).map_err(failed)?;
     let scenario_id = shocked.content_hash();
     let first = repair_event(

@@ -28,7 +28,7 @@
 //! (BENCHMARKS.md).
 
 use crate::scenario::{availability, Scenario};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Capacity of one resource kind at one location (per week, before factors).
 #[derive(Debug, Clone, Copy)]
@@ -511,6 +511,11 @@ pub struct Replan {
     /// the stages.
     pub sigma: f64,
     pub published: BTreeMap<(usize, usize, usize), f64>,
+    /// Streams of a re-optimised block whose exam is not touched by the
+    /// shock: DESIGN re-optimises only the touched exams (those hit and
+    /// those sharing a kind or pool with them), so these keep their
+    /// published x in every week, like a frozen week, and consume capacity.
+    pub pinned_streams: BTreeSet<usize>,
 }
 
 /// One block as a column-wise sparse LP (all columns have lower bound 0
@@ -687,14 +692,15 @@ pub fn build_block(inst: &Instance, streams: &[usize], replan: Option<&Replan>) 
                     (r, p)
                 });
                 match published {
-                    // Frozen: x is what was published.
-                    Some((r, p)) if t < r.freeze_weeks => lp.push_col_with(
-                        Col::X { stream: s, l, t },
-                        (p, p),
-                        0.0,
-                        (travel, 0.0),
-                        &entries,
-                    ),
+                    // Frozen or pinned: x is what was published.
+                    Some((r, p)) if t < r.freeze_weeks || r.pinned_streams.contains(&s) => lp
+                        .push_col_with(
+                            Col::X { stream: s, l, t },
+                            (p, p),
+                            0.0,
+                            (travel, 0.0),
+                            &entries,
+                        ),
                     // σ·|x − 0| = σ·x.
                     Some((r, p)) if r.sigma > 0.0 && p <= 0.0 => lp.push_col_with(
                         Col::X { stream: s, l, t },

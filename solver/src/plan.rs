@@ -421,6 +421,13 @@ pub(crate) fn run_pipeline(
         "model built"
     );
 
+    // Streams re-optimised by a re-plan (all of them in a plain solve), and
+    // the (V, C) of the rest, the re-plan's fixed part.
+    let solved: BTreeSet<usize> = lps
+        .iter()
+        .flat_map(|lp| lp.streams.iter().copied())
+        .collect();
+    let fixed = restrict.map(|r| fixed_values(&inst, r.fixed, &solved));
     let solve_opts = SolveOptions {
         deadline: opts
             .time_limit_seconds
@@ -428,6 +435,7 @@ pub(crate) fn run_pipeline(
             .map(|s| start + Duration::from_secs_f64(s.min(1e7))),
         parallel: opts.parallel,
         cancel,
+        fixed_violation: fixed.map_or(0.0, |(v, _)| v),
     };
     let t_solve = Instant::now();
     let results = {
@@ -458,13 +466,7 @@ pub(crate) fn run_pipeline(
         .map(|(lp, res)| lp.plan_cost(&res.values))
         .sum();
     let mut lp_alloc = lp_allocation(&inst, &lps, &results);
-    // Streams re-optimised by a re-plan (all of them in a plain solve).
-    let solved: BTreeSet<usize> = lps
-        .iter()
-        .flat_map(|lp| lp.streams.iter().copied())
-        .collect();
-    if let Some(r) = restrict {
-        let (v, c) = fixed_values(&inst, r.fixed, &solved);
+    if let (Some(r), Some((v, c))) = (restrict, fixed) {
         stage1_violation += v;
         stage2_cost += c;
         lp_alloc.x.extend(r.fixed.x.iter().map(|(&c, &v)| (c, v)));
@@ -481,8 +483,13 @@ pub(crate) fn run_pipeline(
     let mut int_eval = Evaluation::default();
     timed(Step::Rounding, &mut seconds.rounding, &mut || {
         // A re-plan keeps its frozen weeks and fixed streams as published.
-        let freeze = restrict.map(|r| r.replan.freeze_weeks);
-        let pinned = |s: usize, t: usize| freeze.is_some_and(|f| t < f || !solved.contains(&s));
+        let pinned = |s: usize, t: usize| {
+            restrict.is_some_and(|r| {
+                t < r.replan.freeze_weeks
+                    || !solved.contains(&s)
+                    || r.replan.pinned_streams.contains(&s)
+            })
+        };
         int = rounding::round_pinned(&inst, &lp_alloc, &pinned);
         int_eval = rounding::evaluate(&inst, &int);
     });

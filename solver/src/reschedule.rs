@@ -20,7 +20,23 @@ use std::sync::Arc;
 /// differs, those of a rater pool that differs; then, one step, every exam
 /// sharing a resource kind or rater pool with one of those.
 pub fn touched_exams(base: &Scenario, shocked: &Scenario) -> BTreeSet<String> {
-    let mut direct: BTreeSet<String> = BTreeSet::new();
+    touched_by(base, shocked, &BTreeSet::new())
+}
+
+/// [`touched_exams`], with `named` (the exams the shocks name, say a surge
+/// of SPREKEN_B1) touched even where their numbers do not change: a ×1.6
+/// on weeks without demand still asks for that exam to be re-planned.
+pub fn touched_by(
+    base: &Scenario,
+    shocked: &Scenario,
+    named: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut direct: BTreeSet<String> = shocked
+        .exams
+        .iter()
+        .filter(|e| named.contains(&e.id))
+        .map(|e| e.id.clone())
+        .collect();
     // Demand and backlog per exam, as (region, values) lists.
     let demand = |sc: &Scenario, exam: &str| {
         let mut d: Vec<(String, Vec<u64>)> = sc
@@ -607,10 +623,11 @@ impl Default for Hooks<'_> {
 }
 
 /// Re-plans `shocked` from the `published` plan: only the blocks holding a
-/// touched exam are re-optimised (with twins unmerged, so one stream per
-/// region); every other stream keeps its published allocation and extra
-/// capacity (such blocks share no capacity with re-optimised ones). In the
-/// re-optimised blocks, x in weeks < `freeze_weeks` is fixed to the
+/// touched exam are solved (with twins unmerged, so one stream per region);
+/// every other stream keeps its published allocation and extra capacity
+/// (such blocks share no capacity with solved ones). In a solved block, the
+/// streams of exams outside `touched` keep their published x in every week
+/// (pinned), and x in weeks < `freeze_weeks` is fixed to the
 /// published value and, for σ > 0, stage 2 adds σ·Σ|x − x_published| over
 /// the later weeks; the integral plan keeps frozen weeks and fixed streams
 /// exactly as published. Published cells without a stream in the shocked
@@ -686,10 +703,19 @@ pub fn replan_with(
         .filter_map(|&s| inst.exam_pool[inst.streams[s].exam])
         .collect();
 
+    // A block is re-optimised if it holds a touched exam; its other exams
+    // (linked to a touched one only through a chain of kinds and pools)
+    // keep their published x and consume capacity.
+    let pinned_streams = solved
+        .iter()
+        .copied()
+        .filter(|&s| !touched_idx.contains(&inst.streams[s].exam))
+        .collect();
     let mut replan = Replan {
         freeze_weeks,
         sigma,
         published: BTreeMap::new(),
+        pinned_streams,
     };
     let mut fixed = Allocation::default();
     for (&c, &v) in &all.x {
@@ -879,6 +905,7 @@ mod tests {
             freeze_weeks: 1,
             sigma: 2.0,
             published: [((0, 0, 0), 4.0), ((0, 0, 1), 6.0)].into_iter().collect(),
+            pinned_streams: Default::default(),
         };
         let lp = build_block(&inst, &[0], Some(&extras));
         let mut above = Vec::new();

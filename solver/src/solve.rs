@@ -51,6 +51,10 @@ pub struct SolveOptions {
     pub parallel: usize,
     /// Set from outside (a client went away) to stop between solver runs.
     pub cancel: Option<std::sync::Arc<AtomicBool>>,
+    /// Σ π·s of the streams outside these blocks (a re-plan's fixed exams).
+    /// DESIGN's stage-2 slack is on the whole plan's V*, so it is counted in
+    /// Δ = V*·1e-7 + 1e-6; 0 in a plain solve.
+    pub fixed_violation: f64,
 }
 
 /// Which stage an event or error is about.
@@ -427,7 +431,7 @@ pub fn solve_blocks(
             }
             return Err(e);
         }
-        let v_star: f64 = v.iter().sum();
+        let v_star: f64 = v.iter().sum::<f64>() + opts.fixed_violation;
         let delta = v_star * STAGE2_REL_SLACK + STAGE2_ABS_SLACK;
 
         if n == 1 {
@@ -1048,6 +1052,7 @@ mod tests {
                     freeze_weeks,
                     sigma,
                     published: published.into_iter().collect(),
+                    pinned_streams: Default::default(),
                 };
                 let lp = build_block(&inst, &[0, 1], Some(&extras));
                 let split: Vec<usize> = (0..lp.num_cols())

@@ -5,7 +5,7 @@ use examcap_solver::plan::AllocationRow;
 use examcap_solver::reference::solve_reference_fixed_highs;
 use examcap_solver::repair::{repair, Repair};
 use examcap_solver::reschedule::{
-    diff, replan, touched_exams, validate_published, FreezeError, RescheduleError,
+    diff, replan, touched_by, touched_exams, validate_published, FreezeError, RescheduleError,
 };
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
@@ -154,6 +154,11 @@ fn touched_exams_follow_demand_capacity_and_pools_one_step() {
     d.id = "D".into();
     wide.exams.extend([c, d]);
     assert_eq!(touched_exams(&wide, &surge(&wide)), set(&["A", "C"]));
+    // An exam a shock names is touched even if no number changed (a surge
+    // on weeks without demand), with the same one step.
+    assert_eq!(touched_by(&wide, &wide, &set(&["A"])), set(&["A", "C"]));
+    assert_eq!(touched_by(&wide, &wide, &set(&["D"])), set(&["B", "D"]));
+    assert_eq!(touched_by(&wide, &wide, &set(&["NOPE"])), set(&[]));
 }
 
 #[test]
@@ -633,4 +638,108 @@ fn sigma_zero_replan_equals_an_independent_solve_with_the_freeze_and_fixed_exams
             reference.cost
         );
     }
+}
+
+/// E0 (booths, pool Q0) and E1 (paper, pool Q0) share the pool; E2 shares
+/// only the booths with E0. All three are one block, but a shock on E1
+/// touches E1 and E0 (one step), not E2: E2 keeps its published allocation
+/// in every week and the re-plan's V* and C are those of the LP with E2
+/// held there (found by an independent review: the whole block used to be
+/// re-optimised, V* 60.347 where the held LP gives 61).
+#[test]
+fn an_exam_of_the_block_beyond_one_step_keeps_its_published_allocation() {
+    let res = |kind: &str, m: f64| {
+        json!({"kind": kind, "weekly_minutes": m, "extra_weekly_minutes": 0,
+               "extra_cost_per_minute": 0})
+    };
+    let v = json!({
+        "format": "examcap/scenario@1", "name": "chain", "start_week": "2026-W35",
+        "horizon_weeks": 6,
+        "exams": [
+            {"id": "E0", "name": "E0", "resource": "booth", "seat_minutes": 64,
+             "target_wait_weeks": 6, "rating_pool": "Q0", "rating_minutes": 6},
+            {"id": "E1", "name": "E1", "resource": "paper", "seat_minutes": 21,
+             "target_wait_weeks": 5, "rating_pool": "Q0", "rating_minutes": 27},
+            {"id": "E2", "name": "E2", "resource": "booth", "seat_minutes": 63,
+             "target_wait_weeks": 1}
+        ],
+        "locations": [
+            {"id": "L0", "name": "L0", "resources": [res("booth", 1280.56)]},
+            {"id": "L1", "name": "L1", "resources": [res("paper", 3926.0), res("booth", 5397.28)]}
+        ],
+        "rating_pools": [{"id": "Q0", "weekly_minutes": 705, "extra_weekly_minutes": 0,
+                          "extra_cost_per_minute": 0}],
+        "regions": [{"id": "R1", "name": "R1", "options": [{"location": "L0", "travel_cost": 0}]}],
+        "demand": [
+            {"region": "R1", "exam": "E1", "weekly": [0, 0, 0, 0, 0, 4]},
+            {"region": "R1", "exam": "E2", "weekly": [0, 0, 0, 0, 101, 0]}
+        ]
+    });
+    let sc = parse_scenario(&serde_json::to_vec(&v).expect("json")).expect("valid scenario");
+    let pubd = published(&sc);
+    let mut shocked = sc.clone();
+    shocked.demand[0].weekly[5] *= 2.0;
+    let touched = touched_exams(&sc, &shocked);
+    assert_eq!(touched, set(&["E0", "E1"]));
+    let re = replan(&shocked, &pubd, &touched, 0, 0.0, &opts()).expect("replan");
+    assert_eq!(
+        rows(&re, |a| a.exam == "E2"),
+        rows(&pubd, |a| a.exam == "E2"),
+        "E2 is not touched"
+    );
+    let cells = rows(&pubd, |_| true);
+    let fixed = |r: &str, e: &str, l: &str, t: usize| {
+        (!touched.contains(e)).then(|| {
+            let key = (r.to_string(), e.to_string(), l.to_string(), t);
+            cells.get(&key).copied().unwrap_or(0) as f64
+        })
+    };
+    let reference = solve_reference_fixed_highs(&shocked, &fixed).expect("reference");
+    assert!(
+        close(re.stage1_violation, reference.violation),
+        "V* {} vs reference {}",
+        re.stage1_violation,
+        reference.violation
+    );
+    assert!(
+        close(re.stage2_cost, reference.cost),
+        "C {} vs reference {}",
+        re.stage2_cost,
+        reference.cost
+    );
+}
+
+/// E2 (priority 10) breaks its target badly and is not touched by a surge
+/// of E1, which shares nothing with it. DESIGN's stage-2 slack is on the
+/// whole plan's V*, E2's fixed part included; a slack on the re-optimised
+/// part alone put C 8e-6 (relative) above the reference (found by an
+/// independent review, case c158).
+#[test]
+fn the_stage2_slack_of_a_replan_counts_the_fixed_exams() {
+    let sc = parse_scenario(include_bytes!("fixtures/replan_slack.json")).expect("valid");
+    let pubd = published(&sc);
+    let mut shocked = sc.clone();
+    for d in shocked.demand.iter_mut().filter(|d| d.exam == "E1") {
+        for w in &mut d.weekly[0..=1] {
+            *w *= 1.6;
+        }
+    }
+    let touched = touched_exams(&sc, &shocked);
+    assert_eq!(touched, set(&["E1"]));
+    let re = replan(&shocked, &pubd, &touched, 0, 0.0, &opts()).expect("replan");
+    let cells = rows(&pubd, |_| true);
+    let fixed = |r: &str, e: &str, l: &str, t: usize| {
+        (!touched.contains(e)).then(|| {
+            let key = (r.to_string(), e.to_string(), l.to_string(), t);
+            cells.get(&key).copied().unwrap_or(0) as f64
+        })
+    };
+    let reference = solve_reference_fixed_highs(&shocked, &fixed).expect("reference");
+    assert!(close(re.stage1_violation, reference.violation));
+    assert!(
+        close(re.stage2_cost, reference.cost),
+        "C {} vs reference {}",
+        re.stage2_cost,
+        reference.cost
+    );
 }
