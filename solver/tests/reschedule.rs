@@ -602,41 +602,51 @@ fn a_surge_inside_the_freeze_keeps_the_frozen_weeks_in_the_integral_replan() {
     check_repair(&sc, &early, 3);
 }
 
+/// The σ = 0 re-plan of `shocked` from `pubd` against the reference model
+/// (DESIGN.md written out, one LP, no blocks) with x held at the published
+/// values in weeks < F and, for exams not touched, in every week: V* and C
+/// must agree.
+fn check_against_reference(
+    shocked: &Scenario,
+    pubd: &Plan,
+    touched: &BTreeSet<String>,
+    freeze: usize,
+) {
+    let re = replan(shocked, pubd, touched, freeze, 0.0, &opts()).expect("replan");
+    let cells = rows(pubd, |_| true);
+    let fixed = |r: &str, e: &str, l: &str, t: usize| {
+        (t < freeze || !touched.contains(e)).then(|| {
+            let key = (r.to_string(), e.to_string(), l.to_string(), t);
+            cells.get(&key).copied().unwrap_or(0) as f64
+        })
+    };
+    let reference = solve_reference_fixed_highs(shocked, &fixed).expect("reference");
+    assert!(
+        close(re.stage1_violation, reference.violation),
+        "{touched:?} F={freeze}: V* {} vs reference {}",
+        re.stage1_violation,
+        reference.violation
+    );
+    assert!(
+        close(re.stage2_cost, reference.cost),
+        "{touched:?} F={freeze}: C {} vs reference {}",
+        re.stage2_cost,
+        reference.cost
+    );
+}
+
 #[test]
 fn sigma_zero_replan_equals_an_independent_solve_with_the_freeze_and_fixed_exams() {
-    // The reference model (DESIGN.md written out, one LP, no blocks) with
-    // x held at the published values in weeks < F and, for exams not
-    // re-optimised, in every week: V* and C must be the re-plan's.
     let sc = base();
     let pubd = published(&sc);
     let shocked = surge(&sc);
-    let cells = rows(&pubd, |_| true);
     for (touched, freeze) in [
         (set(&["A", "B"]), 2usize),
         (set(&["A"]), 2),
         (set(&["A"]), 0),
         (set(&["B"]), 3),
     ] {
-        let re = replan(&shocked, &pubd, &touched, freeze, 0.0, &opts()).expect("replan");
-        let fixed = |r: &str, e: &str, l: &str, t: usize| {
-            (t < freeze || !touched.contains(e)).then(|| {
-                let key = (r.to_string(), e.to_string(), l.to_string(), t);
-                cells.get(&key).copied().unwrap_or(0) as f64
-            })
-        };
-        let reference = solve_reference_fixed_highs(&shocked, &fixed).expect("reference");
-        assert!(
-            close(re.stage1_violation, reference.violation),
-            "{touched:?} F={freeze}: V* {} vs reference {}",
-            re.stage1_violation,
-            reference.violation
-        );
-        assert!(
-            close(re.stage2_cost, reference.cost),
-            "{touched:?} F={freeze}: C {} vs reference {}",
-            re.stage2_cost,
-            reference.cost
-        );
+        check_against_reference(&shocked, &pubd, &touched, freeze);
     }
 }
 
@@ -687,26 +697,7 @@ fn an_exam_of_the_block_beyond_one_step_keeps_its_published_allocation() {
         rows(&pubd, |a| a.exam == "E2"),
         "E2 is not touched"
     );
-    let cells = rows(&pubd, |_| true);
-    let fixed = |r: &str, e: &str, l: &str, t: usize| {
-        (!touched.contains(e)).then(|| {
-            let key = (r.to_string(), e.to_string(), l.to_string(), t);
-            cells.get(&key).copied().unwrap_or(0) as f64
-        })
-    };
-    let reference = solve_reference_fixed_highs(&shocked, &fixed).expect("reference");
-    assert!(
-        close(re.stage1_violation, reference.violation),
-        "V* {} vs reference {}",
-        re.stage1_violation,
-        reference.violation
-    );
-    assert!(
-        close(re.stage2_cost, reference.cost),
-        "C {} vs reference {}",
-        re.stage2_cost,
-        reference.cost
-    );
+    check_against_reference(&shocked, &pubd, &touched, 0);
 }
 
 /// E2 (priority 10) breaks its target badly and is not touched by a surge
@@ -726,20 +717,5 @@ fn the_stage2_slack_of_a_replan_counts_the_fixed_exams() {
     }
     let touched = touched_exams(&sc, &shocked);
     assert_eq!(touched, set(&["E1"]));
-    let re = replan(&shocked, &pubd, &touched, 0, 0.0, &opts()).expect("replan");
-    let cells = rows(&pubd, |_| true);
-    let fixed = |r: &str, e: &str, l: &str, t: usize| {
-        (!touched.contains(e)).then(|| {
-            let key = (r.to_string(), e.to_string(), l.to_string(), t);
-            cells.get(&key).copied().unwrap_or(0) as f64
-        })
-    };
-    let reference = solve_reference_fixed_highs(&shocked, &fixed).expect("reference");
-    assert!(close(re.stage1_violation, reference.violation));
-    assert!(
-        close(re.stage2_cost, reference.cost),
-        "C {} vs reference {}",
-        re.stage2_cost,
-        reference.cost
-    );
+    check_against_reference(&shocked, &pubd, &touched, 0);
 }
