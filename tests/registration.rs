@@ -359,19 +359,22 @@ async fn bad_requests_name_their_field() {
         .await
         .unwrap_err();
     assert_eq!(violation_field(&e), "page_token");
-    assert_eq!(
-        code(
-            c.get_stock(req(
+    // Unknown ids in GetStock are named as in Quote.
+    for (exam, location, named) in [("XYZ", "", "exam"), ("SPK", "NOPE", "location")] {
+        let e = c
+            .get_stock(req(
                 proto::GetStockRequest {
-                    exam: "XYZ".into(),
+                    exam: exam.into(),
+                    location: location.into(),
                     ..Default::default()
                 },
-                REGISTRATION
+                REGISTRATION,
             ))
             .await
-        ),
-        Code::NotFound
-    );
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_field(&e), named);
+    }
     // Nothing but the one valid reservation was stored.
     assert_eq!(list_all(&mut c, true, 100).await.len(), 1);
     srv.stop().await;
@@ -459,6 +462,106 @@ async fn republishing_keeps_reservations_and_reports_conflicts() {
         reserve(&mut c, full).await.unwrap_err().code(),
         Code::ResourceExhausted
     );
+    srv.stop().await;
+}
+
+/// A plan that starts a week earlier leaves the reservations of the old
+/// plan's last week past its horizon: they are Publish's conflicts, and
+/// GetStock (whose weeks are the plan's) lists none of them, with or
+/// without a week range (it used to list them as week 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_past_a_new_horizon_are_conflicts_not_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut later = seats(6);
+    later["start_week"] = json!("2026-W15");
+    publish_scenario(srv.channel().await, &later).await;
+    let mut c = Client::new(srv.channel().await);
+    for i in 0..2 {
+        let r = proto::ReserveRequest {
+            week: Some(2),
+            ..reserve_req(&format!("k{i}"), &format!("cand-last-{i:04}"))
+        };
+        let got = reserve(&mut c, r)
+            .await
+            .unwrap()
+            .reservation
+            .expect("a reservation");
+        assert_eq!(got.iso_week, "2026-W17");
+    }
+    let republished = publish_scenario(srv.channel().await, &seats(6)).await;
+    let outside: Vec<_> = republished
+        .conflicts
+        .iter()
+        .filter(|c| c.outside_horizon)
+        .map(|c| (c.iso_week.as_str(), c.reserved))
+        .collect();
+    assert_eq!(outside, [("2026-W17", 2)], "{:?}", republished.conflicts);
+    let now = stock(&mut c).await;
+    assert!(
+        now.iter().all(|c| !c.outside_horizon && c.week < 3),
+        "{now:?}"
+    );
+    assert_eq!(now.iter().map(|c| c.reserved).sum::<u32>(), 0, "{now:?}");
+    for (from_week, to_week) in [(0, Some(10)), (3, None), (3, Some(3))] {
+        let r = c
+            .get_stock(req(
+                proto::GetStockRequest {
+                    exam: "SPK".into(),
+                    from_week,
+                    to_week,
+                    ..Default::default()
+                },
+                REGISTRATION,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            r.cells.iter().all(|c| !c.outside_horizon),
+            "{from_week}-{to_week:?}: {r:?}"
+        );
+    }
+    srv.stop().await;
+}
+
+/// A `from_week` past the horizon is a bad request naming the field, not
+/// "no free seat" (which a registration system would show as sold out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_week_past_the_horizon_is_invalid_not_sold_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &seats(6)).await;
+    let mut c = Client::new(srv.channel().await);
+    for from_week in [3, 4_000_000_000] {
+        let r = proto::ReserveRequest {
+            from_week,
+            ..reserve_req("k-far", "cand-far-0001")
+        };
+        let e = reserve(&mut c, r).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_field(&e), "from_week");
+        let q = proto::QuoteRequest {
+            region: "AMSTERDAM".into(),
+            exam: "SPK".into(),
+            from_week,
+            max_offers: 0,
+        };
+        let e = c.quote(req(q, REGISTRATION)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_field(&e), "from_week");
+    }
+    // The last week is fine.
+    let r = proto::ReserveRequest {
+        from_week: 2,
+        ..reserve_req("k-last", "cand-last-0001")
+    };
+    let got = reserve(&mut c, r)
+        .await
+        .unwrap()
+        .reservation
+        .expect("a reservation");
+    assert_eq!(got.week, 2);
     srv.stop().await;
 }
 

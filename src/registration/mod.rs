@@ -53,7 +53,7 @@ pub enum RegistrationError {
         field: &'static str,
         message: String,
     },
-    #[error("no plan is published: publish one before quoting or reserving")]
+    #[error("no plan is published: the registration calls work on the published plan (PlanService.Publish)")]
     NoPublishedPlan,
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
@@ -228,6 +228,21 @@ fn offer(stock: &Stock, exam: usize, s: &Slot, from_week: u32) -> proto::Offer {
 }
 
 /// The exam index and the region's option locations, or which field is wrong.
+/// `from_week` inside the published plan's horizon: past it there is no
+/// seat to offer, and "sold out" would be the wrong answer.
+fn within_horizon(stock: &Stock, from_week: u32) -> Result<()> {
+    if from_week >= stock.horizon {
+        return Err(field(
+            "from_week",
+            format!(
+                "{from_week} is beyond the plan's horizon of {} weeks",
+                stock.horizon
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn resolve(stock: &Stock, region: &str, exam: &str) -> Result<(usize, Vec<usize>)> {
     let e = stock.exam(exam).ok_or_else(|| {
         field(
@@ -274,6 +289,7 @@ impl Api {
             .as_ref()
             .ok_or(RegistrationError::NoPublishedPlan)?;
         let (exam, options) = resolve(stock, &r.region, &r.exam)?;
+        within_horizon(stock, r.from_week)?;
         let q = Search {
             exam,
             options: &options,
@@ -361,6 +377,7 @@ impl Api {
                 Some(i)
             }
         };
+        within_horizon(stock, ask.from_week)?;
         if let Some(w) = ask.week.filter(|&w| w >= stock.horizon) {
             return Err(field(
                 "week",
@@ -575,11 +592,19 @@ impl Api {
             .ok_or(RegistrationError::NoPublishedPlan)?;
         let location = Some(r.location.as_str()).filter(|l| !l.is_empty());
         let cells = stock.cells(&r.exam, r.from_week..=to, location);
+        // As Quote says it; an exam or location that left the plan but
+        // still holds reservations has cells, and is no error.
         if cells.is_empty() && stock.exam(&r.exam).is_none() {
-            return Err(RegistrationError::NotFound {
-                what: "exam",
-                id: r.exam.clone(),
-            });
+            return Err(field(
+                "exam",
+                format!("unknown exam {:?} in the published plan", r.exam),
+            ));
+        }
+        if let Some(l) = location.filter(|l| cells.is_empty() && stock.location(l).is_none()) {
+            return Err(field(
+                "location",
+                format!("unknown location {l:?} in the published plan"),
+            ));
         }
         Ok(proto::GetStockResponse {
             plan_id: stock.plan_id.clone(),

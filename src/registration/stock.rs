@@ -363,9 +363,12 @@ impl Stock {
         location: Option<&str>,
     ) -> Vec<CellCount> {
         let mut out = self.grid_cells(exam, weeks.clone(), location);
+        // Orphans in the plan's weeks only (their location or exam left the
+        // plan); those outside its weeks are Publish's conflicts, not stock.
+        let horizon = 0..i64::from(self.horizon);
         let weeks = i64::from(*weeks.start())..=i64::from(*weeks.end());
         out.extend(self.orphan_cells(|(l, e, w)| {
-            e == exam && weeks.contains(w) && location.is_none_or(|x| x == l)
+            e == exam && horizon.contains(w) && weeks.contains(w) && location.is_none_or(|x| x == l)
         }));
         out.sort_by(|a, b| (&a.location, a.week).cmp(&(&b.location, b.week)));
         out
