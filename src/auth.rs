@@ -188,10 +188,12 @@ impl Auth {
             };
         };
         let value = value.to_str().map_err(|_| AuthError::Unknown)?;
+        // The scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER.
         let presented = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .ok_or(AuthError::Unknown)?
+            .1
             .trim();
         // Compare against every token without stopping early, so timing
         // does not tell how much of a guess was right.
@@ -249,12 +251,16 @@ mod tests {
             a.check(&md("s3cret"), Rpc::GetPublished),
             Err(AuthError::Unknown)
         );
-        assert_eq!(
-            a.check(&md("Bearer s3cret"), Rpc::GetPublished)
-                .unwrap()
-                .name,
-            "reg"
-        );
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let value = format!("{scheme} s3cret");
+            assert_eq!(a.check(&md(&value), Rpc::GetPublished).unwrap().name, "reg");
+        }
+        for value in ["Basic s3cret", "Bearers3cret", "Bearer"] {
+            assert_eq!(
+                a.check(&md(value), Rpc::GetPublished),
+                Err(AuthError::Unknown)
+            );
+        }
         assert!(matches!(
             a.check(&md("Bearer s3cret"), Rpc::PutScenario),
             Err(AuthError::Forbidden { .. })

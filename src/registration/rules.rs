@@ -21,8 +21,16 @@ pub fn check_idempotency_key(key: &str) -> Result<(), String> {
     {
         return Err("may contain only A-Z, a-z, 0-9, '_', '.', ':' and '-'".into());
     }
+    // Keys are stored and listed too: a BSN must not get in through them.
+    if looks_like_bsn(key) {
+        return Err(BSN_REFUSED.into());
+    }
     Ok(())
 }
+
+const BSN_REFUSED: &str = "looks like a citizen service number (8 or 9 digits passing the \
+     11-check, also with separators or a BSN prefix); send an opaque token, examcap stores no \
+     personal identifiers";
 
 /// A candidate reference is an opaque token of the registration system:
 /// 8–128 characters of `[A-Za-z0-9_-]`. A value that looks like a Dutch
@@ -42,22 +50,28 @@ pub fn check_candidate_ref(r: &str) -> Result<(), String> {
         return Err("may contain only A-Z, a-z, 0-9, '_' and '-'".into());
     }
     if looks_like_bsn(r) {
-        return Err(
-            "looks like a citizen service number (9 digits passing the 11-check); \
-             send an opaque token, examcap stores no personal identifiers"
-                .into(),
-        );
+        return Err(BSN_REFUSED.into());
     }
     Ok(())
 }
 
-/// Whether `s` is 9 digits d1..d9 with 9·d1 + 8·d2 + … + 2·d8 − d9 ≡ 0
-/// (mod 11): the 11-check every BSN passes.
+/// Whether `s` is a citizen service number as systems write one: 9 digits
+/// d1..d9 with 9·d1 + 8·d2 + … + 2·d8 − d9 ≡ 0 (mod 11), the 11-check
+/// every BSN passes; or 8 digits, a BSN whose leading zero an integer
+/// column dropped; either with separators (`-`, `_`, `.`, `:`, as in
+/// 111-22-2333) or behind a "BSN" prefix. A token with other letters in it
+/// (a UUID, say) is not one.
 pub fn looks_like_bsn(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 9 || !b.iter().all(u8::is_ascii_digit) {
+    let rest = match s.get(..3) {
+        Some(p) if p.eq_ignore_ascii_case("bsn") => &s[3..],
+        _ => s,
+    };
+    let digits: Vec<u8> = rest.bytes().filter(|b| !b"-_.:".contains(b)).collect();
+    if !(8..=9).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
         return false;
     }
+    let mut b = [b'0'; 9];
+    b[9 - digits.len()..].copy_from_slice(&digits);
     let d = |i: usize| i64::from(b[i] - b'0');
     let sum: i64 = (0..8).map(|i| (9 - i as i64) * d(i)).sum::<i64>() - d(8);
     sum.rem_euclid(11) == 0
@@ -103,6 +117,43 @@ mod tests {
         assert!(!looks_like_bsn("11122233"));
         assert!(!looks_like_bsn("1112223330"));
         assert!(!looks_like_bsn("11122233a"));
+    }
+
+    #[test]
+    fn bsn_forms_with_separators_prefixes_and_a_dropped_zero() {
+        // 012345672: 0+8+14+18+20+20+18+14−2 = 110 = 10·11.
+        for bsn in [
+            "012345672",
+            "12345672",
+            "111-22-2333",
+            "1112-22-333",
+            "111.222.333",
+            "BSN111222333",
+            "bsn-111222333",
+            "Bsn:12345672",
+        ] {
+            assert!(looks_like_bsn(bsn), "{bsn}");
+            // '.' and ':' are outside a reference's characters anyway.
+            let e = check_candidate_ref(bsn).unwrap_err();
+            assert!(
+                e.contains("citizen service number") || e.contains("may contain only"),
+                "{bsn}: {e}"
+            );
+            let e = check_idempotency_key(bsn).unwrap_err();
+            assert!(e.contains("citizen service number"), "{bsn}: {e}");
+        }
+        for token in [
+            "12345678",
+            "111-22-2334",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "cand-111222333x",
+            "bsn",
+            "BSN-",
+            "1234567",
+        ] {
+            assert!(!looks_like_bsn(token), "{token}");
+        }
+        assert!(check_idempotency_key("req-000001").is_ok());
     }
 
     #[test]
