@@ -313,8 +313,8 @@ pub fn render_summary(plan: &Plan) -> String {
         out.push_str(&table.render());
         let _ = writeln!(
             out,
-            "  −V: over-target candidate-weeks saved, −C: cost saved (marginal estimates\n  \
-             from the shadow prices; the full plan lists {})",
+            "  −V: over-target candidate-weeks saved, −C: cost saved where V does not move\n  \
+             (marginal estimates from the shadow prices; the full plan lists {})",
             plan.recommendations.len()
         );
     }

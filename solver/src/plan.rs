@@ -509,8 +509,12 @@ pub(crate) fn run_pipeline(
     let mut recommendations = Vec::new();
     timed(Step::Duals, &mut seconds.duals, &mut || {
         shadow_prices = duals::shadow_prices(sc, &inst.kinds, &lps, &results);
-        recommendations =
-            duals::recommendations(&shadow_prices, opts.session_minutes, opts.recommendations);
+        recommendations = duals::recommendations(
+            &shadow_prices,
+            opts.session_minutes,
+            opts.recommendations,
+            (stage1_violation, stage2_cost),
+        );
     });
 
     let region = |s: usize| sc.regions[inst.streams[s].region].id.clone();

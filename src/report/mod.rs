@@ -573,7 +573,11 @@ fn recommendations(h: &mut String, p: &Plan) {
                 thousands(r.cost_reduction, 2),
             );
         }
-        h.push_str("</table>\n");
+        h.push_str(
+            "</table>\n<p>Marginal estimates from the shadow prices, at most V* and C. The \
+             cost saved is given where the session saves no over-target weeks: where it \
+             does, it goes to those first.</p>\n",
+        );
     }
     h.push_str("</section>\n");
 }
