@@ -82,6 +82,15 @@ impl ApiError {
     }
 }
 
+/// An id the call cannot do without: empty is a bad request naming the
+/// field, not NOT_FOUND of `""`.
+fn given<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::invalid(field, "required"));
+    }
+    Ok(id)
+}
+
 fn summarize(e: &ValidationErrors) -> String {
     let first = e
         .errors
@@ -810,6 +819,15 @@ impl PlanFilter {
             }
             _ => (None, None),
         };
+        // A typo must not look like a location with nothing planned.
+        if let (Some(l), Some(sc)) = (&self.location, sc) {
+            if !sc.locations.iter().any(|x| &x.id == l) {
+                return Err(ApiError::invalid(
+                    "location",
+                    format!("{l:?} is not a location of the scenario"),
+                ));
+            }
+        }
         let exam_ok = |e: &str| self.exam.as_deref().is_none_or(|x| x == e);
         let loc_ok = |l: &str| self.location.as_deref().is_none_or(|x| x == l);
         plan.allocation
@@ -843,7 +861,7 @@ impl Api {
         let summary = summary(&rec);
         let mut plan = rec.plan;
         if !filter.is_empty() {
-            let sc = if filter.exam.is_some() {
+            let sc = if filter.exam.is_some() || filter.location.is_some() {
                 let srec = self.scenario_record(&rec.scenario_id).await?;
                 Some(Self::load_scenario(&srec)?)
             } else {
@@ -904,7 +922,9 @@ impl proto::scenario_service_server::ScenarioService for Api {
         req: Request<proto::GetScenarioRequest>,
     ) -> Result<Response<proto::GetScenarioResponse>, Status> {
         self.check(&req, Rpc::GetScenario)?;
-        let rec = self.scenario_record(&req.get_ref().scenario_id).await?;
+        let rec = self
+            .scenario_record(given("scenario_id", &req.get_ref().scenario_id)?)
+            .await?;
         Ok(Response::new(proto::GetScenarioResponse {
             scenario: Some(scenario_info(&rec)),
             scenario_json: rec.scenario_json,
@@ -938,7 +958,9 @@ impl proto::plan_service_server::PlanService for Api {
         let r = req.into_inner();
         tracing::Span::current().record("scenario", r.scenario_id.as_str());
         let opts = plan_options(&r)?;
-        let rec = self.scenario_record(&r.scenario_id).await?;
+        let rec = self
+            .scenario_record(given("scenario_id", &r.scenario_id)?)
+            .await?;
         let sc = Self::load_scenario(&rec)?;
         // Admitted before the stream starts, so a full queue is the call's status.
         let ticket = self.gate().admit()?;
@@ -1000,7 +1022,7 @@ impl proto::plan_service_server::PlanService for Api {
             from_week: r.from_week,
             to_week: r.to_week,
         };
-        let rec = self.plan_record(&r.plan_id).await?;
+        let rec = self.plan_record(given("plan_id", &r.plan_id)?).await?;
         let (summary, plan_json) = self.plan_response(rec, &filter).await?;
         Ok(Response::new(proto::GetPlanResponse {
             summary: Some(summary),
@@ -1041,7 +1063,7 @@ impl proto::plan_service_server::PlanService for Api {
         let caller = self.check(&req, Rpc::Publish)?;
         let id = req.into_inner().plan_id;
         tracing::Span::current().record("plan", id.as_str());
-        let rec = self.plan_record(&id).await?;
+        let rec = self.plan_record(given("plan_id", &id)?).await?;
         check_publishable(&rec)?;
         let stock = crate::registration::stock_for_publish(self, rec).await?;
         let key = id.clone();
@@ -1243,7 +1265,9 @@ impl Api {
         deadline: Option<Instant>,
     ) -> Result<proto::RunDrillResponse, ApiError> {
         let shocks = shock_specs(&r.shocks)?;
-        let base_rec = self.scenario_record(&r.base_scenario_id).await?;
+        let base_rec = self
+            .scenario_record(given("base_scenario_id", &r.base_scenario_id)?)
+            .await?;
         let base_sc = Self::load_scenario(&base_rec)?;
         let name = if r.name.is_empty() {
             format!("{}+drill", base_sc.name)

@@ -60,6 +60,9 @@ pub struct DrillError {
     pub message: String,
 }
 
+/// The largest number a scenario may hold (DESIGN.md: at most 1e9).
+const MAX_DEMAND: f64 = 1e9;
+
 fn err(i: usize, field: &str, message: impl Into<String>) -> DrillError {
     DrillError {
         path: format!("shocks[{i}].{field}"),
@@ -161,13 +164,36 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                         ))
                     }
                 };
-                for row in &mut sc.demand {
+                let field = match change {
+                    DemandChange::Multiplier(_) => "demand.multiplier",
+                    DemandChange::Delta(_) => "demand.delta",
+                };
+                for (j, row) in sc.demand.iter_mut().enumerate() {
                     let hit = region.as_ref().is_none_or(|r| &row.region == r)
                         && exam.as_ref().is_none_or(|e| &row.exam == e);
                     if hit {
                         let last = (*to_week).min(row.weekly.len().saturating_sub(1));
-                        for w in row.weekly.iter_mut().take(last + 1).skip(*from_week) {
+                        for (t, w) in row
+                            .weekly
+                            .iter_mut()
+                            .enumerate()
+                            .take(last + 1)
+                            .skip(*from_week)
+                        {
                             *w = f(*w);
+                            // Named here, not as the shocked scenario's
+                            // `demand[j].weekly[t]` the caller never wrote.
+                            if *w > MAX_DEMAND {
+                                return Err(err(
+                                    i,
+                                    field,
+                                    format!(
+                                        "makes demand[{j}].weekly[{t}] {}, more than {}",
+                                        Num(*w),
+                                        Num(MAX_DEMAND)
+                                    ),
+                                ));
+                            }
                         }
                     }
                 }
@@ -392,5 +418,37 @@ mod tests {
         };
         let e = apply(&base, &[late], "x").unwrap_err();
         assert_eq!(e.path, "shocks[0].capacity.from_week");
+        // Demand past the scenario limit is the shock's fault, named so.
+        for (change, field) in [
+            (
+                DemandChange::Multiplier(1e300),
+                "shocks[1].demand.multiplier",
+            ),
+            (DemandChange::Delta(2e9), "shocks[1].demand.delta"),
+        ] {
+            let shocks = [
+                ShockSpec::Demand {
+                    region: None,
+                    exam: None,
+                    from_week: 0,
+                    to_week: 0,
+                    change: DemandChange::Multiplier(2.0),
+                },
+                ShockSpec::Demand {
+                    region: None,
+                    exam: Some("SPK".into()),
+                    from_week: 1,
+                    to_week: 2,
+                    change,
+                },
+            ];
+            let e = apply(&base, &shocks, "x").unwrap_err();
+            assert_eq!(e.path, field);
+            assert!(
+                e.message.contains("makes demand[0].weekly[1]"),
+                "{}",
+                e.message
+            );
+        }
     }
 }

@@ -154,6 +154,21 @@ async fn put_solve_publish_get() {
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r["week"] == 1));
     assert!(rows.len() < full["allocation"].as_array().unwrap().len());
+    // A location that is not in the scenario is named, not an empty plan.
+    let e = p
+        .get_plan(req(
+            proto::GetPlanRequest {
+                plan_id: done.plan_id.clone(),
+                location: "AMSS".into(),
+                ..Default::default()
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let br = e.get_details_bad_request().expect("BadRequest details");
+    assert_eq!(br.field_violations[0].field, "location");
 
     let list = p
         .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
@@ -315,6 +330,34 @@ async fn unknown_ids_are_not_found() {
             .unwrap_err()
             .code(),
         Code::NotFound
+    );
+    // An empty id is a missing field, not an unknown "".
+    let empty = |e: tonic::Status, field: &str| {
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
+        let br = e.get_details_bad_request().expect("BadRequest details");
+        assert_eq!(br.field_violations[0].field, field);
+    };
+    empty(
+        s.get_scenario(req(proto::GetScenarioRequest::default(), PLANNER))
+            .await
+            .unwrap_err(),
+        "scenario_id",
+    );
+    empty(
+        p.get_plan(req(proto::GetPlanRequest::default(), PLANNER))
+            .await
+            .unwrap_err(),
+        "plan_id",
+    );
+    empty(
+        p.publish(req(proto::PublishRequest::default(), PLANNER))
+            .await
+            .unwrap_err(),
+        "plan_id",
+    );
+    empty(
+        solve(&mut p, solve_req("", PLANNER)).await.unwrap_err(),
+        "scenario_id",
     );
     srv.stop().await;
 }
