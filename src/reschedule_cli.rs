@@ -20,7 +20,7 @@ use examcap::store::PlanRecord;
 use examcap_solver::generate::Surge;
 use examcap_solver::plan::PlanStatus;
 use examcap_solver::repair::repair;
-use examcap_solver::reschedule::{replan, touched_by, RescheduleError};
+use examcap_solver::reschedule::{check_published, replan, touched_by, RescheduleError};
 use examcap_solver::PlanOptions;
 
 use crate::{load, write_plan, write_scenario, Failure};
@@ -181,6 +181,14 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
             scenario_file.display()
         )));
     }
+    // The file may have been edited: it must fit the scenario it claims,
+    // before any shock, whatever the freeze.
+    check_published(&base, &published).map_err(|v| {
+        Failure::Input(format!(
+            "examcap reschedule: {plan_file} does not fit {}:\n{v}",
+            scenario_file.display()
+        ))
+    })?;
     let shocked = drill::apply(&base, &a.surges, &format!("{}+reschedule", base.name))
         .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.message)))?;
     let freeze = a.freeze as usize;

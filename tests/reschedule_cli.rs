@@ -169,6 +169,11 @@ fn bad_reschedule_input_is_a_usage_error() {
 /// The offline re-plan of `d/plan.json` changed by `tamper`, which must be
 /// refused as a usage error (exit 2); its stderr.
 fn refused_plan(d: &Path, tamper: impl FnOnce(&mut serde_json::Value)) -> String {
+    refused_plan_at(d, "1", tamper)
+}
+
+/// [`refused_plan`] with `--freeze F`.
+fn refused_plan_at(d: &Path, freeze: &str, tamper: impl FnOnce(&mut serde_json::Value)) -> String {
     let mut plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("plan.json")).unwrap()).unwrap();
     tamper(&mut plan);
@@ -183,7 +188,7 @@ fn refused_plan(d: &Path, tamper: impl FnOnce(&mut serde_json::Value)) -> String
             "--surge",
             "SPREKEN_B1:1.6:2:4",
             "--freeze",
-            "1",
+            freeze,
         ],
         d,
     );
@@ -238,5 +243,29 @@ fn a_plan_file_that_does_not_fit_its_scenario_is_a_usage_error_naming_the_row() 
     ] {
         let err = refused_plan(d, |plan| plan["allocation"][2][field] = value);
         assert!(err.contains(want), "{err}");
+    }
+}
+
+/// A row edited past what its location seats and past the registrations,
+/// in a week and exam the re-plan would change anyway: refused whatever
+/// the freeze (it used to pass at F = 0, the repair "removing" candidates
+/// no shock had moved).
+#[test]
+fn a_plan_file_edited_past_capacity_is_refused_whatever_the_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 6);
+    for freeze in ["0", "1", "6"] {
+        let err = refused_plan_at(d, freeze, |plan| {
+            let rows = plan["allocation"].as_array_mut().unwrap();
+            let row = rows
+                .iter_mut()
+                .find(|r| r["exam"] == "SPREKEN_B1" && r["week"] == 3)
+                .expect("a Spreken row in week 3");
+            // Seatable on its own (84 of 40 minutes in 3,380), not with the rest.
+            row["candidates"] = 84.into();
+        });
+        assert!(err.contains("does not fit"), "F={freeze}: {err}");
+        assert!(err.contains("allocation: week 3: the rows "), "F={freeze}: {err}");
     }
 }

@@ -557,8 +557,32 @@ pub(crate) fn check_fixed(
     touched: &BTreeSet<String>,
 ) -> Result<(), ValidationErrors> {
     let fixed = |c: &Cell| !touched.contains(&sc.exams[inst.streams[c.stream].exam].id);
+    breach_errors(sc, inst, alloc, fixed)
+}
+
+/// Checks a published plan against the scenario it was solved for, every
+/// row in every week: together they must fit each location's and pool's
+/// capacity (regular + extra) and never examine more candidates than have
+/// registered. A plan this crate made always passes. A hand-edited one that
+/// does not would otherwise be re-planned as it is: its impossible cells
+/// counted as published, the repair "removing" candidates no shock moved,
+/// and refused or not depending on `--freeze`.
+pub fn check_published(base: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
+    validate_published(base, published)?;
+    let inst = Instance::new(base, false);
+    let all = published_allocation(base, &inst, published);
+    breach_errors(base, &inst, &all, |_| true)
+}
+
+/// The breaches of the `held` cells as `allocation` errors a planner reads.
+fn breach_errors(
+    sc: &Scenario,
+    inst: &Instance,
+    alloc: &Allocation,
+    held: impl Fn(&Cell) -> bool,
+) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
-    for b in breaches(inst, alloc, fixed) {
+    for b in breaches(inst, alloc, held) {
         let message = match b {
             Breach::Seats {
                 l,
