@@ -266,6 +266,9 @@ fn a_plan_file_edited_past_capacity_is_refused_whatever_the_freeze() {
             row["candidates"] = 84.into();
         });
         assert!(err.contains("does not fit"), "F={freeze}: {err}");
-        assert!(err.contains("allocation: week 3: the rows "), "F={freeze}: {err}");
+        assert!(
+            err.contains("allocation: week 3: the rows "),
+            "F={freeze}: {err}"
+        );
     }
 }

@@ -37,8 +37,8 @@ pub struct Cohort {
     pub deadline_week: i64,
 }
 
-/// A weighted percentile; `at_least` when it falls on a cohort that was not
-/// served within the horizon, so the true wait is longer.
+/// A weighted percentile; `at_least` when cohorts not served within the
+/// horizon could make it longer: `weeks` is then a lower bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentile {
     pub weeks: i64,
@@ -61,9 +61,10 @@ pub struct ExamWaits {
     pub exam: String,
     pub target_weeks: i64,
     /// Weighted by candidates, over served and beyond cohorts; `None` if
-    /// there are none. Beyond cohorts rank above all served ones and show as
-    /// `at_least` max(their lower bound, the longest served wait), so
-    /// p50 ≤ p90 ≤ max always holds.
+    /// there are none. A beyond cohort's wait is only bounded below (the
+    /// weeks to the horizon's end): a figure is the percentile with those
+    /// bounds taken as waits, `at_least` when an endless wait for them would
+    /// give more. Both orderings keep p50 ≤ p90 ≤ max.
     pub p50: Option<Percentile>,
     pub p90: Option<Percentile>,
     pub max: Option<Percentile>,
@@ -119,22 +120,40 @@ pub fn cohorts(inst: &Instance, stream: usize, exams: &[f64]) -> Vec<Cohort> {
     out
 }
 
-/// Weighted percentile over (wait, weight, at_least), sorted served-first by wait.
-fn percentile(sorted: &[(i64, f64, bool)], total: f64, p: f64) -> Option<Percentile> {
+/// The weighted percentile `p` of (wait, weight) pairs sorted by wait.
+fn percentile_of(sorted: &[(i64, f64)], total: f64, p: f64) -> Option<i64> {
+    let goal = p * total;
+    let mut acc = 0.0;
+    for &(w, n) in sorted {
+        acc += n;
+        if acc + 1e-9 >= goal {
+            return Some(w);
+        }
+    }
+    sorted.last().map(|&(w, _)| w)
+}
+
+/// The weighted percentile `p` of waits where some are only lower bounds
+/// (`unserved`: not examined within the horizon). The true percentile lies
+/// between the one with every bound taken as the wait and the one with
+/// every bound taken as endless: `weeks` is the first, `at_least` says
+/// the second is larger, so the figure is a bound and not the value.
+fn percentile(ranked: &[(i64, f64, bool)], total: f64, p: f64) -> Option<Percentile> {
     if total <= 0.0 {
         return None;
     }
-    let goal = p * total;
-    let mut acc = 0.0;
-    for &(w, n, at_least) in sorted {
-        acc += n;
-        if acc + 1e-9 >= goal {
-            return Some(Percentile { weeks: w, at_least });
-        }
-    }
-    sorted.last().map(|&(w, _, a)| Percentile {
-        weeks: w,
-        at_least: a,
+    let mut low: Vec<(i64, f64)> = ranked.iter().map(|&(w, n, _)| (w, n)).collect();
+    low.sort_by_key(|r| r.0);
+    let mut high: Vec<(i64, f64)> = ranked
+        .iter()
+        .map(|&(w, n, unserved)| (if unserved { i64::MAX } else { w }, n))
+        .collect();
+    high.sort_by_key(|r| r.0);
+    let weeks = percentile_of(&low, total, p)?;
+    let at_most = percentile_of(&high, total, p)?;
+    Some(Percentile {
+        weeks,
+        at_least: at_most > weeks,
     })
 }
 
@@ -177,20 +196,6 @@ pub fn exam_waits(inst: &Instance, exam_ids: &[String], all: &[Vec<Cohort>]) -> 
                     }
                 }
             }
-            // Beyond cohorts rank above every served one: their wait is unknown
-            // but longer than the horizon allowed; among themselves by lower
-            // bound. So that the figures stay ordered (p90 ≤ max), a beyond
-            // cohort is shown as at least the longest served wait.
-            let longest_served = ranked
-                .iter()
-                .filter(|r| !r.2)
-                .map(|r| r.0)
-                .max()
-                .unwrap_or(0);
-            for r in ranked.iter_mut().filter(|r| r.2) {
-                r.0 = r.0.max(longest_served);
-            }
-            ranked.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
             let total: f64 = ranked.iter().map(|r| r.1).sum();
             w.p50 = percentile(&ranked, total, 0.5);
             w.p90 = percentile(&ranked, total, 0.9);
@@ -277,6 +282,32 @@ mod tests {
         let w = exam_waits(&inst, &["E".into()], &[cs]);
         assert_eq!(w[0].served_candidates, 0.0);
         assert!((w[0].beyond_candidates - (0.7 + 4.0 * 0.4)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unserved_cohorts_bound_the_percentiles_from_below() {
+        // 5 candidates served after 13 weeks; 10 never examined, waiting at
+        // least 3, 5, 8 and 9 weeks (2.5 each). p50 lies among the unserved:
+        // at least 8, not the 13 of the served (nothing says they wait that
+        // long); p90 and max at least 13.
+        let c = |w: i64, n: f64, unserved: bool| (w, n, unserved);
+        let ranked = [
+            c(13, 5.0, false),
+            c(3, 2.5, true),
+            c(5, 2.5, true),
+            c(8, 2.5, true),
+            c(9, 2.5, true),
+        ];
+        let at = |p| percentile(&ranked, 15.0, p).map(|p| (p.weeks, p.at_least));
+        assert_eq!(at(0.5), Some((8, true)));
+        assert_eq!(at(0.9), Some((13, true)));
+        assert_eq!(at(1.0), Some((13, true)));
+        // Served ones all below the percentile's position: exact.
+        let ranked = [c(1, 8.0, false), c(2, 1.0, false), c(6, 1.0, true)];
+        let at = |p| percentile(&ranked, 10.0, p).map(|p| (p.weeks, p.at_least));
+        assert_eq!(at(0.5), Some((1, false)));
+        assert_eq!(at(0.9), Some((2, false)));
+        assert_eq!(at(1.0), Some((6, true)));
     }
 
     #[test]
