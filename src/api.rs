@@ -82,9 +82,9 @@ impl ApiError {
     }
 }
 
-/// An id the call cannot do without: empty is a bad request naming the
-/// field, not NOT_FOUND of `""`.
-fn given<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ApiError> {
+/// A field the call cannot do without (an id, say): empty is a bad
+/// request naming it, not NOT_FOUND of `""`.
+pub(crate) fn given<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ApiError> {
     if id.is_empty() {
         return Err(ApiError::invalid(field, "required"));
     }

@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::api::{bad_request, clip, status, Api, ApiError, MAX_STATUS_MESSAGE};
+use crate::api::{clip, status, Api, ApiError, MAX_STATUS_MESSAGE};
 use crate::auth::Rpc;
 use crate::proto;
 use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
@@ -48,11 +48,6 @@ pub const NO_FREE_SEAT: &str = "NO_FREE_SEAT";
 pub enum RegistrationError {
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("{field}: {message}")]
-    Field {
-        field: &'static str,
-        message: String,
-    },
     #[error("no plan is published: the registration calls work on the published plan (PlanService.Publish)")]
     NoPublishedPlan,
     #[error("{what} {id:?} not found")]
@@ -74,7 +69,6 @@ impl RegistrationError {
     pub fn code(&self) -> Code {
         match self {
             RegistrationError::Api(e) => e.code(),
-            RegistrationError::Field { .. } => Code::InvalidArgument,
             RegistrationError::NoPublishedPlan => Code::FailedPrecondition,
             RegistrationError::NotFound { .. } => Code::NotFound,
             RegistrationError::KeyReused(_) => Code::AlreadyExists,
@@ -89,9 +83,6 @@ impl From<RegistrationError> for Status {
         let code = e.code();
         match e {
             RegistrationError::Api(e) => e.into(),
-            RegistrationError::Field { field, ref message } => {
-                bad_request(code, e.to_string(), [(field, message.as_str())])
-            }
             RegistrationError::SoldOut { ref next, .. } => {
                 let mut md = HashMap::new();
                 if let Some(o) = next {
@@ -123,19 +114,14 @@ impl From<RegistrationError> for Status {
 
 type Result<T, E = RegistrationError> = std::result::Result<T, E>;
 
+/// A bad request field, as every service says it ([`ApiError::invalid`]).
 fn field(field: &'static str, message: impl Into<String>) -> RegistrationError {
-    RegistrationError::Field {
-        field,
-        message: message.into(),
-    }
+    ApiError::invalid(field, message).into()
 }
 
 fn required(name: &'static str, v: &str) -> Result<()> {
-    if v.is_empty() {
-        Err(field(name, "required"))
-    } else {
-        Ok(())
-    }
+    crate::api::given(name, v)?;
+    Ok(())
 }
 
 /// The stock of a plan record: its scenario from the store, validated, and
@@ -228,14 +214,14 @@ fn offer(stock: &Stock, exam: usize, s: &Slot, from_week: u32) -> proto::Offer {
 }
 
 /// The exam index and the region's option locations, or which field is wrong.
-/// `from_week` inside the published plan's horizon: past it there is no
-/// seat to offer, and "sold out" would be the wrong answer.
-fn within_horizon(stock: &Stock, from_week: u32) -> Result<()> {
-    if from_week >= stock.horizon {
+/// A week (`from_week`, `week`) inside the published plan's horizon: past
+/// it there is no seat to offer, and "sold out" would be the wrong answer.
+fn within_horizon(stock: &Stock, name: &'static str, week: u32) -> Result<()> {
+    if week >= stock.horizon {
         return Err(field(
-            "from_week",
+            name,
             format!(
-                "{from_week} is beyond the plan's horizon of {} weeks",
+                "{week} is beyond the plan's horizon of {} weeks",
                 stock.horizon
             ),
         ));
@@ -289,7 +275,7 @@ impl Api {
             .as_ref()
             .ok_or(RegistrationError::NoPublishedPlan)?;
         let (exam, options) = resolve(stock, &r.region, &r.exam)?;
-        within_horizon(stock, r.from_week)?;
+        within_horizon(stock, "from_week", r.from_week)?;
         let q = Search {
             exam,
             options: &options,
@@ -377,15 +363,9 @@ impl Api {
                 Some(i)
             }
         };
-        within_horizon(stock, ask.from_week)?;
-        if let Some(w) = ask.week.filter(|&w| w >= stock.horizon) {
-            return Err(field(
-                "week",
-                format!(
-                    "{w} is beyond the plan's horizon of {} weeks",
-                    stock.horizon
-                ),
-            ));
+        within_horizon(stock, "from_week", ask.from_week)?;
+        if let Some(w) = ask.week {
+            within_horizon(stock, "week", w)?;
         }
         let q = Search {
             exam,
