@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use examcap_solver::scenario::{Scenario, Unavailable};
-use examcap_solver::validate::Num;
+use examcap_solver::validate::{Num, MAX_VALUE};
 use serde::{Deserialize, Serialize};
 
 /// How a demand shock changes each affected weekly forecast.
@@ -59,9 +59,6 @@ pub struct DrillError {
     pub path: String,
     pub message: String,
 }
-
-/// The largest number a scenario may hold (DESIGN.md: at most 1e9).
-const MAX_DEMAND: f64 = 1e9;
 
 fn err(i: usize, field: &str, message: impl Into<String>) -> DrillError {
     DrillError {
@@ -144,11 +141,13 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                         return Err(err(i, "demand.exam", format!("unknown exam {e:?}")));
                     }
                 }
-                let f: Box<dyn Fn(f64) -> f64> = match *change {
+                let (field, f): (&str, Box<dyn Fn(f64) -> f64>) = match *change {
                     DemandChange::Multiplier(m) if m.is_finite() && m >= 0.0 => {
-                        Box::new(move |v| v * m)
+                        ("demand.multiplier", Box::new(move |v| v * m))
                     }
-                    DemandChange::Delta(d) if d.is_finite() => Box::new(move |v| (v + d).max(0.0)),
+                    DemandChange::Delta(d) if d.is_finite() => {
+                        ("demand.delta", Box::new(move |v| (v + d).max(0.0)))
+                    }
                     DemandChange::Multiplier(m) => {
                         return Err(err(
                             i,
@@ -163,10 +162,6 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                             format!("must be a finite number, got {}", Num(d)),
                         ))
                     }
-                };
-                let field = match change {
-                    DemandChange::Multiplier(_) => "demand.multiplier",
-                    DemandChange::Delta(_) => "demand.delta",
                 };
                 for (j, row) in sc.demand.iter_mut().enumerate() {
                     let hit = region.as_ref().is_none_or(|r| &row.region == r)
@@ -183,14 +178,14 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
                             *w = f(*w);
                             // Named here, not as the shocked scenario's
                             // `demand[j].weekly[t]` the caller never wrote.
-                            if *w > MAX_DEMAND {
+                            if *w > MAX_VALUE {
                                 return Err(err(
                                     i,
                                     field,
                                     format!(
                                         "makes demand[{j}].weekly[{t}] {}, more than {}",
                                         Num(*w),
-                                        Num(MAX_DEMAND)
+                                        Num(MAX_VALUE)
                                     ),
                                 ));
                             }

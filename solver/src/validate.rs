@@ -35,7 +35,7 @@ pub const MAX_REPORTED_ERRORS: usize = 20;
 pub const MAX_MODEL_VARIABLES: u64 = 4_000_000;
 
 /// Largest magnitude of any number, integers (week indices) included.
-const MAX_VALUE: f64 = 1e9;
+pub const MAX_VALUE: f64 = 1e9;
 const MAX_INT: i64 = 1_000_000_000;
 
 /// One violation: `path` like `demand[3].weekly[7]`, message like `must be >= 0, got -2`.
