@@ -133,15 +133,16 @@ fn percentile_of(sorted: &[(i64, f64)], total: f64, p: f64) -> Option<i64> {
     sorted.last().map(|&(w, _)| w)
 }
 
-/// The weighted percentile `p` of waits where some are only lower bounds
+/// The weighted percentiles `ps` of waits where some are only lower bounds
 /// (`unserved`: not examined within the horizon). The true percentile lies
 /// between the one with every bound taken as the wait and the one with
 /// every bound taken as endless: `weeks` is the first, `at_least` says
 /// the second is larger, so the figure is a bound and not the value.
-fn percentile(ranked: &[(i64, f64, bool)], total: f64, p: f64) -> Option<Percentile> {
-    if total <= 0.0 {
-        return None;
-    }
+fn percentiles<const N: usize>(
+    ranked: &[(i64, f64, bool)],
+    ps: [f64; N],
+) -> [Option<Percentile>; N] {
+    let total: f64 = ranked.iter().map(|r| r.1).sum();
     let mut low: Vec<(i64, f64)> = ranked.iter().map(|&(w, n, _)| (w, n)).collect();
     low.sort_by_key(|r| r.0);
     let mut high: Vec<(i64, f64)> = ranked
@@ -149,11 +150,16 @@ fn percentile(ranked: &[(i64, f64, bool)], total: f64, p: f64) -> Option<Percent
         .map(|&(w, n, unserved)| (if unserved { i64::MAX } else { w }, n))
         .collect();
     high.sort_by_key(|r| r.0);
-    let weeks = percentile_of(&low, total, p)?;
-    let at_most = percentile_of(&high, total, p)?;
-    Some(Percentile {
-        weeks,
-        at_least: at_most > weeks,
+    ps.map(|p| {
+        if total <= 0.0 {
+            return None;
+        }
+        let weeks = percentile_of(&low, total, p)?;
+        let at_most = percentile_of(&high, total, p)?;
+        Some(Percentile {
+            weeks,
+            at_least: at_most > weeks,
+        })
     })
 }
 
@@ -196,10 +202,7 @@ pub fn exam_waits(inst: &Instance, exam_ids: &[String], all: &[Vec<Cohort>]) -> 
                     }
                 }
             }
-            let total: f64 = ranked.iter().map(|r| r.1).sum();
-            w.p50 = percentile(&ranked, total, 0.5);
-            w.p90 = percentile(&ranked, total, 0.9);
-            w.max = percentile(&ranked, total, 1.0);
+            [w.p50, w.p90, w.max] = percentiles(&ranked, [0.5, 0.9, 1.0]);
             w
         })
         .collect()
@@ -298,13 +301,13 @@ mod tests {
             c(8, 2.5, true),
             c(9, 2.5, true),
         ];
-        let at = |p| percentile(&ranked, 15.0, p).map(|p| (p.weeks, p.at_least));
+        let at = |p| percentiles(&ranked, [p])[0].map(|p| (p.weeks, p.at_least));
         assert_eq!(at(0.5), Some((8, true)));
         assert_eq!(at(0.9), Some((13, true)));
         assert_eq!(at(1.0), Some((13, true)));
         // Served ones all below the percentile's position: exact.
         let ranked = [c(1, 8.0, false), c(2, 1.0, false), c(6, 1.0, true)];
-        let at = |p| percentile(&ranked, 10.0, p).map(|p| (p.weeks, p.at_least));
+        let at = |p| percentiles(&ranked, [p])[0].map(|p| (p.weeks, p.at_least));
         assert_eq!(at(0.5), Some((1, false)));
         assert_eq!(at(0.9), Some((2, false)));
         assert_eq!(at(1.0), Some((6, true)));
