@@ -6,7 +6,7 @@ use examcap_solver::reference::{solve_reference_clarabel, solve_reference_highs}
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
 
-use common::close;
+use common::{assert_values_close, close};
 use serde_json::json;
 
 fn scenario(v: serde_json::Value) -> Scenario {
@@ -19,23 +19,10 @@ fn solve(sc: &Scenario) -> Plan {
 
 fn assert_values(sc: &Scenario, v_star: f64, c: f64) -> Plan {
     let plan = solve(sc);
-    assert!(
-        close(plan.stage1_violation, v_star),
-        "V* = {} want {v_star}",
-        plan.stage1_violation
-    );
-    assert!(
-        close(plan.stage2_cost, c),
-        "C = {} want {c}",
-        plan.stage2_cost
-    );
+    let got = (plan.stage1_violation, plan.stage2_cost);
+    assert_values_close("plan", got, (v_star, c));
     let r = solve_reference_highs(sc).expect("reference solves");
-    assert!(
-        close(r.violation, v_star),
-        "reference V* = {} want {v_star}",
-        r.violation
-    );
-    assert!(close(r.cost, c), "reference C = {} want {c}", r.cost);
+    assert_values_close("reference", (r.violation, r.cost), (v_star, c));
     plan
 }
 
@@ -242,12 +229,7 @@ fn clarabel_agrees_on_the_golden_scenarios() {
         (raters(), 0.5, 25.5 - 49.0 * 1.05e-6),
     ] {
         let r = solve_reference_clarabel(&scenario(v)).expect("clarabel solves");
-        assert!(
-            close(r.violation, vs),
-            "clarabel V* {} want {vs}",
-            r.violation
-        );
-        assert!(close(r.cost, c), "clarabel C {} want {c}", r.cost);
+        assert_values_close("clarabel", (r.violation, r.cost), (vs, c));
     }
 }
 
@@ -413,18 +395,8 @@ fn tiny_priorities_still_give_the_exact_optimum() {
     }));
     let plan = solve(&sc);
     let r = solve_reference_highs(&sc).expect("reference solves");
-    assert!(
-        close(plan.stage1_violation, r.violation),
-        "V* {} reference {}",
-        plan.stage1_violation,
-        r.violation
-    );
-    assert!(
-        close(plan.stage2_cost, r.cost),
-        "C {} reference {}",
-        plan.stage2_cost,
-        r.cost
-    );
+    let got = (plan.stage1_violation, plan.stage2_cost);
+    assert_values_close("plan against the reference", got, (r.violation, r.cost));
     // (Clarabel, an interior-point method with relative tolerances, misses
     // this V* by enough to loosen the budget: C 5.81e6. It is left out.)
 }

@@ -10,7 +10,7 @@ use examcap_solver::reschedule::{
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
 mod common;
 
-use common::{capacity_violations, close};
+use common::{assert_values_close, capacity_violations, close};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -210,17 +210,10 @@ fn full_replan_without_freeze_or_stability_is_a_full_solve() {
     let shocked = surge(&sc);
     let full = plan_scenario(&shocked, &opts(), &|_| {}).expect("full solve");
     let re = replan(&shocked, &pubd, &set(&["A", "B"]), 0, 0.0, &opts()).expect("replan");
-    assert!(
-        close(re.stage1_violation, full.stage1_violation),
-        "V {} vs {}",
-        re.stage1_violation,
-        full.stage1_violation
-    );
-    assert!(
-        close(re.stage2_cost, full.stage2_cost),
-        "C {} vs {}",
-        re.stage2_cost,
-        full.stage2_cost
+    assert_values_close(
+        "re-plan against the full solve",
+        (re.stage1_violation, re.stage2_cost),
+        (full.stage1_violation, full.stage2_cost),
     );
     // With only A re-optimised, B's part is its published evaluation: the
     // totals still match, since B's block is the same LP in both scenarios.
@@ -621,17 +614,10 @@ fn check_against_reference(
         })
     };
     let reference = solve_reference_fixed_highs(shocked, &fixed).expect("reference");
-    assert!(
-        close(re.stage1_violation, reference.violation),
-        "{touched:?} F={freeze}: V* {} vs reference {}",
-        re.stage1_violation,
-        reference.violation
-    );
-    assert!(
-        close(re.stage2_cost, reference.cost),
-        "{touched:?} F={freeze}: C {} vs reference {}",
-        re.stage2_cost,
-        reference.cost
+    assert_values_close(
+        &format!("{touched:?} F={freeze} against the reference"),
+        (re.stage1_violation, re.stage2_cost),
+        (reference.violation, reference.cost),
     );
 }
 

@@ -10,6 +10,13 @@ pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
 }
 
+/// Asserts that (V*, C) `got` equals `want` by [`close`]; `what` says whose
+/// values they are in the failure message.
+pub fn assert_values_close(what: &str, got: (f64, f64), want: (f64, f64)) {
+    assert!(close(got.0, want.0), "{what}: V* {} want {}", got.0, want.0);
+    assert!(close(got.1, want.1), "{what}: C {} want {}", got.1, want.1);
+}
+
 /// Every way the integral plan breaks capacity: seat and rater use above
 /// regular·factor + what the plan buys, or purchases above extra·factor
 /// (1e-6 tolerance). Empty when the plan is within capacity.
