@@ -11,7 +11,7 @@
 
 use examcap_solver::generate::{national, GenerateOptions};
 use examcap_solver::repair::repair;
-use examcap_solver::reschedule::{replan, touched_exams};
+use examcap_solver::reschedule::{diff, replan, touched_exams};
 use examcap_solver::{plan_scenario, PlanOptions, Scenario};
 use std::time::Instant;
 
@@ -161,10 +161,16 @@ fn main() {
         full.solver.lp_columns,
     );
     for (sigma, re) in SIGMAS.iter().zip(&re) {
+        let shown: u64 = diff(&published, re)
+            .iter()
+            .map(|m| m.delta().unsigned_abs())
+            .sum();
         println!(
-            "re-plan sigma={sigma}: V*={:.3} C={:.3} cols={} rows={} | build={:.3}s stage1={:.3}s stage2={:.3}s rounding={:.3}s total={:.3}s",
+            "re-plan sigma={sigma}: V*={:.3} C={:.3} integral V={:.3} C={:.3} moved={shown} | cols={} rows={} | build={:.3}s stage1={:.3}s stage2={:.3}s rounding={:.3}s total={:.3}s",
             re.stage1_violation,
             re.stage2_cost,
+            re.rounded.violation,
+            re.rounded.cost,
             re.solver.lp_columns,
             re.solver.lp_rows,
             re.seconds.build,

@@ -491,6 +491,15 @@ pub(crate) fn run_pipeline(
             })
         };
         int = rounding::round_pinned(&inst, &lp_alloc, &pinned);
+        if let Some(r) = restrict.filter(|r| r.replan.sigma > 0.0) {
+            rounding::restore_published(
+                &inst,
+                &mut int,
+                &r.replan.published,
+                r.replan.sigma,
+                &pinned,
+            );
+        }
         int_eval = rounding::evaluate(&inst, &int);
     });
 

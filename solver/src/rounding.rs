@@ -24,7 +24,7 @@
 //! more than the extra capacity.
 
 use crate::model::Instance;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Candidates of stream `stream` examined at location `l` in week `t`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,15 +71,13 @@ pub fn exams_per_week(inst: &Instance, alloc: &Allocation) -> Vec<Vec<f64>> {
     out
 }
 
+/// Minutes used per seat cell (location, kind, week).
+pub type SeatUse = BTreeMap<(usize, usize, usize), f64>;
+/// Minutes used per rater cell (pool, week).
+pub type RaterUse = BTreeMap<(usize, usize), f64>;
+
 /// Seat minutes used per (location, kind, week) and rater minutes per (pool, week).
-#[allow(clippy::type_complexity)]
-pub fn usage(
-    inst: &Instance,
-    alloc: &Allocation,
-) -> (
-    BTreeMap<(usize, usize, usize), f64>,
-    BTreeMap<(usize, usize), f64>,
-) {
+pub fn usage(inst: &Instance, alloc: &Allocation) -> (SeatUse, RaterUse) {
     let mut seats = BTreeMap::new();
     let mut raters = BTreeMap::new();
     for (c, &v) in &alloc.x {
@@ -408,8 +406,16 @@ pub fn round_pinned(
         }
     }
     int.x.retain(|_, v| *v > 0.0);
+    buy_used(inst, &mut int);
+    int
+}
 
-    // Buy only the extra that is used.
+/// Sets the plan's extra capacity to what its x uses: max(0, use − regular)
+/// per seat and rater cell, nothing elsewhere.
+fn buy_used(inst: &Instance, int: &mut Allocation) {
+    let (seats_used, raters_used) = usage(inst, int);
+    int.extra_seats.clear();
+    int.extra_raters.clear();
     for (&(l, k, t), &used) in &seats_used {
         let (cap, _) = inst.seat_capacity(l, k, t);
         if used > cap + EPS {
@@ -422,5 +428,381 @@ pub fn round_pinned(
             int.extra_raters.insert((q, t), used - cap);
         }
     }
-    int
+}
+
+/// One candidate of a stream taken out of week `from` and examined in week
+/// `to` instead (either may be `None`: served later than the horizon, or
+/// newly served).
+#[derive(Debug, Clone, Copy)]
+struct Shift {
+    from: Option<(usize, usize)>,
+    to: Option<(usize, usize)>,
+}
+
+/// Moves candidates of a rounded re-plan back toward the published plan
+/// where that costs nothing in the re-plan's own objective.
+///
+/// Why: the LP's σ term keeps the *fractional* x near the published plan,
+/// but rounding then floors, repairs and fills without looking at it, and
+/// on ties (two locations at the same travel cost, say) can move whole
+/// candidates that neither the LP nor σ asked for.
+///
+/// A shift moves one candidate of a stream between two of its cells (out
+/// of a cell above its published value, into one below it), or takes one
+/// out of a cell above (served after the horizon), or adds one to a cell
+/// below (if the candidate is waiting). It is taken only if V does not
+/// grow and neither does C + σ·Σ|x − x_published| (the model's stage-2
+/// objective; "moved" counts per region, location, week and exam, as σ
+/// does), or if V falls; and never if it lengthens the diff a planner
+/// reads (candidates per location, week and exam). Every shift brings its cells one candidate closer to
+/// `published`, so Σ|x − p| falls every step and the pass ends. Capacity
+/// is never exceeded: a cell may use its regular and extra minutes, the
+/// extra priced in C. Pinned (stream, week) pairs are never touched.
+/// `published` is keyed by (stream, location, week); a missing key is 0.
+pub fn restore_published(
+    inst: &Instance,
+    int: &mut Allocation,
+    published: &BTreeMap<(usize, usize, usize), f64>,
+    sigma: f64,
+    pinned: &dyn Fn(usize, usize) -> bool,
+) {
+    let (mut seats_used, mut raters_used) = usage(inst, int);
+    let served = exams_per_week(inst, int);
+    let pub_of = |s: usize, l: usize, t: usize| published.get(&(s, l, t)).copied().unwrap_or(0.0);
+    // Candidates per (exam, location, week), re-plan minus published: the
+    // diff a planner reads, which a shift must not make longer.
+    let mut gap: BTreeMap<(usize, usize, usize), f64> = BTreeMap::new();
+    for (c, &v) in &int.x {
+        *gap.entry((inst.streams[c.stream].exam, c.l, c.t))
+            .or_default() += v;
+    }
+    for (&(s, l, t), &p) in published {
+        *gap.entry((inst.streams[s].exam, l, t)).or_default() -= p;
+    }
+    // Streams with a cell that differs from the published plan.
+    let mut streams: BTreeSet<usize> = int
+        .x
+        .iter()
+        .filter(|(c, v)| !pinned(c.stream, c.t) && (**v - pub_of(c.stream, c.l, c.t)).abs() > 0.5)
+        .map(|(c, _)| c.stream)
+        .collect();
+    streams.extend(
+        published
+            .iter()
+            .filter(|(&(s, l, t), &p)| {
+                !pinned(s, t)
+                    && p - int.x.get(&Cell { stream: s, t, l }).copied().unwrap_or(0.0) > 0.5
+            })
+            .map(|(&(s, _, _), _)| s),
+    );
+    let mut backlogs: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for &s in &streams {
+        let st = &inst.streams[s];
+        let mut b = st.initial_backlog();
+        let bs = (0..inst.weeks)
+            .map(|t| {
+                b += st.demand[t] - served[s][t];
+                b
+            })
+            .collect();
+        backlogs.insert(s, bs);
+    }
+    let windows: BTreeMap<usize, Vec<f64>> = streams
+        .iter()
+        .map(|&s| {
+            let st = &inst.streams[s];
+            let target = inst.target[st.exam];
+            (s, (0..inst.weeks).map(|t| st.window(t, target)).collect())
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for &s in &streams {
+            let st = &inst.streams[s];
+            let e = st.exam;
+            let res = StreamResources {
+                m: inst.seat_minutes[e],
+                a: inst.rating_minutes[e],
+                k: inst.exam_kind[e],
+                pool: inst.exam_pool[e],
+            };
+            let travel = |l: usize| st.options.iter().find(|o| o.0 == l).map_or(0.0, |o| o.1);
+            let backlog = backlogs.get_mut(&s).expect("stream has a backlog");
+            loop {
+                let x_of = |l: usize, t: usize| {
+                    int.x.get(&Cell { stream: s, t, l }).copied().unwrap_or(0.0)
+                };
+                let mut above = Vec::new();
+                let mut below = Vec::new();
+                for t in (0..inst.weeks).filter(|&t| !pinned(s, t)) {
+                    for &(l, _) in &st.options {
+                        let g = x_of(l, t) - pub_of(s, l, t);
+                        if g > 0.5 {
+                            above.push((l, t));
+                        } else if g < -0.5 {
+                            below.push((l, t));
+                        }
+                    }
+                }
+                if above.is_empty() && below.is_empty() {
+                    break;
+                }
+                let mut shifts: Vec<Shift> = Vec::new();
+                for &f in &above {
+                    shifts.push(Shift {
+                        from: Some(f),
+                        to: None,
+                    });
+                    shifts.extend(below.iter().map(|&t| Shift {
+                        from: Some(f),
+                        to: Some(t),
+                    }));
+                }
+                shifts.extend(below.iter().map(|&t| Shift {
+                    from: None,
+                    to: Some(t),
+                }));
+                // The best shift: least ΔV, then least Δ(C + σ·Σ|x − p|).
+                let mut best: Option<(f64, f64, Shift)> = None;
+                for sh in shifts {
+                    let Some((dv, dc)) = shift_effect(
+                        inst,
+                        res,
+                        backlog,
+                        &windows[&s],
+                        inst.priority[e],
+                        &travel,
+                        (&seats_used, &raters_used),
+                        sh,
+                    ) else {
+                        continue;
+                    };
+                    let (mut dm, mut dshown) = (0.0, 0.0);
+                    for (cell, n) in [(sh.from, -1.0), (sh.to, 1.0)] {
+                        if let Some((l, t)) = cell {
+                            let (x, p) = (x_of(l, t), pub_of(s, l, t));
+                            dm += (x + n - p).abs() - (x - p).abs();
+                            let g = gap.get(&(e, l, t)).copied().unwrap_or(0.0);
+                            dshown += (g + n).abs() - g.abs();
+                        }
+                    }
+                    let dobj = dc + sigma * dm;
+                    let take = dshown <= EPS && (dv < -EPS || (dv <= EPS && dobj <= EPS));
+                    if take && best.is_none_or(|(bv, bo, _)| (dv, dobj) < (bv, bo)) {
+                        best = Some((dv, dobj, sh));
+                    }
+                }
+                let Some((_, _, sh)) = best else { break };
+                let (lo, hi, d) = shift_span(inst.weeks, sh);
+                for b in &mut backlog[lo..hi] {
+                    *b += d;
+                }
+                for (cell, n) in [(sh.from, -1.0), (sh.to, 1.0)] {
+                    let Some((l, t)) = cell else { continue };
+                    *int.x.entry(Cell { stream: s, t, l }).or_insert(0.0) += n;
+                    *gap.entry((e, l, t)).or_default() += n;
+                    *seats_used.entry((l, res.k, t)).or_insert(0.0) += n * res.m;
+                    if let Some(q) = res.pool {
+                        *raters_used.entry((q, t)).or_insert(0.0) += n * res.a;
+                    }
+                }
+                changed = true;
+            }
+        }
+        // Swaps: at one (location, week), one candidate of the exam goes
+        // back from a region above its published value to a region below
+        // it. Seats and raters do not change; the waiting of the two
+        // regions does, and so may V.
+        // (exam, location, week) → (streams above, streams below).
+        type Sides = (Vec<usize>, Vec<usize>);
+        let mut at: BTreeMap<(usize, usize, usize), Sides> = BTreeMap::new();
+        for &s in &streams {
+            let st = &inst.streams[s];
+            for t in (0..inst.weeks).filter(|&t| !pinned(s, t)) {
+                for &(l, _) in &st.options {
+                    let x = int.x.get(&Cell { stream: s, t, l }).copied().unwrap_or(0.0);
+                    let g = x - pub_of(s, l, t);
+                    let entry = at.entry((st.exam, l, t)).or_default();
+                    if g > 0.5 {
+                        entry.0.push(s);
+                    } else if g < -0.5 {
+                        entry.1.push(s);
+                    }
+                }
+            }
+        }
+        for ((e, l, t), (above, below)) in at {
+            let mut above = above;
+            let mut below = below;
+            while let Some((i, j)) =
+                best_swap(inst, (e, l, t), &above, &below, &backlogs, &windows, sigma)
+            {
+                let (from, to) = (above[i], below[j]);
+                *int.x.entry(Cell { stream: from, t, l }).or_insert(0.0) -= 1.0;
+                *int.x.entry(Cell { stream: to, t, l }).or_insert(0.0) += 1.0;
+                for b in &mut backlogs.get_mut(&from).expect("stream has a backlog")[t..] {
+                    *b += 1.0;
+                }
+                for b in &mut backlogs.get_mut(&to).expect("stream has a backlog")[t..] {
+                    *b -= 1.0;
+                }
+                let x_of = |s: usize| int.x.get(&Cell { stream: s, t, l }).copied().unwrap_or(0.0);
+                if x_of(from) - pub_of(from, l, t) < 0.5 {
+                    above.swap_remove(i);
+                }
+                if pub_of(to, l, t) - x_of(to) < 0.5 {
+                    below.swap_remove(j);
+                }
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    int.x.retain(|_, v| *v > 0.0);
+    buy_used(inst, int);
+}
+
+/// What one candidate of a stream's exam uses: seat minutes `m` of kind
+/// `k`, rating minutes `a` of `pool`.
+#[derive(Debug, Clone, Copy)]
+struct StreamResources {
+    m: f64,
+    a: f64,
+    k: usize,
+    pool: Option<usize>,
+}
+
+/// The best swap at (exam `e`, location `l`, week `t`): one candidate out
+/// of stream `above[i]`, one into `below[j]`, taken by the same rule as a
+/// shift (V does not grow, C + σ·Σ|x − p| does not grow; the swap brings
+/// two cells one closer each). The candidate let in must be waiting in
+/// every week from `t` on.
+#[allow(clippy::too_many_arguments)]
+fn best_swap(
+    inst: &Instance,
+    (e, l, t): (usize, usize, usize),
+    above: &[usize],
+    below: &[usize],
+    backlogs: &BTreeMap<usize, Vec<f64>>,
+    windows: &BTreeMap<usize, Vec<f64>>,
+    sigma: f64,
+) -> Option<(usize, usize)> {
+    let travel = |s: usize| {
+        inst.streams[s]
+            .options
+            .iter()
+            .find(|o| o.0 == l)
+            .map_or(0.0, |o| o.1)
+    };
+    let span_out = (t, inst.weeks, 1.0);
+    let span_in = (t, inst.weeks, -1.0);
+    let mut best: Option<(f64, f64, usize, usize)> = None;
+    for (j, &to) in below.iter().enumerate() {
+        if backlogs[&to][t..].iter().any(|&b| b < 1.0 - EPS) {
+            continue;
+        }
+        let dv_in = violation_change(&backlogs[&to], &windows[&to], inst.priority[e], span_in);
+        for (i, &from) in above.iter().enumerate() {
+            let dv_out = violation_change(
+                &backlogs[&from],
+                &windows[&from],
+                inst.priority[e],
+                span_out,
+            );
+            let dv = dv_in + dv_out;
+            let dobj = travel(to) - travel(from) - 2.0 * sigma;
+            let take = dv < -EPS || (dv <= EPS && dobj <= EPS);
+            if take && best.is_none_or(|(bv, bo, _, _)| (dv, dobj) < (bv, bo)) {
+                best = Some((dv, dobj, i, j));
+            }
+        }
+    }
+    best.map(|(_, _, i, j)| (i, j))
+}
+
+/// ΔV when a stream's backlog changes by `d` in weeks [lo, hi).
+fn violation_change(
+    backlog: &[f64],
+    window: &[f64],
+    priority: f64,
+    (lo, hi, d): (usize, usize, f64),
+) -> f64 {
+    (lo..hi)
+        .map(|t| {
+            let over = |b: f64| (b - window[t]).max(0.0);
+            priority * (over(backlog[t] + d) - over(backlog[t]))
+        })
+        .sum()
+}
+
+/// The weeks whose backlog a shift changes, and by how much: a candidate
+/// served later waits one more week in [from, to), one served earlier one
+/// less in [to, from).
+fn shift_span(weeks: usize, sh: Shift) -> (usize, usize, f64) {
+    let from = sh.from.map_or(weeks, |c| c.1);
+    let to = sh.to.map_or(weeks, |c| c.1);
+    if from <= to {
+        (from, to, 1.0)
+    } else {
+        (to, from, -1.0)
+    }
+}
+
+/// (ΔV, ΔC) of a shift, or `None` if it would exceed a capacity or examine
+/// a candidate before they registered.
+#[allow(clippy::too_many_arguments)]
+fn shift_effect(
+    inst: &Instance,
+    StreamResources { m, a, k, pool }: StreamResources,
+    backlog: &[f64],
+    window: &[f64],
+    priority: f64,
+    travel: &dyn Fn(usize) -> f64,
+    (seats_used, raters_used): (&SeatUse, &RaterUse),
+    sh: Shift,
+) -> Option<(f64, f64)> {
+    let (lo, hi, d) = shift_span(inst.weeks, sh);
+    // Served earlier: the candidate must be waiting in every week between.
+    if d < 0.0 && backlog[lo..hi].iter().any(|&b| b < 1.0 - EPS) {
+        return None;
+    }
+    let dv = violation_change(backlog, window, priority, (lo, hi, d));
+    let mut dc = inst.waiting_weight * d * (hi - lo) as f64;
+    // Seat and rater minutes per cell, merged where from and to share one.
+    let mut seat_delta: Vec<((usize, usize, usize), f64)> = Vec::new();
+    let mut rater_delta: Vec<((usize, usize), f64)> = Vec::new();
+    for (cell, n) in [(sh.from, -1.0), (sh.to, 1.0)] {
+        let Some((l, t)) = cell else { continue };
+        dc += n * travel(l);
+        if m > 0.0 {
+            seat_delta.push(((l, k, t), n * m));
+        }
+        if let (Some(q), true) = (pool, a > 0.0) {
+            match rater_delta.iter_mut().find(|(key, _)| *key == (q, t)) {
+                Some((_, v)) => *v += n * a,
+                None => rater_delta.push(((q, t), n * a)),
+            }
+        }
+    }
+    for ((l, k, t), delta) in seat_delta {
+        let used = seats_used.get(&(l, k, t)).copied().unwrap_or(0.0);
+        let (cap, xcap) = inst.seat_capacity(l, k, t);
+        if delta > 0.0 && used + delta > cap + xcap + EPS {
+            return None;
+        }
+        let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+        dc += price * ((used + delta - cap).max(0.0) - (used - cap).max(0.0));
+    }
+    for ((q, t), delta) in rater_delta {
+        let used = raters_used.get(&(q, t)).copied().unwrap_or(0.0);
+        let (cap, xcap) = inst.rater_capacity(q, t);
+        if delta > 0.0 && used + delta > cap + xcap + EPS {
+            return None;
+        }
+        let price = inst.pool_capacity[q].price;
+        dc += price * ((used + delta - cap).max(0.0) - (used - cap).max(0.0));
+    }
+    Some((dv, dc))
 }
