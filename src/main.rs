@@ -561,15 +561,15 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             "{}: the plan is for scenario \"{}\" ({}), not {}",
             path.display(),
             Shown(&plan.scenario.name),
-            plan.scenario.start_week,
+            Shown(&plan.scenario.start_week),
             label(&a.scenario)
         )));
     }
     // A row that does not fit the scenario would be dated after the
     // horizon or left out of the text without a word.
-    if let Err(errors) = examcap_solver::reschedule::validate_published(&sc, &plan) {
+    if let Err(errors) = examcap_solver::reschedule::check_published(&sc, &plan) {
         return Err(Failure::Input(format!(
-            "{}: rows that do not fit {}:\n{errors}",
+            "{}: does not fit {}:\n{errors}",
             path.display(),
             label(&a.scenario)
         )));
@@ -605,6 +605,25 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             u.exam,
             u.location,
             u.week
+        );
+    }
+    for c in &cal.crowded {
+        let days: Vec<String> = c
+            .closed
+            .iter()
+            .map(|(d, name)| format!("{} {name}", d.format("%Y-%m-%d")))
+            .collect();
+        eprintln!(
+            "examcap: warning: {} week {}: closed on {}, but the scenario keeps {:.0}% of its \
+             capacity that week (at most {:.0}% is open): the week's candidates crowd the \
+             open blocks; give the location an `unavailable` factor of {} for week {}",
+            c.location,
+            c.week,
+            days.join(", "),
+            c.factor * 100.0,
+            c.open_share * 100.0,
+            c.open_share,
+            c.week
         );
     }
     if a.json {

@@ -542,8 +542,9 @@ fn help_and_version() {
     assert_exit(&o, 2);
 }
 
-/// Solves the tiny scenario (2026-W14: Good Friday in week 0, Easter
-/// Monday in week 1) into `plan.json`; returns (scenario, plan) paths.
+/// Solves the tiny scenario (2026-W14: Good Friday, open, in week 0;
+/// Easter Monday in week 1) into `plan.json`; returns (scenario, plan)
+/// paths.
 fn tiny_plan(dir: &Path) -> (PathBuf, PathBuf) {
     let f = write_json(dir, "tiny.json", &tiny());
     let plan_path = dir.join("plan.json");
@@ -583,21 +584,29 @@ fn calendar_sessions_add_up_and_skip_easter() {
     assert_eq!(total, allocated);
     for s in sessions {
         let date = s["date"].as_str().unwrap();
-        assert!(
-            !["2026-04-03", "2026-04-05", "2026-04-06"].contains(&date),
-            "{s}"
-        );
+        assert!(!["2026-04-05", "2026-04-06"].contains(&date), "{s}");
         assert!(["morning", "afternoon"].contains(&s["block"].as_str().unwrap()));
         let minutes = s["seat_minutes"].as_f64().unwrap();
         assert_eq!(minutes, 45.0 * s["candidates"].as_f64().unwrap());
     }
+    // The tiny scenario keeps all of week 1's capacity with Easter Monday
+    // closed: said in the JSON and on stderr, and only for that week.
+    let crowded = cal["crowded"].as_array().unwrap();
+    assert_eq!(crowded.len(), 1, "{crowded:?}");
+    assert_eq!(crowded[0]["week"], 1);
+    assert_eq!(crowded[0]["closed"][0]["date"], "2026-04-06");
+    assert!(
+        stderr(&o).contains("AMS week 1: closed on 2026-04-06 Tweede Paasdag"),
+        "{}",
+        stderr(&o)
+    );
     // The table.
     let o = run(&["calendar", arg(&plan_path), "--scenario", arg(&sc)]);
     assert_exit(&o, 0);
     let out = stdout(&o);
     assert!(out.starts_with("AMS Amsterdam\n"), "{out}");
     assert!(out.contains("2026-03-30  Mon  morning"), "{out}");
-    assert!(!out.contains("2026-04-03"), "{out}");
+    assert!(!out.contains("2026-04-06"), "{out}");
 }
 
 #[test]
@@ -671,6 +680,36 @@ fn calendar_rejects_bad_options() {
         let o = run(&["calendar", arg(&bad), "--scenario", arg(&sc)]);
         assert_exit(&o, 2);
         assert!(stderr(&o).contains(path), "{field}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    // Rows that fit one by one but not together, and an edited header:
+    // refused like `reschedule --plan` refuses them, never dated.
+    let with_week = |week: u64, n: u64| -> Value {
+        let mut plan = good.clone();
+        let row = plan["allocation"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["week"] == week)
+            .expect("a row that week");
+        row["candidates"] = json!(n);
+        plan
+    };
+    let mut header_start = good.clone();
+    header_start["scenario"]["start_week"] = json!("2030-W01");
+    let mut header_weeks = good.clone();
+    header_weeks["scenario"]["horizon_weeks"] = json!(2);
+    for (bad, says) in [
+        // 12 × 45 = 540 booth minutes fit the row check, but only 8
+        // have registered: the whole-plan check of `reschedule --plan`.
+        (with_week(0, 12), "only 8 registered"),
+        (header_start, "scenario.start_week"),
+        (header_weeks, "scenario.horizon_weeks"),
+    ] {
+        let bad = write_json(dir.path(), "bad-plan.json", &bad);
+        let o = run(&["calendar", arg(&bad), "--scenario", arg(&sc)]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains(says), "{says}: {}", stderr(&o));
         assert!(stdout(&o).is_empty());
     }
     // Another document format.

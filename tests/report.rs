@@ -376,6 +376,33 @@ fn mismatched_inputs_are_refused_with_the_reason() {
     );
     assert!(!out.exists());
 
+    // A row written twice (each copy fits, together they overbook the cell
+    // or examine more than registered), and an edited header: the
+    // whole-plan check of `reschedule --plan`.
+    let good: Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let mut twice = good.clone();
+    let rows = twice["allocation"].as_array_mut().unwrap();
+    let busiest = rows
+        .iter()
+        .max_by_key(|r| r["candidates"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    rows.push(busiest);
+    let mut moved = good.clone();
+    moved["scenario"]["start_week"] = "2030-W01".into();
+    for (doc, says) in [(twice, ": the rows "), (moved, "scenario.start_week")] {
+        std::fs::write(&edited, doc.to_string()).unwrap();
+        let o = examcap()
+            .args(["report", arg(&edited), "--scenario", arg(&scenario)])
+            .args(["--out", arg(&out)])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{says}: {err}");
+        assert!(!out.exists());
+    }
+
     // A plan file without its scenario is a usage error.
     let o = examcap()
         .args(["report", arg(&plan), "--out", arg(&out)])

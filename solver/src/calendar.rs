@@ -3,7 +3,11 @@
 //!
 //! Days are Monday to Friday; Saturday is added only in a week where the plan
 //! buys extra seat minutes of that exam's resource kind at that location.
-//! Dutch public holidays ([`dutch_holidays`]) are closed. Every open day has
+//! Dutch public holidays ([`dutch_holidays`]) are closed. A week whose
+//! holidays close weekdays while the scenario keeps more than the open
+//! weekdays' share of the location's capacity is reported
+//! ([`CalendarResult::crowded`]): the whole week's candidates then sit in
+//! fewer blocks than the plan assumed. Every open day has
 //! a morning and an afternoon block. An exam's candidates of one (location,
 //! week), summed over regions, are spread over that week's (day, block)
 //! slots in order: slot `i` of `s` gets `n / s` plus one if `i < n % s`.
@@ -15,7 +19,7 @@ use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
-use crate::scenario::{parse_iso_week, Scenario};
+use crate::scenario::{availability, Scenario};
 
 /// Easter Sunday of `year` (the anonymous Gregorian algorithm); `None`
 /// before the Gregorian calendar (1583) or outside chrono's range.
@@ -45,11 +49,13 @@ fn shift(d: NaiveDate, days: i64) -> Option<NaiveDate> {
 }
 
 /// The Dutch public holidays of `year` on which exam locations are closed,
-/// sorted by date: New Year, Good Friday to Easter Monday, King's Day
-/// (27 April, or 26 April when the 27th is a Sunday), Liberation Day
-/// (5 May) in lustrum years (divisible by 5), Ascension Day (Easter + 39),
-/// Whit Sunday and Whit Monday (Easter + 49, + 50) and Christmas (25 and
-/// 26 December).
+/// sorted by date: the days the Algemene termijnenwet recognises — New
+/// Year, Easter Sunday and Monday, King's Day (27 April, or 26 April when
+/// the 27th is a Sunday), Ascension Day (Easter + 39), Whit Sunday and
+/// Monday (Easter + 49, + 50), Christmas (25 and 26 December) — with
+/// Liberation Day (5 May) only in lustrum years (divisible by 5), when
+/// government offices close. Good Friday is not one: the law does not
+/// recognise it, and the generator keeps that week's capacity.
 pub fn dutch_holidays(year: i32) -> Vec<(NaiveDate, &'static str)> {
     let mut out = Vec::new();
     let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);
@@ -58,7 +64,6 @@ pub fn dutch_holidays(year: i32) -> Vec<(NaiveDate, &'static str)> {
     }
     if let Some(e) = easter(year) {
         for (offset, name) in [
-            (-2, "Goede Vrijdag"),
             (0, "Eerste Paasdag"),
             (1, "Tweede Paasdag"),
             (39, "Hemelvaartsdag"),
@@ -166,6 +171,58 @@ pub struct CalendarResult {
     pub sessions: Vec<Session>,
     /// Sorted by location, week, exam order.
     pub unplaced: Vec<Unplaced>,
+    /// Weeks with sessions at a location where holidays close weekdays but
+    /// the scenario's availability factor there is above the open share
+    /// (open weekdays / 5): the plan used capacity the closed days do not
+    /// have. Sorted by location (scenario order), week.
+    #[serde(default)]
+    pub crowded: Vec<Crowded>,
+}
+
+/// A location's week whose holidays the scenario's capacity does not
+/// account for (see [`CalendarResult::crowded`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Crowded {
+    pub location: String,
+    pub week: usize,
+    /// The closed weekdays, with their holiday names.
+    #[serde(with = "holidays_json")]
+    pub closed: Vec<(NaiveDate, String)>,
+    /// The location's availability factor that week, from the scenario.
+    pub factor: f64,
+    /// The most it should be: open weekdays / 5.
+    pub open_share: f64,
+}
+
+mod holidays_json {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Day {
+        #[serde(with = "super::iso_date")]
+        date: NaiveDate,
+        name: String,
+    }
+
+    pub fn serialize<S: Serializer>(v: &[(NaiveDate, String)], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|(date, name)| Day {
+                date: *date,
+                name: name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(NaiveDate, String)>, D::Error> {
+        Ok(Vec::<Day>::deserialize(d)?
+            .into_iter()
+            .map(|x| (x.date, x.name))
+            .collect())
+    }
 }
 
 /// Candidates of slot `i` when `n` are spread over `slots` slots in order.
@@ -194,7 +251,7 @@ pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<Na
 /// The session calendar of `plan` (solved from `scenario`): see the module
 /// documentation for the rules.
 pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
-    let start = parse_iso_week(&plan.scenario.start_week).or_else(|| scenario.start_monday());
+    let start = scenario.start_monday();
     // (location, week, exam index or usize::MAX with its id) → candidates.
     let mut cells: BTreeMap<(&str, usize, usize, &str), u64> = BTreeMap::new();
     for row in &plan.allocation {
@@ -249,6 +306,41 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             }
         }
     }
+    // Holiday weeks the scenario's capacity does not account for.
+    if let Some(start) = start {
+        let weeks: BTreeSet<(&str, usize)> = out
+            .sessions
+            .iter()
+            .filter_map(|s| {
+                let week = (s.date - start).num_days().div_euclid(7);
+                Some((s.location.as_str(), usize::try_from(week).ok()?))
+            })
+            .collect();
+        for loc in &scenario.locations {
+            for &(_, week) in weeks.range((loc.id.as_str(), 0)..=(loc.id.as_str(), usize::MAX)) {
+                let Some(monday) = start.checked_add_days(Days::new(7 * week as u64)) else {
+                    continue;
+                };
+                let closed: Vec<(NaiveDate, String)> = dutch_holidays(monday.year())
+                    .into_iter()
+                    .chain(dutch_holidays(monday.year() + 1))
+                    .filter(|(d, _)| *d >= monday && (*d - monday).num_days() < 5)
+                    .map(|(d, n)| (d, n.to_string()))
+                    .collect();
+                let factor = availability(&loc.unavailable, week);
+                let open_share = (5 - closed.len()) as f64 / 5.0;
+                if !closed.is_empty() && factor > open_share + 1e-9 {
+                    out.crowded.push(Crowded {
+                        location: loc.id.clone(),
+                        week,
+                        closed,
+                        factor,
+                        open_share,
+                    });
+                }
+            }
+        }
+    }
     // Cells come by (location, week, exam): a stable sort by date and block
     // keeps the exam order within a block.
     out.sessions
@@ -287,11 +379,12 @@ mod tests {
         ];
         for (y, e, gf, em, asc, wm) in known {
             assert_eq!(easter(y), Some(ymd(y, e.0, e.1)), "{y}");
-            assert_eq!(named(y, "Goede Vrijdag"), [ymd(y, gf.0, gf.1)], "{y}");
+            // Good Friday is not a holiday the law recognises: open.
+            assert!(!is_holiday(ymd(y, gf.0, gf.1)), "{y}: Good Friday");
             assert_eq!(named(y, "Tweede Paasdag"), [ymd(y, em.0, em.1)], "{y}");
             assert_eq!(named(y, "Hemelvaartsdag"), [ymd(y, asc.0, asc.1)], "{y}");
             assert_eq!(named(y, "Tweede Pinksterdag"), [ymd(y, wm.0, wm.1)], "{y}");
-            for d in [e, gf, em, asc, wm] {
+            for d in [e, em, asc, wm] {
                 assert!(is_holiday(ymd(y, d.0, d.1)), "{y}-{d:?}");
             }
         }
@@ -325,7 +418,7 @@ mod tests {
             assert!(is_holiday(ymd(y, 12, 26)));
             assert!(!is_holiday(ymd(y, 12, 24)));
             let n = dutch_holidays(y).len();
-            assert_eq!(n, if y % 5 == 0 { 11 } else { 10 }, "{y}");
+            assert_eq!(n, if y % 5 == 0 { 10 } else { 9 }, "{y}");
         }
     }
 
@@ -339,10 +432,15 @@ mod tests {
 
     #[test]
     fn open_days_skip_holidays_and_add_saturday() {
-        // 2026-W14: Monday 30 March, Good Friday 3 April.
+        // 2026-W14: Monday 30 March to Friday 3 April (Good Friday, open).
         let monday = ymd(2026, 3, 30);
-        assert_eq!(open_days(monday, 0, false).len(), 4);
-        assert_eq!(open_days(monday, 0, true).len(), 5);
+        assert_eq!(open_days(monday, 0, false).len(), 5);
+        assert_eq!(open_days(monday, 0, true).len(), 6);
+        // 2025-W19: Liberation Day (lustrum) on Monday 5 May closes.
+        let lustrum = ymd(2025, 5, 5);
+        assert_eq!(open_days(lustrum, 0, false)[0], ymd(2025, 5, 6));
+        // 2026-W19: Tuesday 5 May 2026 is not a lustrum year: open.
+        assert_eq!(open_days(ymd(2026, 5, 4), 0, false).len(), 5);
         // Week 1: Easter Monday 6 April closed.
         assert_eq!(open_days(monday, 1, false)[0], ymd(2026, 4, 7));
     }
@@ -406,6 +504,8 @@ mod tests {
         let cal = check(&plan, &sc);
         assert!(!cal.sessions.is_empty());
         assert!(cal.unplaced.is_empty(), "{:?}", cal.unplaced);
+        // The generator closes or reduces every holiday week.
+        assert!(cal.crowded.is_empty(), "{:?}", cal.crowded);
         // The horizon runs from 21 December 2026 to 17 January 2027
         // (the generator closes most capacity around Christmas itself).
         for s in &cal.sessions {
@@ -418,8 +518,8 @@ mod tests {
 
     #[test]
     fn small_plan_over_easter_with_a_saturday() {
-        // 2026-W14: Good Friday in week 0, Easter Monday in week 1; demand
-        // 12 in week 1 needs the extra seats.
+        // 2026-W14: Easter Monday in week 1; demand 13 in week 1 needs
+        // the extra seats.
         let doc = r#"{
           "format": "examcap/scenario@1", "name": "easter",
           "start_week": "2026-W14", "horizon_weeks": 3,
@@ -453,8 +553,31 @@ mod tests {
             .any(|x| x.week == 1 && x.minutes > 0.0));
         assert!(cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 11)));
         assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 4)));
-        assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 3)));
         assert!(!cal.sessions.iter().any(|s| s.date == ymd(2026, 4, 6)));
+        // The scenario keeps all of week 1's capacity with Easter Monday
+        // closed: reported, and only that week.
+        assert_eq!(
+            cal.crowded,
+            [Crowded {
+                location: "AMS".into(),
+                week: 1,
+                closed: vec![(ymd(2026, 4, 6), "Tweede Paasdag".into())],
+                factor: 1.0,
+                open_share: 0.8,
+            }]
+        );
+        // With week 1 at 0.8 (or less) it fits the four open days.
+        for (factor, crowded) in [(0.8, false), (0.5, false), (0.9, true)] {
+            let mut reduced = sc.clone();
+            reduced.locations[0].unavailable = vec![crate::scenario::Unavailable {
+                from_week: 1,
+                to_week: 1,
+                factor,
+            }];
+            let plan = plan_scenario(&reduced, &PlanOptions::default(), &|_| {}).unwrap();
+            let cal = check(&plan, &reduced);
+            assert_eq!(!cal.crowded.is_empty(), crowded, "factor {factor}");
+        }
     }
 
     #[test]

@@ -211,6 +211,32 @@ const PUBLISHED_SLACK: f64 = 1e-9;
 /// distort the repair without a word.
 pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
+    // The header dates the rows (calendar, report, registration stock):
+    // an edited one would shift every date while the rows still fit.
+    if published.scenario.start_week != sc.start_week {
+        errs.push_at(
+            "scenario.start_week".to_string(),
+            format_args!(
+                "the plan says {:?}, its scenario starts in {}",
+                published
+                    .scenario
+                    .start_week
+                    .chars()
+                    .take(40)
+                    .collect::<String>(),
+                sc.start_week
+            ),
+        );
+    }
+    if published.scenario.horizon_weeks != sc.horizon_weeks {
+        errs.push_at(
+            "scenario.horizon_weeks".to_string(),
+            format_args!(
+                "the plan says {}, its scenario has {}",
+                published.scenario.horizon_weeks, sc.horizon_weeks
+            ),
+        );
+    }
     let weeks = sc.horizon_weeks;
     let over = |x: f64, bound: f64| x > bound + PUBLISHED_SLACK * bound.max(1.0);
     // Paths and messages are formatted only for rows that fail: a national

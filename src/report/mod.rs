@@ -109,8 +109,9 @@ impl Input {
                 Shown(&scenario.name)
             )));
         }
-        // Rows that do not fit would be left out of the charts without a word.
-        if let Err(errors) = examcap_solver::reschedule::validate_published(&scenario, &plan) {
+        // Rows that do not fit would be left out of the charts without a
+        // word, or drawn past a location's capacity.
+        if let Err(errors) = examcap_solver::reschedule::check_published(&scenario, &plan) {
             return Err(ReportError::PlanRows { label, errors });
         }
         Ok(Input {
