@@ -356,30 +356,14 @@ fn mismatched_inputs_are_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("same weeks"), "{err}");
 
-    // A hand-edited plan whose rows do not fit its scenario: each bad row
-    // is named, and nothing is written.
-    let mut doc: Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
-    doc["allocation"][0]["location"] = "NOWHERE".into();
-    let edited = dir.path().join("edited-plan.json");
-    std::fs::write(&edited, doc.to_string()).unwrap();
-    let o = examcap()
-        .args(["report", arg(&edited), "--scenario", arg(&scenario)])
-        .args(["--out", arg(&out)])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("edited-plan.json does not fit its scenario")
-            && err.contains("allocation[0].location: unknown location \"NOWHERE\""),
-        "{err}"
-    );
-    assert!(!out.exists());
-
-    // A row written twice (each copy fits, together they overbook the cell
-    // or examine more than registered), and an edited header: the
-    // whole-plan check of `reschedule --plan`.
+    // Hand-edited plans that do not fit their scenario, refused with each
+    // bad row named and nothing written: an unknown location; a row
+    // written twice (each copy fits, together they overbook the cell or
+    // examine more than registered: the whole-plan check of `reschedule
+    // --plan`); an edited header.
     let good: Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let mut nowhere = good.clone();
+    nowhere["allocation"][0]["location"] = "NOWHERE".into();
     let mut twice = good.clone();
     let rows = twice["allocation"].as_array_mut().unwrap();
     let busiest = rows
@@ -390,7 +374,15 @@ fn mismatched_inputs_are_refused_with_the_reason() {
     rows.push(busiest);
     let mut moved = good.clone();
     moved["scenario"]["start_week"] = "2030-W01".into();
-    for (doc, says) in [(twice, ": the rows "), (moved, "scenario.start_week")] {
+    let edited = dir.path().join("edited-plan.json");
+    for (doc, says) in [
+        (
+            nowhere,
+            "allocation[0].location: unknown location \"NOWHERE\"",
+        ),
+        (twice, ": the rows "),
+        (moved, "scenario.start_week"),
+    ] {
         std::fs::write(&edited, doc.to_string()).unwrap();
         let o = examcap()
             .args(["report", arg(&edited), "--scenario", arg(&scenario)])
@@ -399,7 +391,10 @@ fn mismatched_inputs_are_refused_with_the_reason() {
             .unwrap();
         assert_eq!(o.status.code(), Some(2));
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(says), "{says}: {err}");
+        assert!(
+            err.contains("edited-plan.json does not fit its scenario") && err.contains(says),
+            "{says}: {err}"
+        );
         assert!(!out.exists());
     }
 
