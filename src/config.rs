@@ -8,6 +8,7 @@
 //! max_concurrent_solves = 2
 //! solve_queue = 8
 //! worker_threads = 0
+//! shutdown_grace_seconds = 20
 //! [[tokens]]
 //! name = "planning-team"
 //! role = "planner"
@@ -34,6 +35,13 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 pub const MAX_CONCURRENT_SOLVES: usize = 1024;
 /// Longest [`Config::solve_queue`].
 pub const MAX_SOLVE_QUEUE: usize = 1_000_000;
+/// Largest [`Config::max_message_bytes`]: 1 GiB (a national plan is a few MiB).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+/// Default for [`Config::shutdown_grace_seconds`]: under Kubernetes' default
+/// 30-second termination grace, so the process exits before SIGKILL.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
+/// Longest [`Config::shutdown_grace_seconds`]: one hour.
+pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +96,10 @@ pub struct Config {
     /// Serve TLS (rustls, ring) with this certificate chain and key;
     /// plaintext HTTP/2 when absent.
     pub tls: Option<TlsConfig>,
+    /// After SIGTERM, how long calls in flight may take to finish before the
+    /// server stops anyway. Without a bound, one stream that never ends (a
+    /// load balancer's `Health/Watch`) kept the process up until SIGKILL.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for Config {
@@ -102,6 +114,7 @@ impl Default for Config {
             solve_queue: DEFAULT_SOLVE_QUEUE,
             worker_threads: 0,
             tls: None,
+            shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
         }
     }
 }
@@ -168,6 +181,15 @@ impl Config {
             ));
         }
         for (i, t) in self.tokens.iter().enumerate() {
+            // gRPC metadata carries visible ASCII only, and an entry's
+            // blanks would be part of the secret: a token with either
+            // could never be presented.
+            if let Some(c) = t.token.chars().find(|c| !c.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid(format!(
+                    "token of {:?} contains {c:?}: tokens are visible ASCII, without spaces",
+                    t.name
+                )));
+            }
             if t.token.len() < 8 {
                 return Err(ConfigError::Invalid(format!(
                     "token of {:?} is shorter than 8 characters",
@@ -205,10 +227,17 @@ impl Config {
                 "solve_queue must be at most {MAX_SOLVE_QUEUE}"
             )));
         }
-        if self.max_message_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "max_message_bytes must be at least 1024".into(),
-            ));
+        if !(1024..=MAX_MESSAGE_BYTES).contains(&self.max_message_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "max_message_bytes must be between 1024 and {MAX_MESSAGE_BYTES}, got {}",
+                self.max_message_bytes
+            )));
+        }
+        if self.shutdown_grace_seconds > MAX_SHUTDOWN_GRACE_SECONDS {
+            return Err(ConfigError::Invalid(format!(
+                "shutdown_grace_seconds must be at most {MAX_SHUTDOWN_GRACE_SECONDS}, got {}",
+                self.shutdown_grace_seconds
+            )));
         }
         Ok(())
     }
@@ -295,6 +324,20 @@ mod tests {
                 },
                 "solve_queue",
             ),
+            (
+                Config {
+                    max_message_bytes: MAX_MESSAGE_BYTES + 1,
+                    ..ok.clone()
+                },
+                "max_message_bytes",
+            ),
+            (
+                Config {
+                    shutdown_grace_seconds: MAX_SHUTDOWN_GRACE_SECONDS + 1,
+                    ..ok.clone()
+                },
+                "shutdown_grace_seconds",
+            ),
         ] {
             let e = c.check().unwrap_err().to_string();
             assert!(e.contains(field), "{e}");
@@ -323,6 +366,18 @@ mod tests {
             ..Config::default()
         };
         ok.check().unwrap();
+        // A blank after the second colon of EXAMCAP_TOKENS, a tab or a
+        // non-ASCII letter: no gRPC client could ever present them.
+        for bad in [
+            "r:registration:rrrrrrrr, b:drill: bbbbbbbbb",
+            "t:drill:tab\tbbbbbb",
+            "u:drill:pässwörd1",
+        ] {
+            let mut c = ok.clone();
+            c.tokens = parse_tokens(bad).unwrap();
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains("visible ASCII"), "{bad}: {e}");
+        }
         let mut twice = ok.clone();
         twice.tokens[1].token = "abcdefgh12".into();
         let e = twice.check().unwrap_err().to_string();

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -178,7 +179,7 @@ pub async fn run(
     if let Some(tls) = &config.tls {
         tracing::info!(cert = %tls.cert.display(), "serving TLS");
     }
-    builder
+    let router = builder
         .layer(crate::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection)
@@ -202,21 +203,43 @@ pub async fn run(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .add_service(RegistrationServiceServer::new(api))
-        .serve_with_incoming_shutdown(incoming(listener), async move {
-            shutdown.await;
-            // Load balancers and probes see the drain before the port closes.
-            health.set_not_serving::<ScenarioServiceServer<Api>>().await;
-            health.set_not_serving::<PlanServiceServer<Api>>().await;
-            health.set_not_serving::<DrillServiceServer<Api>>().await;
-            health
-                .set_not_serving::<RescheduleServiceServer<Api>>()
-                .await;
-            health
-                .set_not_serving::<RegistrationServiceServer<Api>>()
-                .await;
-        })
-        .await?;
+        .add_service(RegistrationServiceServer::new(api));
+    let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
+    let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
+        shutdown.await;
+        // Load balancers and probes see the drain before the port closes.
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health.set_not_serving::<ScenarioServiceServer<Api>>().await;
+        health.set_not_serving::<PlanServiceServer<Api>>().await;
+        health.set_not_serving::<DrillServiceServer<Api>>().await;
+        health
+            .set_not_serving::<RescheduleServiceServer<Api>>()
+            .await;
+        health
+            .set_not_serving::<RegistrationServiceServer<Api>>()
+            .await;
+        let _ = draining.send(());
+    });
+    // Calls in flight get `shutdown_grace_seconds` to finish; a stream that
+    // never ends (a health Watch) must not keep the process up for good.
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    tokio::select! {
+        served = serving => served?,
+        () = async {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "calls still open after the shutdown grace: stopping without them"
+            );
+        }
+    }
     tracing::info!("examcap stopped");
     Ok(())
 }

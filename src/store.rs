@@ -143,12 +143,60 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// `meta` (the published pointer), `audit` (append-only, keyed by a
 /// monotonic id) and `reservations` (keyed by big-endian `seq`).
 pub struct SledStore {
+    /// `None` only while dropping (see the `Drop` impl).
+    open: Option<Trees>,
+}
+
+/// The database and its trees.
+pub struct Trees {
     db: sled::Db,
     scenarios: sled::Tree,
     plans: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
     reservations: sled::Tree,
+}
+
+impl std::ops::Deref for SledStore {
+    type Target = Trees;
+
+    fn deref(&self) -> &Trees {
+        self.open
+            .as_ref()
+            .expect("a store is open until it is dropped")
+    }
+}
+
+/// How long a dropped store may take to close.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Drop for SledStore {
+    /// Closes the database on a thread of its own and waits at most
+    /// [`CLOSE_WAIT`]. sled flushes when its last handle goes, and after a
+    /// write failed for a full disk that flush never returns: a server
+    /// told to stop then hung until SIGKILL. Every acknowledged write was
+    /// flushed before it was acknowledged, so leaving the flush behind
+    /// loses nothing; the process exits without it.
+    fn drop(&mut self) {
+        let Some(trees) = self.open.take() else {
+            return;
+        };
+        let (closed, wait) = std::sync::mpsc::channel::<()>();
+        let closing = std::thread::Builder::new()
+            .name("store-close".into())
+            .spawn(move || {
+                drop(trees);
+                let _ = closed.send(());
+            });
+        // A thread that cannot start drops `trees` here, as before.
+        if closing.is_ok() && wait.recv_timeout(CLOSE_WAIT).is_err() {
+            tracing::error!(
+                seconds = CLOSE_WAIT.as_secs(),
+                "the store did not close in time (is its disk full?): leaving it; \
+                 every acknowledged write was already on disk"
+            );
+        }
+    }
 }
 
 impl SledStore {
@@ -179,12 +227,14 @@ impl SledStore {
             }
         };
         Ok(SledStore {
-            scenarios: db.open_tree("scenarios")?,
-            plans: db.open_tree("plans")?,
-            meta: db.open_tree("meta")?,
-            audit: db.open_tree("audit")?,
-            reservations: db.open_tree("reservations")?,
-            db,
+            open: Some(Trees {
+                scenarios: db.open_tree("scenarios")?,
+                plans: db.open_tree("plans")?,
+                meta: db.open_tree("meta")?,
+                audit: db.open_tree("audit")?,
+                reservations: db.open_tree("reservations")?,
+                db,
+            }),
         })
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{code, config, demand_shock, req, start, tiny, DRILL, PLANNER, REGISTRATION};
+use examcap::config::Config;
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
@@ -599,6 +600,47 @@ async fn a_full_solve_queue_is_resource_exhausted() {
         "the slot was never released"
     );
     srv.stop().await;
+}
+
+/// A load balancer's `Health/Watch` stream never ends by itself. On
+/// shutdown it hears NOT_SERVING at once, and the server stops after its
+/// `shutdown_grace_seconds` even though the stream is still open (it
+/// used to wait for the client to hang up, past any SIGKILL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_health_watch_does_not_hold_the_shutdown() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(Config {
+        shutdown_grace_seconds: 1,
+        ..config(dir.path())
+    })
+    .await;
+    let mut h = HealthClient::new(srv.channel().await);
+    let mut watch = h
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopped = tokio::spawn(srv.stop());
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("a status change, not silence")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    // The watch is still open; the server stops anyway, after the grace.
+    tokio::time::timeout(Duration::from_secs(30), stopped)
+        .await
+        .expect("the server stopped after its grace period")
+        .unwrap();
+    drop(watch);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
