@@ -892,8 +892,18 @@ impl proto::scenario_service_server::ScenarioService for Api {
                 (true, Some(p)) => {
                     let sc = scenario_from_proto(p);
                     examcap_solver::validate::validate_scenario(&sc)
-                        .map(|()| sc)
-                        .map_err(ApiError::InvalidScenario)
+                        .map_err(ApiError::InvalidScenario)?;
+                    // Stored as JSON: the structured form has the same
+                    // limit as `scenario_json`.
+                    let bytes = serde_json::to_vec(&sc).map_or(usize::MAX, |b| b.len());
+                    let max = examcap_solver::validate::MAX_DOCUMENT_BYTES;
+                    if bytes > max {
+                        return Err(ApiError::invalid(
+                            "scenario",
+                            format!("larger than the 16 MiB limit as a document ({bytes} bytes)"),
+                        ));
+                    }
+                    Ok(sc)
                 }
                 (false, Some(_)) => Err(ApiError::invalid(
                     "scenario",
@@ -1270,7 +1280,7 @@ impl Api {
             .await?;
         let base_sc = Self::load_scenario(&base_rec)?;
         let name = if r.name.is_empty() {
-            format!("{}+drill", base_sc.name)
+            examcap_solver::validate::derived_name(&base_sc.name, "+drill")
         } else {
             r.name
         };

@@ -46,7 +46,7 @@ impl BacklogError {
                     | tonic::Code::Unauthenticated
                     | tonic::Code::PermissionDenied
             ),
-            BacklogError::NoStore(_) => true,
+            BacklogError::NoStore(_) | BacklogError::Store(StoreError::Locked(_)) => true,
             BacklogError::Store(_) | BacklogError::Record { .. } => false,
         }
     }

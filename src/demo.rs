@@ -88,6 +88,13 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
         ],
         ..Config::default()
     };
+    // The server opens the store only once it runs, after this binds its
+    // port: a store held by another process would then show up as a reset
+    // connection. Opening it here first says what is wrong.
+    drop(
+        examcap::store::SledStore::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding 127.0.0.1")?;

@@ -234,7 +234,7 @@ impl Api {
             ));
         }
         let name = if params.name.is_empty() {
-            format!("{}+reschedule", base.name)
+            examcap_solver::validate::derived_name(&base.name, "+reschedule")
         } else {
             params.name.clone()
         };

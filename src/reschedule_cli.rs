@@ -189,8 +189,12 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
             scenario_file.display()
         ))
     })?;
-    let shocked = drill::apply(&base, &a.surges, &format!("{}+reschedule", base.name))
-        .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.message)))?;
+    let shocked = drill::apply(
+        &base,
+        &a.surges,
+        &examcap_solver::validate::derived_name(&base.name, "+reschedule"),
+    )
+    .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.message)))?;
     let freeze = a.freeze as usize;
     if freeze > base.horizon_weeks {
         return Err(Failure::Input(format!(

@@ -22,6 +22,12 @@ pub enum StoreError {
     },
     #[error("storage: cannot encode a record: {0}")]
     Encode(serde_json::Error),
+    /// Another process holds the database (sled locks it exclusively).
+    #[error(
+        "storage: {0} is in use by another process (an `examcap serve` on it?): \
+         stop that process or use another directory"
+    )]
+    Locked(String),
 }
 
 /// Where a drill scenario came from.
@@ -217,10 +223,10 @@ impl SledStore {
             // lock error itself is formatted into it), so the text is the
             // one thing there is to match; the unit test below pins it.
             match sled::open(dir) {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && start.elapsed() < LOCK_WAIT =>
-                {
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if start.elapsed() >= LOCK_WAIT {
+                        return Err(StoreError::Locked(dir.display().to_string()));
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 other => break other?,
@@ -453,6 +459,10 @@ mod tests {
         let start = std::time::Instant::now();
         let err = SledStore::open(dir.path()).err().expect("the lock is held");
         assert!(start.elapsed() >= LOCK_WAIT);
-        assert!(err.to_string().contains("could not acquire lock"), "{err}");
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
     }
 }

@@ -1027,6 +1027,9 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
     let mut bad = tiny_proto();
     bad.demand[0].exam = "NOPE".into();
     bad.demand[0].weekly[2] = f64::NAN;
+    // Names are bounded in the structured form as in JSON: a 1 MB name
+    // used to be stored and then outgrow every list that carried it.
+    bad.name = "n".repeat(1 << 20);
     let e = s
         .put_scenario(req(
             proto::PutScenarioRequest {
@@ -1050,6 +1053,7 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
         fields.contains(&"demand[0].weekly[2]".to_string()),
         "{fields:?}"
     );
+    assert!(fields.contains(&"name".to_string()), "{fields:?}");
 
     for r in [
         proto::PutScenarioRequest::default(),

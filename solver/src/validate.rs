@@ -34,6 +34,21 @@ pub const MAX_REPORTED_ERRORS: usize = 20;
 /// (598k) peaks under 1 GiB, so this stays well inside a 24 GiB machine.
 pub const MAX_MODEL_VARIABLES: u64 = 4_000_000;
 
+/// Longest id (exam, location, region, pool) and resource kind, in characters.
+pub const MAX_ID_CHARS: usize = 64;
+/// Longest name (the scenario's, an exam's, a location's, a region's), in
+/// characters. Names travel in every plan, list and report: unbounded, two
+/// stored scenarios with 15 MiB names made `ListScenarios` too large to
+/// answer for good.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// `base` with `suffix` appended, `base` cut so the result stays within
+/// [`MAX_NAME_CHARS`] (a drill or re-plan names its scenario this way).
+pub fn derived_name(base: &str, suffix: &str) -> String {
+    let keep = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+    base.chars().take(keep).chain(suffix.chars()).collect()
+}
+
 /// Largest magnitude of any number, integers (week indices) included.
 pub const MAX_VALUE: f64 = 1e9;
 const MAX_INT: i64 = 1_000_000_000;
@@ -163,6 +178,50 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
         .flat_map(|l| &l.resources)
         .map(|r| r.kind.as_str())
         .collect();
+
+    // Names and kinds: bounded, so every list and plan that carries them is.
+    let long = |e: &mut ValidationErrors, p: &Path, text: &str, max: usize| {
+        let n = text.chars().count();
+        if n > max {
+            e.push(p, format_args!("longer than {max} characters ({n})"));
+        }
+    };
+    long(&mut e, &root.key("name"), &s.name, MAX_NAME_CHARS);
+    for (i, x) in s.exams.iter().enumerate() {
+        long(
+            &mut e,
+            &root.key("exams").at(i).key("name"),
+            &x.name,
+            MAX_NAME_CHARS,
+        );
+        long(
+            &mut e,
+            &root.key("exams").at(i).key("resource"),
+            &x.resource,
+            MAX_ID_CHARS,
+        );
+    }
+    let locations = root.key("locations");
+    for (i, l) in s.locations.iter().enumerate() {
+        let p = locations.at(i);
+        long(&mut e, &p.key("name"), &l.name, MAX_NAME_CHARS);
+        for (j, r) in l.resources.iter().enumerate() {
+            long(
+                &mut e,
+                &p.key("resources").at(j).key("kind"),
+                &r.kind,
+                MAX_ID_CHARS,
+            );
+        }
+    }
+    for (i, r) in s.regions.iter().enumerate() {
+        long(
+            &mut e,
+            &root.key("regions").at(i).key("name"),
+            &r.name,
+            MAX_NAME_CHARS,
+        );
+    }
 
     let exams = root.key("exams");
     not_empty(&mut e, &exams, s.exams.is_empty());
@@ -851,6 +910,14 @@ fn check_id(
     let p = item.key("id");
     if id.is_empty() {
         e.push(&p, "must not be empty");
+    } else if id.chars().count() > MAX_ID_CHARS {
+        e.push(
+            &p,
+            format_args!(
+                "longer than {MAX_ID_CHARS} characters ({})",
+                id.chars().count()
+            ),
+        );
     } else if !is_id(id) {
         e.push(
             &p,
@@ -1582,5 +1649,26 @@ mod tests {
         assert_eq!(s.demand[0].weekly.len(), 26);
         assert_eq!(s.locations[0].unavailable[0].factor, 0.0);
         assert_eq!(parse_scenario(&serde_json::to_vec(&s).unwrap()).unwrap(), s);
+    }
+
+    #[test]
+    fn names_ids_and_kinds_are_bounded() {
+        let mut v = valid();
+        v["name"] = json!("n".repeat(MAX_NAME_CHARS + 1));
+        v["exams"][0]["id"] = json!("E".repeat(MAX_ID_CHARS + 1));
+        v["locations"][0]["name"] = json!("é".repeat(MAX_NAME_CHARS + 1));
+        let err = parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        let paths: Vec<&str> = err.errors.iter().map(|f| f.path.as_str()).collect();
+        for p in ["name", "exams[0].id", "locations[0].name"] {
+            assert!(paths.contains(&p), "{p} not in {paths:?}");
+        }
+        // Exactly at the limits (in characters, not bytes) is fine.
+        let mut v = valid();
+        v["name"] = json!("é".repeat(MAX_NAME_CHARS));
+        parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let d = derived_name(&"b".repeat(MAX_NAME_CHARS), "+drill");
+        assert_eq!(d.chars().count(), MAX_NAME_CHARS);
+        assert!(d.ends_with("+drill"));
+        assert_eq!(derived_name("tiny", "+drill"), "tiny+drill");
     }
 }
