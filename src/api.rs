@@ -1047,6 +1047,11 @@ impl proto::plan_service_server::PlanService for Api {
     ) -> Result<Response<proto::ListPlansResponse>, Status> {
         self.check(&req, Rpc::ListPlans)?;
         let scenario = req.into_inner().scenario_id;
+        // A mistyped id is NOT_FOUND, not an empty list that reads as
+        // "this scenario has no plans".
+        if !scenario.is_empty() {
+            self.scenario_record(&scenario).await?;
+        }
         let (plans, published) = self.db(|s| Ok((s.list_plans()?, s.published()?))).await?;
         let plans = plans
             .iter()

@@ -178,6 +178,25 @@ async fn put_solve_publish_get() {
         .into_inner();
     assert_eq!(list.plans.len(), 1);
     assert!(list.plans[0].published);
+    let of_scenario = |scenario_id: &str| {
+        req(
+            proto::ListPlansRequest {
+                scenario_id: scenario_id.into(),
+            },
+            PLANNER,
+        )
+    };
+    let mine = p
+        .list_plans(of_scenario(&put.scenario_id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.plans.len(), 1);
+    let e = p
+        .list_plans(of_scenario("no-such-scenario"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
     let scen = s
         .get_scenario(req(
             proto::GetScenarioRequest {
