@@ -155,10 +155,27 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
     }
     if !is_iso_week(&s.start_week) {
         let w = Quoted(&s.start_week);
-        e.push(
-            &root.key("start_week"),
-            format_args!("must be an existing ISO week YYYY-Www, got {w}"),
-        );
+        // Well formed but past the year's last ISO week (2021-W53, say).
+        let weeks_of = |y: &str| {
+            let y: i32 = y.parse().ok()?;
+            let dec28 = chrono::NaiveDate::from_ymd_opt(y, 12, 28)?;
+            Some((y, chrono::Datelike::iso_week(&dec28).week()))
+        };
+        let short_year = s
+            .start_week
+            .split_once("-W")
+            .filter(|(y, w)| y.len() == 4 && w.len() == 2 && w.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(y, _)| weeks_of(y));
+        match short_year {
+            Some((year, n)) if s.start_week.ends_with("-W53") && n == 52 => e.push(
+                &root.key("start_week"),
+                format_args!("{year} has 52 ISO weeks, so no {w}"),
+            ),
+            _ => e.push(
+                &root.key("start_week"),
+                format_args!("must be an existing ISO week YYYY-Www, got {w}"),
+            ),
+        }
     }
     let horizon = s.horizon_weeks;
     let horizon = (1..=MAX_HORIZON_WEEKS as usize)
@@ -1090,9 +1107,7 @@ mod tests {
 
     #[test]
     fn start_week_must_exist() {
-        for bad in [
-            "2026-W54", "2021-W53", "2026-14", "2026-W1", "+202-W14", "2026-W+1", "",
-        ] {
+        for bad in ["2026-W54", "2026-14", "2026-W1", "+202-W14", "2026-W+1", ""] {
             let mut v = valid();
             v["start_week"] = json!(bad);
             rejects(v, "start_week", "must be an existing ISO week");
@@ -1670,5 +1685,22 @@ mod tests {
         assert_eq!(d.chars().count(), MAX_NAME_CHARS);
         assert!(d.ends_with("+drill"));
         assert_eq!(derived_name("tiny", "+drill"), "tiny+drill");
+    }
+
+    #[test]
+    fn a_53rd_week_of_a_52_week_year_says_so() {
+        let mut v = valid();
+        v["start_week"] = json!("2021-W53");
+        let err = parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(err.errors[0].path, "start_week");
+        assert!(
+            err.errors[0].message.contains("2021 has 52 ISO weeks"),
+            "{err}"
+        );
+        v["start_week"] = json!("2020-W53");
+        parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap();
+        v["start_week"] = json!("2021-W54");
+        let err = parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(err.errors[0].message.contains("existing ISO week"), "{err}");
     }
 }

@@ -632,14 +632,7 @@ fn deltas(h: &mut String, base: &Input, o: &Input) {
             ("p90", wa.p90, wb.p90),
             ("max", wa.max, wb.max),
         ] {
-            // A lower bound on either side makes the change a bound too.
-            let change = match (x, y) {
-                (Some(x), Some(y)) if x.at_least || y.at_least => {
-                    format!("≥ {}", signed((y.weeks - x.weeks) as f64, 0))
-                }
-                (Some(x), Some(y)) => signed((y.weeks - x.weeks) as f64, 0),
-                _ => String::new(),
-            };
+            let change = wait_change(x, y);
             let _ = writeln!(
                 h,
                 "<tr><td>{exam} {name} wait (weeks)</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -661,8 +654,45 @@ fn deltas(h: &mut String, base: &Input, o: &Input) {
     h.push_str("</table>\n");
 }
 
+/// The change of a wait percentile from `x` (base) to `y` (compared). A
+/// lower bound ("at least N weeks") on one side bounds the change: the
+/// other way for the base (the true base may be longer, so the change at
+/// most), this way for the compared plan. Two lower bounds say nothing.
+fn wait_change(x: Option<Percentile>, y: Option<Percentile>) -> String {
+    match (x, y) {
+        (Some(x), Some(y)) => {
+            let d = signed((y.weeks - x.weeks) as f64, 0);
+            match (x.at_least, y.at_least) {
+                (false, false) => d,
+                (true, false) => format!("≤ {d}"),
+                (false, true) => format!("≥ {d}"),
+                (true, true) => "?".into(),
+            }
+        }
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_wait_change_against_a_lower_bound_is_a_bound_or_unknown() {
+        let p = |weeks, at_least| Some(Percentile { weeks, at_least });
+        assert_eq!(wait_change(p(3, false), p(5, false)), signed(2.0, 0));
+        // Base "≥11", compared 8: the change is at most −3.
+        assert_eq!(
+            wait_change(p(11, true), p(8, false)),
+            format!("≤ {}", signed(-3.0, 0))
+        );
+        // Base 8, compared "≥11": at least +3.
+        assert_eq!(
+            wait_change(p(8, false), p(11, true)),
+            format!("≥ {}", signed(3.0, 0))
+        );
+        assert_eq!(wait_change(p(11, true), p(11, true)), "?");
+        assert_eq!(wait_change(None, p(1, false)), "");
+    }
+
     use super::*;
 
     #[test]
