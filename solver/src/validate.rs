@@ -196,55 +196,16 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
         .map(|r| r.kind.as_str())
         .collect();
 
-    // Names and kinds: bounded, so every list and plan that carries them is.
-    let long = |e: &mut ValidationErrors, p: &Path, text: &str, max: usize| {
-        let n = text.chars().count();
-        if n > max {
-            e.push(p, format_args!("longer than {max} characters ({n})"));
-        }
-    };
-    long(&mut e, &root.key("name"), &s.name, MAX_NAME_CHARS);
-    for (i, x) in s.exams.iter().enumerate() {
-        long(
-            &mut e,
-            &root.key("exams").at(i).key("name"),
-            &x.name,
-            MAX_NAME_CHARS,
-        );
-        long(
-            &mut e,
-            &root.key("exams").at(i).key("resource"),
-            &x.resource,
-            MAX_ID_CHARS,
-        );
-    }
-    let locations = root.key("locations");
-    for (i, l) in s.locations.iter().enumerate() {
-        let p = locations.at(i);
-        long(&mut e, &p.key("name"), &l.name, MAX_NAME_CHARS);
-        for (j, r) in l.resources.iter().enumerate() {
-            long(
-                &mut e,
-                &p.key("resources").at(j).key("kind"),
-                &r.kind,
-                MAX_ID_CHARS,
-            );
-        }
-    }
-    for (i, r) in s.regions.iter().enumerate() {
-        long(
-            &mut e,
-            &root.key("regions").at(i).key("name"),
-            &r.name,
-            MAX_NAME_CHARS,
-        );
-    }
+    // Names and kinds are bounded, so every list and plan that carries them is.
+    at_most(&mut e, &root.key("name"), &s.name, MAX_NAME_CHARS);
 
     let exams = root.key("exams");
     not_empty(&mut e, &exams, s.exams.is_empty());
     for (i, x) in s.exams.iter().enumerate() {
         let p = exams.at(i);
         check_id(&mut e, &exams, i, &x.id, &exam_ids);
+        at_most(&mut e, &p.key("name"), &x.name, MAX_NAME_CHARS);
+        at_most(&mut e, &p.key("resource"), &x.resource, MAX_ID_CHARS);
         if !kinds.contains(x.resource.as_str()) {
             let k = Quoted(&x.resource);
             e.push(
@@ -279,10 +240,12 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
     for (i, l) in s.locations.iter().enumerate() {
         let p = locations.at(i);
         check_id(&mut e, &locations, i, &l.id, &location_ids);
+        at_most(&mut e, &p.key("name"), &l.name, MAX_NAME_CHARS);
         let resources = p.key("resources");
         let mut seen = HashMap::new();
         for (j, r) in l.resources.iter().enumerate() {
             let q = resources.at(j);
+            at_most(&mut e, &q.key("kind"), &r.kind, MAX_ID_CHARS);
             let first = *seen.entry(r.kind.as_str()).or_insert(j);
             if first != j {
                 let k = Quoted(&r.kind);
@@ -321,6 +284,7 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
     for (i, r) in s.regions.iter().enumerate() {
         let p = regions.at(i);
         check_id(&mut e, &regions, i, &r.id, &region_ids);
+        at_most(&mut e, &p.key("name"), &r.name, MAX_NAME_CHARS);
         let options = p.key("options");
         not_empty(&mut e, &options, r.options.is_empty());
         let mut seen = HashMap::new();
@@ -916,6 +880,18 @@ fn first_index<'a, K: Hash + Eq>(keys: impl Iterator<Item = K> + 'a) -> HashMap<
     index
 }
 
+/// What is wrong with `text` if it is longer than `max` characters (not bytes).
+fn too_long(text: &str, max: usize) -> Option<String> {
+    let n = text.chars().count();
+    (n > max).then(|| format!("longer than {max} characters ({n})"))
+}
+
+fn at_most(e: &mut ValidationErrors, p: &Path, text: &str, max: usize) {
+    if let Some(m) = too_long(text, max) {
+        e.push(p, m);
+    }
+}
+
 fn check_id(
     e: &mut ValidationErrors,
     list: &Path,
@@ -927,14 +903,8 @@ fn check_id(
     let p = item.key("id");
     if id.is_empty() {
         e.push(&p, "must not be empty");
-    } else if id.chars().count() > MAX_ID_CHARS {
-        e.push(
-            &p,
-            format_args!(
-                "longer than {MAX_ID_CHARS} characters ({})",
-                id.chars().count()
-            ),
-        );
+    } else if let Some(m) = too_long(id, MAX_ID_CHARS) {
+        e.push(&p, m);
     } else if !is_id(id) {
         e.push(
             &p,
