@@ -57,6 +57,25 @@ impl Stream {
         self.backlog.iter().map(|&(_, c)| c).sum()
     }
 
+    /// B[t] at the end of each week t when `served[t]` are examined in it
+    /// (the flow row: B[t] = B[t−1] + d[t] − served[t]).
+    pub fn backlogs(&self, served: &[f64]) -> Vec<f64> {
+        let mut b = self.initial_backlog();
+        self.demand
+            .iter()
+            .zip(served)
+            .map(|(d, x)| {
+                b += d - x;
+                b
+            })
+            .collect()
+    }
+
+    /// c[r,l]: travel cost to location `l`; 0 where `l` is not an option.
+    pub fn travel(&self, l: usize) -> f64 {
+        self.options.iter().find(|o| o.0 == l).map_or(0.0, |o| o.1)
+    }
+
     /// Registrations in week τ (τ < 0 from the backlog, τ >= 0 from demand).
     pub fn registrations(&self, tau: i64) -> f64 {
         if tau >= 0 {

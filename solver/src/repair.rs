@@ -149,15 +149,7 @@ impl<'a> State<'a> {
             .streams
             .iter()
             .zip(&served)
-            .map(|(st, x)| {
-                let mut b = st.initial_backlog();
-                (0..inst.weeks)
-                    .map(|t| {
-                        b += st.demand[t] - x[t];
-                        b
-                    })
-                    .collect()
-            })
+            .map(|(st, x)| st.backlogs(x))
             .collect();
         State {
             inst,
@@ -224,13 +216,7 @@ impl<'a> State<'a> {
             .filter(|c| c.t >= freeze && movable[c.stream])
             .copied()
             .collect();
-        let travel = |c: &Cell| {
-            inst.streams[c.stream]
-                .options
-                .iter()
-                .find(|o| o.0 == c.l)
-                .map_or(0.0, |o| o.1)
-        };
+        let travel = |c: &Cell| inst.streams[c.stream].travel(c.l);
         cells.sort_by(|a, b| travel(b).total_cmp(&travel(a)).then(a.cmp(b)));
         for &c in &cells {
             // One step per cell, so a cell's size never sets the repair's

@@ -96,27 +96,19 @@ pub fn evaluate(inst: &Instance, alloc: &Allocation) -> Evaluation {
     let mut ev = Evaluation::default();
     for (si, st) in inst.streams.iter().enumerate() {
         let e = st.exam;
-        let mut b = st.initial_backlog();
-        let mut bs = Vec::with_capacity(inst.weeks);
+        let bs = st.backlogs(&served[si]);
         let mut ss = Vec::with_capacity(inst.weeks);
-        for (t, (&d, &x)) in st.demand.iter().zip(&served[si]).enumerate() {
-            b += d - x;
+        for (t, &b) in bs.iter().enumerate() {
             let s = (b - st.window(t, inst.target[e])).max(0.0);
             ev.violation += inst.priority[e] * s;
             ev.waiting_cost += inst.waiting_weight * b;
-            bs.push(b);
             ss.push(s);
         }
         ev.backlog.push(bs);
         ev.over_target.push(ss);
     }
     for (c, &v) in &alloc.x {
-        let travel = inst.streams[c.stream]
-            .options
-            .iter()
-            .find(|o| o.0 == c.l)
-            .map_or(0.0, |o| o.1);
-        ev.travel_cost += travel * v;
+        ev.travel_cost += inst.streams[c.stream].travel(c.l) * v;
     }
     for (&(l, k, _), &y) in &alloc.extra_seats {
         ev.extra_seat_cost += inst.capacity[l][k].map_or(0.0, |c| c.price) * y;
@@ -266,16 +258,8 @@ pub fn round_pinned(
     let mut backlog: Vec<Vec<f64>> = inst
         .streams
         .iter()
-        .enumerate()
-        .map(|(si, st)| {
-            let mut b = st.initial_backlog();
-            (0..inst.weeks)
-                .map(|t| {
-                    b += st.demand[t] - served[si][t];
-                    b
-                })
-                .collect()
-        })
+        .zip(&served)
+        .map(|(st, x)| st.backlogs(x))
         .collect();
     let mut candidates: Vec<Cell> =
         lp.x.keys()
@@ -332,7 +316,7 @@ pub fn round_pinned(
                 .any(|t| backlog[c.stream][t] - st.window(t, inst.target[e]) > EPS);
             let price = unbought_seats * inst.capacity[c.l][seat.1].map_or(0.0, |k| k.price)
                 + pool.map_or(0.0, |p| unbought_raters * inst.pool_capacity[p.0].price);
-            let travel = st.options.iter().find(|o| o.0 == c.l).map_or(0.0, |o| o.1);
+            let travel = st.travel(c.l);
             let waiting_saved = inst.waiting_weight * (inst.weeks - c.t) as f64;
             over_target || price + travel < waiting_saved
         };
@@ -454,8 +438,9 @@ struct Shift {
 /// grow and neither does C + σ·Σ|x − x_published| (the model's stage-2
 /// objective; "moved" counts per region, location, week and exam, as σ
 /// does), or if V falls; and never if it lengthens the diff a planner
-/// reads (candidates per location, week and exam). Every shift brings its cells one candidate closer to
-/// `published`, so Σ|x − p| falls every step and the pass ends. Capacity
+/// reads (candidates per location, week and exam). Every shift brings its
+/// cells one candidate closer to `published`, so Σ|x − p| falls every step
+/// and the pass ends. Capacity
 /// is never exceeded: a cell may use its regular and extra minutes, the
 /// extra priced in C. Pinned (stream, week) pairs are never touched.
 /// `published` is keyed by (stream, location, week); a missing key is 0.
@@ -495,18 +480,10 @@ pub fn restore_published(
             })
             .map(|(&(s, _, _), _)| s),
     );
-    let mut backlogs: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for &s in &streams {
-        let st = &inst.streams[s];
-        let mut b = st.initial_backlog();
-        let bs = (0..inst.weeks)
-            .map(|t| {
-                b += st.demand[t] - served[s][t];
-                b
-            })
-            .collect();
-        backlogs.insert(s, bs);
-    }
+    let mut backlogs: BTreeMap<usize, Vec<f64>> = streams
+        .iter()
+        .map(|&s| (s, inst.streams[s].backlogs(&served[s])))
+        .collect();
     let windows: BTreeMap<usize, Vec<f64>> = streams
         .iter()
         .map(|&s| {
@@ -526,7 +503,6 @@ pub fn restore_published(
                 k: inst.exam_kind[e],
                 pool: inst.exam_pool[e],
             };
-            let travel = |l: usize| st.options.iter().find(|o| o.0 == l).map_or(0.0, |o| o.1);
             let backlog = backlogs.get_mut(&s).expect("stream has a backlog");
             loop {
                 let x_of = |l: usize, t: usize| {
@@ -571,7 +547,7 @@ pub fn restore_published(
                         backlog,
                         &windows[&s],
                         inst.priority[e],
-                        &travel,
+                        st,
                         (&seats_used, &raters_used),
                         sh,
                     ) else {
@@ -689,13 +665,7 @@ fn best_swap(
     windows: &BTreeMap<usize, Vec<f64>>,
     sigma: f64,
 ) -> Option<(usize, usize)> {
-    let travel = |s: usize| {
-        inst.streams[s]
-            .options
-            .iter()
-            .find(|o| o.0 == l)
-            .map_or(0.0, |o| o.1)
-    };
+    let travel = |s: usize| inst.streams[s].travel(l);
     let span_out = (t, inst.weeks, 1.0);
     let span_in = (t, inst.weeks, -1.0);
     let mut best: Option<(f64, f64, usize, usize)> = None;
@@ -759,7 +729,7 @@ fn shift_effect(
     backlog: &[f64],
     window: &[f64],
     priority: f64,
-    travel: &dyn Fn(usize) -> f64,
+    st: &crate::model::Stream,
     (seats_used, raters_used): (&SeatUse, &RaterUse),
     sh: Shift,
 ) -> Option<(f64, f64)> {
@@ -775,7 +745,7 @@ fn shift_effect(
     let mut rater_delta: Vec<((usize, usize), f64)> = Vec::new();
     for (cell, n) in [(sh.from, -1.0), (sh.to, 1.0)] {
         let Some((l, t)) = cell else { continue };
-        dc += n * travel(l);
+        dc += n * st.travel(l);
         if m > 0.0 {
             seat_delta.push(((l, k, t), n * m));
         }
