@@ -62,10 +62,26 @@ fn base() -> Scenario {
 
 /// Exam A's demand ×1.6 in weeks 2–4, both regions.
 fn surge(sc: &Scenario) -> Scenario {
+    scaled(sc, Some("A"), 2..=4, 1.6)
+}
+
+/// `sc` with the demand of `exam` (every exam if `None`) times `factor` in
+/// `weeks` (clipped to the horizon), every region.
+fn scaled(
+    sc: &Scenario,
+    exam: Option<&str>,
+    weeks: std::ops::RangeInclusive<usize>,
+    factor: f64,
+) -> Scenario {
     let mut s = sc.clone();
-    for d in s.demand.iter_mut().filter(|d| d.exam == "A") {
-        for w in &mut d.weekly[2..=4] {
-            *w *= 1.6;
+    for d in s
+        .demand
+        .iter_mut()
+        .filter(|d| exam.is_none_or(|e| d.exam == e))
+    {
+        let to = (*weeks.end()).min(d.weekly.len() - 1);
+        for w in &mut d.weekly[*weeks.start()..=to] {
+            *w *= factor;
         }
     }
     s
@@ -382,12 +398,7 @@ fn repair_moves_candidates_off_a_closed_location_and_a_demand_drop() {
         .iter()
         .all(|a| !(a.location == "L0" && (3..=4).contains(&a.week))));
 
-    let mut drop = sc.clone();
-    for d in drop.demand.iter_mut().filter(|d| d.exam == "A") {
-        for w in &mut d.weekly[2..] {
-            *w *= 0.3;
-        }
-    }
+    let drop = scaled(&sc, Some("A"), 2..=usize::MAX, 0.3);
     let (rep, _) = check_repair(&sc, &drop, 2);
     assert!(
         rep.removed > 0,
@@ -576,12 +587,7 @@ fn a_surge_inside_the_freeze_keeps_the_frozen_weeks_in_the_integral_replan() {
     // must not be slipped into a frozen week's spare seats by rounding.
     let sc = base();
     let pubd = published(&sc);
-    let mut early = sc.clone();
-    for d in early.demand.iter_mut() {
-        for w in &mut d.weekly[0..=2] {
-            *w *= 1.6;
-        }
-    }
+    let early = scaled(&sc, None, 0..=2, 1.6);
     let touched = touched_exams(&sc, &early);
     for sigma in [0.0, 1.0] {
         let re = replan(&early, &pubd, &touched, 3, sigma, &opts()).expect("replan");
@@ -695,12 +701,7 @@ fn an_exam_of_the_block_beyond_one_step_keeps_its_published_allocation() {
 fn the_stage2_slack_of_a_replan_counts_the_fixed_exams() {
     let sc = parse_scenario(include_bytes!("fixtures/replan_slack.json")).expect("valid");
     let pubd = published(&sc);
-    let mut shocked = sc.clone();
-    for d in shocked.demand.iter_mut().filter(|d| d.exam == "E1") {
-        for w in &mut d.weekly[0..=1] {
-            *w *= 1.6;
-        }
-    }
+    let shocked = scaled(&sc, Some("E1"), 0..=1, 1.6);
     let touched = touched_exams(&sc, &shocked);
     assert_eq!(touched, set(&["E1"]));
     check_against_reference(&shocked, &pubd, &touched, 0);
@@ -715,10 +716,7 @@ fn the_stage2_slack_of_a_replan_counts_the_fixed_exams() {
 fn a_stable_replan_gives_back_a_swap_between_regions_that_buys_nothing() {
     let sc = parse_scenario(include_bytes!("fixtures/replan_swap.json")).expect("valid");
     let pubd = published(&sc);
-    let mut shocked = sc.clone();
-    for d in shocked.demand.iter_mut().filter(|d| d.exam == "E1") {
-        d.weekly[5] *= 0.5;
-    }
+    let shocked = scaled(&sc, Some("E1"), 5..=5, 0.5);
     let touched = touched_exams(&sc, &shocked);
     let free = replan(&shocked, &pubd, &touched, 0, 0.0, &opts()).expect("σ = 0");
     let stable = replan(&shocked, &pubd, &touched, 0, 0.1, &opts()).expect("σ = 0.1");
