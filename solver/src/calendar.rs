@@ -248,6 +248,21 @@ pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<Na
         .collect()
 }
 
+/// The holidays, with their names, on Monday to Friday of week `week`
+/// (0-based from `start_monday`).
+fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
+    let Some(monday) = start_monday.checked_add_days(Days::new(7 * week as u64)) else {
+        return Vec::new();
+    };
+    // A week may run into the next year (Monday 29 December).
+    dutch_holidays(monday.year())
+        .into_iter()
+        .chain(dutch_holidays(monday.year() + 1))
+        .filter(|(d, _)| *d >= monday && (*d - monday).num_days() < 5)
+        .map(|(d, n)| (d, n.to_string()))
+        .collect()
+}
+
 /// The session calendar of `plan` (solved from `scenario`): see the module
 /// documentation for the rules.
 pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
@@ -267,6 +282,8 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
         .map(|x| (x.location.as_str(), x.kind.as_str(), x.week))
         .collect();
     let mut out = CalendarResult::default();
+    // (location, week) with sessions: where a crowded week would show.
+    let mut busy: BTreeSet<(&str, usize)> = BTreeSet::new();
     for ((location, week, idx, exam_id), n) in cells {
         if n == 0 {
             continue;
@@ -291,6 +308,7 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             out.unplaced.push(unplaced);
             continue;
         }
+        busy.insert((location, week));
         for (i, (date, block)) in slots.iter().enumerate() {
             let c = spread(n, slots.len(), i);
             if c > 0 {
@@ -306,34 +324,22 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             }
         }
     }
-    // Holiday weeks the scenario's capacity does not account for.
+    // Holiday weeks the scenario's capacity does not account for. A week's
+    // closed weekdays are the same at every location: found once per week.
     if let Some(start) = start {
-        let weeks: BTreeSet<(&str, usize)> = out
-            .sessions
-            .iter()
-            .filter_map(|s| {
-                let week = (s.date - start).num_days().div_euclid(7);
-                Some((s.location.as_str(), usize::try_from(week).ok()?))
-            })
-            .collect();
+        let mut closed_in: BTreeMap<usize, Vec<(NaiveDate, String)>> = BTreeMap::new();
         for loc in &scenario.locations {
-            for &(_, week) in weeks.range((loc.id.as_str(), 0)..=(loc.id.as_str(), usize::MAX)) {
-                let Some(monday) = start.checked_add_days(Days::new(7 * week as u64)) else {
-                    continue;
-                };
-                let closed: Vec<(NaiveDate, String)> = dutch_holidays(monday.year())
-                    .into_iter()
-                    .chain(dutch_holidays(monday.year() + 1))
-                    .filter(|(d, _)| *d >= monday && (*d - monday).num_days() < 5)
-                    .map(|(d, n)| (d, n.to_string()))
-                    .collect();
+            for &(_, week) in busy.range((loc.id.as_str(), 0)..=(loc.id.as_str(), usize::MAX)) {
+                let closed = closed_in
+                    .entry(week)
+                    .or_insert_with(|| closed_weekdays(start, week));
                 let factor = availability(&loc.unavailable, week);
                 let open_share = (5 - closed.len()) as f64 / 5.0;
                 if !closed.is_empty() && factor > open_share + 1e-9 {
                     out.crowded.push(Crowded {
                         location: loc.id.clone(),
                         week,
-                        closed,
+                        closed: closed.clone(),
                         factor,
                         open_share,
                     });
