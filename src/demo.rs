@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use examcap::api::shock_proto;
 use examcap::auth::{Role, Token};
 use examcap::client::MAX_MESSAGE;
@@ -88,19 +88,12 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
         ],
         ..Config::default()
     };
-    // The server opens the store only once it runs, after this binds its
-    // port: a store held by another process would then show up as a reset
-    // connection. Opening it here first says what is wrong.
-    drop(
-        examcap::store::SledStore::open(&config.data_dir)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
-    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding 127.0.0.1")?;
     let addr = listener.local_addr().context("local address")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(examcap::server::run(listener, config, async {
+    let mut server = tokio::spawn(examcap::server::run(listener, config, async {
         let _ = stop_rx.await;
     }));
     let log = |s: String| {
@@ -126,7 +119,7 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
     let mut drills = DrillServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
 
     // 1. Upload.
-    let put = scenarios
+    let put = match scenarios
         .put_scenario(authed(
             PutScenarioRequest {
                 scenario_json,
@@ -135,8 +128,19 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
             &planner,
         )?)
         .await
-        .context("PutScenario")?
-        .into_inner();
+    {
+        Ok(put) => put.into_inner(),
+        // The server opens the store after this bound its port: one that
+        // could not (a store another process holds) ends its task, which
+        // the client sees only as a reset connection. Its error says why.
+        Err(status) => {
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), &mut server).await
+            {
+                bail!("server: {e}");
+            }
+            return Err(anyhow::Error::new(status).context("PutScenario"));
+        }
+    };
     log(format!("PutScenario → {}", put.scenario_id));
 
     // 2. Solve, streaming progress.

@@ -721,6 +721,30 @@ fn calendar_rejects_bad_options() {
     assert!(stderr(&o).contains("plan@9"), "{}", stderr(&o));
 }
 
+/// A store another process holds (a running server) is said as such by
+/// the demo and by `backlog export`, not as a reset connection (demo) or a
+/// raw lock error with exit 1 (backlog).
+#[test]
+fn a_store_in_use_is_named_by_the_demo_and_the_backlog_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let _held = examcap::store::SledStore::open(&store).expect("store opens");
+    let o = run(&["demo", "--data-dir", arg(dir.path()), "--quiet"]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("in use by another process"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["backlog", "export", "--data-dir", arg(&store)]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("in use by another process"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn backlog_export_needs_an_existing_store_and_creates_none() {
     let dir = tempfile::tempdir().unwrap();
