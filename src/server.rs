@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
@@ -161,11 +162,20 @@ pub async fn run(
     let max = config.max_message_bytes;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ScenarioServiceServer<Api>>().await;
-    health.set_serving::<PlanServiceServer<Api>>().await;
-    health.set_serving::<DrillServiceServer<Api>>().await;
-    health.set_serving::<RegistrationServiceServer<Api>>().await;
-    health.set_serving::<RescheduleServiceServer<Api>>().await;
+    // The overall status "" (what a plain probe asks) and each service's.
+    let services = [
+        "",
+        <ScenarioServiceServer<Api> as NamedService>::NAME,
+        <PlanServiceServer<Api> as NamedService>::NAME,
+        <DrillServiceServer<Api> as NamedService>::NAME,
+        <RegistrationServiceServer<Api> as NamedService>::NAME,
+        <RescheduleServiceServer<Api> as NamedService>::NAME,
+    ];
+    for name in services {
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -208,18 +218,11 @@ pub async fn run(
     let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
         shutdown.await;
         // Load balancers and probes see the drain before the port closes.
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        health.set_not_serving::<ScenarioServiceServer<Api>>().await;
-        health.set_not_serving::<PlanServiceServer<Api>>().await;
-        health.set_not_serving::<DrillServiceServer<Api>>().await;
-        health
-            .set_not_serving::<RescheduleServiceServer<Api>>()
-            .await;
-        health
-            .set_not_serving::<RegistrationServiceServer<Api>>()
-            .await;
+        for name in services {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
         let _ = draining.send(());
     });
     // Calls in flight get `shutdown_grace_seconds` to finish; a stream that
