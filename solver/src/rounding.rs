@@ -19,6 +19,11 @@
 //! 4. fill: slack that remains in a cell (within what the LP bought) goes to
 //!    any stream still waiting that can use the location, highest priority
 //!    and longest queue first.
+//! 5. over target: a candidate whom flooring left waiting beyond target is
+//!    seated with the regular or extra minutes that remain (up to the whole
+//!    extra capacity), most over-target weeks removed first: fractions of
+//!    candidates at several locations add up to whole candidates the LP
+//!    served in time, and V comes before cost.
 //!
 //! The plan then buys only the extra it uses, max(0, use − regular), never
 //! more than the extra capacity.
@@ -389,9 +394,194 @@ pub fn round_pinned(
             }
         }
     }
+    // 5. Over target: a candidate who would wait beyond target is seated
+    // with extra minutes the LP did not buy, where capacity remains.
+    serve_over_target(
+        inst,
+        &mut int,
+        &mut seats_used,
+        &mut raters_used,
+        &mut backlog,
+        pinned,
+    );
     int.x.retain(|_, v| *v > 0.0);
     buy_used(inst, &mut int);
     int
+}
+
+/// Pass 5 of [`round_pinned`]: rounding to whole candidates leaves seat
+/// and rater minutes unused in cells where the LP used a fraction of a
+/// candidate's minutes, so a few candidates a week end up waiting beyond
+/// target that the LP served in time. The model never trades a waiting
+/// target for money, so such a candidate is seated in the week wherever a
+/// location of theirs still has regular or extra minutes (up to the whole
+/// extra capacity, bought at its price) and the pool has raters. If an
+/// earlier pass already seated that candidate in a later week u, the seat
+/// moves up from u (freeing it there) and only the weeks before u gain.
+/// Week by week, the seat that removes the most priority-weighted
+/// over-target weeks goes first, then the cheapest (extra minutes and
+/// travel). A seat that removes no over-target week is never bought here,
+/// and no backlog goes below 0.
+fn serve_over_target(
+    inst: &Instance,
+    int: &mut Allocation,
+    seats_used: &mut SeatUse,
+    raters_used: &mut RaterUse,
+    backlog: &mut [Vec<f64>],
+    pinned: &dyn Fn(usize, usize) -> bool,
+) {
+    let windows: Vec<Vec<f64>> = inst
+        .streams
+        .iter()
+        .map(|st| {
+            (0..inst.weeks)
+                .map(|t| st.window(t, inst.target[st.exam]))
+                .collect()
+        })
+        .collect();
+    for t in 0..inst.weeks {
+        let mut gains: Vec<Advance> = (0..inst.streams.len())
+            .filter(|&si| !pinned(si, t))
+            .filter_map(|si| advance(inst, int, backlog, &windows, pinned, si, t))
+            .collect();
+        loop {
+            // The best (gain, then price) seat over all streams that gain.
+            let mut best: Option<(f64, f64, Advance, usize)> = None;
+            for adv in &gains {
+                let st = &inst.streams[adv.stream];
+                let e = st.exam;
+                let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);
+                let k = inst.exam_kind[e];
+                let rater_price = match inst.exam_pool[e] {
+                    Some(q) if a > 0.0 => {
+                        let (cap, xcap) = inst.rater_capacity(q, t);
+                        let used = raters_used.get(&(q, t)).copied().unwrap_or(0.0);
+                        if used + a > cap + xcap + EPS {
+                            continue;
+                        }
+                        (used + a - cap).clamp(0.0, a) * inst.pool_capacity[q].price
+                    }
+                    _ => 0.0,
+                };
+                for &(l, travel) in &st.options {
+                    let seat_price = if m > 0.0 {
+                        let (cap, xcap) = inst.seat_capacity(l, k, t);
+                        let used = seats_used.get(&(l, k, t)).copied().unwrap_or(0.0);
+                        if used + m > cap + xcap + EPS {
+                            continue;
+                        }
+                        (used + m - cap).clamp(0.0, m)
+                            * inst.capacity[l][k].map_or(0.0, |c| c.price)
+                    } else {
+                        0.0
+                    };
+                    let price = seat_price + rater_price + travel;
+                    let g = adv.gain;
+                    let better = best.as_ref().is_none_or(|&(bg, bp, _, _)| {
+                        g > bg + EPS || (g > bg - EPS && price < bp - EPS)
+                    });
+                    if better {
+                        best = Some((g, price, *adv, l));
+                    }
+                }
+            }
+            let Some((_, _, adv, l)) = best else { break };
+            let si = adv.stream;
+            let end = adv.from.map_or(inst.weeks, |c| c.t);
+            let seat = Cell { stream: si, t, l };
+            move_seat(inst, int, seats_used, raters_used, seat, 1.0);
+            if let Some(c) = adv.from {
+                move_seat(inst, int, seats_used, raters_used, c, -1.0);
+            }
+            for b in &mut backlog[si][t..end] {
+                *b -= 1.0;
+            }
+            gains.retain(|g| g.stream != si);
+            gains.extend(advance(inst, int, backlog, &windows, pinned, si, t));
+        }
+    }
+}
+
+/// One more exam for a stream in some week (pass 5 of [`round_pinned`]):
+/// the over-target weeks it removes, and the later seat it moves up from,
+/// if the stream has no candidate waiting through the horizon.
+#[derive(Debug, Clone, Copy)]
+struct Advance {
+    stream: usize,
+    gain: f64,
+    from: Option<Cell>,
+}
+
+/// The [`Advance`] of stream `si` in week `t`, if it removes any
+/// over-target week. Without a candidate waiting in every week from `t`
+/// on, the candidate comes from the stream's latest unpinned seat at or
+/// before the first week its backlog drops below one.
+fn advance(
+    inst: &Instance,
+    int: &Allocation,
+    backlog: &[Vec<f64>],
+    windows: &[Vec<f64>],
+    pinned: &dyn Fn(usize, usize) -> bool,
+    si: usize,
+    t: usize,
+) -> Option<Advance> {
+    let b = &backlog[si];
+    let from = match (t..inst.weeks).find(|&u| b[u] < 1.0 - EPS) {
+        None => None,
+        Some(dry) => {
+            let cells = int.x.range(
+                Cell {
+                    stream: si,
+                    t: t + 1,
+                    l: 0,
+                }..Cell {
+                    stream: si,
+                    t: dry + 1,
+                    l: 0,
+                },
+            );
+            let seat = cells
+                .filter(|(c, &v)| v >= 1.0 - EPS && !pinned(si, c.t))
+                .map(|(c, _)| *c)
+                .max_by(|a, b| {
+                    a.t.cmp(&b.t).then(
+                        inst.streams[si]
+                            .travel(a.l)
+                            .total_cmp(&inst.streams[si].travel(b.l)),
+                    )
+                });
+            Some(seat?)
+        }
+    };
+    let end = from.map_or(inst.weeks, |c| c.t);
+    let weeks: f64 = (t..end)
+        .map(|u| (b[u] - windows[si][u]).clamp(0.0, 1.0))
+        .sum();
+    let gain = inst.priority[inst.streams[si].exam] * weeks;
+    (gain > EPS).then_some(Advance {
+        stream: si,
+        gain,
+        from,
+    })
+}
+
+/// Adds `n` (±1) exams to `cell`, keeping the usage maps in step.
+fn move_seat(
+    inst: &Instance,
+    int: &mut Allocation,
+    seats_used: &mut SeatUse,
+    raters_used: &mut RaterUse,
+    c: Cell,
+    n: f64,
+) {
+    let e = inst.streams[c.stream].exam;
+    *int.x.entry(c).or_insert(0.0) += n;
+    *seats_used
+        .entry((c.l, inst.exam_kind[e], c.t))
+        .or_insert(0.0) += n * inst.seat_minutes[e];
+    if let Some(q) = inst.exam_pool[e] {
+        *raters_used.entry((q, c.t)).or_insert(0.0) += n * inst.rating_minutes[e];
+    }
 }
 
 /// Sets the plan's extra capacity to what its x uses: max(0, use − regular)

@@ -284,6 +284,75 @@ fn rounding_buys_no_extra_minute_that_does_not_pay() {
     );
 }
 
+/// Three locations with 80 regular minutes a week each (one and a third
+/// 60-minute candidates) and 40 extra at 1/min; 4 candidates registered in
+/// week −1, horizon 2, no demand, travel 0, w = 1.
+///
+/// LP: the 240 regular minutes of week 0 seat all 4 (4/3 per location, the
+/// only way without extra), so V* = 0 and C = 0. Flooring seats 1 per
+/// location; the fourth candidate's third at each location cannot be
+/// gathered in regular minutes (20 left at each), so an earlier pass seats
+/// them in week 1. With W = 1 that candidate is over target at the end of
+/// week 0 (window(0) = registrations of week 0 = 0): V = 1, C = 1 of
+/// waiting. Buying 40 extra minutes at one location seats them in week 0
+/// instead: V = 0, C = 40.
+fn floored_thirds(target: i64) -> serde_json::Value {
+    let loc = |id: &str| {
+        json!({"id": id, "name": id, "resources": [{"kind": "seat", "weekly_minutes": 80,
+               "extra_weekly_minutes": 40, "extra_cost_per_minute": 1}]})
+    };
+    let opt = |id: &str| json!({"location": id, "travel_cost": 0});
+    json!({
+        "format": "examcap/scenario@1", "name": "thirds", "start_week": "2026-W14",
+        "horizon_weeks": 2,
+        "exams": [{"id": "E", "name": "E", "resource": "seat", "seat_minutes": 60,
+                   "target_wait_weeks": target}],
+        "locations": [loc("A"), loc("B"), loc("C")],
+        "regions": [{"id": "R", "name": "R", "options": [opt("A"), opt("B"), opt("C")]}],
+        "demand": [{"region": "R", "exam": "E", "weekly": [0, 0]}],
+        "backlog": [{"region": "R", "exam": "E", "registered_week": -1, "candidates": 4}]
+    })
+}
+
+fn seated_in_week(plan: &Plan, t: usize) -> u64 {
+    plan.allocation
+        .iter()
+        .filter(|a| a.week == t)
+        .map(|a| a.candidates)
+        .sum()
+}
+
+#[test]
+fn rounding_buys_extra_minutes_for_a_candidate_flooring_left_over_target() {
+    let plan = assert_values(&scenario(floored_thirds(1)), 0.0, 0.0);
+    assert_eq!(plan.lp.extra_seat_cost, 0.0);
+    assert_eq!(plan.rounded.violation, 0.0, "{:?}", plan.allocation);
+    assert_eq!((seated_in_week(&plan, 0), seated_in_week(&plan, 1)), (4, 0));
+    let bought: Vec<(usize, f64, f64)> = plan
+        .extra_seats
+        .iter()
+        .filter(|x| x.minutes > 0.0)
+        .map(|x| (x.week, x.lp_minutes, x.minutes))
+        .collect();
+    assert_eq!(bought, vec![(0, 0.0, 40.0)], "{:?}", plan.extra_seats);
+    assert!(close(plan.rounded.cost, 40.0), "{:?}", plan.rounded);
+}
+
+/// The same with W = 2: the fourth candidate seated in week 1 is within
+/// target (V = 0 either way), so no extra minute is bought for them.
+#[test]
+fn rounding_buys_no_extra_minute_for_a_candidate_within_target() {
+    let plan = assert_values(&scenario(floored_thirds(2)), 0.0, 0.0);
+    assert_eq!(plan.rounded.violation, 0.0);
+    assert_eq!((seated_in_week(&plan, 0), seated_in_week(&plan, 1)), (3, 1));
+    assert!(
+        plan.extra_seats.iter().all(|x| x.minutes == 0.0),
+        "{:?}",
+        plan.extra_seats
+    );
+    assert!(close(plan.rounded.cost, 1.0), "{:?}", plan.rounded);
+}
+
 /// One location, horizon 2, three exams on three resource kinds, so three
 /// blocks. EA cannot be served (its kind has no minutes): backlog 1e8 from
 /// week −5 and 5e7 a week, target 1 week, so s = 1.5e8 − 5e7 = 1e8 in week
