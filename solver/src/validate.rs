@@ -184,6 +184,20 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
     if horizon.is_none() {
         horizon_error(&mut e, s.horizon_weeks);
     }
+    // Plans, calendars and reservations name weeks as YYYY-Www and dates
+    // as YYYY-MM-DD: the last week must still have a four-digit year.
+    if let (Some(h), Some(monday)) = (horizon, parse_iso_week(&s.start_week)) {
+        let last = monday + chrono::Duration::weeks(h as i64 - 1);
+        if chrono::Datelike::iso_week(&last).year() > 9999 {
+            e.push(
+                &root.key("horizon_weeks"),
+                format_args!(
+                    "{h} weeks from {} run past 9999-W52, the last week a plan can name",
+                    Quoted(&s.start_week)
+                ),
+            );
+        }
+    }
 
     let exam_ids = first_index(s.exams.iter().map(|x| x.id.as_str()));
     let location_ids = first_index(s.locations.iter().map(|x| x.id.as_str()));
@@ -1073,6 +1087,19 @@ mod tests {
         let mut v = valid();
         v["name"] = json!(7);
         rejects(v, "name", "must be a string, got a number");
+    }
+
+    #[test]
+    fn the_horizon_ends_by_the_year_9999() {
+        let mut v = valid();
+        v["start_week"] = json!("9999-W49");
+        assert!(parse(&v).is_ok(), "{:?}", parse(&v).err());
+        v["start_week"] = json!("9999-W50");
+        rejects(
+            v,
+            "horizon_weeks",
+            "4 weeks from \"9999-W50\" run past 9999-W52",
+        );
     }
 
     #[test]
