@@ -56,54 +56,84 @@ impl ServerError {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM: what `examcap serve` stops on.
+/// SIGINT (Ctrl-C) and SIGTERM as `examcap serve` sees them: the first
+/// resolves `first` (the drain starts), a second one resolves `again` (the
+/// drain's grace ends at once: an operator who presses Ctrl-C twice, or an
+/// orchestrator that signals again, does not wait out the grace period).
 ///
-/// The handlers are installed when this is called, not when the future is
+/// The handlers are installed when this is called, not when a future is
 /// first polled: the server logs that it is serving before it polls its
 /// shutdown future, and a SIGTERM in between would otherwise kill the
 /// process with the default action instead of draining it.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
+pub fn shutdown_signals() -> (impl Future<Output = ()>, impl Future<Output = ()>) {
+    let (count, seen) = tokio::sync::watch::channel(0u32);
     #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    #[cfg(unix)]
-    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    async move {
-        #[cfg(unix)]
-        {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        tokio::spawn(async move {
+            let (mut term, mut int) = (term, int);
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
                 match s {
-                    Some(mut s) => {
-                        s.recv().await;
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await
+                        }
                     }
                     None => std::future::pending::<()>().await,
                 }
-            };
-            tokio::select! {
-                () = wait(int) => tracing::info!("SIGINT: shutting down"),
-                () = wait(term) => tracing::info!("SIGTERM: shutting down"),
+            }
+            loop {
+                let name = tokio::select! {
+                    () = next(&mut int) => "SIGINT",
+                    () = next(&mut term) => "SIGTERM",
+                };
+                let n = *count.borrow() + 1;
+                if n == 1 {
+                    tracing::info!("{name}: shutting down");
+                } else {
+                    tracing::info!("{name} again");
+                }
+                if count.send(n).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let mut n = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            n += 1;
+            tracing::info!("Ctrl-C ({n}): shutting down");
+            if count.send(n).is_err() {
+                return;
             }
         }
-        #[cfg(not(unix))]
-        {
-            if tokio::signal::ctrl_c().await.is_err() {
+    });
+    let reached = |n: u32| {
+        let mut seen = seen.clone();
+        async move {
+            if seen.wait_for(|&c| c >= n).await.is_err() {
                 std::future::pending::<()>().await
             }
-            tracing::info!("Ctrl-C: shutting down");
         }
-    }
+    };
+    (reached(1), reached(2))
 }
 
 /// `examcap serve`: binds `config.listen` and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     config.check()?;
-    let shutdown = shutdown_signal();
+    let (shutdown, again) = shutdown_signals();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
             addr: config.listen.to_string(),
             source,
         })?;
-    run(listener, config, shutdown).await
+    run_until(listener, config, shutdown, again).await
 }
 
 /// The connections `listener` accepts, with `TCP_NODELAY` set on each.
@@ -118,11 +148,23 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Serves examcap.v1 (with gRPC health and reflection) on `listener` until
-/// `shutdown` resolves; in-flight calls are then drained.
+/// `shutdown` resolves; in-flight calls are then drained, for at most
+/// `shutdown_grace_seconds`.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    run_until(listener, config, shutdown, std::future::pending()).await
+}
+
+/// [`run`], whose drain also ends when `force` resolves (a second signal):
+/// calls still open are then dropped without waiting out the grace.
+pub async fn run_until(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.check()?;
     // TLS first: a missing or unusable certificate stops the start before
@@ -230,17 +272,24 @@ pub async fn run(
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     tokio::select! {
         served = serving => served?,
-        () = async {
+        forced = async {
             if drain_started.await.is_ok() {
-                tokio::time::sleep(grace).await;
+                tokio::select! {
+                    () = tokio::time::sleep(grace) => false,
+                    () = force => true,
+                }
             } else {
-                std::future::pending::<()>().await;
+                std::future::pending().await
             }
         } => {
-            tracing::warn!(
-                grace_seconds = grace.as_secs(),
-                "calls still open after the shutdown grace: stopping without them"
-            );
+            if forced {
+                tracing::warn!("told to stop again while draining: stopping without the calls still open");
+            } else {
+                tracing::warn!(
+                    grace_seconds = grace.as_secs(),
+                    "calls still open after the shutdown grace: stopping without them"
+                );
+            }
         }
     }
     tracing::info!("examcap stopped");

@@ -91,16 +91,23 @@ fn serve_with_unusable_tls_files_exits_2_before_serving() {
     }
 }
 
-#[test]
-fn serve_answers_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    // One runtime thread (`worker_threads`) is enough to serve.
-    let cfg = dir.path().join("examcap.toml");
-    std::fs::write(&cfg, "worker_threads = 1\n").unwrap();
+/// `examcap serve` with `config_toml`, a planner token and a store under
+/// `dir`, logging at info on a piped stderr; returns the child, its log
+/// lines and the address it serves on.
+fn spawn_serve(
+    dir: &std::path::Path,
+    config_toml: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+    String,
+) {
+    let cfg = dir.join("examcap.toml");
+    std::fs::write(&cfg, config_toml).unwrap();
     let mut child = examcap()
         .args(["serve", "--config", cfg.to_str().unwrap()])
         .env("EXAMCAP_LISTEN", "127.0.0.1:0")
-        .env("EXAMCAP_DATA_DIR", dir.path().join("data"))
+        .env("EXAMCAP_DATA_DIR", dir.join("data"))
         .env("EXAMCAP_TOKENS", "alice:planner:planner-secret-1")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -115,14 +122,59 @@ fn serve_answers_and_stops_on_sigterm() {
             }
         }
     };
+    (child, lines, addr)
+}
+
+fn sigterm(child: &std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// The exit code of `child`, which must exit within `limit` (else it is
+/// killed and the test fails), and the rest of its log.
+fn exit_code(
+    child: &mut std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    limit: Duration,
+) -> (Option<i32>, Vec<String>) {
+    let reader = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let mut waited = Duration::ZERO;
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if waited >= limit {
+            let _ = child.kill();
+            panic!("serve did not stop within {limit:?}: {:?}", reader.join());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    };
+    (code, reader.join().unwrap())
+}
+
+async fn health(
+    addr: &str,
+) -> tonic_health::pb::health_client::HealthClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+}
+
+#[test]
+fn serve_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // One runtime thread (`worker_threads`) is enough to serve.
+    let (mut child, lines, addr) = spawn_serve(dir.path(), "worker_threads = 1\n");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut h = tonic_health::pb::health_client::HealthClient::new(channel);
+        let mut h = health(&addr).await;
         h.check(tonic_health::pb::HealthCheckRequest {
             service: "examcap.v1.PlanService".into(),
         })
@@ -135,24 +187,55 @@ fn serve_answers_and_stops_on_sigterm() {
         status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let mut waited = Duration::ZERO;
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(waited < Duration::from_secs(10), "serve did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-        waited += Duration::from_millis(50);
-    };
+    sigterm(&child);
+    let (code, rest) = exit_code(&mut child, lines, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{rest:?}");
     assert!(
         rest.iter().any(|l| l.contains("examcap stopped")),
         "{rest:?}"
     );
+}
+
+/// A health Watch holds the drain for the grace period (600 s here); a
+/// second SIGTERM stops the server at once, cleanly (exit 0, store closed).
+#[test]
+fn a_second_sigterm_stops_a_draining_server_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines, addr) = spawn_serve(dir.path(), "shutdown_grace_seconds = 600\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let watch = rt.block_on(async {
+        let mut w = health(&addr)
+            .await
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        w.message().await.unwrap().unwrap();
+        w
+    });
+    sigterm(&child);
+    for line in lines.by_ref() {
+        if line.unwrap().contains("SIGTERM: shutting down") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the open watch holds the drain"
+    );
+    sigterm(&child);
+    let (code, rest) = exit_code(&mut child, lines, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("told to stop again")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("examcap stopped")),
+        "{rest:?}"
+    );
+    drop(watch);
 }

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{code, config, demand_shock, req, start, tiny, DRILL, PLANNER, REGISTRATION};
+use common::{channel, code, config, demand_shock, req, start, tiny, DRILL, PLANNER, REGISTRATION};
 use examcap::config::Config;
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
 use examcap::proto::plan_service_client::PlanServiceClient;
@@ -625,21 +625,14 @@ async fn a_full_solve_queue_is_resource_exhausted() {
 /// shutdown it hears NOT_SERVING at once, and the server stops after its
 /// `shutdown_grace_seconds` even though the stream is still open (it
 /// used to wait for the client to hang up, past any SIGKILL).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_open_health_watch_does_not_hold_the_shutdown() {
+/// A `Health/Watch` of the overall status (""), past its first message,
+/// which must be SERVING: what a load balancer holds open.
+async fn overall_watch(
+    ch: tonic::transport::Channel,
+) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
     use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
-
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(Config {
-        shutdown_grace_seconds: 1,
-        ..config(dir.path())
-    })
-    .await;
-    let mut h = HealthClient::new(srv.channel().await);
-    let mut watch = h
-        .watch(HealthCheckRequest {
+    let mut watch = tonic_health::pb::health_client::HealthClient::new(ch)
+        .watch(tonic_health::pb::HealthCheckRequest {
             service: String::new(),
         })
         .await
@@ -647,6 +640,19 @@ async fn an_open_health_watch_does_not_hold_the_shutdown() {
         .into_inner();
     let first = watch.message().await.unwrap().unwrap();
     assert_eq!(first.status, ServingStatus::Serving as i32);
+    watch
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_health_watch_does_not_hold_the_shutdown() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(Config {
+        shutdown_grace_seconds: 1,
+        ..config(dir.path())
+    })
+    .await;
+    let mut watch = overall_watch(srv.channel().await).await;
     let stopped = tokio::spawn(srv.stop());
     let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
         .await
@@ -658,6 +664,44 @@ async fn an_open_health_watch_does_not_hold_the_shutdown() {
     tokio::time::timeout(Duration::from_secs(30), stopped)
         .await
         .expect("the server stopped after its grace period")
+        .unwrap();
+    drop(watch);
+}
+
+/// A second signal while a call holds the drain (a health Watch) stops the
+/// server at once instead of after the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stop_ends_the_drain_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (force, forced) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        shutdown_grace_seconds: 600,
+        ..config(dir.path())
+    };
+    let server = tokio::spawn(examcap::server::run_until(
+        listener,
+        config,
+        async {
+            let _ = stopped.await;
+        },
+        async {
+            let _ = forced.await;
+        },
+    ));
+    let mut watch = overall_watch(channel(&format!("http://{addr}")).await).await;
+    stop.send(()).unwrap();
+    // Draining: the watch sees NOT_SERVING, and holds the server up.
+    watch.message().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.is_finished(), "the open watch holds the drain");
+    force.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the second stop ends the drain well before the 600 s grace")
+        .unwrap()
         .unwrap();
     drop(watch);
 }
