@@ -502,6 +502,10 @@ fn serve_over_target(
     }
 }
 
+/// Over-target weeks below which a seat is not worth buying: float noise in
+/// backlogs and windows of large fractional demand, not a candidate waiting.
+const MIN_GAIN: f64 = 1e-6;
+
 /// One more exam for a stream in some week (pass 5 of [`round_pinned`]):
 /// the over-target weeks it removes, and the later seat it moves up from,
 /// if the stream has no candidate waiting through the horizon.
@@ -558,7 +562,7 @@ fn advance(
         .map(|u| (b[u] - windows[si][u]).clamp(0.0, 1.0))
         .sum();
     let gain = inst.priority[inst.streams[si].exam] * weeks;
-    (gain > EPS).then_some(Advance {
+    (gain > MIN_GAIN).then_some(Advance {
         stream: si,
         gain,
         from,

@@ -391,7 +391,7 @@ fn no_candidate_waits_over_target_beside_free_capacity() {
                     let over: f64 = (t..inst.weeks)
                         .map(|u| (b[u] - st.window(u, inst.target[e])).clamp(0.0, 1.0))
                         .sum();
-                    if over <= 1e-9 || b[t..].iter().any(|&b| b < 1.0 - 1e-9) {
+                    if over <= 1e-6 || b[t..].iter().any(|&b| b < 1.0 - 1e-9) {
                         continue;
                     }
                     checked = true;
