@@ -250,7 +250,7 @@ pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<Na
 
 /// The holidays, with their names, on Monday to Friday of week `week`
 /// (0-based from `start_monday`).
-fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
+pub(crate) fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
     let Some(monday) = start_monday.checked_add_days(Days::new(7 * week as u64)) else {
         return Vec::new();
     };

@@ -460,28 +460,27 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
         }
     }
 
-    // Closures: Christmas and New Year weeks closed, other public holidays at 0.8.
+    // Closures: Christmas and New Year weeks closed; a week with other
+    // public holidays on weekdays keeps the open share of its weekdays, the
+    // holidays being those the session calendar closes (one list for both).
     let mut holidays: BTreeMap<usize, f64> = BTreeMap::new();
     let last_year = monday
         .checked_add_days(Days::new(7 * weeks as u64))
         .map_or(monday.year(), |d| d.year());
     for year in monday.year()..=last_year {
         let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);
-        let easter = crate::calendar::easter(year);
-        let shifted = |days: u64| easter.and_then(|e| e.checked_add_days(Days::new(days)));
         for date in [ymd(12, 25), ymd(1, 1)].into_iter().flatten() {
             if let Some(t) = week_of(date) {
                 holidays.insert(t, 0.0);
             }
         }
-        // Easter Monday, King's Day, Ascension, Whit Monday.
-        for date in [shifted(1), ymd(4, 27), shifted(39), shifted(50)]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(t) = week_of(date) {
-                holidays.entry(t).or_insert(0.8);
-            }
+    }
+    for t in 0..weeks {
+        let closed = crate::calendar::closed_weekdays(monday, t).len();
+        if closed > 0 {
+            holidays
+                .entry(t)
+                .or_insert((5 - closed.min(5)) as f64 / 5.0);
         }
     }
     let holidays = to_ranges(holidays);
@@ -897,6 +896,36 @@ mod tests {
                 .or_default() += 1;
         }
         eprintln!("nearest-location regions: {regions_per_location:?}");
+    }
+
+    /// Every week whose weekdays the session calendar closes keeps at most
+    /// the open share of its capacity (what the calendar's crowded check
+    /// asks), Liberation Day of lustrum years included: 2025–2030.
+    #[test]
+    fn holiday_weeks_keep_only_their_open_share() {
+        let s = national(&GenerateOptions {
+            start_week: "2025-W01".into(),
+            weeks: 310,
+            ..GenerateOptions::default()
+        });
+        let monday = s.start_monday().unwrap();
+        let liberation =
+            ((NaiveDate::from_ymd_opt(2025, 5, 5).unwrap() - monday).num_days() / 7) as usize;
+        let mut reduced = 0;
+        for t in 0..s.horizon_weeks {
+            let closed = crate::calendar::closed_weekdays(monday, t).len();
+            let open = (5 - closed.min(5)) as f64 / 5.0;
+            for l in &s.locations {
+                assert!(
+                    availability(&l.unavailable, t) <= open + 1e-12,
+                    "{} week {t}: {closed} weekdays closed",
+                    l.id
+                );
+            }
+            reduced += usize::from(closed > 0);
+        }
+        assert!(crate::calendar::closed_weekdays(monday, liberation).len() == 1);
+        assert!(reduced >= 6 * 4, "{reduced}");
     }
 
     #[test]
