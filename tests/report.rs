@@ -594,5 +594,30 @@ async fn report_from_the_service() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Unauthenticated"));
 
+    // Registration may read the published plan but not its scenario: the
+    // refused call is named with the id it asked for, the scenario's.
+    srv.plans()
+        .await
+        .publish(common::req(
+            examcap::proto::PublishRequest {
+                plan_id: base.clone(),
+            },
+            common::PLANNER,
+        ))
+        .await
+        .unwrap();
+    let output = report(args(&["--plan", &base]), Some(common::REGISTRATION))
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    let scenario_id = examcap_solver::parse_scenario(&serde_json::to_vec(&fixture()).unwrap())
+        .unwrap()
+        .content_hash();
+    assert!(
+        err.contains(&format!("GetScenario {scenario_id}: PermissionDenied")),
+        "{err}"
+    );
+
     srv.stop().await;
 }

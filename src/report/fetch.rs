@@ -66,10 +66,12 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
             ScenarioServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         let mut out = Vec::new();
         for &id in ids {
-            let rpc = |call| {
+            // The id the failed call asked for: the plan's, or its scenario's.
+            let rpc = |call, id: &str| {
+                let id = id.to_string();
                 move |s: tonic::Status| FetchError::Rpc {
                     call,
-                    id: id.into(),
+                    id,
                     code: s.code(),
                     message: s.message().into(),
                 }
@@ -83,7 +85,7 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
                     token,
                 )?)
                 .await
-                .map_err(rpc("GetPlan"))?
+                .map_err(rpc("GetPlan", id))?
                 .into_inner();
             let bad_plan = |reason: String| FetchError::Document {
                 what: "plan",
@@ -104,7 +106,7 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
                     token,
                 )?)
                 .await
-                .map_err(rpc("GetScenario"))?
+                .map_err(rpc("GetScenario", &scenario_id))?
                 .into_inner();
             let scenario =
                 parse_scenario(sc.scenario_json.as_bytes()).map_err(|e| FetchError::Document {
