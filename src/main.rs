@@ -558,11 +558,14 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
     let mut plan = read_plan(path)?;
     if plan.scenario.content_hash != sc.content_hash() {
         return Err(Failure::Input(format!(
-            "{}: the plan is for scenario \"{}\" ({}), not {}",
+            "{}: the plan is for scenario \"{}\" ({}, sha256 {}), not {} (\"{}\", sha256 {})",
             path.display(),
             Shown(&plan.scenario.name),
             Shown(&plan.scenario.start_week),
-            label(&a.scenario)
+            summary::short(&plan.scenario.content_hash),
+            label(&a.scenario),
+            Shown(&sc.name),
+            summary::short(&sc.content_hash()),
         )));
     }
     // A row that does not fit the scenario would be dated after the

@@ -364,7 +364,7 @@ pub fn render_summary(plan: &Plan) -> String {
 }
 
 /// `12a4f0c9e1b3…` for a hex digest.
-fn short(hash: &str) -> String {
+pub(crate) fn short(hash: &str) -> String {
     match hash.get(..12) {
         Some(h) if hash.len() > 12 => format!("{h}…"),
         _ => hash.to_string(),

@@ -657,6 +657,23 @@ fn calendar_rejects_bad_options() {
         assert!(stderr(&o).contains(says), "{weeks}: {}", stderr(&o));
         assert!(stdout(&o).is_empty());
     }
+    // A plan of another scenario with the same name and start week (an
+    // edited copy): the message names both content hashes.
+    let mut other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sc).unwrap()).unwrap();
+    other["demand"][0]["weekly"][0] = serde_json::json!(1);
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
+    let o = run(&["calendar", arg(&plan_path), "--scenario", arg(&other_path)]);
+    assert_exit(&o, 2);
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    let hash = plan["scenario"]["content_hash"].as_str().unwrap();
+    assert!(
+        stderr(&o).contains(&hash[..12]) && stderr(&o).contains("other.json"),
+        "{}",
+        stderr(&o)
+    );
     let o = cal(&["--location", "RTM"]);
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("RTM"), "{}", stderr(&o));

@@ -103,10 +103,11 @@ impl Input {
     pub fn new(plan: Plan, scenario: Scenario, label: String) -> Result<Self, ReportError> {
         if plan.scenario.content_hash != scenario.content_hash() {
             return Err(ReportError::Input(format!(
-                "{label}: the plan is for scenario \"{}\" ({}), not the scenario \"{}\" given",
+                "{label}: the plan is for scenario \"{}\" ({}), not the scenario \"{}\" given ({})",
                 Shown(&plan.scenario.name),
                 short(&plan.scenario.content_hash),
-                Shown(&scenario.name)
+                Shown(&scenario.name),
+                short(&scenario.content_hash()),
             )));
         }
         // Rows that do not fit would be left out of the charts without a
