@@ -218,11 +218,17 @@ pub async fn run_until(
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServerError::Reflection(e.to_string()))?;
+    // Reflection v1, and v1alpha for the clients (older grpcurl, IDEs) that
+    // only speak that.
+    let descriptors = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err =
+        |e: tonic_reflection::server::Error| ServerError::Reflection(e.to_string());
+    let reflection = descriptors().build_v1().map_err(reflection_err)?;
+    let reflection_alpha = descriptors().build_v1alpha().map_err(reflection_err)?;
 
     let addr = listener
         .local_addr()
@@ -235,6 +241,7 @@ pub async fn run_until(
         .layer(crate::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(
             ScenarioServiceServer::new(api.clone())
                 .max_decoding_message_size(max)

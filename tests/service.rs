@@ -759,6 +759,34 @@ async fn health_and_reflection() {
     ] {
         assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
     }
+
+    // v1alpha too, for clients that only speak it.
+    use tonic_reflection::pb::v1alpha as alpha;
+    let out = alpha::server_reflection_client::ServerReflectionClient::new(srv.channel().await)
+        .server_reflection_info(tokio_stream::iter([alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+            ),
+        }]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        out.message_response
+    else {
+        panic!("not a service list: {out:?}");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "examcap.v1.PlanService"),
+        "{list:?}"
+    );
     srv.stop().await;
 }
 
