@@ -56,10 +56,11 @@ impl ServerError {
     }
 }
 
-/// SIGINT (Ctrl-C) and SIGTERM as `examcap serve` sees them: the first
-/// resolves `first` (the drain starts), a second one resolves `again` (the
-/// drain's grace ends at once: an operator who presses Ctrl-C twice, or an
-/// orchestrator that signals again, does not wait out the grace period).
+/// SIGINT (Ctrl-C) and SIGTERM as `examcap serve` sees them, as two
+/// futures: the first signal resolves the first one (the drain starts), a
+/// second signal the other (the drain's grace ends at once: an operator
+/// who presses Ctrl-C twice, or an orchestrator that signals again, does
+/// not wait out the grace period).
 ///
 /// The handlers are installed when this is called, not when a future is
 /// first polled: the server logs that it is serving before it polls its
@@ -70,10 +71,9 @@ pub fn shutdown_signals() -> (impl Future<Output = ()>, impl Future<Output = ()>
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate()).ok();
-        let int = signal(SignalKind::interrupt()).ok();
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
         tokio::spawn(async move {
-            let (mut term, mut int) = (term, int);
             async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
                 match s {
                     Some(s) => {

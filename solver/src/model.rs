@@ -89,6 +89,13 @@ impl Stream {
         }
     }
 
+    /// [`Stream::window`] of every week of the horizon.
+    pub fn windows(&self, target: i64) -> Vec<f64> {
+        (0..self.demand.len())
+            .map(|t| self.window(t, target))
+            .collect()
+    }
+
     /// Σ_{τ=t−W+1..t} d[τ]: the candidates still within target at the end of week t.
     pub fn window(&self, t: usize, target: i64) -> f64 {
         let t = t as i64;

@@ -326,11 +326,7 @@ pub fn round_pinned(
             over_target || price + travel < waiting_saved
         };
         if seat_ok && rater_ok && waiting && pays {
-            *int.x.get_mut(&c).expect("cell exists") += 1.0;
-            *seats_used.get_mut(&seat).expect("cell has a seat entry") += m;
-            if let Some(p) = pool {
-                *raters_used.get_mut(&p).expect("cell has a rater entry") += a;
-            }
+            move_seat(inst, &mut int, &mut seats_used, &mut raters_used, c, 1.0);
             for b in &mut backlog[c.stream][c.t..] {
                 *b -= 1.0;
             }
@@ -382,11 +378,8 @@ pub fn round_pinned(
                     if !(seat_ok && rater_ok && waiting) {
                         break;
                     }
-                    *int.x.entry(Cell { stream: si, t, l }).or_insert(0.0) += 1.0;
-                    *seats_used.entry(seat).or_insert(0.0) += m;
-                    if let Some(p) = pool {
-                        *raters_used.entry(p).or_insert(0.0) += a;
-                    }
+                    let cell = Cell { stream: si, t, l };
+                    move_seat(inst, &mut int, &mut seats_used, &mut raters_used, cell, 1.0);
                     for b in &mut backlog[si][t..] {
                         *b -= 1.0;
                     }
@@ -433,11 +426,7 @@ fn serve_over_target(
     let windows: Vec<Vec<f64>> = inst
         .streams
         .iter()
-        .map(|st| {
-            (0..inst.weeks)
-                .map(|t| st.window(t, inst.target[st.exam]))
-                .collect()
-        })
+        .map(|st| st.windows(inst.target[st.exam]))
         .collect();
     for t in 0..inst.weeks {
         let mut gains: Vec<Advance> = (0..inst.streams.len())
@@ -569,7 +558,8 @@ fn advance(
     })
 }
 
-/// Adds `n` (±1) exams to `cell`, keeping the usage maps in step.
+/// Adds `n` (±1) exams to cell `c`, keeping the usage maps in step: how
+/// every pass that moves a whole candidate records it.
 fn move_seat(
     inst: &Instance,
     int: &mut Allocation,
@@ -682,8 +672,7 @@ pub fn restore_published(
         .iter()
         .map(|&s| {
             let st = &inst.streams[s];
-            let target = inst.target[st.exam];
-            (s, (0..inst.weeks).map(|t| st.window(t, target)).collect())
+            (s, st.windows(inst.target[st.exam]))
         })
         .collect();
     loop {
@@ -769,12 +758,9 @@ pub fn restore_published(
                 }
                 for (cell, n) in [(sh.from, -1.0), (sh.to, 1.0)] {
                     let Some((l, t)) = cell else { continue };
-                    *int.x.entry(Cell { stream: s, t, l }).or_insert(0.0) += n;
                     *gap.entry((e, l, t)).or_default() += n;
-                    *seats_used.entry((l, res.k, t)).or_insert(0.0) += n * res.m;
-                    if let Some(q) = res.pool {
-                        *raters_used.entry((q, t)).or_insert(0.0) += n * res.a;
-                    }
+                    let c = Cell { stream: s, t, l };
+                    move_seat(inst, int, &mut seats_used, &mut raters_used, c, n);
                 }
                 changed = true;
             }
