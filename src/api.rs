@@ -118,6 +118,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
             ApiError::NotOptimal { .. } | ApiError::Freeze(_) => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
+            ApiError::Store(e) if e.is_full() => Code::ResourceExhausted,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Cancelled => Code::Cancelled,
             ApiError::Store(_) | ApiError::Internal(_) => Code::Internal,
@@ -179,7 +180,7 @@ pub fn bad_request<'a>(
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         let code = e.code();
-        if code == Code::Internal {
+        if code == Code::Internal || matches!(&e, ApiError::Store(_)) {
             tracing::error!(error = %e, "request failed");
         }
         match &e {
@@ -1519,6 +1520,26 @@ mod tests {
             )))
             .code(),
             Code::DeadlineExceeded
+        );
+    }
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_and_other_storage_failures_internal() {
+        use std::io::{Error, ErrorKind};
+        let io = |kind| ApiError::Store(StoreError::Db(sled::Error::Io(Error::from(kind))));
+        assert_eq!(io(ErrorKind::StorageFull).code(), Code::ResourceExhausted);
+        assert_eq!(io(ErrorKind::QuotaExceeded).code(), Code::ResourceExhausted);
+        assert_eq!(io(ErrorKind::PermissionDenied).code(), Code::Internal);
+        assert_eq!(
+            ApiError::Store(StoreError::Db(sled::Error::Unsupported("x".into()))).code(),
+            Code::Internal
+        );
+        let status = Status::from(io(ErrorKind::StorageFull));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().starts_with("storage: "),
+            "{}",
+            status.message()
         );
     }
 }

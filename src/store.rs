@@ -30,6 +30,22 @@ pub enum StoreError {
     Locked(String),
 }
 
+impl StoreError {
+    /// The disk (or the user's quota) is full. Nothing was written, and the
+    /// same call can succeed once space is freed, so the service says
+    /// RESOURCE_EXHAUSTED rather than INTERNAL.
+    pub fn is_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(sled::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+        )
+    }
+}
+
 /// Where a drill scenario came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrillOrigin {
