@@ -16,7 +16,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Parser, Subcommand};
@@ -447,7 +447,7 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let telemetry = examcap::telemetry::init(examcap::telemetry::otlp_endpoint_from_env())
             .map_err(|e| Failure::Internal(anyhow!(e)))?;
         let served = examcap::server::serve(config).await;
@@ -459,8 +459,20 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
                 Failure::Internal(anyhow!(e))
             }
         })
-    })
+    });
+    // A solve whose call the drain cut is still inside HiGHS on a blocking
+    // thread, and one HiGHS run cannot be interrupted. Dropping the runtime
+    // would wait for it (half a minute or more for a large scenario, past
+    // Kubernetes' SIGKILL), so the leftovers get a moment and are then left
+    // behind: their results were never acknowledged, and every acknowledged
+    // write is on disk already.
+    runtime.shutdown_timeout(LEFTOVER_WAIT);
+    served
 }
+
+/// How long `serve` waits, once stopped, for blocking work that outlived
+/// the drain (a cut solve still in HiGHS) before it exits without it.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
 
 /// Reads a plan document; every failure is an input error naming the file.
 /// It must be a plan (its `format`); at most the scenario

@@ -239,3 +239,82 @@ fn a_second_sigterm_stops_a_draining_server_at_once() {
     );
     drop(watch);
 }
+
+/// The drain cuts a solve still in stage 1 after the grace; the process must
+/// then exit, not wait for HiGHS to finish the cut solve (half a minute and
+/// more on a five-year national scenario, past Kubernetes' SIGKILL).
+#[test]
+fn a_solve_cut_by_the_drain_does_not_keep_the_process_alive() {
+    use examcap::proto::scenario_service_client::ScenarioServiceClient;
+    use examcap::proto::{self, plan_service_client::PlanServiceClient};
+    use examcap_solver::generate::{national, GenerateOptions};
+
+    let big = national(&GenerateOptions {
+        weeks: 260,
+        ..GenerateOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines, addr) = spawn_serve(dir.path(), "shutdown_grace_seconds = 1\n");
+    fn bearer<T>(msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut()
+            .insert("authorization", "Bearer planner-secret-1".parse().unwrap());
+        r
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stream, stage1) = rt.block_on(async {
+        let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let id = ScenarioServiceClient::new(ch.clone())
+            .max_encoding_message_size(usize::MAX)
+            .put_scenario(bearer(proto::PutScenarioRequest {
+                scenario_json: serde_json::to_string(&big).unwrap(),
+                scenario: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .scenario_id;
+        let mut stream = PlanServiceClient::new(ch)
+            .solve(bearer(proto::SolveRequest {
+                scenario_id: id,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        // Wait until stage 1 runs: from then on the solve is inside HiGHS.
+        let stage1 = loop {
+            match stream.message().await.unwrap().unwrap().event {
+                Some(proto::solve_event::Event::Progress(p)) if p.step == "stage1" => {
+                    break std::time::Instant::now()
+                }
+                Some(proto::solve_event::Event::Done(_)) => panic!("solved before the test"),
+                _ => {}
+            }
+        };
+        (stream, stage1)
+    });
+    sigterm(&child);
+    for line in lines.by_ref() {
+        if line.unwrap().contains("SIGTERM: shutting down") {
+            break;
+        }
+    }
+    let (code, rest) = exit_code(&mut child, lines, Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("calls still open after the shutdown grace")),
+        "the solve was still running when the grace ran out: {rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("examcap stopped")),
+        "{rest:?}"
+    );
+    eprintln!("exited {:?} after stage 1 began", stage1.elapsed());
+    drop(stream);
+}
