@@ -1120,10 +1120,27 @@ impl proto::plan_service_server::PlanService for Api {
     }
 }
 
-/// A request's shocks in scenario terms: at least one, each checked.
+/// Most shocks one drill or reschedule may apply. One per region, exam and
+/// week of a year is 40 × 13 × 52 = 27,040; a week range makes one shock
+/// cover many weeks, so this leaves room. Without a cap, a million shocks
+/// (20 MB, inside the message limit) held a solve slot for seconds before
+/// the solve began, and were stored with the scenario.
+pub const MAX_SHOCKS: usize = 100_000;
+
+/// A request's shocks in scenario terms: at least one, at most
+/// [`MAX_SHOCKS`], each checked.
 pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, ApiError> {
     if shocks.is_empty() {
         return Err(ApiError::invalid("shocks", "give at least one shock"));
+    }
+    if shocks.len() > MAX_SHOCKS {
+        return Err(ApiError::invalid(
+            "shocks",
+            format!(
+                "{} shocks, more than the {MAX_SHOCKS} allowed: a week range covers many weeks in one shock",
+                shocks.len()
+            ),
+        ));
     }
     shocks
         .iter()

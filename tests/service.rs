@@ -963,6 +963,25 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
     assert_eq!(e.code(), Code::PermissionDenied);
     let e = d.run_drill(run(vec![], &base_id, DRILL)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
+    // At most MAX_SHOCKS: a million were taken before, and held a solve
+    // slot for seconds before the solve began.
+    let many = |n| vec![demand_shock("", 0, 0, 1.0); n];
+    let e = d
+        .run_drill(run(many(examcap::api::MAX_SHOCKS + 1), &base_id, DRILL))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let fields: Vec<String> = e
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["shocks"]);
+    d.run_drill(run(many(examcap::api::MAX_SHOCKS), &base_id, DRILL))
+        .await
+        .expect("the cap itself is allowed");
     srv.stop().await;
 }
 
