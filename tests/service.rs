@@ -939,13 +939,7 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let fields: Vec<String> = e
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = violated_fields(&e);
     assert_eq!(fields, ["shocks[0].demand.exam"]);
     let e = d
         .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], "nope", DRILL))
@@ -971,13 +965,7 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    let fields: Vec<String> = e
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = violated_fields(&e);
     assert_eq!(fields, ["shocks"]);
     d.run_drill(run(many(examcap::api::MAX_SHOCKS), &base_id, DRILL))
         .await
@@ -1151,13 +1139,7 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let fields: Vec<String> = e
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = violated_fields(&e);
     assert!(fields.contains(&"demand[0].exam".to_string()), "{fields:?}");
     assert!(
         fields.contains(&"demand[0].weekly[2]".to_string()),
@@ -1264,4 +1246,14 @@ async fn accepted_connections_have_nodelay() {
         .expect("the listener is open")
         .unwrap();
     assert!(accepted.nodelay().unwrap());
+}
+
+/// The fields named by the `BadRequest` details of a failed call.
+fn violated_fields(e: &tonic::Status) -> Vec<String> {
+    e.get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
 }
