@@ -778,7 +778,8 @@ fn scenario_info(r: &ScenarioRecord) -> proto::ScenarioInfo {
         start_week: r.start_week.clone(),
         horizon_weeks: u32::try_from(r.horizon_weeks).unwrap_or(u32::MAX),
         created_unix: r.created_unix,
-        drill: r.drill.is_some(),
+        drill: r.drill.as_ref().is_some_and(|d| !d.reschedule),
+        reschedule: r.drill.as_ref().is_some_and(|d| d.reschedule),
         base_scenario_id: r
             .drill
             .as_ref()
@@ -1315,6 +1316,7 @@ impl Api {
             base_scenario_id: base_rec.id.clone(),
             shocks: serde_json::to_value(&shocks)
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
+            reschedule: false,
         };
         let (drill_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
         let ticket = self.gate().admit()?;

@@ -244,6 +244,7 @@ impl Api {
             base_scenario_id: base_rec.id.clone(),
             shocks: serde_json::to_value(&params.shocks)
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
+            reschedule: true,
         };
         let (shocked_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
         // Audited now: the re-plan (audited again with its plan id) may

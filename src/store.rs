@@ -46,13 +46,20 @@ impl StoreError {
     }
 }
 
-/// Where a drill scenario came from.
+/// Where a shocked scenario came from: a drill's what-if or a reschedule's
+/// surge (both a base scenario with shocks applied).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrillOrigin {
     /// The scenario the shocks were applied to.
     pub base_scenario_id: String,
     /// The shocks, as the JSON of [`crate::drill::ShockSpec`]s.
     pub shocks: serde_json::Value,
+    /// A reschedule made it, not a drill: it is the scenario of a re-plan
+    /// meant to be published, which a planner listing drills (what-ifs)
+    /// must not find among them. Records stored before this field existed
+    /// read as drills.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reschedule: bool,
 }
 
 /// One immutable scenario version.
@@ -64,7 +71,7 @@ pub struct ScenarioRecord {
     pub start_week: String,
     pub horizon_weeks: usize,
     pub created_unix: i64,
-    /// Set when a drill made this scenario.
+    /// Set when a drill or a reschedule made this scenario.
     #[serde(default)]
     pub drill: Option<DrillOrigin>,
     /// The canonical JSON (the bytes `id` hashes).

@@ -155,6 +155,26 @@ async fn repair_first_then_the_optimal_replan_unpublished() {
 
     // Stored, not published; frozen weeks as published.
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+    // Its scenario is the surge as it happened, not a drill's what-if.
+    let scenarios = srv
+        .scenarios()
+        .await
+        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .scenarios;
+    let shocked = scenarios
+        .iter()
+        .find(|s| s.scenario_id == summary.scenario_id)
+        .expect("the re-plan's scenario is stored");
+    assert!(shocked.reschedule && !shocked.drill, "{shocked:?}");
+    assert!(
+        scenarios
+            .iter()
+            .any(|s| s.scenario_id == shocked.base_scenario_id && !s.reschedule && !s.drill),
+        "{scenarios:?}"
+    );
     let mut p = srv.plans().await;
     let got = p
         .get_plan(req(

@@ -889,7 +889,7 @@ async fn a_drill_is_compared_with_the_base_and_never_published() {
         .into_inner()
         .scenario
         .unwrap();
-    assert!(stored.drill);
+    assert!(stored.drill && !stored.reschedule);
     assert_eq!(stored.base_scenario_id, base_id);
     let published = p
         .get_published(req(proto::GetPublishedRequest {}, PLANNER))
