@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::Request;
 
 /// Largest message a CLI client accepts: full plans of the national
@@ -17,7 +17,10 @@ pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub enum ClientError {
     #[error("--server {url}: not a server address: {reason}")]
     Url { url: String, reason: String },
-    #[error("--server {url}: cannot connect")]
+    /// The message carries the causes (refused, no route, a certificate
+    /// not trusted, ...): the transport error itself says only "transport
+    /// error", and not every command prints an error's sources.
+    #[error("--server {url}: cannot connect: {}", causes(source))]
     Connect {
         url: String,
         #[source]
@@ -34,7 +37,28 @@ impl ClientError {
     }
 }
 
-/// Connects to `url` (`http://HOST:PORT` or `https://HOST:PORT`).
+/// The sources of `e`, innermost last, each once.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.iter().any(|o| o.contains(&text)) {
+            out.push(text);
+        }
+        next = cause.source();
+    }
+    if out.is_empty() {
+        e.to_string()
+    } else {
+        out.join(": ")
+    }
+}
+
+/// Connects to `url` (`http://HOST:PORT` or `https://HOST:PORT`). Over
+/// https the server's certificate must chain to a CA the system trusts;
+/// `SSL_CERT_FILE` (a PEM file) or `SSL_CERT_DIR` replace the system's CAs,
+/// e.g. with the private CA of an internal deployment.
 pub async fn connect(url: &str) -> Result<Channel, ClientError> {
     // Without a scheme the address parses but every connect fails with a
     // transport error: name the mistake instead.
@@ -44,11 +68,19 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
             reason: "expected http://HOST:PORT or https://HOST:PORT".into(),
         });
     }
-    Channel::from_shared(url.to_string())
-        .map_err(|e| ClientError::Url {
-            url: url.into(),
-            reason: e.to_string(),
-        })?
+    let mut endpoint = Channel::from_shared(url.to_string()).map_err(|e| ClientError::Url {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
+    if url.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().with_native_roots())
+            .map_err(|source| ClientError::Connect {
+                url: url.into(),
+                source,
+            })?;
+    }
+    endpoint
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await

@@ -1010,6 +1010,33 @@ async fn tls_with_the_configured_certificate() {
             .await;
         assert!(r.is_err(), "plaintext call succeeded against TLS");
     }
+    // The CLI clients speak TLS too: they trust the system's CAs, or those
+    // of SSL_CERT_FILE (here the test CA); a certificate they do not trust
+    // is named as the reason, not just "cannot connect".
+    let url = format!("https://localhost:{}", srv.addr.port());
+    let cli = |ca: Option<&Path>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_examcap"));
+        c.args(["backlog", "export", "--server", &url, "--token", PLANNER])
+            .env_remove("SSL_CERT_DIR")
+            .env_remove("EXAMCAP_TOKEN");
+        match ca {
+            Some(f) => c.env("SSL_CERT_FILE", f),
+            None => c.env_remove("SSL_CERT_FILE"),
+        };
+        c.output().unwrap()
+    };
+    let trusted = tokio::task::block_in_place(|| cli(Some(&fixtures.join("ca.pem"))));
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    assert_eq!(String::from_utf8_lossy(&trusted.stdout).trim(), "[]");
+    let untrusted = tokio::task::block_in_place(|| cli(None));
+    assert_eq!(untrusted.status.code(), Some(1), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).contains("cannot connect: ")
+            && stderr(&untrusted).contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
     srv.stop().await;
 }
 
