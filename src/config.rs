@@ -181,6 +181,16 @@ impl Config {
             ));
         }
         for (i, t) in self.tokens.iter().enumerate() {
+            // The name is who the audit log says called: a blank one says
+            // nobody. (Two tokens may share a name: that is how one is
+            // rotated, and the log records the role beside it.)
+            if t.name.trim().is_empty() || t.name.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid(format!(
+                    "tokens[{i}].name {:?}: give each token a name (no control characters), \
+                     it is who the audit log records",
+                    t.name
+                )));
+            }
             // gRPC metadata carries visible ASCII only, and an entry's
             // blanks would be part of the secret: a token with either
             // could never be presented.
@@ -352,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_given_twice_and_an_empty_data_dir_are_refused() {
+    fn a_secret_given_twice_a_nameless_token_and_an_empty_data_dir_are_refused() {
         let tok = |name: &str, role, token: &str| Token {
             name: name.into(),
             role,
@@ -382,6 +392,13 @@ mod tests {
         twice.tokens[1].token = "abcdefgh12".into();
         let e = twice.check().unwrap_err().to_string();
         assert!(e.contains("\"a\" and \"b\""), "{e}");
+        // A nameless token would leave the audit log without a caller.
+        for name in ["", "  ", "a\nb"] {
+            let mut nameless = ok.clone();
+            nameless.tokens[1].name = name.into();
+            let e = nameless.check().unwrap_err().to_string();
+            assert!(e.contains("tokens[1].name"), "{name:?}: {e}");
+        }
         let mut env = ok.clone();
         env.apply_env(|k| (k == "EXAMCAP_DATA_DIR").then(String::new))
             .unwrap();
