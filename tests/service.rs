@@ -506,6 +506,15 @@ async fn no_tokens_refuses_to_start_unless_allowed() {
     s.list_scenarios(Request::new(proto::ListScenariosRequest {}))
         .await
         .unwrap();
+    // A token presented must still be a configured one, even then.
+    let e = s
+        .list_scenarios(req(
+            proto::ListScenariosRequest {},
+            "not-a-configured-token",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
     srv.stop().await;
 }
 
