@@ -28,6 +28,14 @@ pub enum StoreError {
          stop that process or use another directory"
     )]
     Locked(String),
+    /// sled found its own files damaged (a truncated or overwritten `db`
+    /// file) while opening them. It has no repair; a copy of the directory
+    /// taken while the server was stopped is the way back.
+    #[error(
+        "storage: the database files in {0} are damaged (sled cannot read them): \
+         restore the directory from a copy taken while examcap was stopped"
+    )]
+    Damaged(String),
 }
 
 impl StoreError {
@@ -252,6 +260,9 @@ impl SledStore {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                Err(sled::Error::Corruption { .. }) => {
+                    return Err(StoreError::Damaged(dir.display().to_string()))
+                }
                 other => break other?,
             }
         };
@@ -473,6 +484,33 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn damaged_database_files_are_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..3 {
+            let s = SledStore::open(dir.path()).unwrap();
+            // Small records live in the log, large ones in blob files.
+            for i in round * 60..round * 60 + 60 {
+                let mut r = rec(&format!("s{i}"), i);
+                r.scenario_json = "x".repeat(if i % 6 == 0 { 200_000 } else { 2_000 });
+                s.put_scenario(&r).unwrap();
+            }
+        }
+        let db = dir.path().join("db");
+        assert!(std::fs::metadata(&db).unwrap().len() > 1000);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("the files are damaged");
+        assert!(matches!(err, StoreError::Damaged(_)), "{err:?}");
+        assert!(err.to_string().contains("restore the directory"), "{err}");
     }
 
     #[test]
