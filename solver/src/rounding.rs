@@ -3,7 +3,7 @@
 //! Rounding never exceeds capacity: each seat cell (l, k, t) may use its
 //! regular minutes plus the extra the LP bought there, each rater cell
 //! (q, t) likewise, and cumulative exams never pass cumulative registrations
-//! (the backlog stays ≥ 0). It goes in three passes:
+//! (the backlog stays ≥ 0). It goes in five passes:
 //! 1. floor every x (with a 1e-6 tolerance, so 2.9999999 counts as 3);
 //! 2. enforce the limits exactly, taking candidates back where the LP's own
 //!    tolerance let a cell or a backlog go over;
@@ -18,7 +18,9 @@
 //!
 //! 4. fill: slack that remains in a cell (within what the LP bought) goes to
 //!    any stream still waiting that can use the location, highest priority
-//!    and longest queue first.
+//!    and longest queue first, where that pays in the same order (a
+//!    candidate the LP left waiting because travel costs more than the
+//!    waiting it saves stays waiting), in runs of candidates of one price;
 //! 5. over target: a candidate whom flooring left waiting beyond target is
 //!    seated with the regular or extra minutes that remain (up to the whole
 //!    extra capacity), most over-target weeks removed first: fractions of
@@ -333,9 +335,13 @@ pub fn round_pinned(
         }
     }
     // 4. Fill: slack that flooring freed (within what the LP bought) goes to
-    // any stream still waiting there, highest priority and longest queue
-    // first. Serving a waiting candidate earlier lowers every later backlog
-    // by one, so no over-target count can grow.
+    // streams still waiting there, highest priority and longest queue first.
+    // Serving a waiting candidate earlier lowers every later backlog by one,
+    // so no over-target count can grow; it is done where it pays in the
+    // model's order: fewer candidate-weeks over target, or else a lower cost
+    // (waiting saved against travel and the extra minutes it uses). Seats go
+    // in runs of equal price, not one candidate at a time, so a huge demand
+    // costs no more time than a small one.
     let mut order: Vec<usize> = (0..inst.streams.len()).collect();
     for t in 0..inst.weeks {
         order.sort_by(|&a, &b| {
@@ -346,44 +352,16 @@ pub fn round_pinned(
                 .then(a.cmp(&b))
         });
         for &si in order.iter().filter(|&&si| !pinned(si, t)) {
-            let st = &inst.streams[si];
-            let e = st.exam;
-            let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);
-            if m <= 0.0 && a <= 0.0 {
-                continue;
-            }
-            for &(l, _) in &st.options {
-                let k = inst.exam_kind[e];
-                let seat = (l, k, t);
-                let pool = inst.exam_pool[e].map(|q| (q, t));
-                // Where the LP bought nothing, regular capacity only.
-                let seat_cap = seat_limit
-                    .get(&seat)
-                    .copied()
-                    .unwrap_or_else(|| inst.seat_capacity(l, k, t).0);
-                let rater_cap = pool.map(|p| {
-                    rater_limit
-                        .get(&p)
-                        .copied()
-                        .unwrap_or_else(|| inst.rater_capacity(p.0, p.1).0)
-                });
-                loop {
-                    let seat_used = seats_used.get(&seat).copied().unwrap_or(0.0);
-                    let seat_ok = m <= 0.0 || seat_used + m <= seat_cap + EPS;
-                    let rater_ok = a <= 0.0
-                        || pool.zip(rater_cap).is_none_or(|(p, cap)| {
-                            raters_used.get(&p).copied().unwrap_or(0.0) + a <= cap + EPS
-                        });
-                    let waiting = backlog[si][t..].iter().all(|&b| b >= 1.0 - EPS);
-                    if !(seat_ok && rater_ok && waiting) {
-                        break;
-                    }
-                    let cell = Cell { stream: si, t, l };
-                    move_seat(inst, &mut int, &mut seats_used, &mut raters_used, cell, 1.0);
-                    for b in &mut backlog[si][t..] {
-                        *b -= 1.0;
-                    }
-                }
+            for l in inst.streams[si].options.iter().map(|&(l, _)| l) {
+                fill_cell(
+                    inst,
+                    &mut int,
+                    &mut seats_used,
+                    &mut raters_used,
+                    &mut backlog[si],
+                    (&seat_limit, &rater_limit),
+                    Cell { stream: si, t, l },
+                );
             }
         }
     }
@@ -556,6 +534,95 @@ fn advance(
         gain,
         from,
     })
+}
+
+/// Pass 4 at one cell: seats waiting candidates of `c.stream` at `c.l`
+/// in week `c.t`, within regular capacity plus what the LP bought, while it
+/// pays (see `round_pinned`). Candidates come in runs that share one price:
+/// the run ends where the seats or the raters pass from regular to extra
+/// minutes, or where the candidates that lower the over-target count end.
+#[allow(clippy::too_many_arguments)]
+fn fill_cell(
+    inst: &Instance,
+    int: &mut Allocation,
+    seats_used: &mut SeatUse,
+    raters_used: &mut RaterUse,
+    backlog: &mut [f64],
+    (seat_limit, rater_limit): (&SeatUse, &RaterUse),
+    c: Cell,
+) {
+    let st = &inst.streams[c.stream];
+    let e = st.exam;
+    let (m, a) = (inst.seat_minutes[e], inst.rating_minutes[e]);
+    if m <= 0.0 && a <= 0.0 {
+        return;
+    }
+    let k = inst.exam_kind[e];
+    let seat = (c.l, k, c.t);
+    let pool = inst.exam_pool[e].map(|q| (q, c.t));
+    let (seat_regular, _) = inst.seat_capacity(c.l, k, c.t);
+    // Where the LP bought nothing, regular capacity only.
+    let seat_cap = seat_limit.get(&seat).copied().unwrap_or(seat_regular);
+    let rater = pool.map(|p| {
+        let (regular, _) = inst.rater_capacity(p.0, p.1);
+        (p, regular, rater_limit.get(&p).copied().unwrap_or(regular))
+    });
+    let seat_price = inst.capacity[c.l][k].map_or(0.0, |cap| cap.price);
+    let waiting_saved = inst.waiting_weight * (inst.weeks - c.t) as f64;
+    let travel = st.travel(c.l);
+    // Whole candidates that fit in `room` minutes at `per` minutes each.
+    let fit = |room: f64, per: f64| {
+        if per <= 0.0 {
+            f64::INFINITY
+        } else {
+            ((room + EPS) / per).floor().max(0.0)
+        }
+    };
+    loop {
+        let seat_used = seats_used.get(&seat).copied().unwrap_or(0.0);
+        let rater_used = rater.map(|(p, _, _)| raters_used.get(&p).copied().unwrap_or(0.0));
+        // How many fit at all, and how many are still waiting in every
+        // later week (the backlog must stay ≥ 0).
+        let mut n = fit(seat_cap - seat_used, m);
+        if let (Some((_, _, cap)), Some(used)) = (rater, rater_used) {
+            n = n.min(fit(cap - used, a));
+        }
+        let waiting = backlog[c.t..].iter().fold(f64::INFINITY, |w, &b| w.min(b));
+        n = n.min((waiting + EPS).floor());
+        if n.is_nan() || n < 1.0 {
+            return;
+        }
+        // The next candidate's price, and how many share it.
+        let seat_in_regular = m <= 0.0 || seat_used + m <= seat_regular + EPS;
+        let mut unit = travel;
+        if seat_in_regular {
+            n = n.min(fit(seat_regular - seat_used, m));
+        } else {
+            unit += m * seat_price;
+        }
+        if let (Some((p, regular, _)), Some(used)) = (rater, rater_used) {
+            if a <= 0.0 || used + a <= regular + EPS {
+                n = n.min(fit(regular - used, a));
+            } else {
+                unit += a * inst.pool_capacity[p.0].price;
+            }
+        }
+        // Candidates that lower the over-target count: as many as the
+        // largest excess over the window in a later week.
+        let excess = (c.t..inst.weeks)
+            .map(|t| backlog[t] - st.window(t, inst.target[e]))
+            .fold(0.0_f64, f64::max);
+        let lowers_v = (excess - EPS).ceil().max(0.0);
+        if lowers_v >= 1.0 {
+            n = n.min(lowers_v);
+        } else if unit >= waiting_saved {
+            return;
+        }
+        move_seat(inst, int, seats_used, raters_used, c, n);
+        for b in &mut backlog[c.t..] {
+            *b -= n;
+        }
+    }
 }
 
 /// Adds `n` (±1) exams to cell `c`, keeping the usage maps in step: how

@@ -338,6 +338,47 @@ fn rounding_buys_extra_minutes_for_a_candidate_flooring_left_over_target() {
     assert!(close(plan.rounded.cost, 40.0), "{:?}", plan.rounded);
 }
 
+/// One exam (1 seat minute, target 10 weeks: past the 4-week horizon, so
+/// V* = 0), w = 1, demand 10 a week. NEAR has 5 minutes a week at travel
+/// 1.5, FAR a million at travel 1000. A seat in week t saves 4 − t of
+/// waiting: NEAR pays in weeks 0–2 (4, 3, 2 > 1.5), not in week 3 (1), and
+/// FAR never. x = 5 at NEAR in weeks 0–2: B = (5, 10, 15, 25), waiting 55,
+/// travel 15·1.5 = 22.5, C = 77.5. The LP's x is whole already; the fill
+/// pass once seated every waiting candidate on free regular minutes, cost
+/// or not: 5 more at NEAR in week 3 and the other 20 at FAR (C ≈ 20,000).
+fn waiting_is_cheaper() -> serde_json::Value {
+    json!({
+        "format": "examcap/scenario@1", "name": "waiting-is-cheaper",
+        "start_week": "2026-W14", "horizon_weeks": 4,
+        "exams": [{"id": "E", "name": "E", "resource": "seat", "seat_minutes": 1,
+                   "target_wait_weeks": 10}],
+        "locations": [
+            {"id": "NEAR", "name": "N", "resources": [{"kind": "seat", "weekly_minutes": 5,
+             "extra_weekly_minutes": 0, "extra_cost_per_minute": 0}]},
+            {"id": "FAR", "name": "F", "resources": [{"kind": "seat",
+             "weekly_minutes": 1000000, "extra_weekly_minutes": 0,
+             "extra_cost_per_minute": 0}]}],
+        "regions": [{"id": "R", "name": "R", "options": [
+            {"location": "NEAR", "travel_cost": 1.5},
+            {"location": "FAR", "travel_cost": 1000}]}],
+        "demand": [{"region": "R", "exam": "E", "weekly": [10, 10, 10, 10]}]
+    })
+}
+
+#[test]
+fn rounding_seats_no_candidate_where_waiting_is_cheaper() {
+    let plan = assert_values(&scenario(waiting_is_cheaper()), 0.0, 77.5);
+    assert_eq!(plan.rounded.violation, 0.0);
+    assert!(close(plan.rounded.cost, 77.5), "{:?}", plan.rounded);
+    let seated: Vec<(usize, &str, u64)> = plan
+        .allocation
+        .iter()
+        .filter(|a| a.candidates > 0)
+        .map(|a| (a.week, a.location.as_str(), a.candidates))
+        .collect();
+    assert_eq!(seated, vec![(0, "NEAR", 5), (1, "NEAR", 5), (2, "NEAR", 5)]);
+}
+
 /// The same with W = 2: the fourth candidate seated in week 1 is within
 /// target (V = 0 either way), so no extra minute is bought for them.
 #[test]
