@@ -80,7 +80,6 @@ pub fn cohorts(inst: &Instance, stream: usize, exams: &[f64]) -> Vec<Cohort> {
     let st = &inst.streams[stream];
     let target = inst.target[st.exam];
     let horizon = inst.weeks as i64;
-    let first = st.backlog.first().map_or(0, |&(w, _)| w.min(0));
     let mut cum_exams = Vec::with_capacity(exams.len());
     let mut acc = 0.0;
     for &x in exams {
@@ -90,8 +89,15 @@ pub fn cohorts(inst: &Instance, stream: usize, exams: &[f64]) -> Vec<Cohort> {
     let mut out = Vec::new();
     let mut cum_reg = 0.0;
     let mut t = 0usize;
-    for tau in first..horizon {
-        let n = st.registrations(tau);
+    // The weeks that have registrations: the backlog's (one entry per week,
+    // in order, all before week 0) and the horizon's. Not every week from
+    // the oldest backlog on: a backlog row may date from 10^9 weeks back.
+    let weeks = st
+        .backlog
+        .iter()
+        .copied()
+        .chain((0..horizon).map(|tau| (tau, st.registrations(tau))));
+    for (tau, n) in weeks {
         cum_reg += n;
         if n <= 0.0 {
             continue;
@@ -266,6 +272,42 @@ mod tests {
         assert_eq!(p(w[0].p50), Some((0, false)));
         assert_eq!(p(w[0].p90), Some((1, false)));
         assert_eq!(p(w[0].max), Some((1, false)));
+    }
+
+    #[test]
+    fn a_backlog_from_long_ago_is_one_cohort_among_the_registration_weeks() {
+        // Backlog rows from week −10^9 and week −3, then 1 a week; exams 2,
+        // 1, 1. FIFO: both backlog cohorts are reached in week 0, week 0's
+        // in week 1, week 1's in week 2; week 2's is not reached (deadline
+        // 3 = the horizon's end: censored). The cohorts are the weeks with
+        // registrations, not every week since 10^9 weeks ago.
+        let sc = serde_json::json!({
+            "format": "examcap/scenario@1", "name": "w", "start_week": "2027-W01",
+            "horizon_weeks": 3,
+            "exams": [{"id": "E", "name": "E", "resource": "room", "seat_minutes": 60,
+                       "target_wait_weeks": 1}],
+            "locations": [{"id": "L", "name": "L", "resources": [
+                {"kind": "room", "weekly_minutes": 600, "extra_weekly_minutes": 0,
+                 "extra_cost_per_minute": 0}]}],
+            "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
+            "demand": [{"region": "R", "exam": "E", "weekly": [1, 1, 1]}],
+            "backlog": [
+                {"region": "R", "exam": "E", "registered_week": -3, "candidates": 1},
+                {"region": "R", "exam": "E", "registered_week": -1_000_000_000, "candidates": 1}]
+        });
+        let inst = Instance::new(&parse_scenario(sc.to_string().as_bytes()).unwrap(), false);
+        let cs = cohorts(&inst, 0, &[2.0, 1.0, 1.0]);
+        use CohortState::*;
+        assert_eq!(
+            states(&cs),
+            vec![
+                (-1_000_000_000, Served, 1_000_000_000),
+                (-3, Served, 3),
+                (0, Served, 1),
+                (1, Served, 1),
+                (2, Censored, 1)
+            ]
+        );
     }
 
     #[test]
