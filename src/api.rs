@@ -455,7 +455,14 @@ impl Api {
         deadline: Option<Instant>,
         progress: Option<mpsc::UnboundedSender<Result<proto::SolveEvent, Status>>>,
     ) -> Result<Plan, ApiError> {
-        let permit = self.inner.gate.slot().await?;
+        // A caller that goes away while queued gives its place up at once.
+        let permit = match &progress {
+            Some(tx) => tokio::select! {
+                permit = self.inner.gate.slot() => permit?,
+                () = tx.closed() => return Err(ApiError::Cancelled),
+            },
+            None => self.inner.gate.slot().await?,
+        };
         cap_time_limit(&mut opts, deadline, "solve")?;
         let span = tracing::Span::current();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -985,6 +992,9 @@ impl proto::plan_service_server::PlanService for Api {
                     .run_solve(ticket, sc, opts, deadline, Some(tx.clone()))
                     .await;
                 let event = match result {
+                    // The caller went away after the last HiGHS run: the
+                    // solve is cancelled all the same, and stores nothing.
+                    Ok(_) if tx.is_closed() => Err(ApiError::Cancelled),
                     Ok(plan) => match api.store_plan(plan, &scenario_id, false).await {
                         Ok(rec) => {
                             let audited = api.audit(&caller, Rpc::Solve, &rec.id).await;

@@ -1234,6 +1234,61 @@ async fn a_client_that_goes_away_mid_solve_cancels_it() {
     srv.stop().await;
 }
 
+/// A caller that goes away while its solve waits in the queue gives its
+/// place up at once, not when a slot frees and the solve starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_while_queued_gives_its_place_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_concurrent_solves = 1;
+    c.solve_queue = 1;
+    let srv = start(c).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let three_years = national(&GenerateOptions {
+        weeks: 156,
+        ..GenerateOptions::default()
+    });
+    let big = put(&mut s, serde_json::to_string(&three_years).unwrap())
+        .await
+        .scenario_id;
+    let tiny_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    // The big solve holds the only slot, its stream open.
+    let mut running = p
+        .solve(solve_req(&big, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    running.message().await.unwrap().unwrap();
+    // A second caller takes the one queue place, then goes away.
+    let queued = p.solve(solve_req(&tiny_id, PLANNER)).await.unwrap();
+    drop(queued);
+    // Its place is free again while the big solve still runs.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let admitted = loop {
+        match p.solve(solve_req(&tiny_id, PLANNER)).await {
+            Ok(r) => break r,
+            Err(e)
+                if e.code() == Code::ResourceExhausted && tokio::time::Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the place of the caller that went away is still taken: {e:?}"),
+        }
+    };
+    let plans = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    assert!(
+        !plans.iter().any(|x| x.scenario_id == big),
+        "the big solve ended before the test could tell"
+    );
+    drop((admitted, running));
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zero_deadline_is_deadline_exceeded_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
