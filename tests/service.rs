@@ -549,12 +549,7 @@ async fn a_restart_keeps_scenarios_plans_and_the_published_plan() {
         .unwrap()
         .into_inner();
     assert_eq!(got.scenario.unwrap().scenario_id, id);
-    let plans = p
-        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
-        .await
-        .unwrap()
-        .into_inner()
-        .plans;
+    let plans = all_plans(&mut p).await;
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].plan_id, done.plan_id);
     let published = p
@@ -906,12 +901,7 @@ async fn a_drill_is_compared_with_the_base_and_never_published() {
         .unwrap()
         .into_inner();
     assert_eq!(published.summary.unwrap().plan_id, base.plan_id);
-    let plans = p
-        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
-        .await
-        .unwrap()
-        .into_inner()
-        .plans;
+    let plans = all_plans(&mut p).await;
     assert!(plans
         .iter()
         .any(|p| p.plan_id == drill.plan_id && p.drill && !p.published));
@@ -1220,12 +1210,7 @@ async fn a_client_that_goes_away_mid_solve_cancels_it() {
         "the abandoned solve never released its slot"
     );
     // It was cancelled, not finished: no plan of the national scenario.
-    let plans = p
-        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
-        .await
-        .unwrap()
-        .into_inner()
-        .plans;
+    let plans = all_plans(&mut p).await;
     assert!(
         !plans.iter().any(|x| x.scenario_id == id),
         "the abandoned solve ran to the end and stored its plan"
@@ -1275,12 +1260,7 @@ async fn a_caller_that_goes_away_while_queued_gives_its_place_up() {
             Err(e) => panic!("the place of the caller that went away is still taken: {e:?}"),
         }
     };
-    let plans = p
-        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
-        .await
-        .unwrap()
-        .into_inner()
-        .plans;
+    let plans = all_plans(&mut p).await;
     assert!(
         !plans.iter().any(|x| x.scenario_id == big),
         "the big solve ended before the test could tell"
@@ -1347,4 +1327,13 @@ fn violated_fields(e: &tonic::Status) -> Vec<String> {
         .into_iter()
         .map(|v| v.field)
         .collect()
+}
+
+/// Every stored plan, as the planner lists them.
+async fn all_plans(p: &mut PlanServiceClient<Channel>) -> Vec<proto::PlanInfo> {
+    p.list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans
 }
