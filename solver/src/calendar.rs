@@ -271,9 +271,11 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
     let mut cells: BTreeMap<(&str, usize, usize, &str), u64> = BTreeMap::new();
     for row in &plan.allocation {
         let idx = scenario.exam_index(&row.exam).unwrap_or(usize::MAX);
-        *cells
+        let n = cells
             .entry((&row.location, row.week, idx, &row.exam))
-            .or_default() += row.candidates;
+            .or_default();
+        // Saturating: rows of an edited plan file may add up past u64.
+        *n = n.saturating_add(row.candidates);
     }
     let extra: BTreeSet<(&str, &str, usize)> = plan
         .extra_seats

@@ -596,6 +596,32 @@ pub(crate) fn check_fixed(
 pub fn check_published(base: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
     validate_published(base, published)?;
     let inst = Instance::new(base, false);
+    // Rows of a (region, exam) that registers nobody: the solver never
+    // makes them, and the capacity sums below (per stream) would not see
+    // them, so a calendar or report would show their sessions unchecked.
+    let streams: BTreeSet<(&str, &str)> = inst
+        .streams
+        .iter()
+        .map(|st| {
+            (
+                base.regions[st.region].id.as_str(),
+                base.exams[st.exam].id.as_str(),
+            )
+        })
+        .collect();
+    let mut errs = ValidationErrors::default();
+    for (i, row) in published.allocation.iter().enumerate() {
+        if row.candidates > 0 && !streams.contains(&(row.region.as_str(), row.exam.as_str())) {
+            errs.push_at(
+                format!("allocation[{i}]"),
+                format!(
+                    "region {:?} has no demand or backlog for exam {:?}, yet the row examines {} of them",
+                    row.region, row.exam, row.candidates
+                ),
+            );
+        }
+    }
+    errs.into_result()?;
     let all = published_allocation(base, &inst, published);
     breach_errors(base, &inst, &all, |_| true)
 }
@@ -1000,5 +1026,40 @@ mod tests {
         );
         // No row beyond the plain LP's.
         assert_eq!(lp.rows, build_block(&inst, &[0], None).rows);
+    }
+
+    /// A plan row for a (region, exam) that registers nobody is refused by
+    /// name: the per-stream capacity sums would not see it, so two such
+    /// rows, each within a week's minutes, could overbook a room unseen.
+    #[test]
+    fn rows_of_a_region_without_demand_are_refused() {
+        let v = json!({
+            "format": "examcap/scenario@1", "name": "t", "start_week": "2026-W10",
+            "horizon_weeks": 2,
+            "exams": [{"id": "A", "name": "A", "resource": "car", "seat_minutes": 60,
+                       "target_wait_weeks": 1}],
+            "locations": [{"id": "L0", "name": "L0", "resources": [
+                {"kind": "car", "weekly_minutes": 120, "extra_weekly_minutes": 0,
+                 "extra_cost_per_minute": 1.0}]}],
+            "regions": [
+                {"id": "R0", "name": "R0", "options": [{"location": "L0", "travel_cost": 0}]},
+                {"id": "R1", "name": "R1", "options": [{"location": "L0", "travel_cost": 0}]}],
+            "demand": [{"region": "R0", "exam": "A", "weekly": [1, 1]}]
+        });
+        let sc = crate::parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let mut plan = crate::plan::plan_scenario(&sc, &Default::default(), &|_| {}).unwrap();
+        super::check_published(&sc, &plan).expect("the solver's own plan fits");
+        plan.allocation.push(crate::plan::AllocationRow {
+            region: "R1".into(),
+            exam: "A".into(),
+            location: "L0".into(),
+            week: 0,
+            candidates: 2,
+        });
+        let e = super::check_published(&sc, &plan).unwrap_err();
+        let paths: Vec<&str> = e.errors.iter().map(|f| f.path.as_str()).collect();
+        let n = plan.allocation.len() - 1;
+        assert_eq!(paths, [format!("allocation[{n}]")], "{e}");
+        assert!(e.to_string().contains("no demand or backlog"), "{e}");
     }
 }
