@@ -22,6 +22,8 @@
 //! - [`telemetry`]: tracing subscriber set-up.
 //! - [`deadline`]: a call's gRPC deadline answered as DEADLINE_EXCEEDED
 //!   (tonic's own timeout says CANCELLED).
+//! - [`size_limit`]: a message over `max_message_bytes` answered as
+//!   RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE).
 //! - [`server`]: [`server::run`] wires it all to a listener, with health and
 //!   reflection, until a shutdown future resolves.
 #![forbid(unsafe_code)]
@@ -36,6 +38,7 @@ pub mod drill;
 pub mod registration;
 pub mod reschedule;
 pub mod server;
+pub mod size_limit;
 pub mod store;
 pub mod telemetry;
 

@@ -239,6 +239,7 @@ pub async fn run_until(
     }
     let router = builder
         .layer(crate::deadline::DeadlineLayer)
+        .layer(crate::size_limit::SizeLimitLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
