@@ -325,7 +325,11 @@ impl Api {
         job: ReplanJob,
         tx: &Tx,
     ) -> Result<Vec<proto::RescheduleEvent>, ApiError> {
-        let permit = self.gate().slot().await?;
+        // A caller that goes away while queued gives its place up at once.
+        let permit = tokio::select! {
+            permit = self.gate().slot() => permit?,
+            () = tx.closed() => return Err(ApiError::Cancelled),
+        };
         let mut opts = PlanOptions {
             time_limit_seconds: job.params.time_limit,
             ..PlanOptions::default()
@@ -380,6 +384,11 @@ impl Api {
             }
             other => other?,
         };
+        // The caller went away after the last HiGHS run: cancelled all the
+        // same, nothing stored (as for a Solve).
+        if tx.is_closed() {
+            return Err(ApiError::Cancelled);
+        }
         let status = re.status;
         let rec = self.store_plan(re, &scenario_id, false).await?;
         self.audit(&caller, Rpc::Reschedule, &rec.id).await?;

@@ -348,3 +348,73 @@ async fn the_cli_reschedules_against_the_server() {
     }
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
 }
+
+/// A caller that goes away while its re-plan waits for a solve slot gives
+/// its place in the queue up at once (as a Solve's caller does), not when
+/// the slot frees and the re-plan starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_while_the_replan_is_queued_gives_its_place_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_concurrent_solves = 1;
+    c.solve_queue = 1;
+    let srv = start(c).await;
+    publish_national(&srv).await;
+    // A three-year solve holds the only slot, its stream open.
+    let big = national(&GenerateOptions {
+        weeks: 156,
+        ..GenerateOptions::default()
+    });
+    let big_id = srv
+        .scenarios()
+        .await
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: serde_json::to_string(&big).unwrap(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .scenario_id;
+    let mut p = srv.plans().await;
+    let solve = |id: &str| {
+        req(
+            proto::SolveRequest {
+                scenario_id: id.into(),
+                ..Default::default()
+            },
+            PLANNER,
+        )
+    };
+    let mut running = p.solve(solve(&big_id)).await.unwrap().into_inner();
+    running.message().await.unwrap().unwrap();
+    // The reschedule takes the one queue place: its repair comes, its
+    // re-plan waits for the slot; then its caller goes away.
+    let mut c = srv.reschedules().await;
+    let mut stream = c
+        .reschedule(req(request(vec![surge()]), DRILL))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap().event;
+    assert!(matches!(first, Some(Event::Repair(_))), "{first:?}");
+    drop(stream);
+    // Its place is free again while the big solve still runs.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let admitted = loop {
+        match p.solve(solve(&big_id)).await {
+            Ok(r) => break r,
+            Err(e)
+                if e.code() == Code::ResourceExhausted && tokio::time::Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the place of the caller that went away is still taken: {e:?}"),
+        }
+    };
+    drop((admitted, running));
+    srv.stop().await;
+}
