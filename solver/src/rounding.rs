@@ -608,14 +608,17 @@ fn fill_cell(
             }
         }
         // Candidates that lower the over-target count: as many as the
-        // largest excess over the window in a later week.
+        // largest excess over the window in a later week. Past them, a seat
+        // that costs what the waiting it saves costs is still taken: C does
+        // not change and the candidate waits less (with no waiting weight
+        // and free travel, every waiting candidate is seated, as before).
         let excess = (c.t..inst.weeks)
             .map(|t| backlog[t] - st.window(t, inst.target[e]))
             .fold(0.0_f64, f64::max);
         let lowers_v = (excess - EPS).ceil().max(0.0);
         if lowers_v >= 1.0 {
             n = n.min(lowers_v);
-        } else if unit >= waiting_saved {
+        } else if unit > waiting_saved {
             return;
         }
         move_seat(inst, int, seats_used, raters_used, c, n);

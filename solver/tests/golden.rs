@@ -379,6 +379,39 @@ fn rounding_seats_no_candidate_where_waiting_is_cheaper() {
     assert_eq!(seated, vec![(0, "NEAR", 5), (1, "NEAR", 5), (2, "NEAR", 5)]);
 }
 
+/// The fill pass on its own, from an LP point that seats nobody (feasible:
+/// everyone waits): it seats where that pays, and where a seat costs what
+/// the waiting it saves costs (no waiting weight, free travel: C stays 0),
+/// since the candidate then waits less.
+#[test]
+fn the_fill_pass_seats_where_it_pays_or_costs_nothing() {
+    use examcap_solver::model::Instance;
+    use examcap_solver::rounding::{evaluate, round, Allocation};
+    let seated = |sc: &Scenario| {
+        let inst = Instance::new(sc, false);
+        let int = round(&inst, &Allocation::default());
+        let mut by: Vec<(usize, usize, f64)> = int.x.iter().map(|(c, &n)| (c.t, c.l, n)).collect();
+        by.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (by, evaluate(&inst, &int).cost)
+    };
+    // Travel 1.5 at NEAR (location 0) pays in weeks 0–2, FAR's 1000 never:
+    // the LP's own optimum, C = 77.5.
+    let (by, cost) = seated(&scenario(waiting_is_cheaper()));
+    assert_eq!(by, vec![(0, 0, 5.0), (1, 0, 5.0), (2, 0, 5.0)]);
+    assert!(close(cost, 77.5), "{cost}");
+    // Nothing to pay and nothing saved: everyone is seated, C = 0.
+    let mut free = waiting_is_cheaper();
+    free["weights"] = json!({"waiting_per_candidate_week": 0});
+    free["regions"][0]["options"][0]["travel_cost"] = 0.into();
+    free["regions"][0]["options"][1]["travel_cost"] = 0.into();
+    let (by, cost) = seated(&scenario(free));
+    let per_week: Vec<f64> = (0..4)
+        .map(|t| by.iter().filter(|c| c.0 == t).map(|c| c.2).sum())
+        .collect();
+    assert_eq!(per_week, vec![10.0; 4], "{by:?}");
+    assert_eq!(cost, 0.0);
+}
+
 /// The same with W = 2: the fourth candidate seated in week 1 is within
 /// target (V = 0 either way), so no extra minute is bought for them.
 #[test]
