@@ -222,6 +222,18 @@ mod tests {
     /// One region and exam (target 1 week), `weekly` registrations, and a
     /// backlog of `backlog` candidates from week −2.
     fn instance(weekly: &[f64], backlog: f64) -> Instance {
+        let rows: &[(i64, f64)] = if backlog > 0.0 { &[(-2, backlog)] } else { &[] };
+        instance_with(weekly, rows)
+    }
+
+    /// The same with backlog rows (registered_week, candidates).
+    fn instance_with(weekly: &[f64], backlog: &[(i64, f64)]) -> Instance {
+        let rows: Vec<serde_json::Value> = backlog
+            .iter()
+            .map(|&(w, c)| {
+                serde_json::json!({"region": "R", "exam": "E", "registered_week": w, "candidates": c})
+            })
+            .collect();
         let sc = serde_json::json!({
             "format": "examcap/scenario@1", "name": "w", "start_week": "2027-W01",
             "horizon_weeks": weekly.len(),
@@ -232,11 +244,7 @@ mod tests {
                  "extra_cost_per_minute": 0}]}],
             "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
             "demand": [{"region": "R", "exam": "E", "weekly": weekly}],
-            "backlog": if backlog > 0.0 {
-                serde_json::json!([{"region": "R", "exam": "E", "registered_week": -2, "candidates": backlog}])
-            } else {
-                serde_json::json!([])
-            }
+            "backlog": rows
         });
         let sc = parse_scenario(sc.to_string().as_bytes()).expect("valid scenario");
         Instance::new(&sc, false)
@@ -281,21 +289,7 @@ mod tests {
         // in week 1, week 1's in week 2; week 2's is not reached (deadline
         // 3 = the horizon's end: censored). The cohorts are the weeks with
         // registrations, not every week since 10^9 weeks ago.
-        let sc = serde_json::json!({
-            "format": "examcap/scenario@1", "name": "w", "start_week": "2027-W01",
-            "horizon_weeks": 3,
-            "exams": [{"id": "E", "name": "E", "resource": "room", "seat_minutes": 60,
-                       "target_wait_weeks": 1}],
-            "locations": [{"id": "L", "name": "L", "resources": [
-                {"kind": "room", "weekly_minutes": 600, "extra_weekly_minutes": 0,
-                 "extra_cost_per_minute": 0}]}],
-            "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
-            "demand": [{"region": "R", "exam": "E", "weekly": [1, 1, 1]}],
-            "backlog": [
-                {"region": "R", "exam": "E", "registered_week": -3, "candidates": 1},
-                {"region": "R", "exam": "E", "registered_week": -1_000_000_000, "candidates": 1}]
-        });
-        let inst = Instance::new(&parse_scenario(sc.to_string().as_bytes()).unwrap(), false);
+        let inst = instance_with(&[1.0; 3], &[(-3, 1.0), (-1_000_000_000, 1.0)]);
         let cs = cohorts(&inst, 0, &[2.0, 1.0, 1.0]);
         use CohortState::*;
         assert_eq!(
