@@ -14,7 +14,8 @@ use tonic::{Code, Request, Status};
 mod common;
 
 use common::{
-    config, demand_shock, publish_scenario, req, start, Running, DRILL, PLANNER, REGISTRATION,
+    admitted_solve, config, demand_shock, publish_scenario, req, solve_req, start, Running, DRILL,
+    PLANNER, REGISTRATION,
 };
 
 const FREEZE: u32 = 2;
@@ -380,16 +381,11 @@ async fn a_caller_that_goes_away_while_the_replan_is_queued_gives_its_place_up()
         .into_inner()
         .scenario_id;
     let mut p = srv.plans().await;
-    let solve = |id: &str| {
-        req(
-            proto::SolveRequest {
-                scenario_id: id.into(),
-                ..Default::default()
-            },
-            PLANNER,
-        )
-    };
-    let mut running = p.solve(solve(&big_id)).await.unwrap().into_inner();
+    let mut running = p
+        .solve(solve_req(&big_id, PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
     running.message().await.unwrap().unwrap();
     // The reschedule takes the one queue place: its repair comes, its
     // re-plan waits for the slot; then its caller goes away.
@@ -403,18 +399,9 @@ async fn a_caller_that_goes_away_while_the_replan_is_queued_gives_its_place_up()
     assert!(matches!(first, Some(Event::Repair(_))), "{first:?}");
     drop(stream);
     // Its place is free again while the big solve still runs.
-    let until = tokio::time::Instant::now() + Duration::from_secs(5);
-    let admitted = loop {
-        match p.solve(solve(&big_id)).await {
-            Ok(r) => break r,
-            Err(e)
-                if e.code() == Code::ResourceExhausted && tokio::time::Instant::now() < until =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("the place of the caller that went away is still taken: {e:?}"),
-        }
-    };
+    let admitted = admitted_solve(&mut p, &big_id, Duration::from_secs(5))
+        .await
+        .expect("the place of the caller that went away is still taken");
     drop((admitted, running));
     srv.stop().await;
 }

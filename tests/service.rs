@@ -7,7 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{channel, code, config, demand_shock, req, start, tiny, DRILL, PLANNER, REGISTRATION};
+use common::{
+    admitted_solve, channel, code, config, demand_shock, req, solve_req, start, tiny, DRILL,
+    PLANNER, REGISTRATION,
+};
 use examcap::config::Config;
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
 use examcap::proto::plan_service_client::PlanServiceClient;
@@ -58,16 +61,6 @@ async fn solve(
         }
     }
     Ok((progress, done.expect("a final event")))
-}
-
-fn solve_req(scenario_id: &str, token: &str) -> Request<proto::SolveRequest> {
-    req(
-        proto::SolveRequest {
-            scenario_id: scenario_id.into(),
-            ..Default::default()
-        },
-        token,
-    )
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -578,23 +571,21 @@ async fn a_short_deadline_is_deadline_exceeded_and_the_server_keeps_serving() {
 }
 
 /// Retries a solve of `id` while the server answers RESOURCE_EXHAUSTED;
-/// true once one succeeds within `patience`.
+/// true once one is admitted within `patience` and ends with its plan.
 async fn solve_when_a_slot_frees(
     p: &mut PlanServiceClient<Channel>,
     id: &str,
     patience: Duration,
 ) -> bool {
-    let until = tokio::time::Instant::now() + patience;
-    while tokio::time::Instant::now() < until {
-        match solve(p, solve_req(id, PLANNER)).await {
-            Ok(_) => return true,
-            Err(e) if e.code() == Code::ResourceExhausted => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("{e:?}"),
+    let Some(mut stream) = admitted_solve(p, id, patience).await else {
+        return false;
+    };
+    while let Some(ev) = stream.message().await.unwrap() {
+        if matches!(ev.event, Some(Event::Done(_))) {
+            return true;
         }
     }
-    false
+    panic!("the admitted solve ended without its plan")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1266,18 +1257,9 @@ async fn a_caller_that_goes_away_while_queued_gives_its_place_up() {
     let queued = p.solve(solve_req(&tiny_id, PLANNER)).await.unwrap();
     drop(queued);
     // Its place is free again while the big solve still runs.
-    let until = tokio::time::Instant::now() + Duration::from_secs(5);
-    let admitted = loop {
-        match p.solve(solve_req(&tiny_id, PLANNER)).await {
-            Ok(r) => break r,
-            Err(e)
-                if e.code() == Code::ResourceExhausted && tokio::time::Instant::now() < until =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("the place of the caller that went away is still taken: {e:?}"),
-        }
-    };
+    let admitted = admitted_solve(&mut p, &tiny_id, Duration::from_secs(5))
+        .await
+        .expect("the place of the caller that went away is still taken");
     let plans = all_plans(&mut p).await;
     assert!(
         !plans.iter().any(|x| x.scenario_id == big),

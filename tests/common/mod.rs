@@ -111,6 +111,40 @@ pub async fn start(config: Config) -> Running {
     }
 }
 
+/// A Solve of `scenario_id` with default options, as `token`.
+pub fn solve_req(scenario_id: &str, token: &str) -> Request<proto::SolveRequest> {
+    req(
+        proto::SolveRequest {
+            scenario_id: scenario_id.into(),
+            ..Default::default()
+        },
+        token,
+    )
+}
+
+/// The event stream of a planner's Solve of `scenario_id` once the queue
+/// admits it: a full queue (RESOURCE_EXHAUSTED) is asked again until
+/// `patience` runs out (then `None`); any other refusal fails the test.
+pub async fn admitted_solve(
+    p: &mut PlanServiceClient<Channel>,
+    scenario_id: &str,
+    patience: std::time::Duration,
+) -> Option<tonic::Streaming<proto::SolveEvent>> {
+    let until = tokio::time::Instant::now() + patience;
+    loop {
+        match p.solve(solve_req(scenario_id, PLANNER)).await {
+            Ok(r) => return Some(r.into_inner()),
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                if tokio::time::Instant::now() >= until {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
 /// `msg` with `authorization: Bearer <token>`.
 pub fn req<T>(msg: T, token: &str) -> Request<T> {
     let mut r = Request::new(msg);
@@ -142,13 +176,7 @@ pub async fn solve_scenario(ch: Channel, scenario: &Value) -> String {
         .unwrap()
         .into_inner();
     let mut stream = PlanServiceClient::new(ch)
-        .solve(req(
-            proto::SolveRequest {
-                scenario_id: put.scenario_id,
-                ..Default::default()
-            },
-            PLANNER,
-        ))
+        .solve(solve_req(&put.scenario_id, PLANNER))
         .await
         .unwrap()
         .into_inner();
