@@ -268,6 +268,13 @@ pub fn round_pinned(
         .zip(&served)
         .map(|(st, x)| st.backlogs(x))
         .collect();
+    // Per stream and week, the candidates still within target: what the
+    // backlog may reach before anyone waits beyond it (passes 3–5).
+    let windows: Vec<Vec<f64>> = inst
+        .streams
+        .iter()
+        .map(|st| st.windows(inst.target[st.exam]))
+        .collect();
     let mut candidates: Vec<Cell> =
         lp.x.keys()
             .copied()
@@ -319,8 +326,8 @@ pub fn round_pinned(
             _ => 0.0,
         };
         let pays = unbought_seats <= EPS && unbought_raters <= EPS || {
-            let over_target = (c.t..inst.weeks)
-                .any(|t| backlog[c.stream][t] - st.window(t, inst.target[e]) > EPS);
+            let over_target =
+                (c.t..inst.weeks).any(|t| backlog[c.stream][t] - windows[c.stream][t] > EPS);
             let price = unbought_seats * inst.capacity[c.l][seat.1].map_or(0.0, |k| k.price)
                 + pool.map_or(0.0, |p| unbought_raters * inst.pool_capacity[p.0].price);
             let travel = st.travel(c.l);
@@ -358,7 +365,7 @@ pub fn round_pinned(
                     &mut int,
                     &mut seats_used,
                     &mut raters_used,
-                    &mut backlog[si],
+                    (&mut backlog[si], &windows[si]),
                     (&seat_limit, &rater_limit),
                     Cell { stream: si, t, l },
                 );
@@ -373,6 +380,7 @@ pub fn round_pinned(
         &mut seats_used,
         &mut raters_used,
         &mut backlog,
+        &windows,
         pinned,
     );
     int.x.retain(|_, v| *v > 0.0);
@@ -399,17 +407,13 @@ fn serve_over_target(
     seats_used: &mut SeatUse,
     raters_used: &mut RaterUse,
     backlog: &mut [Vec<f64>],
+    windows: &[Vec<f64>],
     pinned: &dyn Fn(usize, usize) -> bool,
 ) {
-    let windows: Vec<Vec<f64>> = inst
-        .streams
-        .iter()
-        .map(|st| st.windows(inst.target[st.exam]))
-        .collect();
     for t in 0..inst.weeks {
         let mut gains: Vec<Advance> = (0..inst.streams.len())
             .filter(|&si| !pinned(si, t))
-            .filter_map(|si| advance(inst, int, backlog, &windows, pinned, si, t))
+            .filter_map(|si| advance(inst, int, backlog, windows, pinned, si, t))
             .collect();
         loop {
             // The best (gain, then price) seat over all streams that gain.
@@ -464,7 +468,7 @@ fn serve_over_target(
                 *b -= 1.0;
             }
             gains.retain(|g| g.stream != si);
-            gains.extend(advance(inst, int, backlog, &windows, pinned, si, t));
+            gains.extend(advance(inst, int, backlog, windows, pinned, si, t));
         }
     }
 }
@@ -541,13 +545,12 @@ fn advance(
 /// pays (see `round_pinned`). Candidates come in runs that share one price:
 /// the run ends where the seats or the raters pass from regular to extra
 /// minutes, or where the candidates that lower the over-target count end.
-#[allow(clippy::too_many_arguments)]
 fn fill_cell(
     inst: &Instance,
     int: &mut Allocation,
     seats_used: &mut SeatUse,
     raters_used: &mut RaterUse,
-    backlog: &mut [f64],
+    (backlog, window): (&mut [f64], &[f64]),
     (seat_limit, rater_limit): (&SeatUse, &RaterUse),
     c: Cell,
 ) {
@@ -611,9 +614,9 @@ fn fill_cell(
         // largest excess over the window in a later week. Past them, a seat
         // that costs what the waiting it saves costs is still taken: C does
         // not change and the candidate waits less (with no waiting weight
-        // and free travel, every waiting candidate is seated, as before).
+        // and free travel, every waiting candidate is seated).
         let excess = (c.t..inst.weeks)
-            .map(|t| backlog[t] - st.window(t, inst.target[e]))
+            .map(|t| backlog[t] - window[t])
             .fold(0.0_f64, f64::max);
         let lowers_v = (excess - EPS).ceil().max(0.0);
         if lowers_v >= 1.0 {
@@ -628,8 +631,8 @@ fn fill_cell(
     }
 }
 
-/// Adds `n` (±1) exams to cell `c`, keeping the usage maps in step: how
-/// every pass that moves a whole candidate records it.
+/// Adds `n` exams to cell `c` (a negative `n` takes them back), keeping the
+/// usage maps in step: how every pass that moves whole candidates records it.
 fn move_seat(
     inst: &Instance,
     int: &mut Allocation,
