@@ -301,6 +301,19 @@ impl SolveGate {
             .await
             .map_err(|_| ApiError::Internal("solve slots closed".into()))
     }
+
+    /// [`SolveGate::slot`], or [`ApiError::Cancelled`] as soon as `caller`
+    /// (the call's event channel) closes: a caller that goes away while
+    /// queued gives its place up at once, not when a slot frees.
+    pub(crate) async fn slot_while_open<T>(
+        &self,
+        caller: &mpsc::UnboundedSender<T>,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        tokio::select! {
+            permit = self.slot() => permit,
+            () = caller.closed() => Err(ApiError::Cancelled),
+        }
+    }
 }
 
 /// What the handlers share.
@@ -455,12 +468,8 @@ impl Api {
         deadline: Option<Instant>,
         progress: Option<mpsc::UnboundedSender<Result<proto::SolveEvent, Status>>>,
     ) -> Result<Plan, ApiError> {
-        // A caller that goes away while queued gives its place up at once.
         let permit = match &progress {
-            Some(tx) => tokio::select! {
-                permit = self.inner.gate.slot() => permit?,
-                () = tx.closed() => return Err(ApiError::Cancelled),
-            },
+            Some(tx) => self.inner.gate.slot_while_open(tx).await?,
             None => self.inner.gate.slot().await?,
         };
         cap_time_limit(&mut opts, deadline, "solve")?;

@@ -325,11 +325,7 @@ impl Api {
         job: ReplanJob,
         tx: &Tx,
     ) -> Result<Vec<proto::RescheduleEvent>, ApiError> {
-        // A caller that goes away while queued gives its place up at once.
-        let permit = tokio::select! {
-            permit = self.gate().slot() => permit?,
-            () = tx.closed() => return Err(ApiError::Cancelled),
-        };
+        let permit = self.gate().slot_while_open(tx).await?;
         let mut opts = PlanOptions {
             time_limit_seconds: job.params.time_limit,
             ..PlanOptions::default()
