@@ -37,21 +37,31 @@ impl ClientError {
     }
 }
 
-/// The sources of `e`, innermost last, each once.
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.iter().any(|o| o.contains(&text)) {
-            out.push(text);
+/// Errors' messages, outermost first, as `a: b: c`, leaving out one whose
+/// text the line already holds (most of our errors quote their source).
+/// The CLI prints every failure this way.
+pub fn joined_messages<'a>(
+    errors: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut out = String::new();
+    for e in errors {
+        let text = e.to_string();
+        if out.contains(&text) {
+            continue;
         }
-        next = cause.source();
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
     }
-    if out.is_empty() {
-        e.to_string()
-    } else {
-        out.join(": ")
+    out
+}
+
+/// The sources of `e`, innermost last (`e`'s own message if it has none).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    match joined_messages(std::iter::successors(e.source(), |c| c.source())) {
+        none if none.is_empty() => e.to_string(),
+        some => some,
     }
 }
 

@@ -262,21 +262,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes, `a: b: c`, leaving out a cause whose text the
-/// message already holds (most of our errors quote their source).
+/// An error and its causes, `a: b: c` (see [`examcap::client::joined_messages`]).
 fn chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    examcap::client::joined_messages(e.chain())
 }
 
 fn cmd_validate(file: &Path) -> Result<(), Failure> {
