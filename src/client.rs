@@ -26,6 +26,15 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The TCP connection opened but the first gRPC call over plaintext
+    /// HTTP/2 failed: almost always a server that speaks TLS. Without this
+    /// check each command failed its first real call with whatever the
+    /// transport said ("h2 protocol error", "operation was canceled").
+    #[error(
+        "--server {url}: the server does not answer plaintext HTTP/2 ({detail}); \
+         if it serves TLS, use https://"
+    )]
+    NotPlaintext { url: String, detail: String },
     #[error("--token: not usable as a bearer token (visible ASCII only)")]
     Token,
 }
@@ -90,14 +99,44 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
                 source,
             })?;
     }
-    endpoint
+    let channel = endpoint
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
             url: url.into(),
             source,
-        })
+        })?;
+    if url.starts_with("http://") {
+        speaks_plaintext_grpc(url, channel.clone()).await?;
+    }
+    Ok(channel)
+}
+
+/// Over `http://` the HTTP/2 handshake is lazy, so a TLS server is only
+/// noticed at the first call. Ask the health service (served without a
+/// token) once: any answer, even "not found" or "unimplemented" from
+/// another gRPC server, proves the transport works; a transport failure
+/// is named here.
+async fn speaks_plaintext_grpc(url: &str, channel: Channel) -> Result<(), ClientError> {
+    use tonic::Code;
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let mut request = Request::new(HealthCheckRequest::default());
+    request.set_timeout(Duration::from_secs(10));
+    match HealthClient::new(channel).check(request).await {
+        Err(status)
+            if matches!(
+                status.code(),
+                Code::Internal | Code::Unknown | Code::Cancelled | Code::Unavailable
+            ) =>
+        {
+            Err(ClientError::NotPlaintext {
+                url: url.into(),
+                detail: status.message().to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `msg` with `authorization: Bearer <token>` when there is a token.

@@ -1004,9 +1004,9 @@ async fn tls_with_the_configured_certificate() {
     // of SSL_CERT_FILE (here the test CA); a certificate they do not trust
     // is named as the reason, not just "cannot connect".
     let url = format!("https://localhost:{}", srv.addr.port());
-    let cli = |ca: Option<&Path>| {
+    let cli_at = |url: &str, ca: Option<&Path>| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_examcap"));
-        c.args(["backlog", "export", "--server", &url, "--token", PLANNER])
+        c.args(["backlog", "export", "--server", url, "--token", PLANNER])
             .env_remove("SSL_CERT_DIR")
             .env_remove("EXAMCAP_TOKEN");
         match ca {
@@ -1015,17 +1015,26 @@ async fn tls_with_the_configured_certificate() {
         };
         c.output().unwrap()
     };
+    let cli = |ca: Option<&Path>| cli_at(&url, ca);
     let trusted = tokio::task::block_in_place(|| cli(Some(&fixtures.join("ca.pem"))));
     let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(trusted.status.success(), "{}", stderr(&trusted));
     assert_eq!(String::from_utf8_lossy(&trusted.stdout).trim(), "[]");
+    // A failed connection exits 1 with a message holding every word.
+    let fails_naming = |o: &std::process::Output, words: &[&str]| {
+        let e = stderr(o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert!(words.iter().all(|w| e.contains(w)), "{e}");
+    };
     let untrusted = tokio::task::block_in_place(|| cli(None));
-    assert_eq!(untrusted.status.code(), Some(1), "{}", stderr(&untrusted));
-    assert!(
-        stderr(&untrusted).contains("cannot connect: ")
-            && stderr(&untrusted).contains("certificate"),
-        "{}",
-        stderr(&untrusted)
+    fails_naming(&untrusted, &["cannot connect: ", "certificate"]);
+    // http:// against it names the likely mistake, not the transport's
+    // "h2 protocol error" or "operation was canceled" at the first call.
+    let plain_url = format!("http://localhost:{}", srv.addr.port());
+    let plain = tokio::task::block_in_place(|| cli_at(&plain_url, None));
+    fails_naming(
+        &plain,
+        &["does not answer plaintext HTTP/2", "use https://"],
     );
     srv.stop().await;
 }
