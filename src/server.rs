@@ -263,7 +263,11 @@ pub async fn run_until(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .add_service(RegistrationServiceServer::new(api));
+        .add_service(
+            RegistrationServiceServer::new(api)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
     let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
         shutdown.await;

@@ -1100,6 +1100,14 @@ async fn messages_over_the_configured_size_are_refused() {
         .await
         .unwrap_err();
     over(e);
+    // Every service takes the setting: registration kept tonic's 4 MiB.
+    let mut r =
+        proto::registration_service_client::RegistrationServiceClient::new(srv.channel().await);
+    let quote = proto::QuoteRequest {
+        region: "R".repeat(4096),
+        ..Default::default()
+    };
+    over(r.quote(req(quote, REGISTRATION)).await.unwrap_err());
     srv.stop().await;
 }
 
