@@ -128,6 +128,12 @@ pub struct ReservationRecord {
     /// Monotonic sequence number; the key, so the tree is in id order.
     pub seq: u64,
     pub idempotency_key: String,
+    /// The token name of the registration system that made it: its
+    /// idempotency keys are its own, so two systems that both number their
+    /// requests `order-1` do not replay each other's reservations. Empty
+    /// in records written before examcap kept it; their keys stay shared.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub made_by: String,
     pub ask: ReservationAsk,
     pub location: String,
     pub week: u32,
@@ -139,6 +145,32 @@ pub struct ReservationRecord {
     pub plan_id: String,
     pub cancelled: bool,
     pub created_unix_ms: i64,
+}
+
+/// A reservation of candidate `cand-0001` in region R, exam E, at L in
+/// week 1, made by nobody, for the tests of the store and the book.
+#[cfg(test)]
+pub(crate) fn sample_reservation(seq: u64, key: &str) -> ReservationRecord {
+    ReservationRecord {
+        seq,
+        idempotency_key: key.into(),
+        made_by: String::new(),
+        ask: ReservationAsk {
+            candidate_ref: "cand-0001".into(),
+            region: "R".into(),
+            exam: "E".into(),
+            location: None,
+            week: None,
+            from_week: 0,
+        },
+        location: "L".into(),
+        week: 1,
+        iso_week: "2026-W15".into(),
+        monday: "2026-04-06".into(),
+        plan_id: "p".into(),
+        cancelled: false,
+        created_unix_ms: 1,
+    }
 }
 
 /// The storage the service needs. Implementations must make every write
@@ -438,31 +470,30 @@ mod tests {
     fn reservations_are_replaced_whole_and_listed_in_seq_order() {
         let dir = tempfile::tempdir().unwrap();
         let r = |seq: u64, cancelled: bool| ReservationRecord {
-            seq,
-            idempotency_key: format!("k{seq}"),
-            ask: ReservationAsk {
-                candidate_ref: "cand-0001".into(),
-                region: "R".into(),
-                exam: "E".into(),
-                location: None,
-                week: None,
-                from_week: 0,
-            },
-            location: "L".into(),
-            week: 1,
-            iso_week: "2026-W15".into(),
-            monday: "2026-04-06".into(),
-            plan_id: "p".into(),
+            // Records written before `made_by` existed have none.
+            made_by: if seq % 2 == 0 { "" } else { "reg-a" }.into(),
             cancelled,
-            created_unix_ms: 1,
+            ..sample_reservation(seq, &format!("k{seq}"))
         };
         {
             let s = SledStore::open(dir.path()).unwrap();
-            s.put_reservations(&[r(256, false), r(2, false)]).unwrap();
+            s.put_reservations(&[r(256, false), r(2, false), r(3, false)])
+                .unwrap();
             s.put_reservations(&[r(2, true)]).unwrap();
         }
         let s = SledStore::open(dir.path()).unwrap();
-        assert_eq!(s.list_reservations().unwrap(), [r(2, true), r(256, false)]);
+        assert_eq!(
+            s.list_reservations().unwrap(),
+            [r(2, true), r(3, false), r(256, false)]
+        );
+        // The old format (no `made_by`) is what a record without a maker
+        // writes, and it reads back as one.
+        let old = serde_json::to_value(r(2, false)).unwrap();
+        assert!(old.get("made_by").is_none(), "{old}");
+        assert_eq!(
+            serde_json::to_value(r(3, false)).unwrap()["made_by"],
+            "reg-a"
+        );
     }
 
     #[test]

@@ -258,6 +258,7 @@ async fn odd_requests_get_input_errors_and_the_service_keeps_serving() {
                         include_cancelled: rng.below(2) == 0,
                         page_size: [0, 1, 1000, u32::MAX][rng.below(4) as usize],
                         page_token: rng.id("MTA"),
+                        candidate_ref: rng.id("cand-0001"),
                     },
                     REGISTRATION,
                 ))

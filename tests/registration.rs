@@ -10,6 +10,7 @@ use common::{
     code, config, list_all, publish_scenario, req, reserve_req, start, stock, tiny,
     Registration as Client, DRILL, PLANNER, REGISTRATION,
 };
+use examcap::auth::Role;
 use examcap::proto::{self, ReservationState};
 use serde_json::{json, Value};
 use tonic::Code;
@@ -33,6 +34,16 @@ async fn reserve(
     c.reserve(req(r, REGISTRATION))
         .await
         .map(|r| r.into_inner())
+}
+
+/// One ListReservations call as the registration system.
+async fn list(
+    c: &mut Client,
+    r: proto::ListReservationsRequest,
+) -> Result<Vec<proto::Reservation>, tonic::Status> {
+    c.list_reservations(req(r, REGISTRATION))
+        .await
+        .map(|r| r.into_inner().reservations)
 }
 
 fn cell(cells: &[proto::StockCell], week: u32) -> proto::StockCell {
@@ -287,6 +298,66 @@ async fn a_key_gives_one_reservation() {
     srv.stop().await;
 }
 
+/// Two registration systems may number their requests alike: a key is
+/// the caller's token name's own (tokens sharing a name, as in rotation,
+/// share its keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_belong_to_the_system_that_used_them() {
+    const ROTATED: &str = "registration-secret-2";
+    const OTHER: &str = "other-system-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tokens.extend([
+        common::token("regsys", Role::Registration, ROTATED),
+        common::token("othersys", Role::Registration, OTHER),
+    ]);
+    let srv = start(cfg).await;
+    publish_scenario(srv.channel().await, &seats(5)).await;
+    let mut c = Client::new(srv.channel().await);
+    let as_ = |token: &'static str, r: proto::ReserveRequest| {
+        let mut c = c.clone();
+        async move { c.reserve(req(r, token)).await.map(|r| r.into_inner()) }
+    };
+    let mine = as_(REGISTRATION, reserve_req("order-1", "cand-0001"))
+        .await
+        .unwrap();
+    let mine = mine.reservation.unwrap();
+    assert_eq!(mine.made_by, "regsys");
+    let rotated = as_(ROTATED, reserve_req("order-1", "cand-0001"))
+        .await
+        .unwrap();
+    assert!(rotated.replayed);
+    assert_eq!(rotated.reservation.unwrap(), mine);
+    let theirs = as_(OTHER, reserve_req("order-1", "cand-0002"))
+        .await
+        .unwrap();
+    assert!(!theirs.replayed, "another system's key replayed ours");
+    let theirs = theirs.reservation.unwrap();
+    assert_eq!(theirs.made_by, "othersys");
+    assert_ne!(theirs.id, mine.id);
+    // A key reused with another body names the reservation it made.
+    let e = as_(REGISTRATION, reserve_req("order-1", "cand-0009"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    let info = e.get_details_error_info().expect("an ErrorInfo detail");
+    assert_eq!(info.reason, examcap::registration::KEY_REUSED);
+    assert_eq!(info.metadata.get("reservation_id"), Some(&mine.id));
+    // The seats one candidate holds, e.g. after a lost reply.
+    let found = list(
+        &mut c,
+        proto::ListReservationsRequest {
+            candidate_ref: "cand-0002".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(found, [theirs]);
+    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 2);
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_name_their_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,16 +419,15 @@ async fn bad_requests_name_their_field() {
         assert_eq!(e.code(), Code::InvalidArgument, "{r:?}");
         assert_eq!(violation_field(&e), want, "{r:?}");
     }
-    let e = c
-        .list_reservations(req(
-            proto::ListReservationsRequest {
-                page_token: "garbage".into(),
-                ..Default::default()
-            },
-            REGISTRATION,
-        ))
-        .await
-        .unwrap_err();
+    let e = list(
+        &mut c,
+        proto::ListReservationsRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(violation_field(&e), "page_token");
     // Unknown ids in GetStock are named as in Quote.
     for (exam, location, named) in [("XYZ", "", "exam"), ("SPK", "NOPE", "location")] {
@@ -623,19 +693,16 @@ async fn a_later_start_week_keeps_reservations_in_their_calendar_week() {
         ("2026-W14", 2, 2)
     );
     // The list filters by the published plan's weeks; nothing was changed.
-    let in_week0 = c
-        .list_reservations(req(
-            proto::ListReservationsRequest {
-                from_week: Some(0),
-                to_week: Some(0),
-                ..Default::default()
-            },
-            REGISTRATION,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .reservations;
+    let in_week0 = list(
+        &mut c,
+        proto::ListReservationsRequest {
+            from_week: Some(0),
+            to_week: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(in_week0.len() as u32, w1.planned);
     assert!(in_week0.iter().all(|r| r.iso_week == "2026-W15"));
     assert_eq!(list_all(&mut c, false, 100).await, before);

@@ -47,11 +47,41 @@ pub struct Entry {
 pub struct State {
     pub stock: Option<Stock>,
     pub reservations: BTreeMap<u64, Entry>,
+    /// Reservations by [`scoped_key`].
     pub by_key: HashMap<String, u64>,
     pub next_seq: u64,
 }
 
+/// The index key of an idempotency key in the scope of the system that
+/// used it. Token names have no control characters, so the separator
+/// cannot be forged; records without a maker share the scope "".
+pub fn scoped_key(made_by: &str, idempotency_key: &str) -> String {
+    format!("{made_by}\u{1f}{idempotency_key}")
+}
+
+impl ReservationRecord {
+    fn scoped_key(&self) -> String {
+        scoped_key(&self.made_by, &self.idempotency_key)
+    }
+}
+
 impl State {
+    /// Adds a reservation and indexes its key.
+    fn insert(&mut self, rec: ReservationRecord, durability: Durability) {
+        self.by_key.insert(rec.scoped_key(), rec.seq);
+        self.reservations.insert(rec.seq, Entry { rec, durability });
+    }
+
+    /// The reservation made under `idempotency_key` by `made_by`, or by a
+    /// record from before keys were scoped (whose maker is unknown).
+    pub fn by_key(&self, made_by: &str, idempotency_key: &str) -> Option<(u64, &Entry)> {
+        [made_by, ""]
+            .iter()
+            .find_map(|m| self.by_key.get(&scoped_key(m, idempotency_key)))
+            .and_then(|seq| self.reservations.get_key_value(seq))
+            .map(|(&seq, e)| (seq, e))
+    }
+
     /// Counts every active reservation into `stock` (a fresh one).
     fn count_into(&self, stock: &mut Stock) {
         for e in self.reservations.values() {
@@ -135,14 +165,7 @@ impl Book {
         let mut state = State::default();
         for rec in store.list_reservations()? {
             state.next_seq = state.next_seq.max(rec.seq + 1);
-            state.by_key.insert(rec.idempotency_key.clone(), rec.seq);
-            state.reservations.insert(
-                rec.seq,
-                Entry {
-                    rec,
-                    durability: Durability::Committed,
-                },
-            );
+            state.insert(rec, Durability::Committed);
         }
         state.stock = stock.map(|mut s| {
             state.count_into(&mut s);
@@ -188,14 +211,7 @@ impl Book {
         state: &mut MutexGuard<'_, State>,
         rec: ReservationRecord,
     ) -> oneshot::Receiver<Ack> {
-        state.by_key.insert(rec.idempotency_key.clone(), rec.seq);
-        state.reservations.insert(
-            rec.seq,
-            Entry {
-                rec: rec.clone(),
-                durability: Durability::Pending,
-            },
-        );
+        state.insert(rec.clone(), Durability::Pending);
         self.enqueue(state, Job::Reserve(rec))
     }
 
@@ -298,4 +314,31 @@ fn settle(state: &Mutex<State>, batch: &[Queued], ok: bool) -> Vec<bool> {
             Job::Barrier => true,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64, made_by: &str, key: &str) -> ReservationRecord {
+        ReservationRecord {
+            made_by: made_by.into(),
+            ..crate::store::sample_reservation(seq, key)
+        }
+    }
+
+    #[test]
+    fn keys_are_per_system_except_in_records_without_a_maker() {
+        let mut st = State::default();
+        st.insert(rec(1, "", "old-key"), Durability::Committed);
+        st.insert(rec(2, "sys-a", "order-1"), Durability::Committed);
+        st.insert(rec(3, "sys-b", "order-1"), Durability::Committed);
+        let seq = |by: &str, key: &str| st.by_key(by, key).map(|(s, _)| s);
+        assert_eq!(seq("sys-a", "order-1"), Some(2));
+        assert_eq!(seq("sys-b", "order-1"), Some(3));
+        assert_eq!(seq("sys-c", "order-1"), None);
+        // Written before keys were scoped: whoever made it, it is found.
+        assert_eq!(seq("sys-a", "old-key"), Some(1));
+        assert_eq!(seq("sys-c", "old-key"), Some(1));
+    }
 }

@@ -42,6 +42,8 @@ const MAX_PAGE: u32 = 1000;
 /// The `ErrorInfo` domain and reason of a sold-out cell.
 pub const ERROR_DOMAIN: &str = "examcap.v1";
 pub const NO_FREE_SEAT: &str = "NO_FREE_SEAT";
+/// The `ErrorInfo` reason of an idempotency key reused with another body.
+pub const KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 
 /// Every way a registration call can fail.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +54,10 @@ pub enum RegistrationError {
     NoPublishedPlan,
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
-    #[error("idempotency_key {0:?} was used before for a different request")]
-    KeyReused(String),
+    /// Its `ErrorInfo` names the reservation the key made, so a caller
+    /// that lost its first request's body can still find the seat.
+    #[error("idempotency_key {key:?} was used before for a different request (reservation {reservation_id})")]
+    KeyReused { key: String, reservation_id: String },
     #[error("{message}")]
     SoldOut {
         message: String,
@@ -71,7 +75,7 @@ impl RegistrationError {
             RegistrationError::Api(e) => e.code(),
             RegistrationError::NoPublishedPlan => Code::FailedPrecondition,
             RegistrationError::NotFound { .. } => Code::NotFound,
-            RegistrationError::KeyReused(_) => Code::AlreadyExists,
+            RegistrationError::KeyReused { .. } => Code::AlreadyExists,
             RegistrationError::SoldOut { .. } => Code::ResourceExhausted,
             RegistrationError::Unavailable(_) => Code::Unavailable,
         }
@@ -103,6 +107,17 @@ impl From<RegistrationError> for Status {
                     ErrorDetails::with_error_info(NO_FREE_SEAT, ERROR_DOMAIN, md),
                 )
             }
+            RegistrationError::KeyReused {
+                ref reservation_id, ..
+            } => Status::with_error_details(
+                code,
+                clip(e.to_string(), MAX_STATUS_MESSAGE),
+                ErrorDetails::with_error_info(
+                    KEY_REUSED,
+                    ERROR_DOMAIN,
+                    HashMap::from([("reservation_id".to_string(), reservation_id.clone())]),
+                ),
+            ),
             RegistrationError::Unavailable(_) => {
                 tracing::error!(error = %e, "reservation write failed");
                 status(code, e.to_string())
@@ -194,6 +209,7 @@ fn reservation_proto(rec: &ReservationRecord) -> proto::Reservation {
             proto::ReservationState::Active
         } as i32,
         created_unix_ms: rec.created_unix_ms,
+        made_by: rec.made_by.clone(),
     }
 }
 
@@ -321,16 +337,15 @@ impl Api {
     }
 
     /// Under the lock: a replay, or a seat taken and its record queued.
-    fn reserve_step(&self, key: &str, ask: ReservationAsk) -> Result<Step> {
+    fn reserve_step(&self, made_by: &str, key: &str, ask: ReservationAsk) -> Result<Step> {
         let book = self.book();
         let mut st = book.lock();
-        if let Some((&seq, e)) = st
-            .by_key
-            .get(key)
-            .and_then(|seq| st.reservations.get_key_value(seq))
-        {
+        if let Some((seq, e)) = st.by_key(made_by, key) {
             if e.rec.ask != ask {
-                return Err(RegistrationError::KeyReused(key.to_string()));
+                return Err(RegistrationError::KeyReused {
+                    key: key.to_string(),
+                    reservation_id: reservation_id(seq),
+                });
             }
             return match e.durability {
                 Durability::Committed => Ok(Step::Replay(e.rec.clone())),
@@ -413,6 +428,7 @@ impl Api {
         let rec = ReservationRecord {
             seq,
             idempotency_key: key.to_string(),
+            made_by: made_by.to_string(),
             location: stock.locations[slot.location].clone(),
             week: slot.week,
             iso_week: label.iso.clone(),
@@ -427,9 +443,13 @@ impl Api {
         Ok(Step::New(rec, ack))
     }
 
-    async fn reserve_inner(&self, r: proto::ReserveRequest) -> Result<proto::ReserveResponse> {
+    async fn reserve_inner(
+        &self,
+        made_by: &str,
+        r: proto::ReserveRequest,
+    ) -> Result<proto::ReserveResponse> {
         let ask = Self::reserve_ask(&r)?;
-        let (rec, replayed) = match self.reserve_step(&r.idempotency_key, ask)? {
+        let (rec, replayed) = match self.reserve_step(made_by, &r.idempotency_key, ask)? {
             Step::Replay(rec) => (rec, true),
             Step::New(rec, ack) => {
                 settled(ack).await?;
@@ -534,6 +554,7 @@ impl Api {
                 && (r.exam.is_empty() || rec.ask.exam == r.exam)
                 && (r.region.is_empty() || rec.ask.region == r.region)
                 && (r.location.is_empty() || rec.location == r.location)
+                && (r.candidate_ref.is_empty() || rec.ask.candidate_ref == r.candidate_ref)
                 && in_weeks(rec)
         };
         let mut page: Vec<&ReservationRecord> = st
@@ -620,8 +641,10 @@ impl proto::registration_service_server::RegistrationService for Api {
         &self,
         req: Request<proto::ReserveRequest>,
     ) -> Result<Response<proto::ReserveResponse>, Status> {
-        self.check(&req, Rpc::Reserve)?;
-        Ok(Response::new(self.reserve_inner(req.into_inner()).await?))
+        let caller = self.check(&req, Rpc::Reserve)?;
+        Ok(Response::new(
+            self.reserve_inner(&caller.name, req.into_inner()).await?,
+        ))
     }
 
     #[tracing::instrument(name = "RegistrationService/Cancel", skip_all, fields(caller))]
