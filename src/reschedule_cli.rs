@@ -114,7 +114,13 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
             ))
         }
     };
-    crate::emit(&render(&events, a.rows))
+    // What the diff is against: the published plan unless one was named.
+    let base = match (&a.plan, &a.server) {
+        (None, _) => "the published plan".to_string(),
+        (Some(id), Some(_)) => format!("plan {id}"),
+        (Some(file), None) => file.clone(),
+    };
+    crate::emit(&render(&events, a.rows, &base))
 }
 
 fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
@@ -324,8 +330,9 @@ fn moves_table(out: &mut String, moves: &[proto::CandidateMove], rows: usize) {
     }
 }
 
-/// The events as text: repair, re-plan, diff tables, and how it ended.
-pub fn render(events: &[Event], rows: usize) -> String {
+/// The events as text: repair, re-plan, diff tables (against `base`, which
+/// names the plan the re-plan started from), and how it ended.
+pub fn render(events: &[Event], rows: usize, base: &str) -> String {
     let mut out = String::new();
     for e in events {
         match e {
@@ -350,7 +357,7 @@ pub fn render(events: &[Event], rows: usize) -> String {
                 ));
             }
             Event::Diff(d) => {
-                out.push_str("\nRe-plan against the published plan\n");
+                out.push_str(&format!("\nRe-plan against {base}\n"));
                 moves_table(&mut out, &d.moves, rows);
                 if !d.extra_changes.is_empty() {
                     out.push_str(&format!(

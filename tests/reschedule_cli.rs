@@ -71,7 +71,7 @@ fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
     for part in [
         "Repair (first answer",
         "Optimal re-plan",
-        "Re-plan against the published plan",
+        "Re-plan against plan.json",
         "location      week exam",
         "RESCHEDULE_STATUS_OPTIMAL",
     ] {
