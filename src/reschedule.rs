@@ -203,8 +203,9 @@ struct ReplanJob {
 type Tx = mpsc::UnboundedSender<Result<proto::RescheduleEvent, Status>>;
 
 impl Api {
-    /// Everything up to the repair: load, shock, store the shocked
-    /// scenario, repair. Errors here are the call's status.
+    /// Everything up to the repair: load, shock, repair, then store the
+    /// shocked scenario. Errors here are the call's status, and a call
+    /// refused here (bad shock, broken freeze, full queue) stores nothing.
     async fn prepare(
         &self,
         caller: Caller,
@@ -246,11 +247,6 @@ impl Api {
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
             reschedule: true,
         };
-        let (shocked_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
-        // Audited now: the re-plan (audited again with its plan id) may
-        // never come if the deadline strikes first.
-        self.audit(&caller, Rpc::Reschedule, &shocked_rec.id)
-            .await?;
         // Admitted before the stream starts, so a full queue is the call's status.
         let ticket = self.gate().admit()?;
 
@@ -265,6 +261,11 @@ impl Api {
         .await
         .map_err(|e| ApiError::Internal(format!("repair task failed: {e}")))?;
         let rep = rep?;
+        let (shocked_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
+        // Audited now: the re-plan (audited again with its plan id) may
+        // never come if the deadline strikes first.
+        self.audit(&caller, Rpc::Reschedule, &shocked_rec.id)
+            .await?;
         tracing::info!(
             scenario = %shocked_rec.id,
             touched = touched.len(),

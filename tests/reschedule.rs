@@ -157,14 +157,7 @@ async fn repair_first_then_the_optimal_replan_unpublished() {
     // Stored, not published; frozen weeks as published.
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
     // Its scenario is the surge as it happened, not a drill's what-if.
-    let scenarios = srv
-        .scenarios()
-        .await
-        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
-        .await
-        .unwrap()
-        .into_inner()
-        .scenarios;
+    let scenarios = stored_scenarios(&srv).await;
     let shocked = scenarios
         .iter()
         .find(|s| s.scenario_id == summary.scenario_id)
@@ -246,6 +239,17 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
     assert_repair_only(&evs);
 }
 
+/// Every stored scenario, as a planner lists them.
+async fn stored_scenarios(srv: &common::Running) -> Vec<proto::ScenarioInfo> {
+    srv.scenarios()
+        .await
+        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .scenarios
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_calls_get_clear_statuses() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,8 +306,11 @@ async fn bad_calls_get_clear_statuses() {
         "{}",
         e.message()
     );
-    // Nothing was published by any of it.
+    // Nothing was published by any of it, and no refused call left its
+    // shocked scenario behind (only the published plan's).
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+    let scenarios = stored_scenarios(&srv).await;
+    assert_eq!(scenarios.len(), 1, "{scenarios:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
