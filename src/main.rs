@@ -470,9 +470,22 @@ pub(crate) fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
         // Name the row field when that is what does not read (serde only
         // gives a line and column).
-        let row = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| plan_row_error(&v));
+        let doc = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        // Another examcap document (a scenario given where the plan goes)
+        // is named by its format, not by the first plan field it lacks.
+        let format = doc.as_ref().and_then(|v| v.get("format")?.as_str());
+        if let Some(other) = format.filter(|f| *f != PLAN_FORMAT) {
+            return Failure::Input(format!(
+                "{}: format: expected {PLAN_FORMAT:?}, got {other:?}{}",
+                path.display(),
+                if other.starts_with("examcap/scenario") {
+                    " (a scenario: the plan file is what `examcap solve --out` writes)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let row = doc.as_ref().and_then(plan_row_error);
         match row {
             Some(what) => Failure::Input(format!("{}: {what}", path.display())),
             None => Failure::Input(format!(

@@ -736,6 +736,16 @@ fn calendar_rejects_bad_options() {
     let o = run(&["calendar", arg(&other_format), "--scenario", arg(&sc)]);
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("plan@9"), "{}", stderr(&o));
+    // The scenario given where the plan goes: named by its format, not by
+    // the first plan field it lacks.
+    let o = run(&["calendar", arg(&sc), "--scenario", arg(&sc)]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("format: expected \"examcap/plan@1\", got \"examcap/scenario@1\"")
+            && stderr(&o).contains("a scenario"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A store another process holds (a running server) is said as such by
