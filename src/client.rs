@@ -37,12 +37,23 @@ pub enum ClientError {
     NotPlaintext { url: String, detail: String },
     #[error("--token: not usable as a bearer token (visible ASCII only)")]
     Token,
+    /// rustls-native-certs skips a CA file or directory it cannot read
+    /// and then reports only the server's certificate as untrusted.
+    #[error("{var}={path}: {reason}")]
+    CaSource {
+        var: &'static str,
+        path: String,
+        reason: String,
+    },
 }
 
 impl ClientError {
     /// The caller's mistake (address or token), not the network's.
     pub fn is_input(&self) -> bool {
-        matches!(self, ClientError::Url { .. } | ClientError::Token)
+        matches!(
+            self,
+            ClientError::Url { .. } | ClientError::Token | ClientError::CaSource { .. }
+        )
     }
 }
 
@@ -92,6 +103,7 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
         reason: e.to_string(),
     })?;
     if url.starts_with("https://") {
+        check_ca_sources()?;
         endpoint = endpoint
             .tls_config(ClientTlsConfig::new().with_native_roots())
             .map_err(|source| ClientError::Connect {
@@ -137,6 +149,31 @@ async fn speaks_plaintext_grpc(url: &str, channel: Channel) -> Result<(), Client
         }
         _ => Ok(()),
     }
+}
+
+/// `SSL_CERT_FILE` must be a readable file and `SSL_CERT_DIR` a directory
+/// when set: they replace the system's CAs, so a typo would otherwise
+/// surface as "UnknownIssuer" with no word about the variable.
+fn check_ca_sources() -> Result<(), ClientError> {
+    let err = |var, path: &std::path::Path, reason: String| ClientError::CaSource {
+        var,
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        let path = std::path::Path::new(&file);
+        std::fs::File::open(path)
+            .map_err(|e| err("SSL_CERT_FILE", path, format!("cannot read: {e}")))?;
+    }
+    if let Some(dir) = std::env::var_os("SSL_CERT_DIR") {
+        // Like OpenSSL, a list of directories separated by ':'.
+        for path in std::env::split_paths(&dir) {
+            if !path.is_dir() {
+                return Err(err("SSL_CERT_DIR", &path, "not a directory".into()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `msg` with `authorization: Bearer <token>` when there is a token.

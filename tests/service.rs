@@ -1030,6 +1030,15 @@ async fn tls_with_the_configured_certificate() {
     fails_naming(&untrusted, &["cannot connect: ", "certificate"]);
     // http:// against it names the likely mistake, not the transport's
     // "h2 protocol error" or "operation was canceled" at the first call.
+    // A CA file that cannot be read is named, not "UnknownIssuer".
+    let missing = fixtures.join("no-such-ca.pem");
+    let typo = tokio::task::block_in_place(|| cli(Some(&missing)));
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert!(
+        stderr(&typo).contains("SSL_CERT_FILE=") && stderr(&typo).contains("cannot read"),
+        "{}",
+        stderr(&typo)
+    );
     let plain_url = format!("http://localhost:{}", srv.addr.port());
     let plain = tokio::task::block_in_place(|| cli_at(&plain_url, None));
     fails_naming(
