@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use examcap_solver::scenario::Backlog;
 
-use crate::client::{authed, connect, ClientError};
+use crate::client::{authed, call_failure, connect, ClientError};
 use crate::proto;
 use crate::store::{ReservationRecord, SledStore, Store, StoreError};
 
@@ -25,8 +25,8 @@ pub enum BacklogError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("ListReservations: {0}")]
-    Rpc(#[from] tonic::Status),
+    #[error("ListReservations: {code:?}: {message}")]
+    Rpc { code: tonic::Code, message: String },
     #[error("reservation {id}: {message}")]
     Record { id: String, message: String },
     #[error("{0}: no examcap store there (give the server's data_dir)")]
@@ -39,8 +39,8 @@ impl BacklogError {
     pub fn is_input(&self) -> bool {
         match self {
             BacklogError::Client(e) => e.is_input(),
-            BacklogError::Rpc(s) => matches!(
-                s.code(),
+            BacklogError::Rpc { code, .. } => matches!(
+                code,
                 tonic::Code::NotFound
                     | tonic::Code::InvalidArgument
                     | tonic::Code::Unauthenticated
@@ -127,7 +127,14 @@ pub async fn from_server(url: &str, token: Option<&str>) -> Result<Vec<Waiting>,
             },
             token,
         )?;
-        let page = client.list_reservations(req).await?.into_inner();
+        let page = client
+            .list_reservations(req)
+            .await
+            .map_err(|s| BacklogError::Rpc {
+                code: s.code(),
+                message: call_failure(&s, token.is_some()),
+            })?
+            .into_inner();
         for r in &page.reservations {
             out.push(waiting(
                 &r.id,

@@ -176,6 +176,23 @@ fn check_ca_sources() -> Result<(), ClientError> {
     Ok(())
 }
 
+/// A failed call's message as the CLI prints it. A call the server turned
+/// away for its token also says where the token comes from: the server's
+/// own words ("missing `authorization: Bearer <token>` metadata") name
+/// gRPC metadata, not the CLI's flag.
+pub fn call_failure(status: &tonic::Status, token_given: bool) -> String {
+    let hint = match (status.code(), token_given) {
+        (tonic::Code::Unauthenticated, false) => {
+            " (give --token or set EXAMCAP_TOKEN; none was given)"
+        }
+        (tonic::Code::Unauthenticated, true) => {
+            " (the --token or EXAMCAP_TOKEN given is not one the server knows)"
+        }
+        _ => "",
+    };
+    format!("{}{hint}", status.message())
+}
+
 /// `msg` with `authorization: Bearer <token>` when there is a token.
 pub fn authed<T>(msg: T, token: Option<&str>) -> Result<Request<T>, ClientError> {
     let mut req = Request::new(msg);
@@ -197,6 +214,18 @@ mod tests {
         let e = connect("127.0.0.1:50051").await.unwrap_err();
         assert!(e.is_input());
         assert!(e.to_string().contains("expected http://"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_token_says_where_the_token_comes_from() {
+        let missing = tonic::Status::unauthenticated("missing metadata");
+        assert_eq!(
+            call_failure(&missing, false),
+            "missing metadata (give --token or set EXAMCAP_TOKEN; none was given)"
+        );
+        assert!(call_failure(&missing, true).contains("not one the server knows"));
+        let other = tonic::Status::not_found("plan \"x\" not found");
+        assert_eq!(call_failure(&other, false), "plan \"x\" not found");
     }
 
     #[test]

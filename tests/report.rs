@@ -573,6 +573,14 @@ async fn report_from_the_service() {
         err.contains("no-such-plan") && err.contains("NotFound"),
         "{err}"
     );
+    // Without a token: an input error that says where the token goes.
+    let output = report(args(&["--plan", &base]), None).await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("Unauthenticated") && err.contains("give --token or set EXAMCAP_TOKEN"),
+        "{err}"
+    );
 
     // An address without a scheme is a usage error, named as such.
     let output = report(

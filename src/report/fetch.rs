@@ -3,7 +3,7 @@
 //! plan's scenario id is its scenario's content hash, so GetPlan then
 //! GetScenario finds the exact scenario the plan was solved from.
 
-use examcap::client::{authed, connect, ClientError, MAX_MESSAGE};
+use examcap::client::{authed, call_failure, connect, ClientError, MAX_MESSAGE};
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{GetPlanRequest, GetScenarioRequest};
@@ -73,7 +73,7 @@ pub fn fetch(url: &str, token: Option<&str>, ids: &[&str]) -> Result<Vec<Input>,
                     call,
                     id,
                     code: s.code(),
-                    message: s.message().into(),
+                    message: call_failure(&s, token.is_some()),
                 }
             };
             let got = plans
