@@ -40,6 +40,8 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    #[error("TLS: {path}: {reason}")]
+    TlsPem { path: String, reason: String },
     #[error("TLS: the certificate or key is not usable: {0}")]
     Tls(String),
     #[error("transport: {0}")]
@@ -51,7 +53,10 @@ impl ServerError {
     pub fn is_input(&self) -> bool {
         matches!(
             self,
-            ServerError::Config(_) | ServerError::TlsFile { .. } | ServerError::Tls(_)
+            ServerError::Config(_)
+                | ServerError::TlsFile { .. }
+                | ServerError::TlsPem { .. }
+                | ServerError::Tls(_)
         )
     }
 }
@@ -158,6 +163,35 @@ pub async fn run(
     run_until(listener, config, shutdown, std::future::pending()).await
 }
 
+/// The certificate file must hold a PEM certificate and the key file a PEM
+/// private key: rustls says only "PrivateKeyParseError" when, say, both
+/// settings name the certificate, without a word about which file.
+fn check_pem(
+    cert_path: &std::path::Path,
+    cert: &[u8],
+    key_path: &std::path::Path,
+    key: &[u8],
+) -> Result<(), ServerError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let bad = |path: &std::path::Path, reason: String| ServerError::TlsPem {
+        path: path.display().to_string(),
+        reason,
+    };
+    CertificateDer::from_pem_slice(cert).map_err(|e| {
+        bad(
+            cert_path,
+            format!("cert: no PEM certificate (BEGIN CERTIFICATE) in it: {e}"),
+        )
+    })?;
+    PrivateKeyDer::from_pem_slice(key).map_err(|e| {
+        bad(
+            key_path,
+            format!("key: no PEM private key (PKCS#8, PKCS#1 or SEC1) in it: {e}"),
+        )
+    })?;
+    Ok(())
+}
+
 /// [`run`], whose drain also ends when `force` resolves (a second signal):
 /// calls still open are then dropped without waiting out the grace.
 pub async fn run_until(
@@ -177,7 +211,9 @@ pub async fn run_until(
                 source,
             })
         };
-        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        let (cert, key) = (read(&tls.cert)?, read(&tls.key)?);
+        check_pem(&tls.cert, &cert, &tls.key, &key)?;
+        let identity = Identity::from_pem(cert, key);
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(|e| ServerError::Tls(format!("{e:?}")))?;

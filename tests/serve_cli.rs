@@ -65,13 +65,29 @@ fn serve_with_unusable_tls_files_exits_2_before_serving() {
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let missing = dir.path().join("missing.pem");
-    for (cert, what) in [(&missing, "cannot read"), (&garbage, "not usable")] {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (cert_pem, key_pem) = (fixtures.join("server.pem"), fixtures.join("server.key"));
+    // Each bad file is named with what it lacks.
+    for (cert, key, what) in [
+        (&missing, &garbage, "cannot read".to_string()),
+        (
+            &garbage,
+            &key_pem,
+            format!("{}: cert: no PEM certificate", garbage.display()),
+        ),
+        // Both settings naming the certificate (rustls: "PrivateKeyParseError").
+        (
+            &cert_pem,
+            &cert_pem,
+            format!("{}: key: no PEM private key", cert_pem.display()),
+        ),
+    ] {
         let cfg = dir.path().join("examcap.toml");
         std::fs::write(
             &cfg,
             format!(
                 "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\n",
-                data, cert, garbage
+                data, cert, key
             ),
         )
         .unwrap();
@@ -82,7 +98,7 @@ fn serve_with_unusable_tls_files_exits_2_before_serving() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
-        assert!(err.contains("TLS") && err.contains(what), "{err}");
+        assert!(err.contains("TLS") && err.contains(what.as_str()), "{err}");
         assert!(!err.contains("examcap serving"), "{err}");
         assert!(
             !data.exists(),
