@@ -23,7 +23,6 @@ use clap::{Args, Parser, Subcommand};
 use examcap_solver::calendar;
 use examcap_solver::generate::{national, GenerateOptions, Surge};
 use examcap_solver::plan::{PlanError, PlanStatus, PLAN_FORMAT};
-use examcap_solver::scenario::parse_iso_week;
 use examcap_solver::solve::SolveError;
 use examcap_solver::validate::{validate_scenario, ValidationErrors, MAX_DOCUMENT_BYTES};
 use examcap_solver::{parse_scenario, plan_scenario, Plan, PlanOptions, Scenario};
@@ -209,11 +208,9 @@ fn week_range(s: &str) -> Result<(usize, usize), String> {
 }
 
 fn iso_week(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    if b.len() == 8 && &b[4..6] == b"-W" && parse_iso_week(s).is_some() {
-        Ok(s.to_string())
-    } else {
-        Err(format!("expected an ISO week like 2027-W01, got {s:?}"))
+    match examcap_solver::validate::iso_week_problem(s) {
+        None => Ok(s.to_string()),
+        Some(problem) => Err(problem),
     }
 }
 

@@ -505,6 +505,21 @@ fn generate_rejects_bad_options() {
         assert!(stdout(&o).is_empty(), "{args:?}");
         assert!(!stderr(&o).trim().is_empty(), "{args:?}");
     }
+    // A year without week 53 is said as such, as `validate` says it.
+    let o = run(&[
+        "scenario",
+        "generate",
+        "--seed",
+        "1",
+        "--start-week",
+        "2027-W53",
+    ]);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("--start-week") && stderr(&o).contains("2027 has 52 ISO weeks"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["scenario", "generate", "--seed", "1", "--surge", "X:1"]);
     assert!(
         stderr(&o).contains("EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK"),

@@ -153,29 +153,8 @@ pub fn validate_scenario(s: &Scenario) -> Result<(), ValidationErrors> {
     if s.format != FORMAT {
         wrong_format(&mut e, &s.format);
     }
-    if !is_iso_week(&s.start_week) {
-        let w = Quoted(&s.start_week);
-        // Well formed but past the year's last ISO week (2021-W53, say).
-        let weeks_of = |y: &str| {
-            let y: i32 = y.parse().ok()?;
-            let dec28 = chrono::NaiveDate::from_ymd_opt(y, 12, 28)?;
-            Some((y, chrono::Datelike::iso_week(&dec28).week()))
-        };
-        let short_year = s
-            .start_week
-            .split_once("-W")
-            .filter(|(y, w)| y.len() == 4 && w.len() == 2 && w.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|(y, _)| weeks_of(y));
-        match short_year {
-            Some((year, n)) if s.start_week.ends_with("-W53") && n == 52 => e.push(
-                &root.key("start_week"),
-                format_args!("{year} has 52 ISO weeks, so no {w}"),
-            ),
-            _ => e.push(
-                &root.key("start_week"),
-                format_args!("must be an existing ISO week YYYY-Www, got {w}"),
-            ),
-        }
+    if let Some(problem) = iso_week_problem(&s.start_week) {
+        e.push(&root.key("start_week"), problem);
     }
     let horizon = s.horizon_weeks;
     let horizon = (1..=MAX_HORIZON_WEEKS as usize)
@@ -870,6 +849,30 @@ fn horizon_error(e: &mut ValidationErrors, h: impl fmt::Display) {
 }
 
 /// `YYYY-Www` exactly (`parse_iso_week` alone also takes `+202-W14`), naming a week that exists.
+/// Why `s` is not an existing ISO week `YYYY-Www`, or `None` if it is.
+/// Shared with the CLI's `--start-week` flags, so both say that a year has
+/// no week 53 rather than that the form is wrong.
+pub fn iso_week_problem(s: &str) -> Option<String> {
+    if is_iso_week(s) {
+        return None;
+    }
+    let w = Quoted(s);
+    // Well formed but past the year's last ISO week (2021-W53, say).
+    let weeks_of = |y: &str| {
+        let y: i32 = y.parse().ok()?;
+        let dec28 = chrono::NaiveDate::from_ymd_opt(y, 12, 28)?;
+        Some((y, chrono::Datelike::iso_week(&dec28).week()))
+    };
+    let short_year = s
+        .split_once("-W")
+        .filter(|(y, w)| y.len() == 4 && w.len() == 2 && w.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|(y, _)| weeks_of(y));
+    Some(match short_year {
+        Some((year, 52)) if s.ends_with("-W53") => format!("{year} has 52 ISO weeks, so no {w}"),
+        _ => format!("must be an existing ISO week YYYY-Www, got {w}"),
+    })
+}
+
 fn is_iso_week(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: &[u8]| r.iter().all(u8::is_ascii_digit);
