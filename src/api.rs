@@ -1337,11 +1337,19 @@ impl Api {
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
             reschedule: false,
         };
-        let (drill_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
+        // Stored once solved, so a drill refused for a full queue or cut by
+        // its deadline leaves no scenario without a plan behind.
         let ticket = self.gate().admit()?;
         let plan = self
-            .run_solve(ticket, shocked, PlanOptions::default(), deadline, None)
+            .run_solve(
+                ticket,
+                shocked.clone(),
+                PlanOptions::default(),
+                deadline,
+                None,
+            )
             .await?;
+        let (drill_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
         let drill_plan = self.store_plan(plan, &drill_rec.id, true).await?;
         self.audit(&caller, Rpc::RunDrill, &drill_plan.id).await?;
         tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");

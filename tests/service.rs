@@ -1054,20 +1054,35 @@ async fn a_drill_past_its_deadline_is_deadline_exceeded() {
     let srv = start(config(dir.path())).await;
     let (mut s, mut d) = (srv.scenarios().await, srv.drills().await);
     let id = put(&mut s, national_json()).await.scenario_id;
-    let mut r = req(
-        proto::RunDrillRequest {
-            base_scenario_id: id,
-            shocks: vec![demand_shock("SPREKEN_B1", 10, 16, 1.6)],
-            name: String::new(),
-        },
-        DRILL,
-    );
-    r.set_timeout(Duration::from_millis(200));
-    let e = d.run_drill(r).await.unwrap_err();
+    let drill = |timeout| {
+        let mut r = req(
+            proto::RunDrillRequest {
+                base_scenario_id: id.clone(),
+                shocks: vec![demand_shock("SPREKEN_B1", 10, 16, 1.6)],
+                name: String::new(),
+            },
+            DRILL,
+        );
+        r.set_timeout(Duration::from_millis(timeout));
+        r
+    };
+    // Cut while solving the base plan.
+    let e = d.run_drill(drill(200)).await.unwrap_err();
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
-    s.list_scenarios(req(proto::ListScenariosRequest {}, DRILL))
+    // With the base solved (2–3 s on 2 cores), cut while solving the drill.
+    let mut p = srv.plans().await;
+    solve(&mut p, solve_req(&id, PLANNER)).await.unwrap();
+    let e = d.run_drill(drill(300)).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    // The service still answers, and the cut drills left no scenario
+    // without a plan behind: only the base is listed.
+    let listed = s
+        .list_scenarios(req(proto::ListScenariosRequest {}, DRILL))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .scenarios;
+    assert_eq!(listed.len(), 1, "{listed:?}");
     srv.stop().await;
 }
 
