@@ -71,7 +71,7 @@ pub fn otlp_endpoint_from_env() -> Option<String> {
 /// `otlp_endpoint` when given. Must run inside a tokio runtime when
 /// exporting (the tonic channel lives on it).
 pub fn init(otlp_endpoint: Option<String>) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad_filter) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -103,5 +103,43 @@ pub fn init(otlp_endpoint: Option<String>) -> Result<Telemetry, TelemetryError> 
         .with(otel)
         .try_init()
         .map_err(|e| TelemetryError::Init(e.to_string()))?;
+    if let Some(why) = bad_filter {
+        tracing::warn!("{why}");
+    }
     Ok(Telemetry { provider })
+}
+
+/// The log filter from `RUST_LOG`'s value, `info` when it is unset or
+/// blank; a value that does not parse also falls back to `info`, and says
+/// so (the second element), instead of leaving the operator to wonder why
+/// their filter has no effect.
+fn log_filter(rust_log: Option<&str>) -> (EnvFilter, Option<String>) {
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (EnvFilter::new("info"), None),
+        Some(v) => match EnvFilter::try_new(v) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                EnvFilter::new("info"),
+                Some(format!(
+                    "RUST_LOG={v:?} is not a log filter ({e}); logging at info"
+                )),
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_rust_log_falls_back_to_info_and_says_so() {
+        let (f, why) = log_filter(Some("examcap=[[["));
+        assert_eq!(f.to_string(), "info");
+        assert!(why.unwrap().contains("RUST_LOG=\"examcap=[[[\""));
+        let (f, why) = log_filter(Some("examcap=debug"));
+        assert_eq!((f.to_string(), why), ("examcap=debug".to_string(), None));
+        let (f, why) = log_filter(None);
+        assert_eq!((f.to_string(), why), ("info".to_string(), None));
+    }
 }
