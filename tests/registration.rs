@@ -573,6 +573,8 @@ async fn reservations_past_a_new_horizon_are_conflicts_not_stock() {
         "{now:?}"
     );
     assert_eq!(now.iter().map(|c| c.reserved).sum::<u32>(), 0, "{now:?}");
+    // Past the horizon, stock is not asked for at all (weeks from 3 are a
+    // bad from_week); up to past it, no cell lies outside.
     for (from_week, to_week) in [(0, Some(10)), (3, None), (3, Some(3))] {
         let r = c
             .get_stock(req(
@@ -584,13 +586,17 @@ async fn reservations_past_a_new_horizon_are_conflicts_not_stock() {
                 },
                 REGISTRATION,
             ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            r.cells.iter().all(|c| !c.outside_horizon),
-            "{from_week}-{to_week:?}: {r:?}"
-        );
+            .await;
+        match r {
+            Ok(r) => assert!(
+                from_week < 3 && r.get_ref().cells.iter().all(|c| !c.outside_horizon),
+                "{from_week}-{to_week:?}: {r:?}"
+            ),
+            Err(e) => assert!(
+                from_week >= 3 && violation_field(&e) == "from_week",
+                "{from_week}-{to_week:?}: {e:?}"
+            ),
+        }
     }
     srv.stop().await;
 }
@@ -618,6 +624,15 @@ async fn a_from_week_past_the_horizon_is_invalid_not_sold_out() {
             max_offers: 0,
         };
         let e = c.quote(req(q, REGISTRATION)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_field(&e), "from_week");
+        // GetStock says it too, rather than an empty list of cells.
+        let s = proto::GetStockRequest {
+            exam: "SPK".into(),
+            from_week,
+            ..Default::default()
+        };
+        let e = c.get_stock(req(s, REGISTRATION)).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert_eq!(violation_field(&e), "from_week");
     }

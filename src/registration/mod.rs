@@ -591,6 +591,9 @@ impl Api {
             .stock
             .as_ref()
             .ok_or(RegistrationError::NoPublishedPlan)?;
+        // As Quote and Reserve say it: no cell lies past the horizon, and
+        // an empty answer would read as "no seats".
+        within_horizon(stock, "from_week", r.from_week)?;
         let location = Some(r.location.as_str()).filter(|l| !l.is_empty());
         let cells = stock.cells(&r.exam, r.from_week..=to, location);
         // As Quote says it; an exam or location that left the plan but
