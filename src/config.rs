@@ -253,26 +253,32 @@ impl Config {
     }
 }
 
-/// Parses `name:role:token,...`.
+/// Parses `name:role:token,...`. An entry that does not parse is named by
+/// its place and its name (never its token) with what it lacks.
 pub fn parse_tokens(s: &str) -> Result<Vec<Token>, String> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut it = p.splitn(3, ':');
-            match (it.next(), it.next(), it.next()) {
-                (Some(name), Some(role), Some(token)) if !name.is_empty() && !token.is_empty() => {
-                    Ok(Token {
+        .enumerate()
+        .map(|(i, p)| {
+            let parts: Vec<&str> = p.splitn(3, ':').collect();
+            let lacks = match parts[..] {
+                ["", _, _] => "the name is empty",
+                [_, _, ""] => "the token is empty",
+                [name, role, token] => {
+                    return Ok(Token {
                         name: name.to_string(),
                         role: role.parse::<Role>()?,
                         token: token.to_string(),
                     })
                 }
-                _ => Err(format!(
-                    "expected name:role:token (comma-separated), got an entry for {:?}",
-                    p.split(':').next().unwrap_or("")
-                )),
-            }
+                _ => "expected name:role:token",
+            };
+            Err(format!(
+                "entry {} (name {:?}): {lacks}; entries are name:role:token, comma-separated",
+                i + 1,
+                parts[0]
+            ))
         })
         .collect()
 }
@@ -308,6 +314,18 @@ mod tests {
         c.check().unwrap();
         assert!(parse_tokens("x:boss:yyyyyyyy").is_err());
         assert!(parse_tokens("x:planner").is_err());
+        // What an entry lacks, by its place and name, never its token.
+        let e = parse_tokens("a:planner:aaaaaaaa, :planner:secret-xyz").unwrap_err();
+        assert!(
+            e.starts_with("entry 2 (name \"\"): the name is empty"),
+            "{e}"
+        );
+        assert!(!e.contains("secret-xyz"), "{e}");
+        let e = parse_tokens("b:drill:").unwrap_err();
+        assert!(
+            e.starts_with("entry 1 (name \"b\"): the token is empty"),
+            "{e}"
+        );
         assert!(Config::default().check().is_err());
     }
 
