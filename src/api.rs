@@ -28,7 +28,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError, Caller, Role, Rpc};
-use crate::drill::{self, CapacityTarget, DemandChange, DrillError, ShockSpec};
+use crate::drill::{self, CapacityTarget, DemandChange, DrillError, ShockErrors, ShockSpec};
 use crate::proto;
 use crate::store::{AuditEntry, PlanRecord, ScenarioRecord, Store, StoreError};
 
@@ -51,7 +51,7 @@ pub enum ApiError {
         message: String,
     },
     #[error("invalid shock: {0}")]
-    InvalidShock(#[from] DrillError),
+    InvalidShock(#[from] ShockErrors),
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
     #[error("no plan is published yet: Publish one (or name a plan by its id)")]
@@ -191,9 +191,13 @@ impl From<ApiError> for Status {
                     .iter()
                     .map(|f| (f.path.as_str(), f.message.as_str())),
             ),
-            ApiError::InvalidShock(d) => {
-                bad_request(code, e.to_string(), [(d.path.as_str(), d.message.as_str())])
-            }
+            ApiError::InvalidShock(d) => bad_request(
+                code,
+                e.to_string(),
+                d.errors
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.message.as_str())),
+            ),
             ApiError::InvalidArgument { field, message } => {
                 bad_request(code, e.to_string(), [(*field, message.as_str())])
             }
@@ -1162,11 +1166,18 @@ pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, Api
             ),
         ));
     }
-    shocks
+    // Every shock's missing part at once, as `drill::apply` reports the rest.
+    let (specs, missing): (Vec<_>, Vec<_>) = shocks
         .iter()
         .enumerate()
         .map(|(i, s)| shock_spec(i, s))
-        .collect()
+        .partition(Result::is_ok);
+    if missing.is_empty() {
+        Ok(specs.into_iter().filter_map(Result::ok).collect())
+    } else {
+        let errors = missing.into_iter().filter_map(Result::err).collect();
+        Err(ApiError::InvalidShock(ShockErrors::new(errors)))
+    }
 }
 
 /// A shock in proto terms: what [`shock_spec`] reads back (week numbers
@@ -1210,15 +1221,13 @@ pub fn shock_proto(s: &ShockSpec) -> proto::Shock {
 }
 
 /// A proto shock in scenario terms; `i` is its index, for error paths.
-fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, ApiError> {
+fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, DrillError> {
     use proto::capacity_shock::Target;
     use proto::demand_shock::Change;
     use proto::shock::Kind;
-    let missing = |field: &str, what: &str| {
-        ApiError::InvalidShock(DrillError {
-            path: format!("shocks[{i}].{field}"),
-            message: format!("missing: set {what}"),
-        })
+    let missing = |field: &str, what: &str| DrillError {
+        path: format!("shocks[{i}].{field}"),
+        message: format!("missing: set {what}"),
     };
     let nonempty = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
     match &s.kind {
@@ -1449,10 +1458,13 @@ mod tests {
         });
         assert_eq!(s.code(), Code::NotFound);
         assert!(s.message().len() <= MAX_STATUS_MESSAGE);
-        let s = Status::from(ApiError::InvalidShock(DrillError {
-            path: "shocks[0].demand.exam".into(),
-            message: format!("unknown exam {id:?}"),
-        }));
+        let s = Status::from(ApiError::InvalidShock(
+            DrillError {
+                path: "shocks[0].demand.exam".into(),
+                message: format!("unknown exam {id:?}"),
+            }
+            .into(),
+        ));
         assert!(s.message().len() <= MAX_STATUS_MESSAGE);
         let details = s.get_details_bad_request().expect("BadRequest details");
         let v = &details.field_violations[0];

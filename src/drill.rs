@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use examcap_solver::scenario::{Scenario, Unavailable};
-use examcap_solver::validate::{Num, MAX_VALUE};
+use examcap_solver::validate::{Num, MAX_REPORTED_ERRORS, MAX_VALUE};
 use serde::{Deserialize, Serialize};
 
 /// How a demand shock changes each affected weekly forecast.
@@ -67,18 +67,65 @@ fn err(i: usize, field: &str, message: impl Into<String>) -> DrillError {
     }
 }
 
-fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Result<(), DrillError> {
-    if from_week >= sc.horizon_weeks {
-        return Err(err(
+/// Every way a request's shocks do not fit the scenario, in request order:
+/// all of them at once, so a caller fixes a drill in one round trip. As
+/// for a scenario, the first [`MAX_REPORTED_ERRORS`] are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShockErrors {
+    pub errors: Vec<DrillError>,
+    /// How many there were, kept or not.
+    pub total: usize,
+}
+
+impl std::fmt::Display for ShockErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.joined(DrillError::to_string))
+    }
+}
+
+impl std::error::Error for ShockErrors {}
+
+impl From<DrillError> for ShockErrors {
+    fn from(e: DrillError) -> ShockErrors {
+        ShockErrors::new(vec![e])
+    }
+}
+
+impl ShockErrors {
+    pub fn new(mut errors: Vec<DrillError>) -> ShockErrors {
+        let total = errors.len();
+        errors.truncate(MAX_REPORTED_ERRORS);
+        ShockErrors { errors, total }
+    }
+
+    /// The messages without their request paths (for a CLI flag that is
+    /// not a request field).
+    pub fn messages(&self) -> String {
+        self.joined(|e| e.message.clone())
+    }
+
+    /// The kept errors as `show` says them, `; `-separated, then how many
+    /// more there were.
+    fn joined(&self, show: impl Fn(&DrillError) -> String) -> String {
+        let mut out: Vec<String> = self.errors.iter().map(show).collect();
+        if self.total > self.errors.len() {
+            out.push(format!("... and {} more", self.total - self.errors.len()));
+        }
+        out.join("; ")
+    }
+}
+
+fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Option<DrillError> {
+    (from_week >= sc.horizon_weeks).then(|| {
+        err(
             i,
             field,
             format!(
                 "week {from_week} is past the horizon (weeks 0-{}): the shock would change nothing",
                 sc.horizon_weeks.saturating_sub(1)
             ),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// The exams `shocks` name: a demand shock's exam (every exam if it names
@@ -114,137 +161,182 @@ pub fn named_exams(base: &Scenario, shocks: &[ShockSpec]) -> BTreeSet<String> {
 
 /// Applies the shocks in order to a copy of `base`, renamed to `name`.
 /// A range reaching past the horizon is clipped, as in the scenario format;
-/// one that starts past it would change nothing and is refused.
-pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenario, DrillError> {
+/// one that starts past it would change nothing and is refused. Every
+/// shock is checked, and every field that does not fit is reported.
+pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenario, ShockErrors> {
     let mut sc = base.clone();
     sc.name = name.to_string();
+    let mut errors = Vec::new();
     for (i, shock) in shocks.iter().enumerate() {
-        match shock {
-            ShockSpec::Demand {
-                region,
-                exam,
-                from_week,
-                to_week,
-                change,
-            } => {
-                if from_week > to_week {
-                    return Err(err(i, "demand.to_week", "must be >= from_week"));
-                }
-                past_horizon(&sc, i, "demand.from_week", *from_week)?;
-                if let Some(r) = region {
-                    if !sc.regions.iter().any(|x| &x.id == r) {
-                        return Err(err(i, "demand.region", format!("unknown region {r:?}")));
-                    }
-                }
-                if let Some(e) = exam {
-                    if !sc.exams.iter().any(|x| &x.id == e) {
-                        return Err(err(i, "demand.exam", format!("unknown exam {e:?}")));
-                    }
-                }
-                let (field, f): (&str, Box<dyn Fn(f64) -> f64>) = match *change {
-                    DemandChange::Multiplier(m) if m.is_finite() && m >= 0.0 => {
-                        ("demand.multiplier", Box::new(move |v| v * m))
-                    }
-                    DemandChange::Delta(d) if d.is_finite() => {
-                        ("demand.delta", Box::new(move |v| (v + d).max(0.0)))
-                    }
-                    DemandChange::Multiplier(m) => {
-                        return Err(err(
-                            i,
-                            "demand.multiplier",
-                            format!("must be a finite number >= 0, got {}", Num(m)),
-                        ))
-                    }
-                    DemandChange::Delta(d) => {
-                        return Err(err(
-                            i,
-                            "demand.delta",
-                            format!("must be a finite number, got {}", Num(d)),
-                        ))
-                    }
-                };
-                for (j, row) in sc.demand.iter_mut().enumerate() {
-                    let hit = region.as_ref().is_none_or(|r| &row.region == r)
-                        && exam.as_ref().is_none_or(|e| &row.exam == e);
-                    if hit {
-                        let last = (*to_week).min(row.weekly.len().saturating_sub(1));
-                        for (t, w) in row
-                            .weekly
-                            .iter_mut()
-                            .enumerate()
-                            .take(last + 1)
-                            .skip(*from_week)
-                        {
-                            *w = f(*w);
-                            // Named here, not as the shocked scenario's
-                            // `demand[j].weekly[t]` the caller never wrote.
-                            if *w > MAX_VALUE {
-                                return Err(err(
-                                    i,
-                                    field,
-                                    format!(
-                                        "makes demand[{j}].weekly[{t}] {}, more than {}",
-                                        Num(*w),
-                                        Num(MAX_VALUE)
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                }
+        let found = check(&sc, i, shock);
+        if found.is_empty() {
+            errors.extend(apply_one(&mut sc, i, shock).err());
+        } else {
+            errors.extend(found);
+        }
+    }
+    if errors.is_empty() {
+        Ok(sc)
+    } else {
+        Err(ShockErrors::new(errors))
+    }
+}
+
+/// The fields of shock `i` that do not fit `sc`: weeks, ids and numbers.
+fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<DrillError> {
+    let mut out = Vec::new();
+    match shock {
+        ShockSpec::Demand {
+            region,
+            exam,
+            from_week,
+            to_week,
+            change,
+        } => {
+            if from_week > to_week {
+                out.push(err(i, "demand.to_week", "must be >= from_week"));
             }
-            ShockSpec::Capacity {
-                target,
-                from_week,
-                to_week,
-                factor,
-            } => {
-                if from_week > to_week {
-                    return Err(err(i, "capacity.to_week", "must be >= from_week"));
-                }
-                past_horizon(&sc, i, "capacity.from_week", *from_week)?;
-                if !(factor.is_finite() && (0.0..=1.0).contains(factor)) {
-                    return Err(err(
+            out.extend(past_horizon(sc, i, "demand.from_week", *from_week));
+            if let Some(r) = region
+                .as_ref()
+                .filter(|r| !sc.regions.iter().any(|x| &x.id == *r))
+            {
+                out.push(err(i, "demand.region", format!("unknown region {r:?}")));
+            }
+            if let Some(e) = exam
+                .as_ref()
+                .filter(|e| !sc.exams.iter().any(|x| &x.id == *e))
+            {
+                out.push(err(i, "demand.exam", format!("unknown exam {e:?}")));
+            }
+            match *change {
+                DemandChange::Multiplier(m) if !(m.is_finite() && m >= 0.0) => out.push(err(
+                    i,
+                    "demand.multiplier",
+                    format!("must be a finite number >= 0, got {}", Num(m)),
+                )),
+                DemandChange::Delta(d) if !d.is_finite() => out.push(err(
+                    i,
+                    "demand.delta",
+                    format!("must be a finite number, got {}", Num(d)),
+                )),
+                _ => {}
+            }
+        }
+        ShockSpec::Capacity {
+            target,
+            from_week,
+            to_week,
+            factor,
+        } => {
+            if from_week > to_week {
+                out.push(err(i, "capacity.to_week", "must be >= from_week"));
+            }
+            out.extend(past_horizon(sc, i, "capacity.from_week", *from_week));
+            if !(factor.is_finite() && (0.0..=1.0).contains(factor)) {
+                out.push(err(
+                    i,
+                    "capacity.factor",
+                    format!("must be in [0, 1], got {}", Num(*factor)),
+                ));
+            }
+            match target {
+                CapacityTarget::Location(id) if !sc.locations.iter().any(|l| &l.id == id) => out
+                    .push(err(
                         i,
-                        "capacity.factor",
-                        format!("must be in [0, 1], got {}", Num(*factor)),
-                    ));
+                        "capacity.location",
+                        format!("unknown location {id:?}"),
+                    )),
+                CapacityTarget::RatingPool(id) if !sc.rating_pools.iter().any(|q| &q.id == id) => {
+                    out.push(err(
+                        i,
+                        "capacity.rating_pool",
+                        format!("unknown rating pool {id:?}"),
+                    ))
                 }
-                let range = Unavailable {
-                    from_week: i64::try_from(*from_week).unwrap_or(i64::MAX),
-                    to_week: i64::try_from(*to_week).unwrap_or(i64::MAX),
-                    factor: *factor,
-                };
-                match target {
-                    CapacityTarget::Location(id) => {
-                        let l = sc
-                            .locations
-                            .iter_mut()
-                            .find(|l| &l.id == id)
-                            .ok_or_else(|| {
-                                err(i, "capacity.location", format!("unknown location {id:?}"))
-                            })?;
-                        l.unavailable.push(range);
-                    }
-                    CapacityTarget::RatingPool(id) => {
-                        let q = sc
-                            .rating_pools
-                            .iter_mut()
-                            .find(|q| &q.id == id)
-                            .ok_or_else(|| {
-                                err(
-                                    i,
-                                    "capacity.rating_pool",
-                                    format!("unknown rating pool {id:?}"),
-                                )
-                            })?;
-                        q.unavailable.push(range);
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Applies shock `i`, which [`check`] passed, to `sc`. A demand it would
+/// take past the scenario limit is the shock's fault, named so.
+fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), DrillError> {
+    match shock {
+        ShockSpec::Demand {
+            region,
+            exam,
+            from_week,
+            to_week,
+            change,
+        } => {
+            let (field, f): (&str, Box<dyn Fn(f64) -> f64>) = match *change {
+                DemandChange::Multiplier(m) => ("demand.multiplier", Box::new(move |v| v * m)),
+                DemandChange::Delta(d) => ("demand.delta", Box::new(move |v| (v + d).max(0.0))),
+            };
+            for (j, row) in sc.demand.iter_mut().enumerate() {
+                let hit = region.as_ref().is_none_or(|r| &row.region == r)
+                    && exam.as_ref().is_none_or(|e| &row.exam == e);
+                if !hit {
+                    continue;
+                }
+                let last = (*to_week).min(row.weekly.len().saturating_sub(1));
+                for (t, w) in row
+                    .weekly
+                    .iter_mut()
+                    .enumerate()
+                    .take(last + 1)
+                    .skip(*from_week)
+                {
+                    *w = f(*w);
+                    // Named here, not as the shocked scenario's
+                    // `demand[j].weekly[t]` the caller never wrote.
+                    if *w > MAX_VALUE {
+                        return Err(err(
+                            i,
+                            field,
+                            format!(
+                                "makes demand[{j}].weekly[{t}] {}, more than {}",
+                                Num(*w),
+                                Num(MAX_VALUE)
+                            ),
+                        ));
                     }
                 }
             }
         }
+        ShockSpec::Capacity {
+            target,
+            from_week,
+            to_week,
+            factor,
+        } => {
+            let range = Unavailable {
+                from_week: i64::try_from(*from_week).unwrap_or(i64::MAX),
+                to_week: i64::try_from(*to_week).unwrap_or(i64::MAX),
+                factor: *factor,
+            };
+            let ranges = match target {
+                CapacityTarget::Location(id) => sc
+                    .locations
+                    .iter_mut()
+                    .find(|l| &l.id == id)
+                    .map(|l| &mut l.unavailable),
+                CapacityTarget::RatingPool(id) => sc
+                    .rating_pools
+                    .iter_mut()
+                    .find(|q| &q.id == id)
+                    .map(|q| &mut q.unavailable),
+            };
+            // `check` found the target; were it gone, the shock is named.
+            ranges
+                .ok_or_else(|| err(i, "capacity", "its target is not in the scenario"))?
+                .push(range);
+        }
     }
-    Ok(sc)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -376,7 +468,7 @@ mod tests {
             "x",
         )
         .unwrap_err();
-        assert_eq!(e.path, "shocks[0].capacity.rating_pool");
+        assert_eq!(e.errors[0].path, "shocks[0].capacity.rating_pool");
         let e = apply(
             &base,
             &[ShockSpec::Demand {
@@ -389,7 +481,7 @@ mod tests {
             "x",
         )
         .unwrap_err();
-        assert_eq!(e.path, "shocks[0].demand.multiplier");
+        assert_eq!(e.errors[0].path, "shocks[0].demand.multiplier");
         // A shock that starts past the 3-week horizon changes nothing.
         let late = ShockSpec::Demand {
             region: None,
@@ -399,11 +491,10 @@ mod tests {
             change: DemandChange::Multiplier(2.0),
         };
         let e = apply(&base, &[late], "x").unwrap_err();
-        assert_eq!(e.path, "shocks[0].demand.from_week");
+        assert_eq!(e.errors[0].path, "shocks[0].demand.from_week");
         assert!(
-            e.message.contains("past the horizon (weeks 0-2)"),
-            "{}",
-            e.message
+            e.to_string().contains("past the horizon (weeks 0-2)"),
+            "{e}"
         );
         let late = ShockSpec::Capacity {
             target: CapacityTarget::Location("AMS".into()),
@@ -412,7 +503,7 @@ mod tests {
             factor: 0.0,
         };
         let e = apply(&base, &[late], "x").unwrap_err();
-        assert_eq!(e.path, "shocks[0].capacity.from_week");
+        assert_eq!(e.errors[0].path, "shocks[0].capacity.from_week");
         // Demand past the scenario limit is the shock's fault, named so.
         for (change, field) in [
             (
@@ -438,12 +529,53 @@ mod tests {
                 },
             ];
             let e = apply(&base, &shocks, "x").unwrap_err();
-            assert_eq!(e.path, field);
-            assert!(
-                e.message.contains("makes demand[0].weekly[1]"),
-                "{}",
-                e.message
-            );
+            assert_eq!(e.errors[0].path, field);
+            assert!(e.messages().contains("makes demand[0].weekly[1]"), "{e}");
         }
+    }
+
+    fn location_shock(id: &str, week: usize, factor: f64) -> ShockSpec {
+        ShockSpec::Capacity {
+            target: CapacityTarget::Location(id.into()),
+            from_week: week,
+            to_week: week,
+            factor,
+        }
+    }
+
+    #[test]
+    fn every_bad_field_of_every_shock_is_named() {
+        let base = tiny();
+        let shocks = [
+            ShockSpec::Demand {
+                region: Some("NOWHERE".into()),
+                exam: Some("XX".into()),
+                from_week: 2,
+                to_week: 1,
+                change: DemandChange::Multiplier(-1.0),
+            },
+            location_shock("AMS", 0, 0.5),
+            location_shock("NOPE", 7, 2.0),
+        ];
+        let e = apply(&base, &shocks, "x").unwrap_err();
+        let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "shocks[0].demand.to_week",
+                "shocks[0].demand.region",
+                "shocks[0].demand.exam",
+                "shocks[0].demand.multiplier",
+                "shocks[2].capacity.from_week",
+                "shocks[2].capacity.factor",
+                "shocks[2].capacity.location",
+            ]
+        );
+        assert_eq!(e.total, 7);
+        // At most MAX_REPORTED_ERRORS kept, and the rest counted.
+        let many = vec![shocks[2].clone(); 10];
+        let e = apply(&base, &many, "x").unwrap_err();
+        assert_eq!((e.errors.len(), e.total), (MAX_REPORTED_ERRORS, 30));
+        assert!(e.to_string().ends_with("; ... and 10 more"), "{e}");
     }
 }

@@ -202,7 +202,7 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         &a.surges,
         &examcap_solver::validate::derived_name(&base.name, "+reschedule"),
     )
-    .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.message)))?;
+    .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.messages())))?;
     let freeze = a.freeze as usize;
     if freeze > base.horizon_weeks {
         return Err(Failure::Input(format!(

@@ -947,6 +947,42 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
     assert_eq!(e.code(), Code::PermissionDenied);
     let e = d.run_drill(run(vec![], &base_id, DRILL)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
+    // A shock with no kind is named first (the shocks are read before
+    // they are checked against the scenario) ...
+    let e = d
+        .run_drill(run(
+            vec![
+                demand_shock("NOPE", 2, 1, -1.0),
+                proto::Shock { kind: None },
+                demand_shock("SPK", 0, 0, 2.0),
+            ],
+            &base_id,
+            DRILL,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(violated_fields(&e), ["shocks[1].kind"]);
+    // ... then every bad field of every shock comes in one answer.
+    let e = d
+        .run_drill(run(
+            vec![
+                demand_shock("NOPE", 2, 1, -1.0),
+                demand_shock("SPK", 0, 0, 2.0),
+            ],
+            &base_id,
+            DRILL,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&e),
+        [
+            "shocks[0].demand.to_week",
+            "shocks[0].demand.exam",
+            "shocks[0].demand.multiplier"
+        ]
+    );
     // At most MAX_SHOCKS: a million were taken before, and held a solve
     // slot for seconds before the solve began.
     let many = |n| vec![demand_shock("", 0, 0, 1.0); n];
