@@ -261,11 +261,27 @@ impl Api {
         .await
         .map_err(|e| ApiError::Internal(format!("repair task failed: {e}")))?;
         let rep = rep?;
-        let (shocked_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
-        // Audited now: the re-plan (audited again with its plan id) may
-        // never come if the deadline strikes first.
-        self.audit(&caller, Rpc::Reschedule, &shocked_rec.id)
-            .await?;
+        // Past the deadline already: the caller is going, so store nothing.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ApiError::DeadlineExceeded(
+                "the deadline struck before the repair was ready".into(),
+            ));
+        }
+        // Stored and audited in a task of its own, so that a caller whose
+        // deadline strikes between the two writes (dropping this future)
+        // leaves no scenario without its audit entry. Audited now: the
+        // re-plan (audited again with its plan id) may never come.
+        let api = self.clone();
+        let (shocked_rec, shocked, caller) = tokio::spawn(
+            async move {
+                let (rec, _) = api.store_scenario(&shocked, Some(origin)).await?;
+                api.audit(&caller, Rpc::Reschedule, &rec.id).await?;
+                Ok::<_, ApiError>((rec, shocked, caller))
+            }
+            .in_current_span(),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing the shocked scenario failed: {e}")))??;
         tracing::info!(
             scenario = %shocked_rec.id,
             touched = touched.len(),

@@ -239,6 +239,61 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
     assert_repair_only(&evs);
 }
 
+/// A re-plan whose deadline strikes around the repair either stores
+/// nothing or stores its shocked scenario with its audit entry, never the
+/// scenario alone (the handler's future is dropped at the deadline, so the
+/// two writes run in a task of their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_at_the_repair_leaves_no_unaudited_scenario() {
+    use examcap::store::{SledStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_national(&srv).await;
+    let mut c = srv.reschedules().await;
+    // Timeouts around the repair's few milliseconds; each call's shock
+    // differs, so each would store a scenario of its own.
+    for (k, ms) in [2, 4, 6, 8, 10, 12, 14, 16, 20, 25].into_iter().enumerate() {
+        let mut r = req(
+            request(vec![demand_shock(
+                "SPREKEN_B1",
+                4,
+                8,
+                1.1 + k as f64 / 100.0,
+            )]),
+            DRILL,
+        );
+        r.set_timeout(Duration::from_millis(ms));
+        let _ = events(&mut c, r).await;
+    }
+    srv.stop().await;
+    // A write task still finishing holds the store for a moment.
+    let mut store = SledStore::open(dir.path());
+    for _ in 0..50 {
+        if store.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store = SledStore::open(dir.path());
+    }
+    let store = store.expect("the store reopens once the server is gone");
+    let audited: Vec<String> = store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.rpc == "Reschedule")
+        .map(|e| e.target)
+        .collect();
+    for sc in store.list_scenarios().unwrap() {
+        if sc.drill.as_ref().is_some_and(|d| d.reschedule) {
+            assert!(
+                audited.contains(&sc.id),
+                "{} stored without an audit entry",
+                sc.id
+            );
+        }
+    }
+}
+
 /// Every stored scenario, as a planner lists them.
 async fn stored_scenarios(srv: &common::Running) -> Vec<proto::ScenarioInfo> {
     srv.scenarios()
