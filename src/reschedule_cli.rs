@@ -105,25 +105,28 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
             )));
         }
     }
-    let events = match (&a.server, &a.scenario) {
-        (Some(url), _) => online(url, a)?,
-        (None, Some(_)) => offline(a)?,
-        (None, None) => {
-            return Err(Failure::Input(
-                "examcap reschedule: give --server URL, or --plan PLAN.json --scenario FILE".into(),
-            ))
-        }
-    };
     // What the diff is against: the published plan unless one was named.
     let base = match (&a.plan, &a.server) {
         (None, _) => "the published plan".to_string(),
         (Some(id), Some(_)) => format!("plan {id}"),
         (Some(file), None) => file.clone(),
     };
-    crate::emit(&render(&events, a.rows, &base))
+    // Each answer is printed as it comes: the repair is what ops act on
+    // while the re-plan runs, and it stays on screen if the re-plan fails.
+    let mut show = |e: &Event| crate::emit(&render(e, a.rows, &base));
+    match (&a.server, &a.scenario) {
+        (Some(url), _) => online(url, a, &mut show),
+        (None, Some(_)) => offline(a, &mut show),
+        (None, None) => Err(Failure::Input(
+            "examcap reschedule: give --server URL, or --plan PLAN.json --scenario FILE".into(),
+        )),
+    }
 }
 
-fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
+/// Where each event goes as it arrives.
+type Show<'a> = &'a mut dyn FnMut(&Event) -> Result<(), Failure>;
+
+fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     let token = a
         .token
         .clone()
@@ -164,17 +167,16 @@ fn online(url: &str, a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
             _ => Failure::Internal(anyhow!("{}: {}", s.code(), s.message())),
         };
         let mut stream = client.reschedule(req).await.map_err(status)?.into_inner();
-        let mut events = Vec::new();
         while let Some(ev) = stream.message().await.map_err(status)? {
             if let Some(e) = ev.event.filter(|e| !matches!(e, Event::Progress(_))) {
-                events.push(e);
+                show(&e)?;
             }
         }
-        Ok(events)
+        Ok(())
     })
 }
 
-fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
+fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     let start = Instant::now();
     let (Some(plan_file), Some(scenario_file)) = (&a.plan, &a.scenario) else {
         return Err(Failure::Input(
@@ -231,6 +233,9 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         &rep,
         start.elapsed().as_secs_f64(),
     );
+    if let Some(e) = &first.event {
+        show(e)?;
+    }
     let re = replan(
         &shocked,
         &published,
@@ -261,13 +266,15 @@ fn offline(a: &RescheduleArgs) -> Result<Vec<Event>, Failure> {
         Some(out) => format!("re-plan written to {}", out.display()),
         None => "re-plan not written (give --out PLAN.json to keep it)".into(),
     };
-    let events = [
-        first,
+    let rest = [
         replan_event(&rec, start.elapsed().as_secs_f64()),
         diff_event(&published, &rec.plan),
         end(status, message),
     ];
-    Ok(events.into_iter().filter_map(|e| e.event).collect())
+    for e in rest.iter().filter_map(|e| e.event.as_ref()) {
+        show(e)?;
+    }
+    Ok(())
 }
 
 fn wait_cell(w: Option<&proto::ExamWait>) -> String {
@@ -332,14 +339,13 @@ fn moves_table(out: &mut String, moves: &[proto::CandidateMove], rows: usize) {
     }
 }
 
-/// The events as text: repair, re-plan, diff tables (against `base`, which
-/// names the plan the re-plan started from), and how it ended.
-pub fn render(events: &[Event], rows: usize, base: &str) -> String {
+/// One event as text: the repair, the re-plan, the diff tables (against
+/// `base`, which names the plan the re-plan started from), or how it ended.
+pub fn render(e: &Event, rows: usize, base: &str) -> String {
     let mut out = String::new();
-    for e in events {
-        match e {
-            Event::Repair(r) => {
-                out.push_str(&format!(
+    match e {
+        Event::Repair(r) => {
+            out.push_str(&format!(
                     "Repair (first answer, {:.0} ms): V = {:.3}, C = {:.2}; placed {}, removed {}; touched exams: {}\n",
                     r.seconds * 1e3,
                     r.violation,
@@ -348,49 +354,48 @@ pub fn render(events: &[Event], rows: usize, base: &str) -> String {
                     r.removed,
                     r.touched_exams.join(", ")
                 ));
-                moves_table(&mut out, &r.moves, rows);
-                waits_table(&mut out, &r.waits);
-            }
-            Event::Replan(r) => {
-                let s = r.plan.clone().unwrap_or_default();
-                out.push_str(&format!(
+            moves_table(&mut out, &r.moves, rows);
+            waits_table(&mut out, &r.waits);
+        }
+        Event::Replan(r) => {
+            let s = r.plan.clone().unwrap_or_default();
+            out.push_str(&format!(
                     "\nOptimal re-plan ({:.2} s): V* = {:.3}, C = {:.2} (integral V = {:.3}, C = {:.2})\n  plan {} (not published)\n",
                     r.seconds, s.stage1_violation, s.stage2_cost, s.rounded_violation, s.rounded_cost, s.plan_id
                 ));
-            }
-            Event::Diff(d) => {
-                out.push_str(&format!("\nRe-plan against {base}\n"));
-                moves_table(&mut out, &d.moves, rows);
-                if !d.extra_changes.is_empty() {
-                    out.push_str(&format!(
-                        "  extra capacity changed in {} cells:\n  {:<24} {:>5} {:>10} {:>10}\n",
-                        d.extra_changes.len(),
-                        "where",
-                        "week",
-                        "before",
-                        "after"
-                    ));
-                    for c in d.extra_changes.iter().take(rows) {
-                        let place = if c.pool.is_empty() {
-                            format!("{}/{}", c.location, c.kind)
-                        } else {
-                            format!("raters {}", c.pool)
-                        };
-                        out.push_str(&format!(
-                            "  {:<24} {:>5} {:>10.0} {:>10.0}\n",
-                            place, c.week, c.before_minutes, c.after_minutes
-                        ));
-                    }
-                }
-                waits_table(&mut out, &d.waits);
-            }
-            Event::End(e) => {
-                let status =
-                    RescheduleStatus::try_from(e.status).map_or("unknown", |s| s.as_str_name());
-                out.push_str(&format!("\n{status}: {}\n", e.message));
-            }
-            Event::Progress(_) => {}
         }
+        Event::Diff(d) => {
+            out.push_str(&format!("\nRe-plan against {base}\n"));
+            moves_table(&mut out, &d.moves, rows);
+            if !d.extra_changes.is_empty() {
+                out.push_str(&format!(
+                    "  extra capacity changed in {} cells:\n  {:<24} {:>5} {:>10} {:>10}\n",
+                    d.extra_changes.len(),
+                    "where",
+                    "week",
+                    "before",
+                    "after"
+                ));
+                for c in d.extra_changes.iter().take(rows) {
+                    let place = if c.pool.is_empty() {
+                        format!("{}/{}", c.location, c.kind)
+                    } else {
+                        format!("raters {}", c.pool)
+                    };
+                    out.push_str(&format!(
+                        "  {:<24} {:>5} {:>10.0} {:>10.0}\n",
+                        place, c.week, c.before_minutes, c.after_minutes
+                    ));
+                }
+            }
+            waits_table(&mut out, &d.waits);
+        }
+        Event::End(e) => {
+            let status =
+                RescheduleStatus::try_from(e.status).map_or("unknown", |s| s.as_str_name());
+            out.push_str(&format!("\n{status}: {}\n", e.message));
+        }
+        Event::Progress(_) => {}
     }
     out
 }

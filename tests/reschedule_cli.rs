@@ -272,3 +272,46 @@ fn a_plan_file_edited_past_capacity_is_refused_whatever_the_freeze() {
         );
     }
 }
+
+/// The repair is printed when it is ready, not held back until the re-plan
+/// is done: on the 52-week national plan the re-plan takes over a second
+/// after it, and its line must come that much later.
+#[test]
+fn the_repair_is_printed_before_the_replan_is_done() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 52);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_examcap"))
+        .args([
+            "reschedule",
+            "--plan",
+            "plan.json",
+            "--scenario",
+            "sc.json",
+            "--surge",
+            "SPREKEN_B1:1.6:10:16",
+            "--freeze",
+            "4",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("examcap runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = |prefix: &str| loop {
+        let line = lines.next().expect("more output").unwrap();
+        if line.starts_with(prefix) {
+            return Instant::now();
+        }
+    };
+    let repair = seen("Repair (first answer");
+    let replan = seen("Optimal re-plan");
+    assert!(child.wait().unwrap().success());
+    assert!(
+        replan - repair > Duration::from_millis(200),
+        "the repair came {:?} before the re-plan",
+        replan - repair
+    );
+}
