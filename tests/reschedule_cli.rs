@@ -283,18 +283,10 @@ fn the_repair_is_printed_before_the_replan_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     generate_and_solve(d, 52);
+    let offline = ["reschedule", "--plan", "plan.json", "--scenario", "sc.json"];
     let mut child = Command::new(env!("CARGO_BIN_EXE_examcap"))
-        .args([
-            "reschedule",
-            "--plan",
-            "plan.json",
-            "--scenario",
-            "sc.json",
-            "--surge",
-            "SPREKEN_B1:1.6:10:16",
-            "--freeze",
-            "4",
-        ])
+        .args(offline)
+        .args(["--surge", "SPREKEN_B1:1.6:10:16", "--freeze", "4"])
         .current_dir(d)
         .stdout(std::process::Stdio::piped())
         .spawn()
