@@ -354,6 +354,19 @@ async fn keys_belong_to_the_system_that_used_them() {
     .await
     .unwrap();
     assert_eq!(found, [theirs]);
+    // A filter Reserve would refuse is refused, naming it.
+    for bad in ["111222333", "a b", "ab"] {
+        let e = list(
+            &mut c,
+            proto::ListReservationsRequest {
+                candidate_ref: bad.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(violation_field(&e), "candidate_ref", "{bad}: {e:?}");
+    }
     assert_eq!(cell(&stock(&mut c).await, 0).reserved, 2);
     srv.stop().await;
 }

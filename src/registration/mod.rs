@@ -529,6 +529,11 @@ impl Api {
                 .and_then(|s| s.checked_add(1))
                 .ok_or_else(|| field("page_token", "not a token from a previous response"))?
         };
+        // A filter that could never match is a typo; one that looks like a
+        // citizen service number is refused as Reserve refuses it.
+        if !r.candidate_ref.is_empty() {
+            rules::check_candidate_ref(&r.candidate_ref).map_err(|m| field("candidate_ref", m))?;
+        }
         if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
             if f > t {
                 return Err(field("to_week", format!("{t} is before from_week {f}")));
