@@ -12,6 +12,9 @@ use tonic::Request;
 /// scenario are a few MiB.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// How long connecting (TCP, and TLS over https) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a call could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -35,6 +38,17 @@ pub enum ClientError {
          if it serves TLS, use https://"
     )]
     NotPlaintext { url: String, detail: String },
+    /// The TLS handshake got a reply that is not TLS: almost always a
+    /// plaintext server.
+    #[error(
+        "--server {url}: the server does not answer TLS ({detail}); \
+         if it serves plaintext, use http://"
+    )]
+    NotTls { url: String, detail: String },
+    /// TCP's connect timeout does not cover the TLS handshake, so a port
+    /// that accepts and never answers would hang the command.
+    #[error("--server {url}: no answer within {} s", CONNECT_TIMEOUT.as_secs())]
+    Timeout { url: String },
     #[error("--token: not usable as a bearer token (visible ASCII only)")]
     Token,
     /// rustls-native-certs skips a CA file or directory it cannot read
@@ -111,13 +125,23 @@ pub async fn connect(url: &str) -> Result<Channel, ClientError> {
                 source,
             })?;
     }
-    let channel = endpoint
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
+    let endpoint = endpoint.connect_timeout(CONNECT_TIMEOUT);
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
         .await
-        .map_err(|source| ClientError::Connect {
-            url: url.into(),
-            source,
+        .map_err(|_| ClientError::Timeout { url: url.into() })?
+        .map_err(|source| {
+            let detail = causes(&source);
+            if url.starts_with("https://") && detail.contains("InvalidContentType") {
+                ClientError::NotTls {
+                    url: url.into(),
+                    detail,
+                }
+            } else {
+                ClientError::Connect {
+                    url: url.into(),
+                    source,
+                }
+            }
         })?;
     if url.starts_with("http://") {
         speaks_plaintext_grpc(url, channel.clone()).await?;
@@ -134,7 +158,7 @@ async fn speaks_plaintext_grpc(url: &str, channel: Channel) -> Result<(), Client
     use tonic::Code;
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
     let mut request = Request::new(HealthCheckRequest::default());
-    request.set_timeout(Duration::from_secs(10));
+    request.set_timeout(CONNECT_TIMEOUT);
     match HealthClient::new(channel).check(request).await {
         Err(status)
             if matches!(
@@ -151,21 +175,30 @@ async fn speaks_plaintext_grpc(url: &str, channel: Channel) -> Result<(), Client
     }
 }
 
-/// `SSL_CERT_FILE` must be a readable file and `SSL_CERT_DIR` a directory
-/// when set: they replace the system's CAs, so a typo would otherwise
-/// surface as "UnknownIssuer" with no word about the variable.
+/// `SSL_CERT_FILE` must be a readable file with a PEM certificate and
+/// `SSL_CERT_DIR` a directory when set (non-empty): they replace the
+/// system's CAs, so a typo would otherwise surface as "UnknownIssuer" with
+/// no word about the variable.
 fn check_ca_sources() -> Result<(), ClientError> {
     let err = |var, path: &std::path::Path, reason: String| ClientError::CaSource {
         var,
         path: path.display().to_string(),
         reason,
     };
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+        use rustls_pki_types::{pem::PemObject, CertificateDer};
         let path = std::path::Path::new(&file);
-        std::fs::File::open(path)
+        let pem = std::fs::read(path)
             .map_err(|e| err("SSL_CERT_FILE", path, format!("cannot read: {e}")))?;
+        if !CertificateDer::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+            return Err(err(
+                "SSL_CERT_FILE",
+                path,
+                "no PEM certificate (BEGIN CERTIFICATE) in it".into(),
+            ));
+        }
     }
-    if let Some(dir) = std::env::var_os("SSL_CERT_DIR") {
+    if let Some(dir) = std::env::var_os("SSL_CERT_DIR").filter(|d| !d.is_empty()) {
         // Like OpenSSL, a list of directories separated by ':'.
         for path in std::env::split_paths(&dir) {
             if !path.is_dir() {

@@ -999,6 +999,30 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
     srv.stop().await;
 }
 
+/// https:// against a plaintext server names the likely mistake, not
+/// rustls' "corrupt message of type InvalidContentType" alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_against_a_plaintext_server_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let url = format!("https://127.0.0.1:{}", srv.addr.port());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+            .args(["backlog", "export", "--server", &url, "--token", PLANNER])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("does not answer TLS") && err.contains("use http://"),
+        "{err}"
+    );
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_the_configured_certificate() {
     use tonic::transport::{Certificate, ClientTlsConfig};
@@ -1066,15 +1090,21 @@ async fn tls_with_the_configured_certificate() {
     fails_naming(&untrusted, &["cannot connect: ", "certificate"]);
     // http:// against it names the likely mistake, not the transport's
     // "h2 protocol error" or "operation was canceled" at the first call.
-    // A CA file that cannot be read is named, not "UnknownIssuer".
-    let missing = fixtures.join("no-such-ca.pem");
-    let typo = tokio::task::block_in_place(|| cli(Some(&missing)));
-    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
-    assert!(
-        stderr(&typo).contains("SSL_CERT_FILE=") && stderr(&typo).contains("cannot read"),
-        "{}",
-        stderr(&typo)
-    );
+    // A CA file that cannot be read, or holds no certificate (a directory,
+    // the server's key), is named, not "UnknownIssuer".
+    for (file, says) in [
+        (fixtures.join("no-such-ca.pem"), "cannot read"),
+        (fixtures.clone(), "cannot read"),
+        (fixtures.join("server.key"), "no PEM certificate"),
+    ] {
+        let typo = tokio::task::block_in_place(|| cli(Some(&file)));
+        assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+        assert!(
+            stderr(&typo).contains("SSL_CERT_FILE=") && stderr(&typo).contains(says),
+            "{}",
+            stderr(&typo)
+        );
+    }
     let plain_url = format!("http://localhost:{}", srv.addr.port());
     let plain = tokio::task::block_in_place(|| cli_at(&plain_url, None));
     fails_naming(
