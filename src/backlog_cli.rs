@@ -54,10 +54,7 @@ pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
     };
     let waiting: Result<Vec<Waiting>, BacklogError> = match (&a.server, &a.data_dir) {
         (Some(url), _) => {
-            let token = a
-                .token
-                .clone()
-                .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
+            let token = examcap::client::token_or_env(a.token.as_deref());
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -226,6 +226,15 @@ pub fn call_failure(status: &tonic::Status, token_given: bool) -> String {
     format!("{}{hint}", status.message())
 }
 
+/// The bearer token of a CLI call: `--token`, else `EXAMCAP_TOKEN`; an
+/// empty one is none (`EXAMCAP_TOKEN=` to talk to a server run with
+/// `--allow-unauthenticated`), not an empty bearer the server refuses.
+pub fn token_or_env(flag: Option<&str>) -> Option<String> {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("EXAMCAP_TOKEN").ok())
+        .filter(|t| !t.is_empty())
+}
+
 /// `msg` with `authorization: Bearer <token>` when there is a token.
 pub fn authed<T>(msg: T, token: Option<&str>) -> Result<Request<T>, ClientError> {
     let mut req = Request::new(msg);
@@ -247,6 +256,12 @@ mod tests {
         let e = connect("127.0.0.1:50051").await.unwrap_err();
         assert!(e.is_input());
         assert!(e.to_string().contains("expected http://"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_token_is_no_token() {
+        assert_eq!(token_or_env(Some("")), None);
+        assert_eq!(token_or_env(Some("abc")).as_deref(), Some("abc"));
     }
 
     #[test]

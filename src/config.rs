@@ -51,10 +51,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    /// Where and what, without the TOML parser's quote of the line: that
+    /// line may hold a token.
+    #[error("{}:{line}: {message}", path.display())]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: usize,
+        message: String,
     },
     #[error("{var}: {message}")]
     Env { var: &'static str, message: String },
@@ -126,9 +129,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|e: toml::de::Error| ConfigError::Parse {
             path: path.to_owned(),
-            source: Box::new(source),
+            line: e.span().map_or(0, |s| {
+                1 + text[..s.start.min(text.len())].matches('\n').count()
+            }),
+            message: e.message().trim().to_string(),
         })
     }
 
@@ -272,7 +278,13 @@ pub fn parse_tokens(s: &str) -> Result<Vec<Token>, String> {
                         token: token.to_string(),
                     })
                 }
-                _ => "expected name:role:token",
+                // Without its parts, the entry may be a bare token: not quoted.
+                _ => {
+                    return Err(format!(
+                        "entry {}: expected name:role:token (entries are comma-separated)",
+                        i + 1
+                    ))
+                }
             };
             Err(format!(
                 "entry {} (name {:?}): {lacks}; entries are name:role:token, comma-separated",
@@ -326,7 +338,27 @@ mod tests {
             e.starts_with("entry 1 (name \"b\"): the token is empty"),
             "{e}"
         );
+        // A bare token (no name, no role) is not echoed.
+        let e = parse_tokens("s3cr3tT0ken-xyz").unwrap_err();
+        assert_eq!(
+            e,
+            "entry 1: expected name:role:token (entries are comma-separated)"
+        );
         assert!(Config::default().check().is_err());
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_named_by_line_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("examcap.toml");
+        std::fs::write(
+            &f,
+            "[[tokens]]\nname = \"a\"\nrole = \"planner\"\ntoken = s3cr3tT0ken-xyz\n",
+        )
+        .unwrap();
+        let e = Config::from_file(&f).unwrap_err().to_string();
+        assert!(e.contains("examcap.toml:4: "), "{e}");
+        assert!(!e.contains("s3cr3tT0ken"), "{e}");
     }
 
     #[test]

@@ -127,10 +127,7 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
 type Show<'a> = &'a mut dyn FnMut(&Event) -> Result<(), Failure>;
 
 fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
-    let token = a
-        .token
-        .clone()
-        .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
+    let token = examcap::client::token_or_env(a.token.as_deref());
     let msg = proto::RescheduleRequest {
         plan_id: a.plan.clone().unwrap_or_default(),
         shocks: a.surges.iter().map(shock_proto).collect(),

@@ -139,10 +139,7 @@ pub fn run(a: &ReportArgs) -> Result<(), Failure> {
     crate::check_out(&a.out, &inputs)?;
     let (base, other) = match (&a.server, &a.plan, &a.plan_file) {
         (Some(url), Some(id), _) => {
-            let token = a
-                .token
-                .clone()
-                .or_else(|| std::env::var("EXAMCAP_TOKEN").ok());
+            let token = examcap::client::token_or_env(a.token.as_deref());
             let mut ids = vec![id.as_str()];
             ids.extend(a.compare.as_deref());
             let mut fetched =
