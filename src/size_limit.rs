@@ -52,20 +52,33 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let advice = advice(req.uri().path());
         let answer = self.inner.call(req);
         Box::pin(async move {
             let mut res = answer.await?;
-            rewrite(res.headers_mut());
+            rewrite(res.headers_mut(), advice);
             Ok(res.map(|body| Rewritten {
                 inner: Box::pin(body),
+                advice,
             }))
         })
+    }
+}
+
+/// How a call of `path` can ask for less, where it can.
+fn advice(path: &str) -> &'static str {
+    match path.rsplit('/').next() {
+        Some("GetPlan") => "; GetPlan's week, exam and location filters return part of a plan",
+        Some("ListReservations") => "; a smaller page_size returns fewer reservations a page",
+        _ => "",
     }
 }
 
 /// A response body whose trailers go through [`rewrite`].
 pub struct Rewritten<R> {
     inner: Pin<Box<R>>,
+    /// From [`advice`], for the trailers.
+    advice: &'static str,
 }
 
 /// An empty body, for the layers around this one that answer by
@@ -74,6 +87,7 @@ impl<R: Default> Default for Rewritten<R> {
     fn default() -> Self {
         Rewritten {
             inner: Box::pin(R::default()),
+            advice: "",
         }
     }
 }
@@ -86,11 +100,12 @@ impl<R: Body> Body for Rewritten<R> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<R::Data>, R::Error>>> {
+        let advice = self.advice;
         self.inner.as_mut().poll_frame(cx).map(|frame| {
             frame.map(|f| {
                 f.map(|mut f| {
                     if let Some(t) = f.trailers_mut() {
-                        rewrite(t);
+                        rewrite(t, advice);
                     }
                     f
                 })
@@ -112,7 +127,7 @@ const TOO_LARGE: &str = "message length too large";
 
 /// Turns tonic's OUT_OF_RANGE for a message over the limit into
 /// RESOURCE_EXHAUSTED; every other status is left as it is.
-fn rewrite(headers: &mut HeaderMap) {
+fn rewrite(headers: &mut HeaderMap, advice: &str) {
     let Some(status) = Status::from_header_map(headers) else {
         return;
     };
@@ -120,8 +135,7 @@ fn rewrite(headers: &mut HeaderMap) {
         return;
     }
     let said = Status::resource_exhausted(format!(
-        "{} (the server's max_message_bytes; GetPlan's week, exam and location \
-         filters return part of a plan)",
+        "{} (the server's max_message_bytes{advice})",
         status.message()
     ));
     // Only a message tonic itself wrote fails to encode, and it cannot:
@@ -144,11 +158,18 @@ mod tests {
         let mut h = headers(&Status::out_of_range(
             "Error, decoded message length too large: found 3886 bytes, the limit is: 2048 bytes",
         ));
-        rewrite(&mut h);
+        rewrite(
+            &mut h,
+            advice("/examcap.v1.RegistrationService/ListReservations"),
+        );
         let s = Status::from_header_map(&h).unwrap();
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert!(s.message().contains("found 3886 bytes"), "{}", s.message());
         assert!(s.message().contains("max_message_bytes"), "{}", s.message());
+        // The advice fits the call: page_size here, GetPlan's filters there.
+        assert!(s.message().contains("page_size"), "{}", s.message());
+        assert!(advice("/examcap.v1.PlanService/GetPlan").contains("filters"));
+        assert_eq!(advice("/examcap.v1.ScenarioService/PutScenario"), "");
     }
 
     #[test]
@@ -160,11 +181,11 @@ mod tests {
         ] {
             let mut h = headers(&status);
             let before = h.clone();
-            rewrite(&mut h);
+            rewrite(&mut h, "");
             assert_eq!(h, before, "{status:?}");
         }
         let mut none = HeaderMap::new();
-        rewrite(&mut none);
+        rewrite(&mut none, "");
         assert!(none.is_empty());
     }
 }
