@@ -42,7 +42,7 @@ pub enum ServerError {
     },
     #[error("TLS: {path}: {reason}")]
     TlsPem { path: String, reason: String },
-    #[error("TLS: the certificate or key is not usable: {0}")]
+    #[error("TLS: the certificate and key are not usable together: {0}")]
     Tls(String),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -183,6 +183,17 @@ fn check_pem(
             format!("cert: no PEM certificate (BEGIN CERTIFICATE) in it: {e}"),
         )
     })?;
+    // rustls reads no encrypted key; its PEM label is not a key's.
+    if key
+        .windows(b"ENCRYPTED PRIVATE KEY".len())
+        .any(|w| w == b"ENCRYPTED PRIVATE KEY")
+    {
+        return Err(bad(
+            key_path,
+            "key: the private key is encrypted; give it unencrypted (openssl pkcs8 -nocrypt)"
+                .into(),
+        ));
+    }
     PrivateKeyDer::from_pem_slice(key).map_err(|e| {
         bad(
             key_path,
@@ -216,7 +227,13 @@ pub async fn run_until(
         let identity = Identity::from_pem(cert, key);
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(identity))
-            .map_err(|e| ServerError::Tls(format!("{e:?}")))?;
+            .map_err(|e| {
+                ServerError::Tls(format!(
+                    "cert {} with key {}: {e:?}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ))
+            })?;
     }
     if config.allow_unauthenticated {
         tracing::warn!(

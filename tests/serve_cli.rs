@@ -67,8 +67,19 @@ fn serve_with_unusable_tls_files_exits_2_before_serving() {
     let missing = dir.path().join("missing.pem");
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let (cert_pem, key_pem) = (fixtures.join("server.pem"), fixtures.join("server.key"));
+    let encrypted = dir.path().join("encrypted.key");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
     // Each bad file is named with what it lacks.
     for (cert, key, what) in [
+        (
+            &cert_pem,
+            &encrypted,
+            format!("{}: key: the private key is encrypted", encrypted.display()),
+        ),
         (&missing, &garbage, "cannot read".to_string()),
         (
             &garbage,
