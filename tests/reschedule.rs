@@ -237,6 +237,26 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
         .await
         .expect("the stream ends before the deadline");
     assert_repair_only(&evs);
+    // A deadline barely past the repair: the stream still ends with the
+    // repair and its status (or, if the repair itself comes too late, the
+    // call is DEADLINE_EXCEEDED), never cut by the client's deadline.
+    for ms in [100, 150] {
+        let mut r = req(
+            proto::RescheduleRequest {
+                freeze_weeks: 4,
+                ..request(vec![demand_shock("SPREKEN_B1", 10, 16, 1.6)])
+            },
+            DRILL,
+        );
+        r.set_timeout(Duration::from_millis(ms));
+        match events(&mut c, r).await {
+            Ok(evs) => assert_repair_only(&evs),
+            Err(e) => assert!(
+                e.code() == Code::DeadlineExceeded && e.message().contains("before the repair"),
+                "{ms} ms: {e:?}"
+            ),
+        }
+    }
 }
 
 /// A re-plan whose deadline strikes around the repair either stores
