@@ -16,7 +16,7 @@ use examcap_solver::duals::CapacityRef;
 use examcap_solver::plan::plan_scenario_cancellable;
 use examcap_solver::plan::{PlanError, PlanStatus};
 use examcap_solver::solve::SolveError;
-use examcap_solver::validate::{Num, ValidationErrors};
+use examcap_solver::validate::{FieldError, Num, ValidationErrors};
 use examcap_solver::waits::{ExamWaits, Percentile};
 use examcap_solver::{parse_scenario, Plan, PlanOptions, Scenario};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -28,7 +28,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError, Caller, Role, Rpc};
-use crate::drill::{self, CapacityTarget, DemandChange, DrillError, ShockErrors, ShockSpec};
+use crate::drill::{self, CapacityTarget, DemandChange, ShockSpec};
 use crate::proto;
 use crate::store::{AuditEntry, PlanRecord, ScenarioRecord, Store, StoreError};
 
@@ -50,8 +50,9 @@ pub enum ApiError {
         field: &'static str,
         message: String,
     },
-    #[error("invalid shock: {0}")]
-    InvalidShock(#[from] ShockErrors),
+    /// Every bad field of every shock, as a scenario's errors are kept.
+    #[error("invalid shock: {}", summarize(.0))]
+    InvalidShock(ValidationErrors),
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
     #[error("no plan is published yet: Publish one (or name a plan by its id)")]
@@ -184,17 +185,10 @@ impl From<ApiError> for Status {
             tracing::error!(error = %e, "request failed");
         }
         match &e {
-            ApiError::InvalidScenario(v) => bad_request(
+            ApiError::InvalidScenario(v) | ApiError::InvalidShock(v) => bad_request(
                 code,
                 e.to_string(),
                 v.errors
-                    .iter()
-                    .map(|f| (f.path.as_str(), f.message.as_str())),
-            ),
-            ApiError::InvalidShock(d) => bad_request(
-                code,
-                e.to_string(),
-                d.errors
                     .iter()
                     .map(|f| (f.path.as_str(), f.message.as_str())),
             ),
@@ -1175,8 +1169,8 @@ pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, Api
     if missing.is_empty() {
         Ok(specs.into_iter().filter_map(Result::ok).collect())
     } else {
-        let errors = missing.into_iter().filter_map(Result::err).collect();
-        Err(ApiError::InvalidShock(ShockErrors::new(errors)))
+        let errors = missing.into_iter().filter_map(Result::err);
+        Err(ApiError::InvalidShock(errors.collect()))
     }
 }
 
@@ -1221,11 +1215,11 @@ pub fn shock_proto(s: &ShockSpec) -> proto::Shock {
 }
 
 /// A proto shock in scenario terms; `i` is its index, for error paths.
-fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, DrillError> {
+fn shock_spec(i: usize, s: &proto::Shock) -> Result<ShockSpec, FieldError> {
     use proto::capacity_shock::Target;
     use proto::demand_shock::Change;
     use proto::shock::Kind;
-    let missing = |field: &str, what: &str| DrillError {
+    let missing = |field: &str, what: &str| FieldError {
         path: format!("shocks[{i}].{field}"),
         message: format!("missing: set {what}"),
     };
@@ -1336,7 +1330,7 @@ impl Api {
         } else {
             r.name
         };
-        let shocked = drill::apply(&base_sc, &shocks, &name).map_err(ApiError::from)?;
+        let shocked = drill::apply(&base_sc, &shocks, &name).map_err(ApiError::InvalidShock)?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
 
         let base_plan = self.base_plan(&base_rec, &base_sc, deadline).await?;
@@ -1459,11 +1453,12 @@ mod tests {
         assert_eq!(s.code(), Code::NotFound);
         assert!(s.message().len() <= MAX_STATUS_MESSAGE);
         let s = Status::from(ApiError::InvalidShock(
-            DrillError {
+            [FieldError {
                 path: "shocks[0].demand.exam".into(),
                 message: format!("unknown exam {id:?}"),
-            }
-            .into(),
+            }]
+            .into_iter()
+            .collect(),
         ));
         assert!(s.message().len() <= MAX_STATUS_MESSAGE);
         let details = s.get_details_bad_request().expect("BadRequest details");

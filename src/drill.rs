@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use examcap_solver::scenario::{Scenario, Unavailable};
-use examcap_solver::validate::{Num, MAX_REPORTED_ERRORS, MAX_VALUE};
+use examcap_solver::validate::{FieldError, Num, ValidationErrors, MAX_VALUE};
 use serde::{Deserialize, Serialize};
 
 /// How a demand shock changes each affected weekly forecast.
@@ -51,71 +51,16 @@ pub enum ShockSpec {
     },
 }
 
-/// A shock that does not fit the scenario, with its path in the request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct DrillError {
-    /// e.g. `shocks[2].demand.exam`.
-    pub path: String,
-    pub message: String,
-}
-
-fn err(i: usize, field: &str, message: impl Into<String>) -> DrillError {
-    DrillError {
+/// A shock that does not fit the scenario, with its path in the request
+/// (e.g. `shocks[2].demand.exam`).
+fn err(i: usize, field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
         path: format!("shocks[{i}].{field}"),
         message: message.into(),
     }
 }
 
-/// Every way a request's shocks do not fit the scenario, in request order:
-/// all of them at once, so a caller fixes a drill in one round trip. As
-/// for a scenario, the first [`MAX_REPORTED_ERRORS`] are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShockErrors {
-    pub errors: Vec<DrillError>,
-    /// How many there were, kept or not.
-    pub total: usize,
-}
-
-impl std::fmt::Display for ShockErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.joined(DrillError::to_string))
-    }
-}
-
-impl std::error::Error for ShockErrors {}
-
-impl From<DrillError> for ShockErrors {
-    fn from(e: DrillError) -> ShockErrors {
-        ShockErrors::new(vec![e])
-    }
-}
-
-impl ShockErrors {
-    pub fn new(mut errors: Vec<DrillError>) -> ShockErrors {
-        let total = errors.len();
-        errors.truncate(MAX_REPORTED_ERRORS);
-        ShockErrors { errors, total }
-    }
-
-    /// The messages without their request paths (for a CLI flag that is
-    /// not a request field).
-    pub fn messages(&self) -> String {
-        self.joined(|e| e.message.clone())
-    }
-
-    /// The kept errors as `show` says them, `; `-separated, then how many
-    /// more there were.
-    fn joined(&self, show: impl Fn(&DrillError) -> String) -> String {
-        let mut out: Vec<String> = self.errors.iter().map(show).collect();
-        if self.total > self.errors.len() {
-            out.push(format!("... and {} more", self.total - self.errors.len()));
-        }
-        out.join("; ")
-    }
-}
-
-fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Option<DrillError> {
+fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Option<FieldError> {
     (from_week >= sc.horizon_weeks).then(|| {
         err(
             i,
@@ -162,8 +107,13 @@ pub fn named_exams(base: &Scenario, shocks: &[ShockSpec]) -> BTreeSet<String> {
 /// Applies the shocks in order to a copy of `base`, renamed to `name`.
 /// A range reaching past the horizon is clipped, as in the scenario format;
 /// one that starts past it would change nothing and is refused. Every
-/// shock is checked, and every field that does not fit is reported.
-pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenario, ShockErrors> {
+/// shock is checked, and every field that does not fit is reported (kept
+/// and counted as a scenario's errors are).
+pub fn apply(
+    base: &Scenario,
+    shocks: &[ShockSpec],
+    name: &str,
+) -> Result<Scenario, ValidationErrors> {
     let mut sc = base.clone();
     sc.name = name.to_string();
     let mut errors = Vec::new();
@@ -175,15 +125,15 @@ pub fn apply(base: &Scenario, shocks: &[ShockSpec], name: &str) -> Result<Scenar
             errors.extend(found);
         }
     }
-    if errors.is_empty() {
-        Ok(sc)
-    } else {
-        Err(ShockErrors::new(errors))
-    }
+    errors
+        .into_iter()
+        .collect::<ValidationErrors>()
+        .into_result()?;
+    Ok(sc)
 }
 
 /// The fields of shock `i` that do not fit `sc`: weeks, ids and numbers.
-fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<DrillError> {
+fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
     match shock {
         ShockSpec::Demand {
@@ -263,7 +213,7 @@ fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<DrillError> {
 
 /// Applies shock `i`, which [`check`] passed, to `sc`. A demand it would
 /// take past the scenario limit is the shock's fault, named so.
-fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), DrillError> {
+fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), FieldError> {
     match shock {
         ShockSpec::Demand {
             region,
@@ -530,7 +480,7 @@ mod tests {
             ];
             let e = apply(&base, &shocks, "x").unwrap_err();
             assert_eq!(e.errors[0].path, field);
-            assert!(e.messages().contains("makes demand[0].weekly[1]"), "{e}");
+            assert!(e.to_string().contains("makes demand[0].weekly[1]"), "{e}");
         }
     }
 
@@ -575,7 +525,8 @@ mod tests {
         // At most MAX_REPORTED_ERRORS kept, and the rest counted.
         let many = vec![shocks[2].clone(); 10];
         let e = apply(&base, &many, "x").unwrap_err();
-        assert_eq!((e.errors.len(), e.total), (MAX_REPORTED_ERRORS, 30));
-        assert!(e.to_string().ends_with("; ... and 10 more"), "{e}");
+        let kept = examcap_solver::validate::MAX_REPORTED_ERRORS;
+        assert_eq!((e.errors.len(), e.total), (kept, 30));
+        assert!(e.to_string().ends_with("\n... and 10 more"), "{e}");
     }
 }

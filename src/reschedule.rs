@@ -255,7 +255,7 @@ impl Api {
         } else {
             params.name.clone()
         };
-        let shocked = drill::apply(&base, &params.shocks, &name)?;
+        let shocked = drill::apply(&base, &params.shocks, &name).map_err(ApiError::InvalidShock)?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
         let origin = DrillOrigin {
             base_scenario_id: base_rec.id.clone(),

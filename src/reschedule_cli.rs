@@ -201,7 +201,14 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         &a.surges,
         &examcap_solver::validate::derived_name(&base.name, "+reschedule"),
     )
-    .map_err(|e| Failure::Input(format!("examcap reschedule: --surge: {}", e.messages())))?;
+    .map_err(|e| {
+        // The messages alone: a request path (`shocks[0]...`) is not a flag.
+        let mut said: Vec<String> = e.errors.into_iter().map(|f| f.message).collect();
+        if e.total > said.len() {
+            said.push(format!("... and {} more", e.total - said.len()));
+        }
+        Failure::Input(format!("examcap reschedule: --surge: {}", said.join("; ")))
+    })?;
     let freeze = a.freeze as usize;
     if freeze > base.horizon_weeks {
         return Err(Failure::Input(format!(

@@ -111,12 +111,25 @@ impl ValidationErrors {
         }
     }
 
-    pub(crate) fn into_result(self) -> Result<(), Self> {
+    /// `Ok(())` when nothing was recorded.
+    pub fn into_result(self) -> Result<(), Self> {
         if self.total == 0 {
             Ok(())
         } else {
             Err(self)
         }
+    }
+}
+
+/// Errors found outside a scenario document (a request's shocks, say),
+/// kept and counted as a scenario's are.
+impl FromIterator<FieldError> for ValidationErrors {
+    fn from_iter<I: IntoIterator<Item = FieldError>>(errors: I) -> Self {
+        let mut out = ValidationErrors::default();
+        for e in errors {
+            out.push_at(e.path, e.message);
+        }
+        out
     }
 }
 
