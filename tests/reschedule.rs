@@ -447,10 +447,7 @@ async fn the_cli_reschedules_against_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_goes_away_while_the_replan_is_queued_gives_its_place_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.max_concurrent_solves = 1;
-    c.solve_queue = 1;
-    let srv = start(c).await;
+    let srv = start(common::one_slot_config(dir.path(), 1)).await;
     publish_national(&srv).await;
     // A three-year solve holds the only slot, its stream open.
     let big = national(&GenerateOptions {

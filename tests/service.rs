@@ -591,10 +591,7 @@ async fn solve_when_a_slot_frees(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_solve_queue_is_resource_exhausted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.max_concurrent_solves = 1;
-    c.solve_queue = 0;
-    let srv = start(c).await;
+    let srv = start(common::one_slot_config(dir.path(), 0)).await;
     let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
     let national = put(&mut s, national_json()).await.scenario_id;
     let tiny_id = put(&mut s, tiny().to_string()).await.scenario_id;
@@ -1305,10 +1302,7 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_away_mid_solve_cancels_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.max_concurrent_solves = 1;
-    c.solve_queue = 0;
-    let srv = start(c).await;
+    let srv = start(common::one_slot_config(dir.path(), 0)).await;
     let mut s = srv.scenarios().await;
     let id = put(&mut s, national_json()).await.scenario_id;
     let tiny_id = put(&mut s, tiny().to_string()).await.scenario_id;
@@ -1340,10 +1334,7 @@ async fn a_client_that_goes_away_mid_solve_cancels_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_goes_away_while_queued_gives_its_place_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.max_concurrent_solves = 1;
-    c.solve_queue = 1;
-    let srv = start(c).await;
+    let srv = start(common::one_slot_config(dir.path(), 1)).await;
     let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
     let three_years = national(&GenerateOptions {
         weeks: 156,

@@ -43,6 +43,16 @@ pub fn config(dir: &Path) -> Config {
     }
 }
 
+/// [`config`] with one solve slot and `queue` places to wait in, for the
+/// tests of a full or abandoned queue.
+pub fn one_slot_config(dir: &Path, queue: usize) -> Config {
+    Config {
+        max_concurrent_solves: 1,
+        solve_queue: queue,
+        ..config(dir)
+    }
+}
+
 pub fn token(name: &str, role: Role, token: &str) -> Token {
     Token {
         name: name.into(),
