@@ -1,5 +1,6 @@
 //! Server configuration: a TOML file, then environment overrides
-//! (`EXAMCAP_LISTEN`, `EXAMCAP_DATA_DIR`, `EXAMCAP_TOKENS`), then flags.
+//! (`EXAMCAP_LISTEN`, `EXAMCAP_DATA_DIR`, `EXAMCAP_TOKENS`,
+//! `EXAMCAP_TODAY`), then flags.
 //!
 //! ```toml
 //! listen = "127.0.0.1:50051"
@@ -18,9 +19,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, Token};
+use crate::registration::stock::Clock;
 
 /// Default for [`Config::max_message_bytes`]: 32 MiB, twice the largest
 /// scenario document, so a full scenario always fits in a request.
@@ -42,6 +45,26 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
 /// Longest [`Config::shutdown_grace_seconds`]: one hour.
 pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
+
+/// A date as TOML writes it (`today = 2027-01-04`) or as a string
+/// (`today = "2027-01-04"`); a time of day is refused.
+fn toml_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Toml(toml::value::Datetime),
+        Text(String),
+    }
+    let text = match Form::deserialize(d)? {
+        Form::Toml(t) => t.to_string(),
+        Form::Text(s) => s,
+    };
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map(Some)
+        .map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a date like 2027-01-04: {e}"))
+        })
+}
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +126,13 @@ pub struct Config {
     /// server stops anyway. Without a bound, one stream that never ends (a
     /// load balancer's `Health/Watch`) kept the process up until SIGKILL.
     pub shutdown_grace_seconds: u64,
+    /// Pins the registration clock to this date (`YYYY-MM-DD`): Quote and
+    /// Reserve sell a cell until the day before its first session, judged
+    /// by this date instead of the server's UTC date. For rehearsals and
+    /// tests against a plan whose weeks are not the current ones; leave it
+    /// out in production.
+    #[serde(deserialize_with = "toml_date")]
+    pub today: Option<NaiveDate>,
 }
 
 impl Default for Config {
@@ -118,6 +148,7 @@ impl Default for Config {
             worker_threads: 0,
             tls: None,
             shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
+            today: None,
         }
     }
 }
@@ -138,7 +169,7 @@ impl Config {
         })
     }
 
-    /// Applies `EXAMCAP_LISTEN`, `EXAMCAP_DATA_DIR` and `EXAMCAP_TOKENS`
+    /// Applies `EXAMCAP_LISTEN`, `EXAMCAP_DATA_DIR`, `EXAMCAP_TODAY` and `EXAMCAP_TOKENS`
     /// (`name:role:token,...`, replacing the file's tokens) from `get`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("EXAMCAP_LISTEN") {
@@ -150,6 +181,14 @@ impl Config {
         if let Some(v) = get("EXAMCAP_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = get("EXAMCAP_TODAY") {
+            let d =
+                NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|e| ConfigError::Env {
+                    var: "EXAMCAP_TODAY",
+                    message: format!("{v:?} is not a date like 2027-01-04: {e}"),
+                })?;
+            self.today = Some(d);
+        }
         if let Some(v) = get("EXAMCAP_TOKENS") {
             self.tokens = parse_tokens(&v).map_err(|message| ConfigError::Env {
                 var: "EXAMCAP_TOKENS",
@@ -157,6 +196,11 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// The registration clock: [`Config::today`] if set, else the UTC date.
+    pub fn clock(&self) -> Clock {
+        self.today.map_or_else(Clock::system, Clock::pinned)
     }
 
     /// Solves that may run at once.
@@ -345,6 +389,45 @@ mod tests {
             "entry 1: expected name:role:token (entries are comma-separated)"
         );
         assert!(Config::default().check().is_err());
+    }
+
+    #[test]
+    fn the_booking_clock_is_the_utc_date_unless_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("examcap.toml");
+        std::fs::write(&f, "worker_threads = 1\n").unwrap();
+        let mut c = Config::from_file(&f).unwrap();
+        assert!(!c.clock().is_pinned());
+        std::fs::write(&f, "worker_threads = 1\ntoday = 2027-01-03\n").unwrap();
+        c = Config::from_file(&f).unwrap();
+        assert_eq!(
+            c.clock().today(),
+            NaiveDate::from_ymd_opt(2027, 1, 3).unwrap()
+        );
+        // The environment wins over the file; a bad date names the variable.
+        c.apply_env(|k| (k == "EXAMCAP_TODAY").then(|| " 2027-02-01 ".into()))
+            .unwrap();
+        assert_eq!(
+            c.clock(),
+            Clock::pinned(NaiveDate::from_ymd_opt(2027, 2, 1).unwrap())
+        );
+        let e = c
+            .apply_env(|k| (k == "EXAMCAP_TODAY").then(|| "2027-W05".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("EXAMCAP_TODAY: \"2027-W05\" is not a date"),
+            "{e}"
+        );
+        std::fs::write(&f, "today = \"2027-01-05\"\n").unwrap();
+        c = Config::from_file(&f).unwrap();
+        assert_eq!(c.today, NaiveDate::from_ymd_opt(2027, 1, 5));
+        for bad in ["\"1 Jan\"", "2027-01-03T10:00:00"] {
+            std::fs::write(&f, format!("worker_threads = 1\ntoday = {bad}\n")).unwrap();
+            let e = Config::from_file(&f).unwrap_err().to_string();
+            assert!(e.contains("examcap.toml:2: "), "{e}");
+            assert!(e.contains("is not a date like 2027-01-04"), "{e}");
+        }
     }
 
     #[test]

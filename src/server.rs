@@ -247,7 +247,7 @@ pub async fn run_until(
                 source,
             })?,
         );
-    let book = Arc::new(crate::registration::open(store.clone())?);
+    let book = Arc::new(crate::registration::open(store.clone(), config.clock())?);
     let api = Api::new(
         store,
         Auth::new(config.tokens.clone(), config.allow_unauthenticated),

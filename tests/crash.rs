@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{
     channel, list_all, publish_scenario, req, reserve_req, stock, tiny, Registration as Client,
-    PLANNER, REGISTRATION,
+    BOOKING_DATE, PLANNER, REGISTRATION,
 };
 use examcap::proto::{self, ReservationState};
 use serde_json::json;
@@ -29,6 +29,8 @@ fn serve(data: &Path) -> (Child, String) {
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("EXAMCAP_LISTEN", "127.0.0.1:0")
         .env("EXAMCAP_DATA_DIR", data)
+        // The fixture's weeks are in 2026: pin the clock before them.
+        .env("EXAMCAP_TODAY", BOOKING_DATE)
         .env(
             "EXAMCAP_TOKENS",
             format!("alice:planner:{PLANNER},regsys:registration:{REGISTRATION}"),

@@ -968,3 +968,55 @@ async fn concurrent_publishes_leave_pointer_and_stock_on_one_plan() {
     }
     srv.stop().await;
 }
+
+/// With the clock on Easter Monday 2026 (week 1 of the tiny plan, whose
+/// sessions that week begin on Tuesday), week 0 has been held: Quote
+/// passes it over, and Reserve refuses it by name. Week 1 still sells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weeks_whose_sessions_have_begun_are_not_sold() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(examcap::config::Config {
+        today: Some("2026-04-06".parse().unwrap()),
+        ..config(dir.path())
+    })
+    .await;
+    publish_scenario(srv.channel().await, &seats(6)).await;
+    let mut c = Client::new(srv.channel().await);
+    let q = proto::QuoteRequest {
+        region: "AMSTERDAM".into(),
+        exam: "SPK".into(),
+        from_week: 0,
+        max_offers: 10,
+    };
+    let offers = c
+        .quote(req(q, REGISTRATION))
+        .await
+        .unwrap()
+        .into_inner()
+        .offers;
+    let weeks: Vec<u32> = offers.iter().map(|o| o.week).collect();
+    assert_eq!(weeks, vec![1, 2], "{offers:?}");
+    assert_eq!(offers[0].first_session_date, "2026-04-07");
+    assert_eq!(offers[0].predicted_wait_weeks, 1);
+    for location in [None, Some("AMS".to_string())] {
+        let r = proto::ReserveRequest {
+            week: Some(0),
+            location: location.clone(),
+            ..reserve_req("k-held", "cand-held-0001")
+        };
+        let e = reserve(&mut c, r).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_field(&e), "week");
+        assert!(e.message().contains("2026-W14"), "{}", e.message());
+        assert!(e.message().contains("2026-04-06"), "{}", e.message());
+    }
+    // Nothing was taken by the refusals; the first offer is week 1.
+    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 0);
+    let got = reserve(&mut c, reserve_req("k-next", "cand-next-0001"))
+        .await
+        .unwrap()
+        .reservation
+        .expect("a reservation");
+    assert_eq!((got.week, got.iso_week.as_str()), (1, "2026-W15"));
+    srv.stop().await;
+}

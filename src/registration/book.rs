@@ -17,9 +17,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
+use chrono::NaiveDate;
 use tokio::sync::oneshot;
 
-use super::stock::Stock;
+use super::stock::{Clock, Stock};
 use crate::store::{ReservationRecord, Store, StoreError};
 
 /// At most this many records per write batch.
@@ -115,6 +116,8 @@ struct Queued {
 /// ends when the book (the queue's sender) is dropped.
 pub struct Book {
     state: Arc<Mutex<State>>,
+    /// What "today" is when a cell's sessions may already have begun.
+    clock: Clock,
     queue: Mutex<mpsc::Sender<Queued>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -161,7 +164,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl Book {
     /// Loads every reservation from `store`, installs `stock` (the
     /// published plan, if any) and starts the writer thread.
-    pub fn open(store: Arc<dyn Store>, stock: Option<Stock>) -> Result<Book, OpenError> {
+    pub fn open(
+        store: Arc<dyn Store>,
+        stock: Option<Stock>,
+        clock: Clock,
+    ) -> Result<Book, OpenError> {
         let mut state = State::default();
         for rec in store.list_reservations()? {
             state.next_seq = state.next_seq.max(rec.seq + 1);
@@ -180,6 +187,7 @@ impl Book {
             .map_err(OpenError::Writer)?;
         Ok(Book {
             state,
+            clock,
             queue: Mutex::new(tx),
             writer: Some(writer),
         })
@@ -187,6 +195,15 @@ impl Book {
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// The booking date now.
+    pub fn today(&self) -> NaiveDate {
+        self.clock.today()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Queues a job; call with the state lock held, so that the queue is in

@@ -31,7 +31,7 @@ use crate::proto;
 use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
 use book::{Book, Durability, OpenError};
 use rules::{page_token, parse_page_token, parse_reservation_id, reservation_id};
-use stock::{CellCount, Search, Slot, Stock};
+use stock::{CellCount, Clock, Search, Slot, Stock};
 
 /// Offers when a quote asks for none, and the most it may ask for.
 const DEFAULT_OFFERS: u32 = 3;
@@ -155,7 +155,7 @@ pub fn stock_of(store: &dyn Store, rec: &PlanRecord) -> Result<Stock, OpenError>
 
 /// Opens the reservation book: every stored reservation, counted into the
 /// stock of the published plan (if any), and the writer thread.
-pub fn open(store: Arc<dyn Store>) -> Result<Book, OpenError> {
+pub fn open(store: Arc<dyn Store>, clock: Clock) -> Result<Book, OpenError> {
     let stock = match store.published()? {
         None => None,
         Some(id) => {
@@ -166,7 +166,7 @@ pub fn open(store: Arc<dyn Store>) -> Result<Book, OpenError> {
             Some(stock_of(&*store, &rec)?)
         }
     };
-    Book::open(store, stock)
+    Book::open(store, stock, clock)
 }
 
 /// The stock of a plan about to be published, built on the blocking pool.
@@ -245,6 +245,32 @@ fn within_horizon(stock: &Stock, name: &'static str, week: u32) -> Result<()> {
     Ok(())
 }
 
+/// A `week` asked for whose sessions (at `location`, or at every option)
+/// have begun on the clock's date.
+fn closed_week(
+    stock: &Stock,
+    week: u32,
+    location: Option<&str>,
+    today: chrono::NaiveDate,
+    clock: Clock,
+) -> RegistrationError {
+    field(
+        "week",
+        format!(
+            "week {week} ({}) is closed for booking{}: a cell is sold until the day \
+             before its first session, and today is {} ({})",
+            stock.weeks[week as usize].iso,
+            location.map(|l| format!(" at {l}")).unwrap_or_default(),
+            today,
+            if clock.is_pinned() {
+                "pinned by `today` in the server's config"
+            } else {
+                "UTC"
+            },
+        ),
+    )
+}
+
 fn resolve(stock: &Stock, region: &str, exam: &str) -> Result<(usize, Vec<usize>)> {
     let e = stock.exam(exam).ok_or_else(|| {
         field(
@@ -285,6 +311,7 @@ impl Api {
             0 => DEFAULT_OFFERS,
             n => n.min(MAX_OFFERS),
         };
+        let today = self.book().today();
         let st = self.book().lock();
         let stock = st
             .stock
@@ -298,6 +325,7 @@ impl Api {
             location: None,
             week: None,
             from_week: r.from_week,
+            today,
         };
         let offers: Vec<proto::Offer> = stock
             .slots(&q, max as usize)
@@ -305,7 +333,7 @@ impl Api {
             .map(|s| offer(stock, exam, s, r.from_week))
             .collect();
         let next_week_with_seats = if offers.is_empty() {
-            stock.next_week_with_seats(exam, &options, r.from_week)
+            stock.next_week_with_seats(exam, &options, r.from_week, today)
         } else {
             None
         };
@@ -339,6 +367,7 @@ impl Api {
     /// Under the lock: a replay, or a seat taken and its record queued.
     fn reserve_step(&self, made_by: &str, key: &str, ask: ReservationAsk) -> Result<Step> {
         let book = self.book();
+        let today = book.today();
         let mut st = book.lock();
         if let Some((seq, e)) = st.by_key(made_by, key) {
             if e.rec.ask != ask {
@@ -381,6 +410,16 @@ impl Api {
         within_horizon(stock, "from_week", ask.from_week)?;
         if let Some(w) = ask.week {
             within_horizon(stock, "week", w)?;
+            let mut cells = options.iter().filter(|&&l| location.is_none_or(|x| x == l));
+            if !cells.any(|&l| stock.bookable(exam, l, w, today)) {
+                return Err(closed_week(
+                    stock,
+                    w,
+                    ask.location.as_deref(),
+                    today,
+                    book.clock(),
+                ));
+            }
         }
         let q = Search {
             exam,
@@ -388,6 +427,7 @@ impl Api {
             location,
             week: ask.week,
             from_week: ask.from_week,
+            today,
         };
         let Some(slot) = stock.slots(&q, 1).pop() else {
             // The next offer: from the asked week on, at the asked location

@@ -48,6 +48,39 @@ pub struct Search<'a> {
     pub week: Option<u32>,
     /// From this week on.
     pub from_week: u32,
+    /// The booking date: cells whose sessions have begun are passed over.
+    pub today: NaiveDate,
+}
+
+/// The date bookings are judged against. A seat in a session that has
+/// already been held (or is held today) cannot be sold: the candidate would
+/// be told a date in the past, and the reservation would count as demand in
+/// a week the next re-plan cannot change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// A fixed date (the config's `today`), for rehearsals and tests.
+    pinned: Option<NaiveDate>,
+}
+
+impl Clock {
+    /// The server's UTC date.
+    pub fn system() -> Clock {
+        Clock { pinned: None }
+    }
+
+    /// Always `date`.
+    pub fn pinned(date: NaiveDate) -> Clock {
+        Clock { pinned: Some(date) }
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.pinned
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        self.pinned.is_some()
+    }
 }
 
 /// Planned and reserved seats of one cell, for GetStock and conflicts.
@@ -234,6 +267,16 @@ impl Stock {
         self.first_session[self.cell_idx(exam, location, week)]
     }
 
+    /// Whether a cell can still be booked on `today`: until the day before
+    /// its first session, or before its week's Monday when no session is
+    /// dated.
+    pub fn bookable(&self, exam: usize, location: usize, week: u32, today: NaiveDate) -> bool {
+        let begins = self
+            .first_session(exam, location, week)
+            .unwrap_or_else(|| self.start + chrono::Days::new(7 * u64::from(week)));
+        today < begins
+    }
+
     /// The week of this plan that holds a reservation's calendar week (its
     /// Monday), which may lie outside the horizon. A reservation taken from
     /// an earlier plan keeps its date, whatever that plan's start week was.
@@ -327,7 +370,7 @@ impl Stock {
                     continue;
                 }
                 let free = self.free(q.exam, l, week);
-                if free > 0 {
+                if free > 0 && self.bookable(q.exam, l, week, q.today) {
                     out.push(Slot {
                         location: l,
                         week,
@@ -343,14 +386,19 @@ impl Stock {
     }
 
     /// The first week ≥ `from_week` in which any of `options` has planned
-    /// seats for the exam (free or not).
+    /// seats for the exam (free or not) that can still be booked on `today`.
     pub fn next_week_with_seats(
         &self,
         exam: usize,
         options: &[usize],
         from_week: u32,
+        today: NaiveDate,
     ) -> Option<u32> {
-        (from_week..self.horizon).find(|&w| options.iter().any(|&l| self.planned(exam, l, w) > 0))
+        (from_week..self.horizon).find(|&w| {
+            options
+                .iter()
+                .any(|&l| self.planned(exam, l, w) > 0 && self.bookable(exam, l, w, today))
+        })
     }
 
     /// Cells of `exam` with planned or reserved seats, by location id then
@@ -513,5 +561,41 @@ mod tests {
             s.first_session(e, l, 1),
             NaiveDate::from_ymd_opt(2026, 4, 7)
         );
+    }
+
+    #[test]
+    fn a_cell_is_sold_until_the_day_before_its_first_session() {
+        let (plan, sc) = tiny();
+        let s = Stock::build("p", &plan, &sc).unwrap();
+        let (e, l) = (s.exam("SPK").unwrap(), s.location("AMS").unwrap());
+        let day = |d| NaiveDate::from_ymd_opt(2026, 4, d).unwrap();
+        // Week 1's first session is Tuesday 7 April (Easter Monday is
+        // closed): its Monday still sells, its Tuesday does not.
+        assert!(s.bookable(e, l, 1, day(6)));
+        assert!(!s.bookable(e, l, 1, day(7)));
+        assert!(!s.bookable(e, l, 0, day(6)));
+        let options = [l];
+        let q = |today| Search {
+            exam: e,
+            options: &options,
+            location: None,
+            week: None,
+            from_week: 0,
+            today,
+        };
+        let weeks = |today| -> Vec<u32> { s.slots(&q(today), 10).iter().map(|x| x.week).collect() };
+        let sunday_before = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        assert_eq!(weeks(sunday_before), vec![0, 1, 2]);
+        assert_eq!(weeks(day(6)), vec![1, 2]);
+        assert_eq!(weeks(day(7)), vec![2]);
+        assert_eq!(s.next_week_with_seats(e, &options, 0, day(7)), Some(2));
+        // A cell without a dated session (nothing planned in it) closes
+        // when its week begins.
+        let mut bare = plan.clone();
+        bare.allocation.retain(|r| r.week != 2);
+        let s = Stock::build("p", &bare, &sc).unwrap();
+        assert_eq!(s.first_session(e, l, 2), None);
+        assert!(s.bookable(e, l, 2, day(12)));
+        assert!(!s.bookable(e, l, 2, day(13)));
     }
 }

@@ -30,10 +30,17 @@ pub fn tiny() -> Value {
     serde_json::from_str(include_str!("../fixtures/tiny.json")).expect("fixture is JSON")
 }
 
-/// A configuration with one token per role on `dir`.
+/// Where the registration clock of [`config`] is pinned: before the first
+/// week of every scenario the suites publish (the earliest starts in
+/// 2026-W14), so no cell has closed for booking whatever today's date.
+pub const BOOKING_DATE: &str = "2026-01-01";
+
+/// A configuration with one token per role on `dir`, the registration
+/// clock pinned to [`BOOKING_DATE`].
 pub fn config(dir: &Path) -> Config {
     Config {
         data_dir: dir.to_owned(),
+        today: Some(BOOKING_DATE.parse().expect("BOOKING_DATE is a date")),
         tokens: vec![
             token("alice", Role::Planner, PLANNER),
             token("regsys", Role::Registration, REGISTRATION),
