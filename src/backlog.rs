@@ -39,13 +39,7 @@ impl BacklogError {
     pub fn is_input(&self) -> bool {
         match self {
             BacklogError::Client(e) => e.is_input(),
-            BacklogError::Rpc { code, .. } => matches!(
-                code,
-                tonic::Code::NotFound
-                    | tonic::Code::InvalidArgument
-                    | tonic::Code::Unauthenticated
-                    | tonic::Code::PermissionDenied
-            ),
+            BacklogError::Rpc { code, .. } => crate::client::is_caller_code(*code),
             BacklogError::NoStore(_) | BacklogError::Store(StoreError::Locked(_)) => true,
             BacklogError::Store(_) | BacklogError::Record { .. } => false,
         }

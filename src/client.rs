@@ -209,6 +209,20 @@ fn check_ca_sources() -> Result<(), ClientError> {
     Ok(())
 }
 
+/// Whether a failed call's code is the caller's doing (what was asked, by
+/// whom, or of a server in the wrong state for it), not a fault of the
+/// server or the network: the CLI commands exit 2 on these, 1 on the rest.
+pub fn is_caller_code(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::InvalidArgument
+            | tonic::Code::NotFound
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated
+    )
+}
+
 /// A failed call's message as the CLI prints it. A call the server turned
 /// away for its token also says where the token comes from: the server's
 /// own words ("missing `authorization: Bearer <token>` metadata") name
@@ -250,6 +264,25 @@ pub fn authed<T>(msg: T, token: Option<&str>) -> Result<Request<T>, ClientError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callers_codes_are_the_request_the_token_and_the_state() {
+        use tonic::Code;
+        let callers: Vec<Code> = (0..=16)
+            .map(Code::from_i32)
+            .filter(|&c| is_caller_code(c))
+            .collect();
+        assert_eq!(
+            callers,
+            [
+                Code::InvalidArgument,
+                Code::NotFound,
+                Code::PermissionDenied,
+                Code::FailedPrecondition,
+                Code::Unauthenticated
+            ]
+        );
+    }
 
     #[tokio::test]
     async fn an_address_without_a_scheme_is_named() {

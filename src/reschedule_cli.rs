@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use examcap::api::shock_proto;
-use examcap::client::{authed, call_failure, connect, ClientError, MAX_MESSAGE};
+use examcap::client::{authed, call_failure, connect, is_caller_code, ClientError, MAX_MESSAGE};
 use examcap::drill::{self, DemandChange, ShockSpec};
 use examcap::proto::reschedule_event::Event;
 use examcap::proto::reschedule_service_client::RescheduleServiceClient;
@@ -152,16 +152,15 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
             RescheduleServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         let req = authed(msg, token.as_deref()).map_err(client_error)?;
         let token_given = token.is_some();
-        let status = |s: tonic::Status| match s.code() {
-            tonic::Code::InvalidArgument
-            | tonic::Code::NotFound
-            | tonic::Code::FailedPrecondition
-            | tonic::Code::PermissionDenied
-            | tonic::Code::Unauthenticated => Failure::Input(format!(
-                "examcap reschedule: {}",
-                call_failure(&s, token_given)
-            )),
-            _ => Failure::Internal(anyhow!("{}: {}", s.code(), s.message())),
+        let status = |s: tonic::Status| {
+            if is_caller_code(s.code()) {
+                Failure::Input(format!(
+                    "examcap reschedule: {}",
+                    call_failure(&s, token_given)
+                ))
+            } else {
+                Failure::Internal(anyhow!("{}: {}", s.code(), s.message()))
+            }
         };
         let mut stream = client.reschedule(req).await.map_err(status)?.into_inner();
         while let Some(ev) = stream.message().await.map_err(status)? {

@@ -40,13 +40,7 @@ impl FetchError {
     pub fn is_input(&self) -> bool {
         match self {
             FetchError::Client(e) => e.is_input(),
-            FetchError::Rpc { code, .. } => matches!(
-                code,
-                Code::NotFound
-                    | Code::InvalidArgument
-                    | Code::Unauthenticated
-                    | Code::PermissionDenied
-            ),
+            FetchError::Rpc { code, .. } => examcap::client::is_caller_code(*code),
             FetchError::Document { .. } | FetchError::Runtime(_) => false,
         }
     }
