@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, Token};
@@ -47,23 +47,42 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
 pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 
 /// A date as TOML writes it (`today = 2027-01-04`) or as a string
-/// (`today = "2027-01-04"`); a time of day is refused.
+/// (`today = "2027-01-04"`).
 fn toml_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        Toml(toml::value::Datetime),
-        Text(String),
-    }
-    let text = match Form::deserialize(d)? {
-        Form::Toml(t) => t.to_string(),
-        Form::Text(s) => s,
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::Datetime(t) => t.to_string(),
+        toml::Value::String(s) => s,
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "today: expected a date like 2027-01-04 (YYYY-MM-DD), got a {}",
+                other.type_str()
+            )))
+        }
     };
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+    parse_booking_date(&text)
         .map(Some)
-        .map_err(|e| {
-            serde::de::Error::custom(format!("{text:?} is not a date like 2027-01-04: {e}"))
-        })
+        .map_err(|m| serde::de::Error::custom(format!("today: {m}")))
+}
+
+/// A booking date as `today` and `EXAMCAP_TODAY` take it: `YYYY-MM-DD`
+/// exactly, from 1970 to 9999, so that a mistyped year (`0207`, `+20270`)
+/// is refused instead of quietly reopening or closing every week.
+pub fn parse_booking_date(text: &str) -> Result<NaiveDate, String> {
+    let t = text.trim();
+    let b = t.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && [0..4, 5..7, 8..10]
+            .into_iter()
+            .all(|r| b[r].iter().all(u8::is_ascii_digit));
+    let date = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
+    match date.filter(|d| shaped && d.year() >= 1970) {
+        Some(d) => Ok(d),
+        None => Err(format!(
+            "{text:?} is not a date like 2027-01-04 (YYYY-MM-DD, from 1970)"
+        )),
+    }
 }
 
 /// Why a configuration could not be loaded.
@@ -182,11 +201,10 @@ impl Config {
             self.data_dir = PathBuf::from(v);
         }
         if let Some(v) = get("EXAMCAP_TODAY") {
-            let d =
-                NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|e| ConfigError::Env {
-                    var: "EXAMCAP_TODAY",
-                    message: format!("{v:?} is not a date like 2027-01-04: {e}"),
-                })?;
+            let d = parse_booking_date(&v).map_err(|message| ConfigError::Env {
+                var: "EXAMCAP_TODAY",
+                message,
+            })?;
             self.today = Some(d);
         }
         if let Some(v) = get("EXAMCAP_TOKENS") {
@@ -422,11 +440,22 @@ mod tests {
         std::fs::write(&f, "today = \"2027-01-05\"\n").unwrap();
         c = Config::from_file(&f).unwrap();
         assert_eq!(c.today, NaiveDate::from_ymd_opt(2027, 1, 5));
-        for bad in ["\"1 Jan\"", "2027-01-03T10:00:00"] {
+        // Anything but YYYY-MM-DD from 1970 on: a mistyped year would quietly
+        // reopen (or close) every week.
+        for bad in [
+            "\"1 Jan\"",
+            "2027-01-03T10:00:00",
+            "20270103",
+            "[\"2027-01-03\"]",
+            "\"2027-3-30\"",
+            "\"0000-01-01\"",
+            "\"+262142-12-31\"",
+        ] {
             std::fs::write(&f, format!("worker_threads = 1\ntoday = {bad}\n")).unwrap();
             let e = Config::from_file(&f).unwrap_err().to_string();
-            assert!(e.contains("examcap.toml:2: "), "{e}");
-            assert!(e.contains("is not a date like 2027-01-04"), "{e}");
+            assert!(e.contains("examcap.toml:2: today: "), "{bad}: {e}");
+            assert!(e.contains("a date like 2027-01-04"), "{bad}: {e}");
+            assert!(!e.contains("enum"), "{bad}: {e}");
         }
     }
 

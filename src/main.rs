@@ -101,8 +101,8 @@ struct CalendarArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// TOML configuration (listen, data_dir, [[tokens]], limits); EXAMCAP_LISTEN,
-    /// EXAMCAP_DATA_DIR and EXAMCAP_TOKENS override it.
+    /// TOML configuration (listen, data_dir, [[tokens]], limits, today); EXAMCAP_LISTEN,
+    /// EXAMCAP_DATA_DIR, EXAMCAP_TODAY and EXAMCAP_TOKENS override it.
     #[arg(long, value_name = "examcap.toml")]
     config: Option<PathBuf>,
     /// Serve without bearer tokens: every caller acts as a planner (development only).

@@ -287,6 +287,13 @@ pub async fn run_until(
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "examcap serving");
+    if let Some(today) = config.today {
+        tracing::warn!(
+            %today,
+            "registration clock pinned (`today` or EXAMCAP_TODAY): cells are sold as if it \
+             were this date; leave it out in production"
+        );
+    }
     if let Some(tls) = &config.tls {
         tracing::info!(cert = %tls.cert.display(), "serving TLS");
     }

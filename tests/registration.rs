@@ -1009,6 +1009,7 @@ async fn weeks_whose_sessions_have_begun_are_not_sold() {
         assert_eq!(violation_field(&e), "week");
         assert!(e.message().contains("2026-W14"), "{}", e.message());
         assert!(e.message().contains("2026-04-06"), "{}", e.message());
+        assert!(e.message().contains("EXAMCAP_TODAY"), "{}", e.message());
     }
     // Nothing was taken by the refusals; the first offer is week 1.
     assert_eq!(cell(&stock(&mut c).await, 0).reserved, 0);
@@ -1018,5 +1019,65 @@ async fn weeks_whose_sessions_have_begun_are_not_sold() {
         .reservation
         .expect("a reservation");
     assert_eq!((got.week, got.iso_week.as_str()), (1, "2026-W15"));
+    // GetStock lists every week, and says which no longer sell.
+    let closed: Vec<(u32, bool)> = stock(&mut c)
+        .await
+        .iter()
+        .map(|x| (x.week, x.closed))
+        .collect();
+    assert_eq!(closed, vec![(0, true), (1, false), (2, false)]);
+    // Week 1 sold out: asking for it gives the next offer, week 2, with
+    // its wait counted from the week asked for (from_week is not used
+    // with a week, and so may lie anywhere).
+    let free = cell(&stock(&mut c).await, 1).free;
+    for i in 0..free {
+        let r = proto::ReserveRequest {
+            week: Some(1),
+            ..reserve_req(&format!("k-w1-{i}"), &format!("cand-w1-{i:04}"))
+        };
+        reserve(&mut c, r).await.unwrap();
+    }
+    let r = proto::ReserveRequest {
+        week: Some(1),
+        from_week: 0,
+        ..reserve_req("k-w1-full", "cand-w1-full")
+    };
+    let e = reserve(&mut c, r).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    let info = e.get_details_error_info().expect("an ErrorInfo detail");
+    assert_eq!(info.metadata["week"], "2");
+    assert_eq!(info.metadata["predicted_wait_weeks"], "1");
+    let r = proto::ReserveRequest {
+        week: Some(2),
+        from_week: 9,
+        ..reserve_req("k-w2", "cand-w2-0001")
+    };
+    assert_eq!(
+        reserve(&mut c, r).await.unwrap().reservation.unwrap().week,
+        2
+    );
+    srv.stop().await;
+
+    // After the plan's last session, the seats left are not sold, and the
+    // refusal says why rather than contradicting GetStock's free counts.
+    let srv = start(examcap::config::Config {
+        today: Some("2026-04-20".parse().unwrap()),
+        ..config(dir.path())
+    })
+    .await;
+    let mut c = Client::new(srv.channel().await);
+    let cells = stock(&mut c).await;
+    assert!(cells.iter().all(|x| x.closed), "{cells:?}");
+    assert!(cell(&cells, 2).free > 0);
+    let e = reserve(&mut c, reserve_req("k-late", "cand-late-0001"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message()
+            .contains("sessions that have begun (today is 2026-04-20)"),
+        "{}",
+        e.message()
+    );
     srv.stop().await;
 }

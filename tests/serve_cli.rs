@@ -197,8 +197,10 @@ async fn health(
 #[test]
 fn serve_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    // One runtime thread (`worker_threads`) is enough to serve.
-    let (mut child, lines, addr) = spawn_serve(dir.path(), "worker_threads = 1\n");
+    // One runtime thread (`worker_threads`) is enough to serve. A pinned
+    // registration clock is logged, so one left in production shows.
+    let (mut child, lines, addr) =
+        spawn_serve(dir.path(), "worker_threads = 1\ntoday = 2027-01-03\n");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async {
         let mut h = health(&addr).await;
@@ -219,6 +221,11 @@ fn serve_answers_and_stops_on_sigterm() {
     assert_eq!(code, Some(0), "{rest:?}");
     assert!(
         rest.iter().any(|l| l.contains("examcap stopped")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("registration clock pinned") && l.contains("2027-01-03")),
         "{rest:?}"
     );
 }

@@ -188,6 +188,7 @@ pub fn stock_cell(c: &CellCount) -> proto::StockCell {
         conflict: c.conflict(),
         iso_week: c.iso_week.clone(),
         outside_horizon: c.outside_horizon,
+        closed: false,
     }
 }
 
@@ -263,7 +264,7 @@ fn closed_week(
             location.map(|l| format!(" at {l}")).unwrap_or_default(),
             today,
             if clock.is_pinned() {
-                "pinned by `today` in the server's config"
+                "pinned by the server's `today` setting or EXAMCAP_TODAY"
             } else {
                 "UTC"
             },
@@ -407,7 +408,12 @@ impl Api {
                 Some(i)
             }
         };
-        within_horizon(stock, "from_week", ask.from_week)?;
+        // With a `week`, `from_week` is not used (ReserveRequest): a next
+        // offer's wait counts from the week asked for.
+        let origin = ask.week.unwrap_or(ask.from_week);
+        if ask.week.is_none() {
+            within_horizon(stock, "from_week", ask.from_week)?;
+        }
         if let Some(w) = ask.week {
             within_horizon(stock, "week", w)?;
             let mut cells = options.iter().filter(|&&l| location.is_none_or(|x| x == l));
@@ -434,7 +440,7 @@ impl Api {
             // if it has one, else at any of the region's options.
             let next_q = Search {
                 week: None,
-                from_week: ask.week.unwrap_or(ask.from_week),
+                from_week: origin,
                 ..q
             };
             let anywhere = Search {
@@ -445,10 +451,17 @@ impl Api {
                 .slots(&next_q, 1)
                 .pop()
                 .or_else(|| stock.slots(&anywhere, 1).pop())
-                .map(|s| Box::new(offer(stock, exam, &s, ask.from_week)));
+                .map(|s| Box::new(offer(stock, exam, &s, origin)));
+            // Free seats that are only in held sessions: say so, or "no
+            // free seat" would contradict GetStock's free counts.
+            let ever = Search {
+                today: chrono::NaiveDate::MIN,
+                ..anywhere
+            };
+            let held = next.is_none() && stock.slots(&ever, 1).pop().is_some();
             return Err(RegistrationError::SoldOut {
                 message: format!(
-                    "no free seat for exam {} in region {}{}{}",
+                    "no free seat for exam {} in region {}{}{}{}",
                     ask.exam,
                     ask.region,
                     ask.location
@@ -458,6 +471,13 @@ impl Api {
                     ask.week
                         .map(|w| format!(" in week {w}"))
                         .unwrap_or_default(),
+                    if held {
+                        format!(
+                            "; the free seats left are in sessions that have begun (today is {today})"
+                        )
+                    } else {
+                        String::new()
+                    },
                 ),
                 next,
             });
@@ -631,6 +651,7 @@ impl Api {
                 format!("{to} is before from_week {}", r.from_week),
             ));
         }
+        let today = self.book().today();
         let st = self.book().lock();
         let stock = st
             .stock
@@ -657,7 +678,13 @@ impl Api {
         }
         Ok(proto::GetStockResponse {
             plan_id: stock.plan_id.clone(),
-            cells: cells.iter().map(stock_cell).collect(),
+            cells: cells
+                .iter()
+                .map(|c| proto::StockCell {
+                    closed: stock.closed(c, today),
+                    ..stock_cell(c)
+                })
+                .collect(),
         })
     }
 }

@@ -267,6 +267,18 @@ impl Stock {
         self.first_session[self.cell_idx(exam, location, week)]
     }
 
+    /// Whether a listed cell no longer sells on `today`: a cell of the
+    /// grid by [`Stock::bookable`], any other (an orphan) once its calendar
+    /// week has begun.
+    pub fn closed(&self, c: &CellCount, today: NaiveDate) -> bool {
+        match (self.exam(&c.exam), self.location(&c.location)) {
+            (Some(e), Some(l)) if !c.outside_horizon && c.week < self.horizon => {
+                !self.bookable(e, l, c.week, today)
+            }
+            _ => parse_iso_week(&c.iso_week).is_none_or(|monday| today >= monday),
+        }
+    }
+
     /// Whether a cell can still be booked on `today`: until the day before
     /// its first session, or before its week's Monday when no session is
     /// dated.
