@@ -154,10 +154,8 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         let token_given = token.is_some();
         let status = |s: tonic::Status| {
             if is_caller_code(s.code()) {
-                Failure::Input(format!(
-                    "examcap reschedule: {}",
-                    call_failure(&s, token_given)
-                ))
+                let said = in_flags(&s).unwrap_or_else(|| call_failure(&s, token_given));
+                Failure::Input(format!("examcap reschedule: {said}"))
             } else {
                 Failure::Internal(anyhow!("{}: {}", s.code(), s.message()))
             }
@@ -170,6 +168,37 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         }
         Ok(())
     })
+}
+
+/// A refused request's field violations in the flags that set them
+/// (`freeze_weeks` is `--freeze`, `shocks[2]...` the third `--surge`), as the
+/// offline form words them: the request's field paths are not what the
+/// user typed. `None` without a BadRequest detail.
+fn in_flags(s: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    let br = s.get_details_bad_request()?;
+    let said: Vec<String> = br
+        .field_violations
+        .iter()
+        .map(|v| {
+            let f = v.field.as_str();
+            let flag = match f.strip_prefix("shocks[") {
+                Some(rest) => rest
+                    .split(']')
+                    .next()
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .map_or_else(|| "--surge".to_string(), |i| format!("--surge #{}", i + 1)),
+                None => match f {
+                    "freeze_weeks" => "--freeze".to_string(),
+                    "sigma" => "--sigma".to_string(),
+                    "plan_id" => "--plan".to_string(),
+                    other => other.to_string(),
+                },
+            };
+            format!("{flag}: {}", v.description)
+        })
+        .collect();
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
@@ -210,8 +239,9 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     })?;
     let freeze = a.freeze as usize;
     if freeze > base.horizon_weeks {
+        // As the service words it (reschedule::params), in flag terms.
         return Err(Failure::Input(format!(
-            "examcap reschedule: --freeze {freeze} is past the horizon ({} weeks)",
+            "examcap reschedule: --freeze: must be <= the horizon ({} weeks), got {freeze}",
             base.horizon_weeks
         )));
     }

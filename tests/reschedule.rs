@@ -441,6 +441,49 @@ async fn the_cli_reschedules_against_the_server() {
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
 }
 
+/// The CLI names what the user typed, not the request's fields: the
+/// service's `freeze_weeks` and `shocks[1].demand.exam` are `--freeze` and
+/// the second `--surge`, worded as the offline form words them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_names_its_flags_when_the_server_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_national(&srv).await;
+    let url = format!("http://{}", srv.addr);
+    let run = move |args: Vec<&'static str>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+                .args(["reschedule", "--server", &url, "--token", DRILL])
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let o = run(vec!["--surge", "SPREKEN_B1:1.6:4:8", "--freeze", "60"])
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--freeze: must be <= the horizon (16 weeks), got 60"),
+        "{err}"
+    );
+    assert!(!err.contains("freeze_weeks"), "{err}");
+    let o = run(vec![
+        "--surge",
+        "SPREKEN_B1:1.6:4:8",
+        "--surge",
+        "NOPE:1.6:4:8",
+    ])
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--surge #2: unknown exam \"NOPE\""), "{err}");
+    assert!(!err.contains("shocks["), "{err}");
+}
+
 /// A caller that goes away while its re-plan waits for a solve slot gives
 /// its place in the queue up at once (as a Solve's caller does), not when
 /// the slot frees and the re-plan starts.
