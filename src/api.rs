@@ -1146,8 +1146,11 @@ impl proto::plan_service_server::PlanService for Api {
 pub const MAX_SHOCKS: usize = 100_000;
 
 /// A request's shocks in scenario terms: at least one, at most
-/// [`MAX_SHOCKS`], each checked.
-pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, ApiError> {
+/// [`MAX_SHOCKS`]; each one's parts, or what it lacks. [`apply_shocks`]
+/// reports the lacks together with the other shocks' errors.
+pub(crate) fn shock_specs(
+    shocks: &[proto::Shock],
+) -> Result<Vec<Result<ShockSpec, FieldError>>, ApiError> {
     if shocks.is_empty() {
         return Err(ApiError::invalid("shocks", "give at least one shock"));
     }
@@ -1160,18 +1163,32 @@ pub(crate) fn shock_specs(shocks: &[proto::Shock]) -> Result<Vec<ShockSpec>, Api
             ),
         ));
     }
-    // Every shock's missing part at once, as `drill::apply` reports the rest.
-    let (specs, missing): (Vec<_>, Vec<_>) = shocks
+    Ok(shocks
         .iter()
         .enumerate()
         .map(|(i, s)| shock_spec(i, s))
-        .partition(Result::is_ok);
-    if missing.is_empty() {
-        Ok(specs.into_iter().filter_map(Result::ok).collect())
-    } else {
-        let errors = missing.into_iter().filter_map(Result::err);
-        Err(ApiError::InvalidShock(errors.collect()))
-    }
+        .collect())
+}
+
+/// `base` with a request's shocks applied, renamed to `name`, and the
+/// shocks: or every shock's missing part and every other shock's fields
+/// that do not fit, in one answer.
+pub(crate) fn apply_shocks(
+    base: &Scenario,
+    shocks: &[Result<ShockSpec, FieldError>],
+    name: &str,
+) -> Result<(Scenario, Vec<ShockSpec>), ApiError> {
+    let shocked = drill::apply_parsed(
+        base,
+        shocks.iter().map(|s| s.as_ref().map_err(Clone::clone)),
+        name,
+    )
+    .map_err(ApiError::InvalidShock)?;
+    let specs = shocks
+        .iter()
+        .filter_map(|s| s.as_ref().ok().cloned())
+        .collect();
+    Ok((shocked, specs))
 }
 
 /// A shock in proto terms: what [`shock_spec`] reads back (week numbers
@@ -1330,7 +1347,7 @@ impl Api {
         } else {
             r.name
         };
-        let shocked = drill::apply(&base_sc, &shocks, &name).map_err(ApiError::InvalidShock)?;
+        let (shocked, shocks) = apply_shocks(&base_sc, &shocks, &name)?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
 
         let base_plan = self.base_plan(&base_rec, &base_sc, deadline).await?;

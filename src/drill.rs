@@ -114,10 +114,29 @@ pub fn apply(
     shocks: &[ShockSpec],
     name: &str,
 ) -> Result<Scenario, ValidationErrors> {
+    apply_parsed(base, shocks.iter().map(Ok), name)
+}
+
+/// [`apply`] of a request's shocks in their order, some of which may lack
+/// a part (`Err`: what is missing, found while reading the request). Every
+/// shock is still checked, so one answer names what each one lacks and
+/// every field of the others that does not fit.
+pub fn apply_parsed<'a>(
+    base: &Scenario,
+    shocks: impl IntoIterator<Item = Result<&'a ShockSpec, FieldError>>,
+    name: &str,
+) -> Result<Scenario, ValidationErrors> {
     let mut sc = base.clone();
     sc.name = name.to_string();
     let mut errors = Vec::new();
-    for (i, shock) in shocks.iter().enumerate() {
+    for (i, shock) in shocks.into_iter().enumerate() {
+        let shock = match shock {
+            Ok(s) => s,
+            Err(missing) => {
+                errors.push(missing);
+                continue;
+            }
+        };
         let found = check(&sc, i, shock);
         if found.is_empty() {
             errors.extend(apply_one(&mut sc, i, shock).err());

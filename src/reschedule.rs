@@ -25,7 +25,7 @@ use examcap_solver::reschedule::{
     RescheduleError,
 };
 use examcap_solver::solve::SolveError;
-use examcap_solver::validate::Num;
+use examcap_solver::validate::{FieldError, Num};
 use examcap_solver::{Plan, PlanOptions, Scenario};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -34,8 +34,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::api::{
-    cancel_on_close, cap_time_limit, deadline_margin, extra_capacity, grpc_timeout, progress_proto,
-    shock_specs, summary, wait_changes_of, Api, ApiError, Ticket,
+    apply_shocks, cancel_on_close, cap_time_limit, deadline_margin, extra_capacity, grpc_timeout,
+    progress_proto, shock_specs, summary, wait_changes_of, Api, ApiError, Ticket,
 };
 use crate::auth::{Caller, Rpc};
 use crate::drill::{self, ShockSpec};
@@ -65,7 +65,8 @@ impl From<RescheduleError> for ApiError {
 
 /// A checked request.
 struct Params {
-    shocks: Vec<ShockSpec>,
+    /// As read from the request: [`apply_shocks`] checks them.
+    shocks: Vec<Result<ShockSpec, FieldError>>,
     freeze_weeks: usize,
     sigma: f64,
     time_limit: Option<f64>,
@@ -255,11 +256,11 @@ impl Api {
         } else {
             params.name.clone()
         };
-        let shocked = drill::apply(&base, &params.shocks, &name).map_err(ApiError::InvalidShock)?;
+        let (shocked, shocks) = apply_shocks(&base, &params.shocks, &name)?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
         let origin = DrillOrigin {
             base_scenario_id: base_rec.id.clone(),
-            shocks: serde_json::to_value(&params.shocks)
+            shocks: serde_json::to_value(&shocks)
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
             reschedule: true,
         };
@@ -268,7 +269,7 @@ impl Api {
 
         let published = plan_rec.plan;
         let freeze = params.freeze_weeks;
-        let named = drill::named_exams(&base, &params.shocks);
+        let named = drill::named_exams(&base, &shocks);
         let (touched, rep, shocked, published) = tokio::task::spawn_blocking(move || {
             let touched = touched_by(&base, &shocked, &named);
             let rep = repair(&shocked, &published, &touched, freeze);

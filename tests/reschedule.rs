@@ -10,6 +10,7 @@ use examcap_solver::generate::{national, GenerateOptions};
 use examcap_solver::Plan;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
 
 mod common;
 
@@ -366,6 +367,20 @@ async fn bad_calls_get_clear_statuses() {
     };
     let e = events(&mut c, req(bad_freeze, PLANNER)).await.unwrap_err();
     assert!(e.message().starts_with("freeze_weeks:"), "{}", e.message());
+    // A shock without its kind and another's unknown exam, in one answer.
+    let two = request(vec![
+        proto::Shock { kind: None },
+        demand_shock("NOPE", 4, 8, 1.6),
+    ]);
+    let e = events(&mut c, req(two, PLANNER)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let br = e.get_details_bad_request().expect("a BadRequest detail");
+    let fields: Vec<&str> = br
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(fields, ["shocks[0].kind", "shocks[1].demand.exam"]);
 
     // Closing the busiest location of week 1 breaks the freeze of weeks 0–1.
     let mut load: std::collections::BTreeMap<&str, u64> = Default::default();
