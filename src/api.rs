@@ -524,22 +524,24 @@ impl Api {
 
 /// Caps `opts.time_limit_seconds` at what is left until `deadline`
 /// (queueing time counts), or DEADLINE_EXCEEDED if nothing is left.
+/// Returns the time left, if there is a deadline.
 pub(crate) fn cap_time_limit(
     opts: &mut PlanOptions,
     deadline: Option<Instant>,
     what: &str,
-) -> Result<(), ApiError> {
-    if let Some(d) = deadline {
-        let left = d.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ApiError::DeadlineExceeded(format!(
-                "the deadline passed while the {what} was queued"
-            )));
-        }
-        let left = left.as_secs_f64();
-        opts.time_limit_seconds = Some(opts.time_limit_seconds.map_or(left, |t| t.min(left)));
+) -> Result<Option<Duration>, ApiError> {
+    let Some(d) = deadline else {
+        return Ok(None);
+    };
+    let left = d.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ApiError::DeadlineExceeded(format!(
+            "the deadline passed while the {what} was queued"
+        )));
     }
-    Ok(())
+    let secs = left.as_secs_f64();
+    opts.time_limit_seconds = Some(opts.time_limit_seconds.map_or(secs, |t| t.min(secs)));
+    Ok(Some(left))
 }
 
 /// A streaming client that goes away cancels its solve: the returned task

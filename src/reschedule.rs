@@ -364,14 +364,10 @@ impl Api {
             time_limit_seconds: job.params.time_limit,
             ..PlanOptions::default()
         };
-        cap_time_limit(&mut opts, job.deadline, "re-plan")?;
         // HiGHS looks at its time limit only after its first steps (about
         // 130 ms on the national speaking block): with less time left, the
         // re-plan could only overrun the caller's deadline.
-        if let Some(left) = job
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
-        {
+        if let Some(left) = cap_time_limit(&mut opts, job.deadline, "re-plan")? {
             if left < MIN_REPLAN_TIME {
                 return Err(ApiError::DeadlineExceeded(format!(
                     "{} ms of the deadline left, less than the {} ms a re-plan needs to \
