@@ -54,7 +54,7 @@ fn toml_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>
         toml::Value::String(s) => s,
         other => {
             return Err(serde::de::Error::custom(format!(
-                "today: expected a date like 2027-01-04 (YYYY-MM-DD), got a {}",
+                "today: expected a date like 2027-01-04 (YYYY-MM-DD), got a TOML {}",
                 other.type_str()
             )))
         }
@@ -457,6 +457,9 @@ mod tests {
             assert!(e.contains("a date like 2027-01-04"), "{bad}: {e}");
             assert!(!e.contains("enum"), "{bad}: {e}");
         }
+        std::fs::write(&f, "today = 20270103\n").unwrap();
+        let e = Config::from_file(&f).unwrap_err().to_string();
+        assert!(e.ends_with("got a TOML integer"), "{e}");
     }
 
     #[test]
