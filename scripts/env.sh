@@ -1,8 +1,34 @@
-# Sourced by the scripts: one target dir and one cargo profile for everything,
-# so HiGHS's C++ (about 4 minutes on 2 cores) is compiled once per machine
-# (the demo and the test build use one set of dependency features, see the
-# root Cargo.toml).
+# Sourced by the scripts, from the clone's root: one target dir and one cargo
+# profile for everything, so HiGHS's C++ (about 4 minutes on 2 cores) is
+# compiled once per machine (the demo and the test build use one set of
+# dependency features, see the root Cargo.toml).
 # The target dir lives outside the clone unless CARGO_TARGET_DIR is set, so a
 # fresh clone on a machine that built examcap before reuses that build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/examcap/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# Sharing the target dir between clones is safe for the dependencies, which
+# cargo keys by version, but not for this workspace's own crates: cargo
+# takes them as up to date when their files are older than the last build,
+# whichever clone that build came from. A clone checked out before another
+# clone's build would then test (and run) that clone's code, with its paths
+# compiled in. So the target dir records which clone built our crates last,
+# and another clone first drops their artifacts (dependencies and HiGHS are
+# kept: the rebuild takes a few minutes, not a fresh machine's ten).
+examcap_claim_target() {
+    local here owner stamp="$CARGO_TARGET_DIR/.examcap-clone"
+    here="$(pwd -P)"
+    owner="$(cat "$stamp" 2>/dev/null || true)"
+    if [ "$owner" != "$here" ]; then
+        # A target dir without a record comes from before this check: who
+        # built it is unknown, so the same applies.
+        if [ -d "$CARGO_TARGET_DIR/release" ]; then
+            echo "examcap: $CARGO_TARGET_DIR holds a build from" \
+                "${owner:-another clone (not recorded)}; rebuilding this clone's crates" >&2
+            cargo clean --quiet --release -p examcap -p examcap-solver -p examcap-loadtest
+        fi
+        mkdir -p "$CARGO_TARGET_DIR"
+        printf '%s\n' "$here" >"$stamp"
+    fi
+}
+examcap_claim_target
