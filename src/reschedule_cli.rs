@@ -170,35 +170,36 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     })
 }
 
-/// A refused request's field violations in the flags that set them
-/// (`freeze_weeks` is `--freeze`, `shocks[2]...` the third `--surge`), as the
-/// offline form words them: the request's field paths are not what the
-/// user typed. `None` without a BadRequest detail.
+/// A refused request's field violations in the flags that set them, as the
+/// offline form words them: the request's field paths are not what the user
+/// typed. `None` without a BadRequest detail.
 fn in_flags(s: &tonic::Status) -> Option<String> {
     use tonic_types::StatusExt;
     let br = s.get_details_bad_request()?;
     let said: Vec<String> = br
         .field_violations
         .iter()
-        .map(|v| {
-            let f = v.field.as_str();
-            let flag = match f.strip_prefix("shocks[") {
-                Some(rest) => rest
-                    .split(']')
-                    .next()
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .map_or_else(|| "--surge".to_string(), |i| format!("--surge #{}", i + 1)),
-                None => match f {
-                    "freeze_weeks" => "--freeze".to_string(),
-                    "sigma" => "--sigma".to_string(),
-                    "plan_id" => "--plan".to_string(),
-                    other => other.to_string(),
-                },
-            };
-            format!("{flag}: {}", v.description)
-        })
+        .map(|v| format!("{}: {}", flag_of(&v.field), v.description))
         .collect();
     (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// The flag that sets a request field: `freeze_weeks` is `--freeze`,
+/// `shocks[2]...` the third `--surge` (the shocks are the surges in order).
+fn flag_of(field: &str) -> String {
+    match field.strip_prefix("shocks[") {
+        Some(rest) => rest
+            .split(']')
+            .next()
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or_else(|| "--surge".to_string(), |i| format!("--surge #{}", i + 1)),
+        None => match field {
+            "freeze_weeks" => "--freeze".to_string(),
+            "sigma" => "--sigma".to_string(),
+            "plan_id" => "--plan".to_string(),
+            other => other.to_string(),
+        },
+    }
 }
 
 fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
@@ -230,12 +231,16 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         &examcap_solver::validate::derived_name(&base.name, "+reschedule"),
     )
     .map_err(|e| {
-        // The messages alone: a request path (`shocks[0]...`) is not a flag.
-        let mut said: Vec<String> = e.errors.into_iter().map(|f| f.message).collect();
+        // In flags, as the online form says them: `shocks[1]...` is `--surge #2`.
+        let mut said: Vec<String> = e
+            .errors
+            .into_iter()
+            .map(|f| format!("{}: {}", flag_of(&f.path), f.message))
+            .collect();
         if e.total > said.len() {
             said.push(format!("... and {} more", e.total - said.len()));
         }
-        Failure::Input(format!("examcap reschedule: --surge: {}", said.join("; ")))
+        Failure::Input(format!("examcap reschedule: {}", said.join("; ")))
     })?;
     let freeze = a.freeze as usize;
     if freeze > base.horizon_weeks {

@@ -307,3 +307,37 @@ fn the_repair_is_printed_before_the_replan_is_done() {
         replan - repair
     );
 }
+
+/// Offline, every surge that does not fit the scenario is named by its
+/// place among the `--surge` flags, as the online form names them.
+#[test]
+fn offline_surge_errors_name_each_surge_like_the_online_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 12);
+    let o = examcap(
+        &[
+            "reschedule",
+            "--plan",
+            "plan.json",
+            "--scenario",
+            "sc.json",
+            "--surge",
+            "NOPE:1.6:4:8",
+            "--surge",
+            "SPREKEN_B1:1.6:4:8",
+            "--surge",
+            "SPREKEN_B1:1.6:40:44",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--surge #1: unknown exam \"NOPE\""), "{err}");
+    assert!(
+        err.contains("--surge #3: week 40 is past the horizon"),
+        "{err}"
+    );
+    assert!(!err.contains("--surge #2"), "{err}");
+    assert!(!err.contains("shocks["), "{err}");
+}
