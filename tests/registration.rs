@@ -442,6 +442,31 @@ async fn bad_requests_name_their_field() {
     .await
     .unwrap_err();
     assert_eq!(violation_field(&e), "page_token");
+    // A ListReservations filter naming what neither the plan nor any
+    // reservation has is a typo: named, not an empty page.
+    let listed = |exam: &str, region: &str, location: &str| proto::ListReservationsRequest {
+        exam: exam.into(),
+        region: region.into(),
+        location: location.into(),
+        include_cancelled: true,
+        ..Default::default()
+    };
+    for (r, named) in [
+        (listed("XYZ", "", ""), "exam"),
+        (listed("SPK", "NOWHERE", ""), "region"),
+        (listed("", "", "NOPE"), "location"),
+    ] {
+        let e = list(&mut c, r).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_field(&e), named);
+        assert!(e.message().contains("neither the published plan"), "{e:?}");
+    }
+    // Known ids that hold nothing here are an empty page.
+    let none = proto::ListReservationsRequest {
+        candidate_ref: "cand-7777".into(),
+        ..listed("SPK", "AMSTERDAM", "AMS")
+    };
+    assert_eq!(list(&mut c, none).await.unwrap(), []);
     // Unknown ids in GetStock are named as in Quote.
     for (exam, location, named) in [("XYZ", "", "exam"), ("SPK", "NOPE", "location")] {
         let e = c
@@ -460,6 +485,18 @@ async fn bad_requests_name_their_field() {
     }
     // Nothing but the one valid reservation was stored.
     assert_eq!(list_all(&mut c, true, 100).await.len(), 1);
+    // An exam that left the published plan but holds reservations is
+    // still a filter: an empty page, not an error.
+    let mut renamed = seats(5);
+    renamed["exams"][0]["id"] = json!("SPK2");
+    renamed["demand"][0]["exam"] = json!("SPK2");
+    publish_scenario(srv.channel().await, &renamed).await;
+    let none = proto::ListReservationsRequest {
+        exam: "SPK".into(),
+        candidate_ref: "cand-7777".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(&mut c, none).await.unwrap(), []);
     srv.stop().await;
 }
 

@@ -630,6 +630,45 @@ impl Api {
             .map(|e| &e.rec)
             .take(size + 1)
             .collect();
+        // As GetStock says it: on a first page that comes back empty, a
+        // filter naming what neither the published plan nor any reservation
+        // holds is a typo, and an empty answer would read as "no seats held".
+        if page.is_empty() && start == 0 {
+            let stock = st.stock.as_ref();
+            let held = |f: &dyn Fn(&ReservationRecord) -> bool| {
+                st.reservations.values().any(|e| f(&e.rec))
+            };
+            let unknown = [
+                (
+                    "exam",
+                    &r.exam,
+                    stock.is_some_and(|s| s.exam(&r.exam).is_some())
+                        || held(&|rec| rec.ask.exam == r.exam),
+                ),
+                (
+                    "region",
+                    &r.region,
+                    stock.is_some_and(|s| s.options(&r.region).is_some())
+                        || held(&|rec| rec.ask.region == r.region),
+                ),
+                (
+                    "location",
+                    &r.location,
+                    stock.is_some_and(|s| s.location(&r.location).is_some())
+                        || held(&|rec| rec.location == r.location),
+                ),
+            ]
+            .into_iter()
+            .find(|(_, id, known)| !id.is_empty() && !known);
+            if let Some((name, id, _)) = unknown {
+                return Err(field(
+                    name,
+                    format!(
+                        "unknown {name} {id:?}: neither the published plan nor any reservation has it"
+                    ),
+                ));
+            }
+        }
         let next_page_token = if page.len() > size {
             page.truncate(size);
             page.last().map(|r| page_token(r.seq)).unwrap_or_default()
