@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use examcap_solver::duals::CapacityRef;
 use examcap_solver::plan::plan_scenario_cancellable;
-use examcap_solver::plan::{PlanError, PlanStatus};
+use examcap_solver::plan::{PlanError, PlanStatus, MAX_RECOMMENDATIONS};
 use examcap_solver::solve::SolveError;
 use examcap_solver::validate::{FieldError, Num, ValidationErrors};
 use examcap_solver::waits::{ExamWaits, Percentile};
@@ -586,7 +586,17 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
         o.session_minutes = r.session_minutes;
     }
     if r.recommendations != 0 {
-        o.recommendations = r.recommendations.min(10_000) as usize;
+        // Each place listed is re-solved: the list is kept short.
+        if r.recommendations as usize > MAX_RECOMMENDATIONS {
+            return Err(ApiError::invalid(
+                "recommendations",
+                format!(
+                    "must be at most {MAX_RECOMMENDATIONS} (each place is re-solved), got {}",
+                    r.recommendations
+                ),
+            ));
+        }
+        o.recommendations = r.recommendations as usize;
     }
     if r.time_limit_seconds != 0.0 {
         if !(r.time_limit_seconds.is_finite() && r.time_limit_seconds > 0.0) {
@@ -1459,6 +1469,22 @@ mod tests {
         assert_eq!(
             msg(f64::NAN, 0.0),
             "session_minutes: must be in (0, 1e6], got NaN"
+        );
+    }
+
+    #[test]
+    fn a_plan_lists_at_most_fifty_recommendations() {
+        let ask = |recommendations: u32| {
+            plan_options(&proto::SolveRequest {
+                recommendations,
+                ..Default::default()
+            })
+        };
+        assert_eq!(ask(0).unwrap().recommendations, 10);
+        assert_eq!(ask(50).unwrap().recommendations, 50);
+        assert_eq!(
+            ask(51).unwrap_err().to_string(),
+            "recommendations: must be at most 50 (each place is re-solved), got 51"
         );
     }
 

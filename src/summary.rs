@@ -295,10 +295,7 @@ pub fn render_summary(plan: &Plan) -> String {
         thousands(minutes, 0)
     );
     if recs.is_empty() {
-        let _ = writeln!(
-            out,
-            "  nowhere: no seat or rater constraint binds at the margin"
-        );
+        let _ = writeln!(out, "  nowhere: no single session lowers V or C");
     } else {
         let mut table = Table::new(&["#", "place", "week", "−V", "−C"], "rllrr");
         for (i, r) in recs.iter().enumerate() {
@@ -313,8 +310,8 @@ pub fn render_summary(plan: &Plan) -> String {
         out.push_str(&table.render());
         let _ = writeln!(
             out,
-            "  −V: over-target candidate-weeks saved, −C: cost saved where V does not move\n  \
-             (marginal estimates from the shadow prices; the full plan lists {})",
+            "  −V: priority-weighted over-target candidate-weeks saved, −C: cost saved where\n  \
+             V does not move (each place re-solved with the session; the plan lists {})",
             plan.recommendations.len()
         );
     }

@@ -1,14 +1,17 @@
 //! Shadow prices of the seat and rater constraints, and where one extra
-//! session helps most.
+//! session helps most (found by re-solving, see
+//! [`crate::solve::SessionGain`]).
 //!
 //! Sign convention (HiGHS, minimisation): the dual of a row is the change of
 //! the objective per unit increase of its right-hand side. A binding
 //! capacity row (≤) therefore has a dual ≤ 0: one more minute of capacity
 //! lowers the objective by −dual. Stage-1 duals price capacity in
 //! over-target candidate-weeks, stage-2 duals in cost (with the waiting
-//! promise held at V*). Both are marginal rates: "one extra session of N
-//! minutes reduces X by −dual·N" holds while the optimal basis stays optimal,
-//! which for a session small against the week's capacity it usually does.
+//! promise held at V*). Both are marginal rates of one optimal basis, and
+//! −dual·N only bounds what N more minutes save: at a degenerate optimum
+//! another optimal dual may be smaller (0 where seats and raters bind
+//! together), and the rate holds only over a range. The recommendations
+//! therefore say what a re-solve with the session saves.
 
 use crate::model::{BlockLp, Row};
 use crate::scenario::Scenario;
@@ -38,20 +41,42 @@ pub struct ShadowPrice {
 
 /// "One extra session of N minutes here reduces over-target
 /// candidate-weeks (or cost) by X" (DESIGN.md): V if the session lowers V,
-/// else C.
+/// else C. X is what the LP re-solved with the session gives, not the
+/// dual times N: a dual overstates the saving where two limits bind
+/// together (seats and raters full in the same week) and past the range
+/// where its rate holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommendation {
     pub capacity: CapacityRef,
     pub week: usize,
     pub session_minutes: f64,
-    /// Over-target candidate-weeks saved (marginal estimate), at most V*:
-    /// a session cannot save more than there is.
+    /// V saved: priority-weighted over-target candidate-weeks (V* less
+    /// V* re-solved with the session).
     pub violation_reduction: f64,
-    /// Cost saved (marginal estimate); 0 when the session lowers V. The
-    /// stage-2 dual prices a minute with V held at V*, but a re-solve
-    /// spends the minute on the waiting promise first (stage 1 comes
-    /// first), so that figure would not be what the session saves.
+    /// Cost saved with V unchanged (C less C re-solved with the session);
+    /// 0 when the session lowers V, where stage 1 spends the session on
+    /// the waiting promise first and C may go either way.
     pub cost_reduction: f64,
+}
+
+/// The place and week of a capacity row; `None` for a flow row.
+fn place(sc: &Scenario, kinds: &[String], row: &Row) -> Option<(CapacityRef, usize)> {
+    match *row {
+        Row::Seat { l, k, t } => Some((
+            CapacityRef::Seats {
+                location: sc.locations[l].id.clone(),
+                kind: kinds[k].clone(),
+            },
+            t,
+        )),
+        Row::Rater { q, t } => Some((
+            CapacityRef::Raters {
+                pool: sc.rating_pools[q].id.clone(),
+            },
+            t,
+        )),
+        Row::Flow { .. } => None,
+    }
 }
 
 /// The duals of every seat and rater row, in block and row order.
@@ -64,21 +89,8 @@ pub fn shadow_prices(
     let mut out = Vec::new();
     for (lp, res) in blocks.iter().zip(results) {
         for (i, row) in lp.rows.iter().enumerate() {
-            let (capacity, week) = match *row {
-                Row::Seat { l, k, t } => (
-                    CapacityRef::Seats {
-                        location: sc.locations[l].id.clone(),
-                        kind: kinds[k].clone(),
-                    },
-                    t,
-                ),
-                Row::Rater { q, t } => (
-                    CapacityRef::Raters {
-                        pool: sc.rating_pools[q].id.clone(),
-                    },
-                    t,
-                ),
-                Row::Flow { .. } => continue,
+            let Some((capacity, week)) = place(sc, kinds, row) else {
+                continue;
             };
             out.push(ShadowPrice {
                 capacity,
@@ -104,35 +116,39 @@ fn tidy(d: f64) -> f64 {
 }
 
 /// The `limit` places where one extra session of `session_minutes` helps
-/// most: ranked by over-target candidate-weeks saved, then by cost saved.
-/// Places where it helps neither are left out. `violation` and `cost` are
-/// the plan's V* and C, which cap the estimates (a long session times a
-/// marginal rate can claim more than there is to save).
+/// most, with what a re-solve says it saves ([`crate::solve::SessionGain`]:
+/// each block's best places, re-solved): ranked by V saved, then by C
+/// saved. Places where it saves neither are left out.
 pub fn recommendations(
-    prices: &[ShadowPrice],
+    sc: &Scenario,
+    kinds: &[String],
+    blocks: &[BlockLp],
+    results: &[BlockResult],
     session_minutes: f64,
     limit: usize,
-    (violation, cost): (f64, f64),
 ) -> Vec<Recommendation> {
-    let mut recs: Vec<Recommendation> = prices
+    let recs = blocks
         .iter()
-        .map(|p| {
-            let v = (-p.stage1 * session_minutes).clamp(0.0, violation.max(0.0));
-            let c = if v > 1e-9 {
-                0.0
-            } else {
-                (-p.stage2.unwrap_or(0.0) * session_minutes).clamp(0.0, cost.max(0.0))
-            };
-            Recommendation {
-                capacity: p.capacity.clone(),
-                week: p.week,
+        .zip(results)
+        .flat_map(|(lp, res)| res.sessions.iter().map(move |g| (lp, g)))
+        .filter_map(|(lp, g)| {
+            let (capacity, week) = place(sc, kinds, &lp.rows[g.row])?;
+            Some(Recommendation {
+                capacity,
+                week,
                 session_minutes,
-                violation_reduction: v,
-                cost_reduction: c,
-            }
+                violation_reduction: g.violation,
+                cost_reduction: g.cost,
+            })
         })
-        .filter(|r| r.violation_reduction > 1e-9 || r.cost_reduction > 1e-9)
         .collect();
+    rank(recs, limit)
+}
+
+/// The best `limit` of `recs`: most V saved, then most C saved; ties by
+/// week, then place. Drops those that save nothing.
+fn rank(mut recs: Vec<Recommendation>, limit: usize) -> Vec<Recommendation> {
+    recs.retain(|r| r.violation_reduction > 1e-9 || r.cost_reduction > 1e-9);
     recs.sort_by(|a, b| {
         b.violation_reduction
             .total_cmp(&a.violation_reduction)
@@ -148,50 +164,41 @@ pub fn recommendations(
 mod tests {
     use super::*;
 
-    fn price(pool: &str, stage1: f64, stage2: f64) -> ShadowPrice {
-        ShadowPrice {
+    fn rec(pool: &str, week: usize, v: f64, c: f64) -> Recommendation {
+        Recommendation {
             capacity: CapacityRef::Raters { pool: pool.into() },
-            week: 0,
-            stage1,
-            stage2: Some(stage2),
+            week,
+            session_minutes: 240.0,
+            violation_reduction: v,
+            cost_reduction: c,
         }
     }
 
     #[test]
-    fn a_session_saves_v_or_c_and_never_more_than_there_is() {
-        let prices = [
-            // Lowers V by 0.5 a minute: 120 over 240 minutes, capped at V* 85.5;
-            // its stage-2 dual is at V held and says nothing.
-            price("A", -0.5, -3.0),
-            // Lowers V by 0.1 a minute: 24; no cost figure either.
-            price("B", -0.1, -1.0),
-            // V does not move: the cost figure stands (2 a minute: 480).
-            price("C", 0.0, -2.0),
-            // Binds nowhere.
-            price("D", 0.0, 0.0),
+    fn places_rank_by_v_then_c_and_those_saving_nothing_go() {
+        let recs = vec![
+            rec("C", 0, 0.0, 480.0),
+            rec("D", 0, 0.0, 0.0),
+            rec("B", 1, 24.0, 0.0),
+            rec("A", 2, 85.5, 0.0),
+            rec("E", 0, 0.0, 500.0),
+            rec("B", 0, 24.0, 0.0),
         ];
-        let recs = recommendations(&prices, 240.0, 10, (85.5, 1e6));
-        let got: Vec<(String, f64, f64)> = recs
+        let got: Vec<(String, usize)> = rank(recs, 4)
             .iter()
-            .map(|r| (place(&r.capacity), r.violation_reduction, r.cost_reduction))
+            .map(|r| match &r.capacity {
+                CapacityRef::Raters { pool } => (pool.clone(), r.week),
+                CapacityRef::Seats { location, .. } => (location.clone(), r.week),
+            })
             .collect();
         assert_eq!(
             got,
             [
-                ("A".to_string(), 85.5, 0.0),
-                ("B".to_string(), 24.0, 0.0),
-                ("C".to_string(), 0.0, 480.0)
+                ("A".to_string(), 2),
+                ("B".to_string(), 0),
+                ("B".to_string(), 1),
+                ("E".to_string(), 0)
             ]
         );
-        // The cost figure is capped at C.
-        let recs = recommendations(&prices[2..3], 240.0, 10, (0.0, 100.0));
-        assert_eq!(recs[0].cost_reduction, 100.0);
-    }
-
-    fn place(c: &CapacityRef) -> String {
-        match c {
-            CapacityRef::Raters { pool } => pool.clone(),
-            CapacityRef::Seats { location, .. } => location.clone(),
-        }
     }
 }

@@ -5,7 +5,7 @@ use crate::duals::{self, Recommendation, ShadowPrice};
 use crate::model::{build_block, BlockLp, Col, Instance, Replan};
 use crate::rounding::{self, Allocation, Cell, Evaluation};
 use crate::scenario::Scenario;
-use crate::solve::{self, SolveError, SolveOptions};
+use crate::solve::{self, SessionProbe, SolveError, SolveOptions};
 use crate::validate::{self, ValidationErrors};
 use crate::waits::{self, Cohort, ExamWaits};
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,8 @@ pub struct PlanOptions {
     pub time_limit_seconds: Option<f64>,
     /// Minutes of "one extra session" in the recommendations.
     pub session_minutes: f64,
-    /// How many recommendations to keep.
+    /// How many recommendations to keep (at most [`MAX_RECOMMENDATIONS`]):
+    /// each is found by re-solving, which costs time on large scenarios.
     pub recommendations: usize,
     /// Blocks solved at once; 0 = number of cores. Does not change the result.
     #[serde(default)]
@@ -48,7 +49,7 @@ impl Default for PlanOptions {
         PlanOptions {
             time_limit_seconds: None,
             session_minutes: 240.0,
-            recommendations: 50,
+            recommendations: 10,
             parallel: 0,
             merge_twins: true,
         }
@@ -313,6 +314,19 @@ fn tightness(inst: &Instance, streams: &[usize]) -> f64 {
     }
 }
 
+/// The most recommendations a plan keeps: each place listed costs a
+/// re-solve or more per block (about 10–30 ms on the national scenario).
+pub const MAX_RECOMMENDATIONS: usize = 50;
+
+/// Re-solves per block for the recommendations: one per place listed where
+/// the duals' ranking holds, with room for places whose dual promises more
+/// than a re-solve finds (ties at a degenerate optimum: every location's
+/// booths in the weeks where the rater pool is full, say). A count, not a
+/// time, so that the plan does not depend on the machine.
+fn session_resolves(listed: usize) -> usize {
+    3 * listed + 100
+}
+
 /// Solves a scenario end to end. `progress` sees every step as it goes.
 pub fn plan_scenario(
     sc: &Scenario,
@@ -436,6 +450,11 @@ pub(crate) fn run_pipeline(
         parallel: opts.parallel,
         cancel,
         fixed_violation: fixed.map_or(0.0, |(v, _)| v),
+        sessions: (opts.recommendations > 0).then_some(SessionProbe {
+            minutes: opts.session_minutes,
+            limit: opts.recommendations,
+            max_resolves: session_resolves(opts.recommendations),
+        }),
     };
     let t_solve = Instant::now();
     let results = {
@@ -519,10 +538,12 @@ pub(crate) fn run_pipeline(
     timed(Step::Duals, &mut seconds.duals, &mut || {
         shadow_prices = duals::shadow_prices(sc, &inst.kinds, &lps, &results);
         recommendations = duals::recommendations(
-            &shadow_prices,
+            sc,
+            &inst.kinds,
+            &lps,
+            &results,
             opts.session_minutes,
             opts.recommendations,
-            (stage1_violation, stage2_cost),
         );
     });
 

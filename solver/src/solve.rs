@@ -55,6 +55,35 @@ pub struct SolveOptions {
     /// DESIGN's stage-2 slack is on the whole plan's V*, so it is counted in
     /// Δ = V*·1e-7 + 1e-6; 0 in a plain solve.
     pub fixed_violation: f64,
+    /// Re-solve each block with one extra session on its most promising
+    /// capacity rows, to say what the session truly saves (see
+    /// [`BlockWorker::session_gains`]); `None` skips it.
+    pub sessions: Option<SessionProbe>,
+}
+
+/// What [`BlockWorker::session_gains`] is asked: the session's minutes and
+/// how many places the plan lists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionProbe {
+    /// Minutes of the extra session (seat or rater minutes).
+    pub minutes: f64,
+    /// Places the plan lists: each block finds its own best this many, so
+    /// the plan's best are among them.
+    pub limit: usize,
+    /// Re-solves per block at most, for scenarios where many places tie.
+    pub max_resolves: usize,
+}
+
+/// What one extra session on one capacity row saves, found by re-solving
+/// the block with the row's capacity raised (not read off the duals).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionGain {
+    /// The block LP's row.
+    pub row: usize,
+    /// V saved (priority-weighted over-target candidate-weeks).
+    pub violation: f64,
+    /// C saved with V unchanged; 0 where V falls.
+    pub cost: f64,
 }
 
 /// Which stage an event or error is about.
@@ -113,6 +142,9 @@ pub struct BlockResult {
     pub stage2_complete: bool,
     pub stage1_seconds: f64,
     pub stage2_seconds: f64,
+    /// The block's best places for one extra session, by what a re-solve
+    /// says they save (empty unless asked for and stage 2 finished).
+    pub sessions: Vec<SessionGain>,
 }
 
 /// Counting semaphore: at most N HiGHS runs at once, handed out in block
@@ -150,10 +182,14 @@ fn tiny_budget(v_b: f64) -> f64 {
 /// What the coordinator tells a block after stage 1.
 enum Budget {
     /// Only block: solve stage 2 with exactly this budget.
-    Single(f64),
+    Single {
+        full: f64,
+        cost_places: usize,
+    },
     /// Several blocks: probe with the full budget (the tiny one is done).
     Probe {
         full: f64,
+        cost_places: usize,
     },
     Abort,
 }
@@ -287,7 +323,9 @@ pub fn solve_blocks(
         elapsed: start.elapsed(),
     });
     std::thread::scope(|scope| {
-        let (up_tx, up_rx) = mpsc::channel::<(usize, Result<f64, SolveError>)>();
+        // Each block's V*_b, and how many places its session search found
+        // where V falls.
+        let (up_tx, up_rx) = mpsc::channel::<(usize, Result<(f64, usize), SolveError>)>();
         let (probe_tx, probe_rx) = mpsc::channel::<(usize, Result<Vec<CurvePoint>, SolveError>)>();
         let (done_tx, done_rx) = mpsc::channel::<(usize, Result<BlockResult, SolveError>)>();
         let mut budget_txs = Vec::with_capacity(n);
@@ -320,11 +358,24 @@ pub fn solve_blocks(
                 };
                 let mut s1 = Err(SolveError::Cancelled);
                 permits.run(b, || timed("stage1", &mut || s1 = worker.stage1()));
-                let Ok(v_b) = s1 else {
-                    let _ = up_tx.send((b, s1));
-                    return;
+                // Where one extra session lowers V: on stage 1's optimum.
+                if let (Ok(_), Some(probe)) = (&s1, &opts.sessions) {
+                    permits.run(b, || {
+                        timed("sessions", &mut || {
+                            if let Err(e) = worker.sessions_v(probe) {
+                                s1 = Err(e);
+                            }
+                        })
+                    });
+                }
+                let v_b = match s1 {
+                    Ok(v_b) => v_b,
+                    Err(e) => {
+                        let _ = up_tx.send((b, Err(e)));
+                        return;
+                    }
                 };
-                let _ = up_tx.send((b, Ok(v_b)));
+                let _ = up_tx.send((b, Ok((v_b, worker.v_gains.len()))));
                 // Several blocks: the tiny-budget stage 2 needs only this
                 // block's V*_b, so it runs while other blocks finish stage 1.
                 let tiny = tiny_budget(v_b);
@@ -341,13 +392,20 @@ pub fn solve_blocks(
                 } else {
                     None
                 };
-                let point = match (budget_rx.recv(), tiny_point) {
-                    (Ok(Budget::Single(full)), _) => {
+                let budget = budget_rx.recv();
+                let cost_places = match budget {
+                    Ok(Budget::Single { cost_places, .. } | Budget::Probe { cost_places, .. }) => {
+                        cost_places
+                    }
+                    _ => 0,
+                };
+                let point = match (budget, tiny_point) {
+                    (Ok(Budget::Single { full, .. }), _) => {
                         let mut out = Ok(None);
                         permits.run(b, || timed("stage2", &mut || out = worker.stage2(full)));
                         out
                     }
-                    (Ok(Budget::Probe { full }), Some(tiny_point)) => {
+                    (Ok(Budget::Probe { full, .. }), Some(tiny_point)) => {
                         // The curve's two ends: the tiny budget and the full one.
                         let ends = match &tiny_point {
                             Some(t) => {
@@ -402,18 +460,42 @@ pub fn solve_blocks(
                     }
                     _ => return,
                 };
-                let _ = done_tx.send((b, point.map(|p| worker.finish(p))));
+                // Where V cannot fall, what one extra session saves in C.
+                let gains = match (&point, &opts.sessions) {
+                    (Ok(Some(p)), Some(probe)) => {
+                        let mut out = Ok(Vec::new());
+                        permits.run(b, || {
+                            timed("sessions", &mut || {
+                                out = worker.sessions_c(probe, p, cost_places)
+                            })
+                        });
+                        out
+                    }
+                    _ => Ok(Vec::new()),
+                };
+                let result = point.and_then(|p| {
+                    let sessions = gains?;
+                    Ok(BlockResult {
+                        sessions,
+                        ..worker.finish(p)
+                    })
+                });
+                let _ = done_tx.send((b, result));
             });
         }
         drop((up_tx, probe_tx, done_tx));
 
         // Stage 1 everywhere, then V* = Σ V*_b.
         let mut v = vec![0.0; n];
+        let mut v_places = 0;
         let mut first_err: Option<SolveError> = None;
         for done in 1..=n {
             let Ok((b, r)) = up_rx.recv() else { break };
             match r {
-                Ok(vb) => v[b] = vb,
+                Ok((vb, places)) => {
+                    v[b] = vb;
+                    v_places += places;
+                }
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
@@ -433,12 +515,23 @@ pub fn solve_blocks(
         }
         let v_star: f64 = v.iter().sum::<f64>() + opts.fixed_violation;
         let delta = v_star * STAGE2_REL_SLACK + STAGE2_ABS_SLACK;
+        // A place that lowers V outranks any that only lowers C: C's
+        // places are looked for only if V's do not fill the list.
+        let cost_places = opts
+            .sessions
+            .map_or(0, |p| p.limit.saturating_sub(v_places));
 
         if n == 1 {
-            let _ = budget_txs[0].send(Budget::Single(delta));
+            let _ = budget_txs[0].send(Budget::Single {
+                full: delta,
+                cost_places,
+            });
         } else {
             for tx in &budget_txs {
-                let _ = tx.send(Budget::Probe { full: delta });
+                let _ = tx.send(Budget::Probe {
+                    full: delta,
+                    cost_places,
+                });
             }
             // Each block's curve C_b(u): the probe's two ends, then points
             // priced at the slack's marginal value λ until no block finds
@@ -545,6 +638,14 @@ struct BlockWorker<'a> {
     /// Factor on the priorities in stage 1 and the budget row (see
     /// [`stage1_scale`]); V*, its duals and u stay unscaled.
     scale: f64,
+    /// Per row: the column that adds capacity to it (capacity rows, and
+    /// only when sessions are probed).
+    extra: Vec<Option<highs::Col>>,
+    /// What the session search found after stage 1: rows whose V falls,
+    /// with the saving, and rows whose V cannot fall.
+    v_gains: Vec<(usize, f64)>,
+    flat: Vec<usize>,
+    resolves_left: usize,
 }
 
 /// Stage 1's costs are the priorities π, and HiGHS judges optimality by
@@ -582,6 +683,10 @@ impl<'a> BlockWorker<'a> {
             stage2_timed_out: false,
             highs_seconds: 0.0,
             scale: 1.0,
+            extra: Vec::new(),
+            v_gains: Vec::new(),
+            flat: Vec::new(),
+            resolves_left: opts.sessions.map_or(0, |p| p.max_resolves),
         }
     }
 
@@ -641,7 +746,12 @@ impl<'a> BlockWorker<'a> {
         );
         match solved.status() {
             HighsModelStatus::Optimal => Ok(solved),
-            HighsModelStatus::ReachedTimeLimit => Err(SolveError::TimeLimit(stage)),
+            // The instance stays, with the basis it reached (a session
+            // search that runs out of time leaves stage 2 its model).
+            HighsModelStatus::ReachedTimeLimit => {
+                self.model = Some(solved.into());
+                Err(SolveError::TimeLimit(stage))
+            }
             HighsModelStatus::ReachedInterrupt => Err(SolveError::Cancelled),
             // Simplex lost its way numerically (seen on stage 2 with a
             // priority of 1e-6 beside one of 1, where both simplex
@@ -682,6 +792,19 @@ impl<'a> BlockWorker<'a> {
             for (r, v) in lp.column(j) {
                 row_entries[r].push((c, v));
             }
+        }
+        // One column per capacity row, fixed at 0 (presolve drops them):
+        // an extra session there is this column fixed at its minutes.
+        if self.opts.sessions.is_some() {
+            self.extra = (0..lp.num_rows())
+                .map(|r| {
+                    (!matches!(lp.rows[r], crate::model::Row::Flow { .. })).then(|| {
+                        let c = pb.add_column(0.0, 0.0..=0.0);
+                        row_entries[r].push((c, -1.0));
+                        c
+                    })
+                })
+                .collect();
         }
         for (r, entries) in row_entries.into_iter().enumerate() {
             pb.add_row(lp.row_lower[r]..=lp.row_upper[r], entries);
@@ -832,9 +955,183 @@ impl<'a> BlockWorker<'a> {
             stage2_complete: !self.stage2_timed_out,
             stage1_seconds: self.stage1_seconds,
             stage2_seconds: self.stage2_seconds,
+            sessions: Vec::new(),
         }
     }
+
+    /// The search for the block's best places for one extra session of
+    /// `probe.minutes`, first part: where V falls. Runs on stage 1's
+    /// optimum, before stage 2, each place a re-solve from the optimal
+    /// basis with that row's capacity raised; then stage 1's optimum is
+    /// restored for stage 2.
+    ///
+    /// A dual alone is not what a session saves: at a degenerate optimum
+    /// (a location's seats and the rater pool full in the same week) the
+    /// seat row can carry the whole price while more seats save nothing,
+    /// and a long session outruns the range where the rate holds. But any
+    /// optimal dual bounds the saving from above (V* and C are convex in
+    /// the right-hand side), so rows are tried in order of that bound and
+    /// the search stops when no untried row could enter the best
+    /// `probe.limit`. A row whose dual is 0 saves nothing.
+    fn sessions_v(&mut self, probe: &SessionProbe) -> Result<(), SolveError> {
+        let lp = self.lp;
+        let n = probe.minutes;
+        let v0 = self.violation;
+        let mut by_v: Vec<(f64, usize)> = Vec::new();
+        for r in 0..lp.num_rows() {
+            if self.extra.get(r).copied().flatten().is_none() {
+                continue;
+            }
+            let bound = (-self.stage1_duals[r] * n).min(v0);
+            if bound > SAVING_TOL * (1.0 + v0) {
+                by_v.push((bound, r));
+            } else {
+                self.flat.push(r);
+            }
+        }
+        if by_v.is_empty() || probe.limit == 0 {
+            return Ok(());
+        }
+        let k = self.scale;
+        let tried = self.best_rows(by_v, probe.limit, n, Stage::Stage1, |obj| v0 - obj / k)?;
+        let probed = !tried.is_empty();
+        for (r, saved) in tried {
+            if saved > SAVING_TOL * (1.0 + v0) {
+                self.v_gains.push((r, saved));
+            } else {
+                self.flat.push(r);
+            }
+        }
+        // Back at stage 1's optimum (the last place's capacity is gone).
+        // Out of time here, stage 2 finds out for itself.
+        if probed {
+            match self.run(Stage::Stage1) {
+                Ok(solved) => self.model = Some(solved.into()),
+                Err(SolveError::Cancelled) => return Err(SolveError::Cancelled),
+                Err(e) => tracing::debug!(error = %e, "session search: stage 1 not restored"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The search's second part, on stage 2's optimum: where V cannot fall,
+    /// what C saves, for the `need` places that V's left to list (over all
+    /// blocks). Gives the block's best places.
+    fn sessions_c(
+        &mut self,
+        probe: &SessionProbe,
+        point: &Stage2Point,
+        need: usize,
+    ) -> Result<Vec<SessionGain>, SolveError> {
+        let mut gains: Vec<SessionGain> = self
+            .v_gains
+            .iter()
+            .map(|&(row, saved)| SessionGain {
+                row,
+                violation: saved,
+                cost: 0.0,
+            })
+            .collect();
+        let c0 = point.cost;
+        let tol = SAVING_TOL * (1.0 + c0.abs());
+        let by_c: Vec<(f64, usize)> = self
+            .flat
+            .iter()
+            .map(|&r| ((-point.duals[r] * probe.minutes).min(c0), r))
+            .filter(|&(bound, _)| bound > tol)
+            .collect();
+        if need > 0 && !by_c.is_empty() {
+            let tried = self.best_rows(by_c, need, probe.minutes, Stage::Stage2, |obj| c0 - obj)?;
+            gains.extend(tried.into_iter().filter(|&(_, saved)| saved > tol).map(
+                |(row, saved)| SessionGain {
+                    row,
+                    violation: 0.0,
+                    cost: saved,
+                },
+            ));
+        }
+        Ok(gains)
+    }
+
+    /// Re-solves with each row of `bounded` ((upper bound of the saving,
+    /// row)) given `minutes` more capacity, best bound first, until the
+    /// `limit`-th best saving found is above every untried bound, or the
+    /// block's re-solves run out. Gives (row, saving) for every row tried;
+    /// `saved` turns the objective into the saving.
+    fn best_rows(
+        &mut self,
+        mut bounded: Vec<(f64, usize)>,
+        limit: usize,
+        minutes: f64,
+        stage: Stage,
+        saved: impl Fn(f64) -> f64,
+    ) -> Result<Vec<(usize, f64)>, SolveError> {
+        bounded.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut tried: Vec<(usize, f64)> = Vec::new();
+        let mut best: Vec<f64> = Vec::new();
+        for (bound, r) in bounded {
+            // Places that tie with the last one listed are tried too: the
+            // list breaks ties by week and place, not by row.
+            if best.len() >= limit && best[limit - 1] > bound * (1.0 + 1e-9) {
+                break;
+            }
+            if self.resolves_left == 0 {
+                tracing::debug!(stage = stage.name(), "session re-solves used up");
+                break;
+            }
+            self.resolves_left -= 1;
+            let objective = match self.with_extra(r, minutes, stage) {
+                Ok(obj) => obj,
+                Err(SolveError::Cancelled) => return Err(SolveError::Cancelled),
+                // Out of time or numerically lost: the places found so far
+                // stand; the plan does not fail for its recommendations.
+                Err(e) => {
+                    tracing::debug!(error = %e, "session re-solve stopped");
+                    self.resolves_left = 0;
+                    break;
+                }
+            };
+            // A saving never exceeds its bound: clamp the solver's noise.
+            let s = saved(objective).clamp(0.0, bound);
+            tried.push((r, s));
+            let at = best.partition_point(|&b| b >= s);
+            best.insert(at, s);
+        }
+        Ok(tried)
+    }
+
+    /// The objective with `minutes` more capacity on `row`, re-solved by
+    /// dual simplex from the current basis (the capacity is taken away
+    /// again afterwards).
+    fn with_extra(&mut self, row: usize, minutes: f64, stage: Stage) -> Result<f64, SolveError> {
+        let extra = self
+            .extra
+            .get(row)
+            .copied()
+            .flatten()
+            .ok_or_else(|| SolveError::Solver(stage, format!("row {row} takes no session")))?;
+        let m = self
+            .model
+            .as_mut()
+            .ok_or_else(|| SolveError::Solver(stage, "no model".into()))?;
+        m.change_column_bounds(extra, minutes..=minutes);
+        m.set_option("simplex_strategy", 1);
+        let objective = self.run(stage).map(|solved| {
+            let objective = solved.objective_value();
+            self.model = Some(solved.into());
+            objective
+        });
+        if let Some(m) = self.model.as_mut() {
+            m.change_column_bounds(extra, 0.0..=0.0);
+        }
+        objective
+    }
 }
+
+/// Savings below this share of V* or C (plus as much absolute) are none:
+/// the solver's tolerances, and stage 2's slack on V*, which a re-solve may
+/// spend differently.
+const SAVING_TOL: f64 = 1e-6;
 
 #[cfg(test)]
 mod tests {
@@ -1029,6 +1326,122 @@ mod tests {
         let (u, _) = allocate(&pts, 100.0);
         assert_eq!(u, vec![11.0, 4.0, 0.0]);
         assert_eq!(support(&pts[0], 5.0), 15.0);
+    }
+
+    /// Three blocks. Exam E (booths, rater pool P): LA's booths and the
+    /// pool are full together, so the booth row's dual promises a saving
+    /// that more booths alone cannot give. Exam F (desks, no pool): one
+    /// more session at LB outruns the range of its dual. Exam G keeps its
+    /// target, but a session saves waiting cost.
+    fn sessions_instance() -> Instance {
+        let v = json!({
+            "format": "examcap/scenario@1", "name": "s", "start_week": "2026-W10",
+            "horizon_weeks": 3,
+            "exams": [
+                {"id": "E", "name": "E", "resource": "booth", "seat_minutes": 40,
+                 "target_wait_weeks": 1, "priority": 1.5, "rating_pool": "P",
+                 "rating_minutes": 20},
+                {"id": "F", "name": "F", "resource": "desk", "seat_minutes": 40,
+                 "target_wait_weeks": 1, "priority": 1},
+                {"id": "G", "name": "G", "resource": "room", "seat_minutes": 40,
+                 "target_wait_weeks": 1, "priority": 1}],
+            "locations": [
+                {"id": "LA", "name": "LA", "resources": [
+                    {"kind": "booth", "weekly_minutes": 400, "extra_weekly_minutes": 0,
+                     "extra_cost_per_minute": 2.0},
+                    {"kind": "desk", "weekly_minutes": 400, "extra_weekly_minutes": 0,
+                     "extra_cost_per_minute": 1.0}]},
+                {"id": "LB", "name": "LB", "resources": [
+                    {"kind": "desk", "weekly_minutes": 400, "extra_weekly_minutes": 0,
+                     "extra_cost_per_minute": 0.5},
+                    {"kind": "room", "weekly_minutes": 400, "extra_weekly_minutes": 80,
+                     "extra_cost_per_minute": 0.5}]}],
+            "rating_pools": [{"id": "P", "weekly_minutes": 200, "extra_weekly_minutes": 0,
+                              "extra_cost_per_minute": 3.0}],
+            "regions": [
+                {"id": "RA", "name": "RA", "options": [{"location": "LA", "travel_cost": 0.5}]},
+                {"id": "RB", "name": "RB", "options": [{"location": "LB", "travel_cost": 0.2}]}],
+            "demand": [{"region": "RA", "exam": "E", "weekly": [30, 0, 0]},
+                       {"region": "RA", "exam": "F", "weekly": [40, 0, 0]},
+                       {"region": "RB", "exam": "F", "weekly": [22, 0, 0]},
+                       {"region": "RB", "exam": "G", "weekly": [14, 3, 0]}],
+            "weights": {"waiting_per_candidate_week": 0.7}
+        });
+        let sc = crate::parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap();
+        Instance::new(&sc, false)
+    }
+
+    #[test]
+    fn a_session_saves_what_a_re_solve_with_it_saves_and_the_best_are_listed() {
+        let inst = sessions_instance();
+        let lps: Vec<BlockLp> = inst
+            .blocks()
+            .iter()
+            .map(|b| build_block(&inst, b, None))
+            .collect();
+        assert_eq!(lps.len(), 3);
+        let minutes = 240.0;
+        // The truth, row by row: each block re-solved whole with the row's
+        // capacity raised (what the session saves in V; in C where V stays).
+        let mut truth: Vec<(f64, f64)> = Vec::new();
+        let mut overstated = 0;
+        let plain = solve_blocks(&lps, &SolveOptions::default(), &|_| {}).expect("solve");
+        for (lp, res) in lps.iter().zip(&plain) {
+            let (v, c) = direct(lp);
+            for r in 0..lp.num_rows() {
+                if matches!(lp.rows[r], Row::Flow { .. }) {
+                    continue;
+                }
+                let mut more = lp.clone();
+                more.row_upper[r] += minutes;
+                let (v2, c2) = direct(&more);
+                let dv = v - v2;
+                let dc = if dv > 1e-6 { 0.0 } else { c - c2 };
+                if -res.stage1_duals[r] * minutes > dv + 1.0 {
+                    overstated += 1;
+                }
+                if dv > 1e-6 || dc > 1e-6 {
+                    truth.push((dv, dc));
+                }
+            }
+        }
+        assert!(overstated >= 4, "the duals overstate {overstated} places");
+        assert!(
+            truth.iter().filter(|t| t.0 == 0.0).count() >= 1,
+            "a place saves cost only: {truth:?}"
+        );
+        let order = |a: &(f64, f64), b: &(f64, f64)| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1));
+        truth.sort_by(order);
+        for limit in [1, 3, 6, 100] {
+            let probe = SessionProbe {
+                minutes,
+                limit,
+                max_resolves: 1000,
+            };
+            let opts = SolveOptions {
+                sessions: Some(probe),
+                ..SolveOptions::default()
+            };
+            let res = solve_blocks(&lps, &opts, &|_| {}).expect("solve");
+            // Probing leaves the plan as it was.
+            for (a, b) in res.iter().zip(&plain) {
+                assert!(close(a.violation, b.violation) && close(a.cost, b.cost));
+            }
+            let mut got: Vec<(f64, f64)> = res
+                .iter()
+                .flat_map(|r| r.sessions.iter().map(|g| (g.violation, g.cost)))
+                .collect();
+            got.sort_by(order);
+            got.truncate(limit);
+            let want = &truth[..limit.min(truth.len())];
+            assert_eq!(got.len(), want.len(), "limit {limit}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    close(g.0, w.0) && close(g.1, w.1),
+                    "limit {limit}: {got:?} vs {want:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -555,11 +555,11 @@ fn use_legend(h: &mut String) {
 fn recommendations(h: &mut String, p: &Plan) {
     h.push_str("<section id=\"recommendations\">\n<h2>Where one extra session helps most</h2>\n");
     if p.recommendations.is_empty() {
-        h.push_str("<p>No capacity constraint binds: an extra session would not help.</p>\n");
+        h.push_str("<p>No single extra session lowers V or C.</p>\n");
     } else {
         h.push_str(
             "<table>\n<tr><th>capacity</th><th>week</th><th>session minutes</th>\
-             <th>over-target candidate-weeks saved</th><th>cost saved</th></tr>\n",
+             <th>over-target candidate-weeks saved (weighted)</th><th>cost saved</th></tr>\n",
         );
         for r in p.recommendations.iter().take(TOP_RECOMMENDATIONS) {
             let _ = writeln!(
@@ -573,9 +573,10 @@ fn recommendations(h: &mut String, p: &Plan) {
             );
         }
         h.push_str(
-            "</table>\n<p>Marginal estimates from the shadow prices, at most V* and C. The \
-             cost saved is given where the session saves no over-target weeks: where it \
-             does, it goes to those first.</p>\n",
+            "</table>\n<p>What the plan's LP saves re-solved with the session (V: \
+             over-target candidate-weeks weighted by priority). The cost saved is given \
+             where the session saves no over-target weeks: where it does, it goes to \
+             those first.</p>\n",
         );
     }
     h.push_str("</section>\n");
