@@ -294,7 +294,12 @@ pub fn render_summary(plan: &Plan) -> String {
         "Where one extra session of {} min helps most",
         thousands(minutes, 0)
     );
-    if recs.is_empty() {
+    if plan.solver.options.recommendations == 0 {
+        let _ = writeln!(
+            out,
+            "  not looked for: a re-plan lists none (a drill of its shocked scenario does)"
+        );
+    } else if recs.is_empty() {
         let _ = writeln!(out, "  nowhere: no single session lowers V or C");
     } else {
         let mut table = Table::new(&["#", "place", "week", "−V", "−C"], "rllrr");

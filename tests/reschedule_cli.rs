@@ -121,6 +121,26 @@ fn offline_reschedule_prints_repair_replan_and_diff_and_keeps_the_freeze() {
         &["calendar", "re.json", "--scenario", "shocked.json"],
         d,
     ));
+    // A re-plan does not look for extra sessions, and says so rather than
+    // "nowhere".
+    assert!(re.recommendations.is_empty());
+    assert_eq!(re.solver.options.recommendations, 0);
+    ok(&examcap(
+        &[
+            "report",
+            "re.json",
+            "--scenario",
+            "shocked.json",
+            "--out",
+            "re.html",
+        ],
+        d,
+    ));
+    let html = std::fs::read_to_string(d.join("re.html")).unwrap();
+    assert!(
+        html.contains("Not looked for: a re-plan lists none"),
+        "{html}"
+    );
 }
 
 #[test]

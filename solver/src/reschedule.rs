@@ -716,8 +716,8 @@ impl Default for Hooks<'_> {
 /// re-optimised blocks *without* the σ term plus the fixed streams' travel,
 /// waiting and published extra capacity (as `rounding::evaluate` counts
 /// them). With nothing fixed (all exams touched), F = 0 and σ = 0, both are
-/// those of a full solve. Shadow prices and recommendations cover the
-/// re-optimised blocks only.
+/// those of a full solve. Shadow prices cover the re-optimised blocks only,
+/// and a re-plan lists no recommendations (see the end of [`replan_with`]).
 pub fn replan(
     shocked: &Scenario,
     published: &Plan,
@@ -816,9 +816,16 @@ pub fn replan_with(
         touched: &touched_idx,
         fixed: &fixed,
     };
+    // No session search: it re-solves each listed place (0.4–0.8 s on the
+    // national re-plan), and this is the call ops make while the phones
+    // ring. A drill of the shocked scenario lists the places.
+    let opts = PlanOptions {
+        recommendations: 0,
+        ..opts.clone()
+    };
     Ok(run_pipeline(
         shocked,
-        opts,
+        &opts,
         hooks.progress,
         hooks.cancel.cloned(),
         Some(&restriction),

@@ -554,7 +554,12 @@ fn use_legend(h: &mut String) {
 
 fn recommendations(h: &mut String, p: &Plan) {
     h.push_str("<section id=\"recommendations\">\n<h2>Where one extra session helps most</h2>\n");
-    if p.recommendations.is_empty() {
+    if p.solver.options.recommendations == 0 {
+        h.push_str(
+            "<p>Not looked for: a re-plan lists none (a drill of its shocked scenario \
+             does).</p>\n",
+        );
+    } else if p.recommendations.is_empty() {
         h.push_str("<p>No single extra session lowers V or C.</p>\n");
     } else {
         h.push_str(
