@@ -1079,6 +1079,19 @@ impl<'a> BlockWorker<'a> {
                 tracing::debug!(stage = stage.name(), "session re-solves used up");
                 break;
             }
+            // Under a deadline, stage 2 comes first: stop while it still
+            // has twice stage 1's time (and half a second) left.
+            if let Some(d) = self.opts.deadline {
+                let reserve = (2.0 * self.stage1_seconds).max(0.5);
+                if d.saturating_duration_since(Instant::now()).as_secs_f64() < reserve {
+                    tracing::debug!(
+                        stage = stage.name(),
+                        "session search: leaving the time to stage 2"
+                    );
+                    self.resolves_left = 0;
+                    break;
+                }
+            }
             self.resolves_left -= 1;
             let objective = match self.with_extra(r, minutes, stage) {
                 Ok(obj) => obj,
@@ -1442,6 +1455,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn under_a_close_deadline_the_session_search_leaves_the_time_to_stage_2() {
+        let inst = sessions_instance();
+        let lps: Vec<BlockLp> = inst
+            .blocks()
+            .iter()
+            .map(|b| build_block(&inst, b, None))
+            .collect();
+        let probe = SessionProbe {
+            minutes: 240.0,
+            limit: 10,
+            max_resolves: 1000,
+        };
+        let with = |deadline: Option<Instant>| {
+            let opts = SolveOptions {
+                sessions: Some(probe),
+                deadline,
+                ..SolveOptions::default()
+            };
+            solve_blocks(&lps, &opts, &|_| {}).expect("solve")
+        };
+        let far = with(Some(Instant::now() + Duration::from_secs(600)));
+        assert!(far.iter().any(|r| !r.sessions.is_empty()));
+        // 0.4 s is plenty for this LP's stages, but under the search's
+        // reserve of half a second.
+        let close = with(Some(Instant::now() + Duration::from_millis(400)));
+        assert!(close
+            .iter()
+            .all(|r| r.sessions.is_empty() && r.stage2_complete));
     }
 
     #[test]
