@@ -299,6 +299,11 @@ pub fn render_summary(plan: &Plan) -> String {
             out,
             "  not looked for: a re-plan lists none (a drill of its shocked scenario does)"
         );
+    } else if recs.is_empty() && plan.recommendations_cut {
+        let _ = writeln!(
+            out,
+            "  not looked for: the time limit left the time to stage 2"
+        );
     } else if recs.is_empty() {
         let _ = writeln!(out, "  nowhere: no single session lowers V or C");
     } else {
@@ -319,6 +324,12 @@ pub fn render_summary(plan: &Plan) -> String {
              V does not move (each place re-solved with the session; the plan lists {})",
             plan.recommendations.len()
         );
+        if plan.recommendations_cut {
+            let _ = writeln!(
+                out,
+                "  (the time limit stopped the search: places may be missing)"
+            );
+        }
     }
 
     out.push('\n');
@@ -587,5 +598,24 @@ mod tests {
         assert_eq!(j["stage1_violation"], plan.stage1_violation);
         assert_eq!(j["plan_fingerprint"], plan.fingerprint());
         assert!(j["waits"].as_array().is_some_and(|w| w.len() == 1));
+
+        // What the list says when no place was looked for.
+        let mut cut = plan.clone();
+        cut.recommendations.clear();
+        cut.recommendations_cut = true;
+        let s = render_summary(&cut);
+        assert!(s.contains("not looked for: the time limit"), "{s}");
+        let mut replan = cut.clone();
+        replan.recommendations_cut = false;
+        replan.solver.options.recommendations = 0;
+        let s = render_summary(&replan);
+        assert!(s.contains("not looked for: a re-plan lists none"), "{s}");
+        let mut none = replan;
+        none.solver.options.recommendations = 10;
+        let s = render_summary(&none);
+        assert!(
+            s.contains("nowhere: no single session lowers V or C"),
+            "{s}"
+        );
     }
 }

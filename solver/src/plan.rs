@@ -254,6 +254,10 @@ pub struct Plan {
     pub shadow_prices: Vec<ShadowPrice>,
     /// Where one extra session helps most.
     pub recommendations: Vec<Recommendation>,
+    /// The time limit stopped the search for those places before it was
+    /// done (stage 2 comes first): places may be missing from the list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recommendations_cut: bool,
 }
 
 impl Plan {
@@ -652,6 +656,7 @@ pub(crate) fn run_pipeline(
         over_target,
         shadow_prices,
         recommendations,
+        recommendations_cut: results.iter().any(|r| r.sessions_cut),
     })
 }
 

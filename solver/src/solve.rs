@@ -145,6 +145,8 @@ pub struct BlockResult {
     /// The block's best places for one extra session, by what a re-solve
     /// says they save (empty unless asked for and stage 2 finished).
     pub sessions: Vec<SessionGain>,
+    /// The time limit stopped the session search: places may be missing.
+    pub sessions_cut: bool,
 }
 
 /// Counting semaphore: at most N HiGHS runs at once, handed out in block
@@ -646,6 +648,8 @@ struct BlockWorker<'a> {
     v_gains: Vec<(usize, f64)>,
     flat: Vec<usize>,
     resolves_left: usize,
+    /// The deadline stopped the session search.
+    sessions_cut: bool,
 }
 
 /// Stage 1's costs are the priorities π, and HiGHS judges optimality by
@@ -687,6 +691,7 @@ impl<'a> BlockWorker<'a> {
             v_gains: Vec::new(),
             flat: Vec::new(),
             resolves_left: opts.sessions.map_or(0, |p| p.max_resolves),
+            sessions_cut: false,
         }
     }
 
@@ -956,6 +961,7 @@ impl<'a> BlockWorker<'a> {
             stage1_seconds: self.stage1_seconds,
             stage2_seconds: self.stage2_seconds,
             sessions: Vec::new(),
+            sessions_cut: self.sessions_cut,
         }
     }
 
@@ -1089,6 +1095,7 @@ impl<'a> BlockWorker<'a> {
                         "session search: leaving the time to stage 2"
                     );
                     self.resolves_left = 0;
+                    self.sessions_cut = true;
                     break;
                 }
             }
@@ -1101,6 +1108,7 @@ impl<'a> BlockWorker<'a> {
                 Err(e) => {
                     tracing::debug!(error = %e, "session re-solve stopped");
                     self.resolves_left = 0;
+                    self.sessions_cut = true;
                     break;
                 }
             };
@@ -1486,6 +1494,8 @@ mod tests {
         assert!(close
             .iter()
             .all(|r| r.sessions.is_empty() && r.stage2_complete));
+        assert!(close.iter().any(|r| r.sessions_cut));
+        assert!(far.iter().all(|r| !r.sessions_cut));
     }
 
     #[test]

@@ -51,8 +51,13 @@ fn a_limit_above_the_solve_time_reaches_the_optimum() {
         let (plan, secs) = timed(&sc, Some(limit));
         match plan {
             Ok(plan) if plan.status == PlanStatus::Optimal => {
-                assert_eq!(plan.stage1_violation, free.stage1_violation);
-                assert_eq!(plan.stage2_cost, free.stage2_cost);
+                // The same optimum; the last digits may differ, as the
+                // deadline stops the recommendations' search, which runs
+                // between the stages, and stage 2 then starts from
+                // another basis.
+                let same = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+                assert!(same(plan.stage1_violation, free.stage1_violation));
+                assert!(same(plan.stage2_cost, free.stage2_cost));
                 return;
             }
             Ok(plan) => seen.push((format!("{:?}", plan.status), secs)),

@@ -559,6 +559,8 @@ fn recommendations(h: &mut String, p: &Plan) {
             "<p>Not looked for: a re-plan lists none (a drill of its shocked scenario \
              does).</p>\n",
         );
+    } else if p.recommendations.is_empty() && p.recommendations_cut {
+        h.push_str("<p>Not looked for: the time limit left the time to stage 2.</p>\n");
     } else if p.recommendations.is_empty() {
         h.push_str("<p>No single extra session lowers V or C.</p>\n");
     } else {
