@@ -691,6 +691,7 @@ pub fn summary(rec: &PlanRecord) -> proto::PlanSummary {
         extra: Some(extra_capacity(plan)),
         drill: rec.drill,
         solve_seconds: plan.seconds.total,
+        recommendations_cut: plan.recommendations_cut,
     }
 }
 

@@ -67,6 +67,27 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
+/// A limit under the recommendations' reserve (half a second) leaves the
+/// time to stage 2, and the summary says the list was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_limit_cuts_the_recommendations_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let put = put(&mut s, tiny().to_string()).await;
+    let (_, full) = solve(&mut p, solve_req(&put.scenario_id, PLANNER))
+        .await
+        .unwrap();
+    assert!(!full.recommendations.is_empty() && !full.recommendations_cut);
+    let mut short = solve_req(&put.scenario_id, PLANNER);
+    short.get_mut().time_limit_seconds = 0.4;
+    let (_, cut) = solve(&mut p, short).await.unwrap();
+    assert_eq!(cut.status, proto::PlanStatus::Optimal as i32);
+    assert!(cut.recommendations_cut && cut.recommendations.is_empty());
+    assert!(close(cut.stage2_cost, full.stage2_cost));
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_solve_publish_get() {
     let dir = tempfile::tempdir().unwrap();
