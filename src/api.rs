@@ -577,10 +577,12 @@ pub(crate) fn progress_proto(p: examcap_solver::plan::PlanProgress) -> proto::Pr
 fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
     let mut o = PlanOptions::default();
     if r.session_minutes != 0.0 {
-        if !(r.session_minutes.is_finite() && r.session_minutes > 0.0 && r.session_minutes <= 1e6) {
+        // Shorter than a minute is not a session, and what it saves would
+        // drown in the solver's tolerance.
+        if !(r.session_minutes.is_finite() && (1.0..=1e6).contains(&r.session_minutes)) {
             return Err(ApiError::invalid(
                 "session_minutes",
-                format!("must be in (0, 1e6], got {}", Num(r.session_minutes)),
+                format!("must be in [1, 1e6], got {}", Num(r.session_minutes)),
             ));
         }
         o.session_minutes = r.session_minutes;
@@ -1461,7 +1463,7 @@ mod tests {
         };
         assert_eq!(
             msg(1e300, 0.0),
-            "session_minutes: must be in (0, 1e6], got 1e300"
+            "session_minutes: must be in [1, 1e6], got 1e300"
         );
         assert_eq!(
             msg(240.0, -2.5e-300),
@@ -1469,7 +1471,11 @@ mod tests {
         );
         assert_eq!(
             msg(f64::NAN, 0.0),
-            "session_minutes: must be in (0, 1e6], got NaN"
+            "session_minutes: must be in [1, 1e6], got NaN"
+        );
+        assert_eq!(
+            msg(0.5, 0.0),
+            "session_minutes: must be in [1, 1e6], got 0.5"
         );
     }
 

@@ -182,9 +182,9 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 
 fn session_minutes(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        Ok(v) if v.is_finite() && (1.0..=1e6).contains(&v) => Ok(v),
         _ => Err(format!(
-            "must be a number of minutes in (0, 1e6], got {s:?}"
+            "must be a number of minutes in [1, 1e6], got {s:?}"
         )),
     }
 }
@@ -960,6 +960,10 @@ mod tests {
         }
         assert!(session_minutes("240").is_ok());
         assert!(session_minutes("0").is_err());
+        // Shorter than a minute is not a session (and its saving drowns in
+        // the solver's tolerance).
+        assert!(session_minutes("0.5").is_err());
+        assert!(session_minutes("1").is_ok());
         assert_eq!(week_range("10-12"), Ok((10, 12)));
         assert_eq!(week_range("4"), Ok((4, 4)));
         for bad in ["12-10", "x", "1-", "-3", "1-2-3", ""] {

@@ -138,6 +138,8 @@ pub struct SolveSummary<'a> {
     pub over_target_rows: usize,
     /// At most [`TOP_RECOMMENDATIONS`].
     pub recommendations: &'a [Recommendation],
+    /// The time limit stopped the search for them: places may be missing.
+    pub recommendations_cut: bool,
     pub seconds: &'a Timings,
 }
 
@@ -167,6 +169,7 @@ pub fn summary_json(plan: &Plan) -> SolveSummary<'_> {
         over_target: top_over_target(plan, TOP_OVER_TARGET),
         over_target_rows: plan.over_target.len(),
         recommendations: top_recommendations(plan),
+        recommendations_cut: plan.recommendations_cut,
         seconds: &plan.seconds,
     }
 }
@@ -605,6 +608,8 @@ mod tests {
         cut.recommendations_cut = true;
         let s = render_summary(&cut);
         assert!(s.contains("not looked for: the time limit"), "{s}");
+        let j = serde_json::to_value(summary_json(&cut)).expect("serialises");
+        assert_eq!(j["recommendations_cut"], true);
         let mut replan = cut.clone();
         replan.recommendations_cut = false;
         replan.solver.options.recommendations = 0;

@@ -234,6 +234,24 @@ fn the_report_has_one_svg_per_promised_chart() {
             c["kind"].as_str().unwrap()
         )
     );
+
+    // A list the time limit cut says that places may be missing.
+    assert!(!doc.html().contains("The time limit stopped the search"));
+    let mut cut = p.clone();
+    cut["recommendations_cut"] = true.into();
+    let cut_plan = dir.path().join("cut-plan.json");
+    std::fs::write(&cut_plan, cut.to_string()).unwrap();
+    let cut_out = dir.path().join("cut.html");
+    run_ok(&[
+        "report",
+        arg(&cut_plan),
+        "--scenario",
+        arg(&scenario),
+        "--out",
+        arg(&cut_out),
+    ]);
+    let html = std::fs::read_to_string(&cut_out).unwrap();
+    assert!(html.contains("The time limit stopped the search"), "{html}");
 }
 
 #[test]

@@ -585,6 +585,12 @@ fn recommendations(h: &mut String, p: &Plan) {
              where the session saves no over-target weeks: where it does, it goes to \
              those first.</p>\n",
         );
+        if p.recommendations_cut {
+            h.push_str(
+                "<p>The time limit stopped the search (stage 2 comes first): places \
+                 may be missing.</p>\n",
+            );
+        }
     }
     h.push_str("</section>\n");
 }
