@@ -143,6 +143,29 @@ pub struct SolveSummary<'a> {
     pub seconds: &'a Timings,
 }
 
+/// Why a plan lists no "one extra session" places.
+pub enum NoRecommendations {
+    /// Solved without the search (a re-plan).
+    NotSearched,
+    /// The time limit stopped the search before it found any.
+    Cut,
+    /// No single session lowers V or C.
+    Nowhere,
+}
+
+/// Why `plan` lists no places; `None` when it lists some.
+pub fn no_recommendations(plan: &Plan) -> Option<NoRecommendations> {
+    if plan.solver.options.recommendations == 0 {
+        Some(NoRecommendations::NotSearched)
+    } else if !plan.recommendations.is_empty() {
+        None
+    } else if plan.recommendations_cut {
+        Some(NoRecommendations::Cut)
+    } else {
+        Some(NoRecommendations::Nowhere)
+    }
+}
+
 /// The summary `solve --json` prints.
 pub fn summary_json(plan: &Plan) -> SolveSummary<'_> {
     let s = &plan.solver;
@@ -297,18 +320,15 @@ pub fn render_summary(plan: &Plan) -> String {
         "Where one extra session of {} min helps most",
         thousands(minutes, 0)
     );
-    if plan.solver.options.recommendations == 0 {
-        let _ = writeln!(
-            out,
-            "  not looked for: a re-plan lists none (a drill of its shocked scenario does)"
-        );
-    } else if recs.is_empty() && plan.recommendations_cut {
-        let _ = writeln!(
-            out,
-            "  not looked for: the time limit left the time to stage 2"
-        );
-    } else if recs.is_empty() {
-        let _ = writeln!(out, "  nowhere: no single session lowers V or C");
+    if let Some(why) = no_recommendations(plan) {
+        let said = match why {
+            NoRecommendations::NotSearched => {
+                "not looked for: a re-plan lists none (a drill of its shocked scenario does)"
+            }
+            NoRecommendations::Cut => "not looked for: the time limit left the time to stage 2",
+            NoRecommendations::Nowhere => "nowhere: no single session lowers V or C",
+        };
+        let _ = writeln!(out, "  {said}");
     } else {
         let mut table = Table::new(&["#", "place", "week", "−V", "−C"], "rllrr");
         for (i, r) in recs.iter().enumerate() {

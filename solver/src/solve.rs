@@ -57,11 +57,12 @@ pub struct SolveOptions {
     pub fixed_violation: f64,
     /// Re-solve each block with one extra session on its most promising
     /// capacity rows, to say what the session truly saves (see
-    /// [`BlockWorker::session_gains`]); `None` skips it.
+    /// [`BlockWorker::sessions_v`] and [`BlockWorker::sessions_c`]); `None`
+    /// skips it.
     pub sessions: Option<SessionProbe>,
 }
 
-/// What [`BlockWorker::session_gains`] is asked: the session's minutes and
+/// What the session search is asked: the session's minutes and
 /// how many places the plan lists.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionProbe {
@@ -983,13 +984,14 @@ impl<'a> BlockWorker<'a> {
         let lp = self.lp;
         let n = probe.minutes;
         let v0 = self.violation;
+        let tol = SAVING_TOL * (1.0 + v0);
         let mut by_v: Vec<(f64, usize)> = Vec::new();
         for r in 0..lp.num_rows() {
             if self.extra.get(r).copied().flatten().is_none() {
                 continue;
             }
             let bound = (-self.stage1_duals[r] * n).min(v0);
-            if bound > SAVING_TOL * (1.0 + v0) {
+            if bound > tol {
                 by_v.push((bound, r));
             } else {
                 self.flat.push(r);
@@ -1002,7 +1004,7 @@ impl<'a> BlockWorker<'a> {
         let tried = self.best_rows(by_v, probe.limit, n, Stage::Stage1, |obj| v0 - obj / k)?;
         let probed = !tried.is_empty();
         for (r, saved) in tried {
-            if saved > SAVING_TOL * (1.0 + v0) {
+            if saved > tol {
                 self.v_gains.push((r, saved));
             } else {
                 self.flat.push(r);
@@ -1392,14 +1394,18 @@ mod tests {
         Instance::new(&sc, false)
     }
 
-    #[test]
-    fn a_session_saves_what_a_re_solve_with_it_saves_and_the_best_are_listed() {
+    /// The block LPs of [`sessions_instance`].
+    fn sessions_lps() -> Vec<BlockLp> {
         let inst = sessions_instance();
-        let lps: Vec<BlockLp> = inst
-            .blocks()
+        inst.blocks()
             .iter()
             .map(|b| build_block(&inst, b, None))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_session_saves_what_a_re_solve_with_it_saves_and_the_best_are_listed() {
+        let lps = sessions_lps();
         assert_eq!(lps.len(), 3);
         let minutes = 240.0;
         // The truth, row by row: each block re-solved whole with the row's
@@ -1467,12 +1473,7 @@ mod tests {
 
     #[test]
     fn under_a_close_deadline_the_session_search_leaves_the_time_to_stage_2() {
-        let inst = sessions_instance();
-        let lps: Vec<BlockLp> = inst
-            .blocks()
-            .iter()
-            .map(|b| build_block(&inst, b, None))
-            .collect();
+        let lps = sessions_lps();
         let probe = SessionProbe {
             minutes: 240.0,
             limit: 10,

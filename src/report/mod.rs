@@ -21,7 +21,10 @@ use examcap_solver::waits::{ExamWaits, Percentile};
 use examcap_solver::{Plan, Scenario};
 
 use crate::progress::Progress;
-use crate::summary::{place, thousands, week_label, ExtraTotals, Shown, TOP_RECOMMENDATIONS};
+use crate::summary::{
+    no_recommendations, place, thousands, week_label, ExtraTotals, NoRecommendations, Shown,
+    TOP_RECOMMENDATIONS,
+};
 use crate::Failure;
 use charts::{Line, LineChart, SERIES, TARGET};
 use data::{ExamFlow, UseState};
@@ -554,15 +557,17 @@ fn use_legend(h: &mut String) {
 
 fn recommendations(h: &mut String, p: &Plan) {
     h.push_str("<section id=\"recommendations\">\n<h2>Where one extra session helps most</h2>\n");
-    if p.solver.options.recommendations == 0 {
-        h.push_str(
-            "<p>Not looked for: a re-plan lists none (a drill of its shocked scenario \
-             does).</p>\n",
-        );
-    } else if p.recommendations.is_empty() && p.recommendations_cut {
-        h.push_str("<p>Not looked for: the time limit left the time to stage 2.</p>\n");
-    } else if p.recommendations.is_empty() {
-        h.push_str("<p>No single extra session lowers V or C.</p>\n");
+    if let Some(why) = no_recommendations(p) {
+        h.push_str(match why {
+            NoRecommendations::NotSearched => {
+                "<p>Not looked for: a re-plan lists none (a drill of its shocked scenario \
+                 does).</p>\n"
+            }
+            NoRecommendations::Cut => {
+                "<p>Not looked for: the time limit left the time to stage 2.</p>\n"
+            }
+            NoRecommendations::Nowhere => "<p>No single extra session lowers V or C.</p>\n",
+        });
     } else {
         h.push_str(
             "<table>\n<tr><th>capacity</th><th>week</th><th>session minutes</th>\
