@@ -31,4 +31,30 @@ examcap_claim_target() {
         printf '%s\n' "$here" >"$stamp"
     fi
 }
+
+# The check above and the build and run after it must not interleave with
+# another clone's: a clone that cleaned and rebuilt while this one's tests ran
+# would swap the binaries under them. So the scripts source this file as
+# `. scripts/env.sh --lock scripts/NAME "$@"` (a path from the clone's root,
+# where they run): the (bash) script is run again under an
+# exclusive lock on the target dir, held by `flock` for as long as the script
+# runs. `flock -o` keeps the lock out of the script's children, so a server a
+# test leaves behind cannot hold it. Sourcing by hand in a shell takes no
+# lock (it would hold it for the shell's whole life).
+examcap_run_locked() {
+    local lock="$CARGO_TARGET_DIR/.examcap-lock"
+    if [ "${EXAMCAP_LOCK_HELD:-}" = "$lock" ] || ! command -v flock >/dev/null 2>&1; then
+        return 0
+    fi
+    mkdir -p "$CARGO_TARGET_DIR"
+    if ! flock -n "$lock" true; then
+        echo "examcap: waiting for another build or test run in $CARGO_TARGET_DIR" \
+            "(lock $lock)" >&2
+    fi
+    EXAMCAP_LOCK_HELD="$lock" exec flock -o "$lock" bash "$@"
+}
+if [ "${1:-}" = "--lock" ]; then
+    shift
+    examcap_run_locked "$@"
+fi
 examcap_claim_target
