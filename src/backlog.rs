@@ -4,7 +4,8 @@
 //! The rule: a reservation is in the backlog of a scenario starting on
 //! Monday `start` when it is active and its reserved week starts on or after
 //! `start` (the candidate registered and is still waiting at week 0). Its
-//! registration week is the week it was made (UTC), counted from `start`:
+//! registration week is the week it was made (by the date in the
+//! Netherlands, as the sessions are dated), counted from `start`:
 //! `floor((monday of creation − start) / 7)`. A reservation made in week 0
 //! or later is counted in week −1, the latest week a backlog entry may have,
 //! so that no candidate holding a seat is left out of the next plan.
@@ -155,7 +156,7 @@ pub fn backlog(waiting: &[Waiting], start: NaiveDate) -> Vec<Backlog> {
     let mut counts: BTreeMap<(&str, &str, i64), u64> = BTreeMap::new();
     for w in waiting.iter().filter(|w| w.monday >= start) {
         let created = chrono::DateTime::from_timestamp_millis(w.created_unix_ms)
-            .map_or(start, |t| t.date_naive());
+            .map_or(start, crate::registration::stock::dutch_date);
         let week = (monday_of(created) - start)
             .num_days()
             .div_euclid(7)
@@ -218,5 +219,22 @@ mod tests {
             .map(|b| (b.exam.as_str(), b.registered_week, b.candidates))
             .collect();
         assert_eq!(got, [("A", -2, 2.0), ("A", -1, 1.0), ("B", -1, 1.0)]);
+    }
+
+    #[test]
+    fn the_week_made_is_the_dutch_one() {
+        // Week 0 starts on Monday 12 April 2027. 22:30 UTC on Sunday 4
+        // April is 00:30 on Monday 5 April in Amsterdam (summer time): week
+        // −1, not the UTC date's week −2.
+        let start = NaiveDate::from_ymd_opt(2027, 4, 12).unwrap();
+        let made = NaiveDate::from_ymd_opt(2027, 4, 4)
+            .unwrap()
+            .and_hms_opt(22, 30, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        let b = backlog(&[w("A", made, (2027, 4, 19))], start);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].registered_week, -1);
     }
 }

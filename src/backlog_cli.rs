@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use chrono::{Datelike, Local};
+use chrono::{Datelike, Utc};
 use clap::{Args, Subcommand};
 use examcap::backlog::{self, BacklogError, Waiting};
 use examcap_solver::scenario::parse_iso_week;
@@ -35,7 +35,8 @@ pub struct ExportArgs {
     /// The server's data directory (with the server stopped).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Week 0 of the next scenario (its start_week); default: the current ISO week.
+    /// Week 0 of the next scenario (its start_week); default: the current ISO
+    /// week in the Netherlands.
     #[arg(long, value_name = "YYYY-Www", value_parser = crate::iso_week)]
     start_week: Option<String>,
     /// Write the JSON array here; default: stdout.
@@ -46,9 +47,11 @@ pub struct ExportArgs {
 pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
     let BacklogCommand::Export(a) = c;
     let start = match &a.start_week {
-        Some(w) => parse_iso_week(w).ok_or_else(|| anyhow!("bad start week {w}"))?,
+        Some(w) => parse_iso_week(w)
+            .ok_or_else(|| anyhow!("--start-week: {w:?} is not an ISO week like 2027-W10"))?,
         None => {
-            let today = Local::now().date_naive();
+            // The week the registration clock is in, not the machine's zone.
+            let today = examcap::registration::stock::dutch_date(Utc::now());
             today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()))
         }
     };

@@ -147,7 +147,7 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// Pins the registration clock to this date (`YYYY-MM-DD`): Quote and
     /// Reserve sell a cell until the day before its first session, judged
-    /// by this date instead of the server's UTC date. For rehearsals and
+    /// by this date instead of the date in the Netherlands. For rehearsals and
     /// tests against a plan whose weeks are not the current ones; leave it
     /// out in production.
     #[serde(deserialize_with = "toml_date")]
@@ -216,7 +216,8 @@ impl Config {
         Ok(())
     }
 
-    /// The registration clock: [`Config::today`] if set, else the UTC date.
+    /// The registration clock: [`Config::today`] if set, else the date in
+    /// the Netherlands ([`crate::registration::stock::dutch_date`]).
     pub fn clock(&self) -> Clock {
         self.today.map_or_else(Clock::system, Clock::pinned)
     }

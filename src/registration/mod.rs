@@ -266,7 +266,7 @@ fn closed_week(
             if clock.is_pinned() {
                 "pinned by the server's `today` setting or EXAMCAP_TODAY"
             } else {
-                "UTC"
+                "the date in the Netherlands"
             },
         ),
     )

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
 use examcap_solver::calendar;
 use examcap_solver::scenario::parse_iso_week;
 use examcap_solver::{Plan, Scenario};
@@ -63,7 +63,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The server's UTC date.
+    /// The date in the Netherlands now, from the server's clock.
     pub fn system() -> Clock {
         Clock { pinned: None }
     }
@@ -74,13 +74,43 @@ impl Clock {
     }
 
     pub fn today(&self) -> NaiveDate {
-        self.pinned
-            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+        self.pinned.unwrap_or_else(|| dutch_date(Utc::now()))
     }
 
     pub fn is_pinned(&self) -> bool {
         self.pinned.is_some()
     }
+}
+
+/// The calendar date in the Netherlands at `now`. Sessions are dated in
+/// Dutch local time, so "the day before the first session" must be too: by
+/// the UTC date, a cell whose first session is this morning would still be
+/// sold between midnight and 01:00 (02:00 in summer), Amsterdam time.
+///
+/// The Netherlands keeps Central European Time, UTC+1, and summer time,
+/// UTC+2, from 01:00 UTC on the last Sunday of March to 01:00 UTC on the
+/// last Sunday of October (the EU rule in force since 1996). Written out
+/// rather than read from a time-zone database: the server needs no tzdata,
+/// and this one rule is all it uses.
+pub fn dutch_date(now: DateTime<Utc>) -> NaiveDate {
+    let summer = |month| {
+        last_sunday(now.year(), month)
+            .and_hms_opt(1, 0, 0)
+            .map(|t| t.and_utc())
+    };
+    let offset = match (summer(3), summer(10)) {
+        (Some(start), Some(end)) if (start..end).contains(&now) => 2,
+        _ => 1,
+    };
+    (now + Duration::hours(offset)).date_naive()
+}
+
+/// The last Sunday of `month` (March or October) in `year`.
+fn last_sunday(year: i32, month: u32) -> NaiveDate {
+    // The 31st exists in both months.
+    let last = NaiveDate::from_ymd_opt(year, month, 31).unwrap_or(NaiveDate::MAX);
+    let back = last.weekday().days_since(Weekday::Sun);
+    last - Duration::days(i64::from(back))
 }
 
 /// Planned and reserved seats of one cell, for GetStock and conflicts.
@@ -523,6 +553,45 @@ mod tests {
         let sc = parse_scenario(include_bytes!("../../tests/fixtures/tiny.json")).unwrap();
         let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
         (plan, sc)
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn the_dutch_date_turns_at_local_midnight_in_winter_and_summer() {
+        // Winter, UTC+1: Amsterdam's midnight is 23:00 UTC.
+        assert_eq!(dutch_date(utc("2027-01-04T22:59:59Z")), date("2027-01-04"));
+        assert_eq!(dutch_date(utc("2027-01-04T23:00:00Z")), date("2027-01-05"));
+        // Summer, UTC+2: 22:00 UTC.
+        assert_eq!(dutch_date(utc("2027-06-01T21:59:59Z")), date("2027-06-01"));
+        assert_eq!(dutch_date(utc("2027-06-01T22:00:00Z")), date("2027-06-02"));
+        // The year turns an hour before UTC's.
+        assert_eq!(dutch_date(utc("2027-12-31T23:30:00Z")), date("2028-01-01"));
+    }
+
+    #[test]
+    fn summer_time_runs_from_the_last_sunday_of_march_to_that_of_october() {
+        // 2027: Sunday 28 March and Sunday 31 October, 01:00 UTC each.
+        assert_eq!(last_sunday(2027, 3), date("2027-03-28"));
+        assert_eq!(last_sunday(2027, 10), date("2027-10-31"));
+        // 2026: March 29, October 25; a month ending on a Sunday is its own.
+        assert_eq!(last_sunday(2026, 3), date("2026-03-29"));
+        assert_eq!(last_sunday(2026, 10), date("2026-10-25"));
+        // The evening before summer time starts is still winter: 22:30 UTC
+        // is 23:30 local on Saturday 27 March.
+        assert_eq!(dutch_date(utc("2027-03-27T22:30:00Z")), date("2027-03-27"));
+        // 22:30 UTC on Sunday 28 March is 00:30 local on Monday (summer).
+        assert_eq!(dutch_date(utc("2027-03-28T22:30:00Z")), date("2027-03-29"));
+        // Saturday 30 October, 22:30 UTC: still summer, 00:30 on Sunday.
+        assert_eq!(dutch_date(utc("2027-10-30T22:30:00Z")), date("2027-10-31"));
+        // Sunday 31 October, 22:30 UTC: winter again, 23:30 on Sunday.
+        assert_eq!(dutch_date(utc("2027-10-31T22:30:00Z")), date("2027-10-31"));
     }
 
     #[test]
