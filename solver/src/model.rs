@@ -354,6 +354,18 @@ impl Instance {
     /// shared resource kind or rater pool end up together. Blocks come out in
     /// order of their first exam, each with its streams in stream order.
     pub fn blocks(&self) -> Vec<Vec<usize>> {
+        let roots = self.exam_blocks();
+        let mut blocks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, s) in self.lp_streams.iter().enumerate() {
+            blocks.entry(roots[s.exam]).or_default().push(i);
+        }
+        blocks.into_values().collect()
+    }
+
+    /// The block of each exam, named by its lowest exam index. Unlike
+    /// [`Instance::blocks`] this holds exams without a stream too (no demand
+    /// and no backlog): their kind and pool still belong to the block.
+    pub fn exam_blocks(&self) -> Vec<usize> {
         let n = self.exam_kind.len();
         let mut parent: Vec<usize> = (0..n).collect();
         fn find(p: &mut [usize], mut i: usize) -> usize {
@@ -378,12 +390,7 @@ impl Instance {
                 }
             }
         }
-        let mut blocks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, s) in self.lp_streams.iter().enumerate() {
-            let root = find(&mut parent, s.exam);
-            blocks.entry(root).or_default().push(i);
-        }
-        blocks.into_values().collect()
+        (0..n).map(|e| find(&mut parent, e)).collect()
     }
 }
 

@@ -760,23 +760,22 @@ pub fn replan_with(
         .filter(|(_, e)| touched.contains(&e.id))
         .map(|(i, _)| i)
         .collect();
-    // Streams of the blocks that get re-optimised.
-    let solved: BTreeSet<usize> = inst
-        .blocks()
-        .into_iter()
-        .filter(|b| {
-            b.iter()
-                .any(|&s| touched_idx.contains(&inst.lp_streams[s].exam))
-        })
-        .flatten()
+    // The exams of the blocks that get re-optimised, and their streams. A
+    // touched exam may have no stream left (a surge ×0 with no backlog):
+    // its block's kinds and pools are re-optimised all the same, or the
+    // published plan's extra capacity for them would be kept and paid for.
+    let roots = inst.exam_blocks();
+    let solved_roots: BTreeSet<usize> = touched_idx.iter().map(|&e| roots[e]).collect();
+    let solved_exams: Vec<usize> = (0..roots.len())
+        .filter(|&e| solved_roots.contains(&roots[e]))
         .collect();
-    let solved_kinds: BTreeSet<usize> = solved
-        .iter()
-        .map(|&s| inst.exam_kind[inst.streams[s].exam])
+    let solved: BTreeSet<usize> = (0..inst.lp_streams.len())
+        .filter(|&s| solved_roots.contains(&roots[inst.lp_streams[s].exam]))
         .collect();
-    let solved_pools: BTreeSet<usize> = solved
+    let solved_kinds: BTreeSet<usize> = solved_exams.iter().map(|&e| inst.exam_kind[e]).collect();
+    let solved_pools: BTreeSet<usize> = solved_exams
         .iter()
-        .filter_map(|&s| inst.exam_pool[inst.streams[s].exam])
+        .filter_map(|&e| inst.exam_pool[e])
         .collect();
 
     // A block is re-optimised if it holds a touched exam; its other exams

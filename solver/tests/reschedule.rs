@@ -642,6 +642,38 @@ fn sigma_zero_replan_equals_an_independent_solve_with_the_freeze_and_fixed_exams
     }
 }
 
+/// A surge ×0 with no backlog leaves exam A without a stream. Its kind and
+/// pool are still re-optimised: the published plan bought rater minutes of
+/// pool P (A's alone) that nobody needs now, and the re-plan must not keep
+/// them (found by an independent review: C kept the published extra rater
+/// cost, 180 over a cold solve's 0 on a one-exam scenario).
+#[test]
+fn a_touched_exam_left_without_demand_frees_its_extra_capacity() {
+    // Pool P short of A's ~25 ratings of 10 minutes a week.
+    let mut sc = base();
+    sc.rating_pools[0].weekly_minutes = 150.0;
+    let pubd = published(&sc);
+    let bought: f64 = pubd.extra_raters.iter().map(|e| e.lp_minutes).sum();
+    assert!(bought > 0.0, "the published plan buys rater minutes");
+    let mut shocked = scaled(&sc, Some("A"), 0..=5, 0.0);
+    shocked.backlog.retain(|b| b.exam != "A");
+    let touched = touched_exams(&sc, &shocked);
+    assert_eq!(touched, set(&["A"]));
+    check_against_reference(&shocked, &pubd, &touched, 0);
+
+    let re = replan(&shocked, &pubd, &touched, 0, 0.0, &opts()).expect("replan");
+    let kept: Vec<_> = re
+        .extra_raters
+        .iter()
+        .filter(|e| e.lp_minutes > 0.0 || e.minutes > 0.0)
+        .collect();
+    assert!(kept.is_empty(), "rater minutes kept: {kept:?}");
+    assert!(re
+        .extra_seats
+        .iter()
+        .all(|e| e.kind != "car" || e.lp_minutes == 0.0));
+}
+
 /// E0 (booths, pool Q0) and E1 (paper, pool Q0) share the pool; E2 shares
 /// only the booths with E0. All three are one block, but a shock on E1
 /// touches E1 and E0 (one step), not E2: E2 keeps its published allocation
