@@ -3,7 +3,7 @@
 //! count, then report throughput and latency per RPC and check, through
 //! GetStock and ListReservations, that nothing was oversold and no
 //! acknowledged reservation was lost. Exit 0 when the check passes, 1 when
-//! it fails (or no call succeeded), 2 on bad arguments.
+//! it fails (or an RPC of the mix never succeeded), 2 on bad arguments.
 #![forbid(unsafe_code)]
 
 mod client;
@@ -44,8 +44,9 @@ const MAX_REQUESTS: u64 = 100_000_000;
 #[command(
     name = "loadtest",
     version,
-    after_help = "Exit codes: 0 the check passed; 1 oversold, lost acks, or no call \
-                  succeeded; 2 invalid arguments."
+    after_help = "Exit codes: 0 the check passed; 1 oversold, lost acks, or an RPC of \
+                  the mix that never succeeded (Reserve: neither a seat nor sold out); \
+                  2 invalid arguments."
 )]
 struct Cli {
     /// The examcap server; loopback only unless --allow-remote.
@@ -293,7 +294,8 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
     let mut verdict = verify(&before, &after, &expected, &listed);
     verdict.replays_checked = replays_checked;
     verdict.replays_wrong = replays_wrong;
-    let passed = verdict.passed() && succeeded > 0;
+    let never = stats::never_succeeded(&rows);
+    let passed = verdict.passed() && succeeded > 0 && never.is_empty();
 
     if cli.json {
         let mut verification = verdict;
@@ -339,6 +341,9 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
         }
         if succeeded == 0 {
             println!("no call succeeded");
+        }
+        for line in &never {
+            println!("{line}");
         }
         print!("{}", render_verdict(&verdict));
     }

@@ -194,9 +194,41 @@ pub fn render_table(rows: &[RpcSummary]) -> String {
     out
 }
 
+/// The RPCs of the run that were called but never answered as they should
+/// be: no OK (and, for Reserve, no "sold out" either). A run whose every
+/// Reserve was refused (a token without the registration role, say) has
+/// checked nothing about overselling, whatever its Quotes did.
+pub fn never_succeeded(rows: &[RpcSummary]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.count > 0 && r.ok + r.sold_out == 0)
+        .map(|r| {
+            let codes: Vec<String> = r.errors.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            format!("{}: no call succeeded ({})", r.rpc, codes.join(", "))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_rpc_never_answered_ok_is_named_and_sold_out_counts_as_answered() {
+        let mut quote = RpcStats::default();
+        quote.record(us(100), Outcome::Ok);
+        let mut reserve = RpcStats::default();
+        reserve.record(us(100), Outcome::Error(Code::PermissionDenied));
+        reserve.record(us(100), Outcome::Error(Code::PermissionDenied));
+        let d = Duration::from_secs(1);
+        let rows = [quote.summary(Op::Quote, d), reserve.summary(Op::Reserve, d)];
+        assert_eq!(
+            never_succeeded(&rows),
+            ["Reserve: no call succeeded (PERMISSION_DENIED 2)"]
+        );
+        let mut sold_out = RpcStats::default();
+        sold_out.record(us(100), Outcome::SoldOut);
+        assert!(never_succeeded(&[rows[0].clone(), sold_out.summary(Op::Reserve, d)]).is_empty());
+    }
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)

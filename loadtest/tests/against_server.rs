@@ -8,7 +8,8 @@ mod common;
 use std::process::Output;
 
 use common::{
-    config, loadtest, publish_scenario, start, stock, tiny, Registration, Running, REGISTRATION,
+    config, loadtest, publish_scenario, start, stock, tiny, Registration, Running, PLANNER,
+    REGISTRATION,
 };
 use serde_json::{json, Value};
 
@@ -27,11 +28,16 @@ async fn tiny_server(dir: &std::path::Path) -> (Running, String, u32) {
     (srv, url, seats)
 }
 
-/// Runs `loadtest` off the async runtime (the server runs on it).
+/// Runs `loadtest` with the registration token, off the async runtime
+/// (the server runs on it).
 async fn run_loadtest(url: &str, args: &[&str]) -> Output {
+    run_loadtest_as(url, REGISTRATION, args).await
+}
+
+/// [`run_loadtest`] with `token`.
+async fn run_loadtest_as(url: &str, token: &str, args: &[&str]) -> Output {
     let mut cmd = loadtest();
-    cmd.args(["--server", url, "--token", REGISTRATION])
-        .args(args);
+    cmd.args(["--server", url, "--token", token]).args(args);
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -130,5 +136,85 @@ async fn acknowledged_reserves_sent_again_return_the_same_reservation() {
     let v = &summary["verification"];
     assert!(v["replays_checked"].as_u64().unwrap() > 0, "{summary:#}");
     assert_eq!(v["replays_wrong"], json!([]), "{summary:#}");
+    srv.stop().await;
+}
+
+/// A planner token may Quote but not Reserve: the Quotes succeed, every
+/// Reserve is PERMISSION_DENIED, and nothing about overselling was tested,
+/// so the run fails and says why (found by an independent review: it
+/// passed, exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_every_reserve_is_refused_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, url, _) = tiny_server(dir.path()).await;
+    let out = run_loadtest_as(
+        &url,
+        PLANNER,
+        &[
+            "--clients",
+            "2",
+            "--requests",
+            "40",
+            "--mix",
+            "quote=1,reserve=1",
+        ],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("loadtest: FAILED"), "{text}");
+    assert!(
+        text.contains("Reserve: no call succeeded (PERMISSION_DENIED"),
+        "{text}"
+    );
+    srv.stop().await;
+}
+
+/// Seats booked, then a plan starting a week later is published: the
+/// reservations keep their calendar weeks (and the indices of the plan they
+/// were taken from), GetStock counts in the new plan's weeks. The check
+/// must match them by calendar week (found by an independent review: every
+/// such cell was reported as a stock/list mismatch and the run failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_passes_after_a_plan_with_another_start_week_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, url, _) = tiny_server(dir.path()).await;
+    let out = run_loadtest(
+        &url,
+        &[
+            "--clients",
+            "2",
+            "--requests",
+            "60",
+            "--mix",
+            "reserve=1",
+            "--json",
+        ],
+    )
+    .await;
+    passed(&out);
+
+    let mut later = tiny();
+    later["start_week"] = json!("2026-W15");
+    publish_scenario(srv.channel().await, &later).await;
+    let out = run_loadtest(
+        &url,
+        &[
+            "--clients",
+            "2",
+            "--requests",
+            "20",
+            "--mix",
+            "quote=1",
+            "--json",
+        ],
+    )
+    .await;
+    let summary = passed(&out);
+    assert_eq!(
+        summary["verification"]["mismatched"],
+        json!([]),
+        "{summary:#}"
+    );
     srv.stop().await;
 }
