@@ -121,6 +121,23 @@ pub struct ReservationAsk {
     pub from_week: u32,
 }
 
+impl ReservationAsk {
+    /// Whether `other` is the same request, as a retry under the same key
+    /// must be: every field alike, except `from_week` where both name a
+    /// `week` (the proto says it is not used then, so a client that fills it
+    /// in differently on a retry asks for the same seat). Records keep what
+    /// was sent, so this is a comparison, not a normalisation at write time.
+    pub fn same_request(&self, other: &ReservationAsk) -> bool {
+        let from_week_used = self.week.is_none() || other.week.is_none();
+        self.candidate_ref == other.candidate_ref
+            && self.region == other.region
+            && self.exam == other.exam
+            && self.location == other.location
+            && self.week == other.week
+            && (!from_week_used || self.from_week == other.from_week)
+    }
+}
+
 /// One reservation: a seat of a (location, exam, week) cell. Records are
 /// written whole; cancelling rewrites the record with `cancelled` set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

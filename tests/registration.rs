@@ -282,6 +282,28 @@ async fn a_key_gives_one_reservation() {
         Code::AlreadyExists
     );
 
+    // With `week` named, `from_week` is not used: a retry that fills it in
+    // otherwise is the same request (found by an independent review: it
+    // was ALREADY_EXISTS). Without `week` it picks the offer, so it counts.
+    let at_week = |from_week| proto::ReserveRequest {
+        week: Some(1),
+        from_week,
+        ..reserve_req("week-key", "cand-0004")
+    };
+    let first = reserve(&mut c, at_week(0)).await.unwrap();
+    let retry = reserve(&mut c, at_week(1)).await.unwrap();
+    assert!(retry.replayed);
+    assert_eq!(first.reservation, retry.reservation);
+    let from = |from_week| proto::ReserveRequest {
+        from_week,
+        ..reserve_req("from-key", "cand-0005")
+    };
+    reserve(&mut c, from(0)).await.unwrap();
+    assert_eq!(
+        reserve(&mut c, from(1)).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
+
     // Concurrent retries of one key: one seat, one id.
     let tasks: Vec<_> = (0..16)
         .map(|_| {
@@ -294,7 +316,7 @@ async fn a_key_gives_one_reservation() {
         ids.insert(t.await.unwrap().unwrap().reservation.unwrap().id);
     }
     assert_eq!(ids.len(), 1);
-    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 2);
+    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 3);
     srv.stop().await;
 }
 

@@ -371,7 +371,7 @@ impl Api {
         let today = book.today();
         let mut st = book.lock();
         if let Some((seq, e)) = st.by_key(made_by, key) {
-            if e.rec.ask != ask {
+            if !e.rec.ask.same_request(&ask) {
                 return Err(RegistrationError::KeyReused {
                     key: key.to_string(),
                     reservation_id: reservation_id(seq),
