@@ -990,6 +990,38 @@ async fn a_full_location_points_to_another_option() {
     srv.stop().await;
 }
 
+/// UTR is an option of the region but has only desks, no speaking booths:
+/// a Reserve of SPK there is a wrong request naming `location`, not "no
+/// free seat" with a next offer (found by an independent review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_without_the_exams_resource_is_a_bad_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut sc = seats(4);
+    let mut utr = sc["locations"][0].clone();
+    utr["id"] = json!("UTR");
+    utr["resources"][0]["kind"] = json!("desk");
+    sc["locations"].as_array_mut().unwrap().push(utr);
+    sc["regions"][0]["options"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"location": "UTR", "travel_cost": 1.0}));
+    publish_scenario(srv.channel().await, &sc).await;
+    let mut c = Client::new(srv.channel().await);
+    let at = |loc: &str| proto::ReserveRequest {
+        location: Some(loc.into()),
+        ..reserve_req("k-utr", "cand-0001")
+    };
+    let e = reserve(&mut c, at("UTR")).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(violation_field(&e), "location");
+    assert!(e.message().contains("never holds"), "{}", e.message());
+    // The key was not used up: the same key books at AMS.
+    let ok = reserve(&mut c, at("AMS")).await.unwrap();
+    assert_eq!(ok.reservation.unwrap().location, "AMS");
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishes_leave_pointer_and_stock_on_one_plan() {
     // Two Publishes at once, many times: whichever lands last, the plan

@@ -405,6 +405,16 @@ impl Api {
                             format!("{l:?} is not among the options of region {}", ask.region),
                         )
                     })?;
+                if !stock.holds(exam, i) {
+                    return Err(field(
+                        "location",
+                        format!(
+                            "{l:?} has no resources of the kind exam {} is taken in: it never \
+                             holds that exam",
+                            ask.exam
+                        ),
+                    ));
+                }
                 Some(i)
             }
         };

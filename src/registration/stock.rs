@@ -160,6 +160,10 @@ pub struct Stock {
     loc_idx: HashMap<String, usize>,
     /// Region id → its option locations, in the scenario's order.
     regions: HashMap<String, Vec<usize>>,
+    /// Dense `[exam][location]`: the location has the exam's resource kind.
+    /// A Reserve that names a location without it is a wrong request, not
+    /// a sold-out one.
+    holds: Vec<bool>,
     /// Dense `[exam][location][week]`.
     planned: Vec<u32>,
     reserved: Vec<u32>,
@@ -218,6 +222,16 @@ impl Stock {
                 }
             })
             .collect();
+        let holds = scenario
+            .exams
+            .iter()
+            .flat_map(|e| {
+                scenario
+                    .locations
+                    .iter()
+                    .map(move |l| l.resources.iter().any(|r| r.kind == e.resource))
+            })
+            .collect();
         let n = exams.len() * locations.len() * horizon as usize;
         let mut stock = Stock {
             plan_id: plan_id.to_string(),
@@ -228,6 +242,7 @@ impl Stock {
             locations,
             loc_idx,
             regions,
+            holds,
             planned: vec![0; n],
             reserved: vec![0; n],
             first_session: vec![None; n],
@@ -277,6 +292,11 @@ impl Stock {
 
     pub fn location(&self, id: &str) -> Option<usize> {
         self.loc_idx.get(id).copied()
+    }
+
+    /// Whether `location` has the resource kind `exam` is taken in.
+    pub fn holds(&self, exam: usize, location: usize) -> bool {
+        self.holds[exam * self.locations.len() + location]
     }
 
     /// The option locations of a region.
