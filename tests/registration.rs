@@ -943,21 +943,28 @@ async fn reservations_export_as_the_next_scenarios_backlog() {
     examcap_solver::parse_scenario(next.to_string().as_bytes()).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_location_points_to_another_option() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(config(dir.path())).await;
-    // Two locations of 2 seats a week, both options of the region.
-    let mut sc = seats(4);
+/// `sc` with a second location UTR, a copy of AMS whose resource is of
+/// `kind`, as the region's second option.
+fn with_utr(mut sc: Value, kind: &str) -> Value {
     let mut utr = sc["locations"][0].clone();
     utr["id"] = json!("UTR");
-    utr["resources"][0]["weekly_minutes"] = json!(90);
-    sc["locations"][0]["resources"][0]["weekly_minutes"] = json!(90);
+    utr["resources"][0]["kind"] = json!(kind);
     sc["locations"].as_array_mut().unwrap().push(utr);
     sc["regions"][0]["options"]
         .as_array_mut()
         .unwrap()
         .push(json!({"location": "UTR", "travel_cost": 1.0}));
+    sc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_location_points_to_another_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    // Two locations of 2 seats a week, both options of the region.
+    let mut sc = with_utr(seats(4), "speaking_booth");
+    sc["locations"][0]["resources"][0]["weekly_minutes"] = json!(90);
+    sc["locations"][1]["resources"][0]["weekly_minutes"] = json!(90);
     publish_scenario(srv.channel().await, &sc).await;
     let mut c = Client::new(srv.channel().await);
     let at_ams = |i: u32| proto::ReserveRequest {
@@ -997,15 +1004,7 @@ async fn a_full_location_points_to_another_option() {
 async fn a_location_without_the_exams_resource_is_a_bad_location() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(config(dir.path())).await;
-    let mut sc = seats(4);
-    let mut utr = sc["locations"][0].clone();
-    utr["id"] = json!("UTR");
-    utr["resources"][0]["kind"] = json!("desk");
-    sc["locations"].as_array_mut().unwrap().push(utr);
-    sc["regions"][0]["options"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"location": "UTR", "travel_cost": 1.0}));
+    let sc = with_utr(seats(4), "desk");
     publish_scenario(srv.channel().await, &sc).await;
     let mut c = Client::new(srv.channel().await);
     let at = |loc: &str| proto::ReserveRequest {
