@@ -480,14 +480,17 @@ pub(crate) fn run_pipeline(
     } else {
         PlanStatus::Stage2TimeLimit
     };
-    let mut stage1_violation: f64 = results.iter().map(|r| r.violation).sum();
+    // `+ 0.0`: an empty f64 sum is −0.0, which a plan without demand
+    // would print as "-0.0".
+    let mut stage1_violation: f64 = results.iter().map(|r| r.violation).sum::<f64>() + 0.0;
     // C leaves out a re-plan's stability term σ·|x − x_published| (up to
     // its constant): that is not a cost of the plan.
     let mut stage2_cost: f64 = lps
         .iter()
         .zip(&results)
         .map(|(lp, res)| lp.plan_cost(&res.values))
-        .sum();
+        .sum::<f64>()
+        + 0.0;
     let mut lp_alloc = lp_allocation(&inst, &lps, &results);
     if let (Some(r), Some((v, c))) = (restrict, fixed) {
         stage1_violation += v;

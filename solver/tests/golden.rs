@@ -543,3 +543,17 @@ fn tiny_priorities_still_give_the_exact_optimum() {
     // (Clarabel, an interior-point method with relative tolerances, misses
     // this V* by enough to loosen the budget: C 5.81e6. It is left out.)
 }
+
+/// No demand and no backlog: V* = C = 0, and positive zeros (an empty f64
+/// sum is −0.0, which the JSON of such a plan printed as "-0.0", found by
+/// an independent review).
+#[test]
+fn a_scenario_without_demand_has_positive_zero_values() {
+    let mut v = plain();
+    v["demand"][0]["weekly"] = json!([0, 0, 0]);
+    let plan = assert_values(&scenario(v), 0.0, 0.0);
+    assert!(plan.stage1_violation.is_sign_positive());
+    assert!(plan.stage2_cost.is_sign_positive());
+    let text = serde_json::to_string(&plan).unwrap();
+    assert!(!text.contains("-0.0"), "{text}");
+}
