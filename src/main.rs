@@ -191,9 +191,34 @@ fn session_minutes(s: &str) -> Result<f64, String> {
 
 /// A count given on the command line. With `allow_negative_numbers`, `-1`
 /// gets this message instead of clap's "unexpected argument '-1' found".
-pub(crate) fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.parse::<T>()
-        .map_err(|_| format!("must be a whole number >= 0, got {s:?}"))
+pub(crate) fn whole<T: Count>(s: &str) -> Result<T, String> {
+    s.parse::<T>().map_err(|_| {
+        let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if digits {
+            // A whole number all the same: say it is too large, not that
+            // it is not a whole number.
+            format!("must be at most {}, got {s}", T::MAX)
+        } else {
+            format!("must be a whole number >= 0, got {s:?}")
+        }
+    })
+}
+
+/// The unsigned types [`whole`] reads, with their largest value.
+pub(crate) trait Count: std::str::FromStr {
+    const MAX: u64;
+}
+
+impl Count for u32 {
+    const MAX: u64 = u32::MAX as u64;
+}
+
+impl Count for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
+impl Count for usize {
+    const MAX: u64 = usize::MAX as u64;
 }
 
 fn week_range(s: &str) -> Result<(usize, usize), String> {

@@ -541,6 +541,15 @@ fn generate_rejects_bad_options() {
         assert!(err.contains("invalid value '-"), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    // A whole number too large for its flag says so (found by an independent
+    // review: "must be a whole number >= 0, got \"99999999999999999999\"").
+    let o = run(&["scenario", "generate", "--seed", "99999999999999999999"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("must be at most 18446744073709551615, got 99999999999999999999"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -638,8 +638,16 @@ impl Reader {
         if let Some(i) = n.as_i64() {
             return Some(i);
         }
-        let rule = if n.is_u64() {
+        // A JSON integer past i64/u64 is read as a float, so `1e30` written
+        // out in digits is an integer too large, not "not an integer". (A
+        // float that small enough to fit, `8.0`, is refused as a fraction.)
+        let whole_float = n
+            .as_f64()
+            .filter(|x| x.is_finite() && x.fract() == 0.0 && x.abs() >= 2f64.powi(63));
+        let rule = if n.is_u64() || whole_float.is_some_and(|x| x > 0.0) {
             "must be <= 1e9"
+        } else if whole_float.is_some_and(|x| x < 0.0) {
+            "must be >= -1e9"
         } else {
             "must be an integer"
         };
@@ -1138,12 +1146,48 @@ mod tests {
             (json!(-3), "got -3"),
             (json!(8.0), "must be an integer, got 8.0"),
             (json!(u64::MAX), "must be <= 1e9"),
+            (json!(1e30), "must be <= 1e9, got 1e+30"),
             (json!("4"), "must be an integer, got a string"),
         ] {
             let mut v = valid();
             v["horizon_weeks"] = h;
             let err = rejects(v, "horizon_weeks", msg);
             assert_eq!(err.total, 1, "no cascade onto weekly lengths: {err}");
+        }
+    }
+
+    /// Integers too large for i64/u64 reach the reader as floats: written
+    /// out in digits they are still integers, too large (found by an
+    /// independent review: "must be an integer, got 1e+30").
+    #[test]
+    fn integers_past_u64_written_in_digits_are_too_large_not_fractions() {
+        let text = serde_json::to_string(&valid()).unwrap();
+        for (field, digits, message) in [
+            (
+                "\"horizon_weeks\":4",
+                "18446744073709551616",
+                "must be <= 1e9",
+            ),
+            (
+                "\"horizon_weeks\":4",
+                "1000000000000000000000000000000",
+                "must be <= 1e9",
+            ),
+            (
+                "\"registered_week\":-2",
+                "-9223372036854775809",
+                "must be >= -1e9",
+            ),
+        ] {
+            assert!(text.contains(field), "{field} not in {text}");
+            let key = field.split(':').next().unwrap();
+            let bad = text.replacen(field, &format!("{key}:{digits}"), 1);
+            let err = parse_scenario(bad.as_bytes()).expect_err("too large");
+            assert!(err.errors[0].message.contains(message), "{digits}: {err}");
+            assert!(
+                !err.errors[0].message.contains("integer"),
+                "{digits}: {err}"
+            );
         }
     }
 
