@@ -50,6 +50,10 @@ pub enum ApiError {
         field: &'static str,
         message: String,
     },
+    /// Several request fields are wrong at once, each with its message
+    /// (ListReservations' filters); one `BadRequest` violation each.
+    #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    InvalidArguments(Vec<(&'static str, String)>),
     /// Every bad field of every shock, as a scenario's errors are kept.
     #[error("invalid shock: {}", summarize(.0))]
     InvalidShock(ValidationErrors),
@@ -115,6 +119,7 @@ impl ApiError {
             }
             ApiError::InvalidScenario(_)
             | ApiError::InvalidArgument { .. }
+            | ApiError::InvalidArguments(_)
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
             ApiError::NotOptimal { .. } | ApiError::Freeze(_) => Code::FailedPrecondition,
@@ -195,6 +200,11 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument { field, message } => {
                 bad_request(code, e.to_string(), [(*field, message.as_str())])
             }
+            ApiError::InvalidArguments(fields) => bad_request(
+                code,
+                e.to_string(),
+                fields.iter().map(|(f, m)| (*f, m.as_str())),
+            ),
             _ => status(code, e.to_string()),
         }
     }

@@ -483,6 +483,20 @@ async fn bad_requests_name_their_field() {
         assert_eq!(violation_field(&e), named);
         assert!(e.message().contains("neither the published plan"), "{e:?}");
     }
+    // Several unknown filters: each is named, in one answer.
+    let e = list(&mut c, listed("XYZ", "NOWHERE", "NOPE"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let named: Vec<String> = e
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(named, ["exam", "region", "location"]);
+    assert!(e.message().contains("region: unknown region"), "{e:?}");
     // Known ids that hold nothing here are an empty page.
     let none = proto::ListReservationsRequest {
         candidate_ref: "cand-7777".into(),

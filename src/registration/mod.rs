@@ -643,6 +643,7 @@ impl Api {
         // As GetStock says it: on a first page that comes back empty, a
         // filter naming what neither the published plan nor any reservation
         // holds is a typo, and an empty answer would read as "no seats held".
+        // Every such filter is named, one violation each.
         if page.is_empty() && start == 0 {
             let stock = st.stock.as_ref();
             let held = |f: &dyn Fn(&ReservationRecord) -> bool| {
@@ -669,14 +670,18 @@ impl Api {
                 ),
             ]
             .into_iter()
-            .find(|(_, id, known)| !id.is_empty() && !known);
-            if let Some((name, id, _)) = unknown {
-                return Err(field(
+            .filter(|(_, id, known)| !id.is_empty() && !known)
+            .map(|(name, id, _)| {
+                (
                     name,
                     format!(
                         "unknown {name} {id:?}: neither the published plan nor any reservation has it"
                     ),
-                ));
+                )
+            })
+            .collect::<Vec<_>>();
+            if !unknown.is_empty() {
+                return Err(ApiError::InvalidArguments(unknown).into());
             }
         }
         let next_page_token = if page.len() > size {
