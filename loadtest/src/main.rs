@@ -14,6 +14,7 @@ mod target;
 mod verify;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -184,10 +185,40 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli, uri, threads)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        Err(e) if e.downcast_ref::<BadArgument>().is_some() => {
+            eprintln!("loadtest: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("loadtest: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An argument found wrong only against the published plan: exit 2, as
+/// the arguments clap refuses.
+#[derive(Debug)]
+struct BadArgument(String);
+
+impl std::fmt::Display for BadArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadArgument {}
+
+/// Writes the report to stdout; a closed pipe (`| head`) is not an error,
+/// and not a panic as `println!` would make it.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -227,9 +258,21 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
     let before = client::stock(&mut checker, &exams)
         .await
         .context("stock before the run")?;
-    let max_from_week = cli
-        .max_from_week
-        .unwrap_or(targets.horizon_weeks.saturating_sub(1) / 2);
+    let max_from_week = match cli.max_from_week {
+        None => targets.horizon_weeks.saturating_sub(1) / 2,
+        // Past the horizon every Quote and Reserve is INVALID_ARGUMENT: a
+        // run that sent them would measure the refusals.
+        Some(w) if w >= targets.horizon_weeks => {
+            return Err(BadArgument(format!(
+                "--max-from-week: {w} is past the published plan's horizon of {} weeks \
+                 (at most {})",
+                targets.horizon_weeks,
+                targets.horizon_weeks.saturating_sub(1)
+            ))
+            .into());
+        }
+        Some(w) => w,
+    };
     let time_cap = cli.duration.unwrap_or(REQUESTS_TIME_CAP);
     let run_id = {
         let ms = SystemTime::now()
@@ -297,6 +340,7 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
     let never = stats::never_succeeded(&rows);
     let passed = verdict.passed() && succeeded > 0 && never.is_empty();
 
+    let mut out = String::new();
     if cli.json {
         let mut verification = verdict;
         verification.oversold.truncate(100);
@@ -318,9 +362,10 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
             verification,
             passed,
         };
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out = serde_json::to_string_pretty(&summary)? + "\n";
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "loadtest: {} against {}: {} clients over {} connections ({threads} thread{}), \
              mix {}, seed {}, {}{} (region, exam) pairs, from_week 0..={max_from_week}, {:.1} s",
             if passed { "passed" } else { "FAILED" },
@@ -335,18 +380,22 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
             n_targets,
             elapsed.as_secs_f64()
         );
-        print!("{}", render_table(&rows));
+        out += &render_table(&rows);
         if unknown_reserves > 0 {
-            println!("reserve calls with a lost answer (not checked): {unknown_reserves}");
+            let _ = writeln!(
+                out,
+                "reserve calls with a lost answer (not checked): {unknown_reserves}"
+            );
         }
         if succeeded == 0 {
-            println!("no call succeeded");
+            out += "no call succeeded\n";
         }
         for line in &never {
-            println!("{line}");
+            let _ = writeln!(out, "{line}");
         }
-        print!("{}", render_verdict(&verdict));
+        out += &render_verdict(&verdict);
     }
+    emit(&out)?;
     Ok(passed)
 }
 

@@ -34,6 +34,11 @@ async fn run_loadtest(url: &str, args: &[&str]) -> Output {
     run_loadtest_as(url, REGISTRATION, args).await
 }
 
+/// [`run_loadtest`] with the arguments of one line, split at spaces.
+async fn run_line(url: &str, line: &str) -> Output {
+    run_loadtest(url, &line.split_whitespace().collect::<Vec<_>>()).await
+}
+
 /// [`run_loadtest`] with `token`.
 async fn run_loadtest_as(url: &str, token: &str, args: &[&str]) -> Output {
     let mut cmd = loadtest();
@@ -179,42 +184,61 @@ async fn a_run_whose_every_reserve_is_refused_fails() {
 async fn the_check_passes_after_a_plan_with_another_start_week_is_published() {
     let dir = tempfile::tempdir().unwrap();
     let (srv, url, _) = tiny_server(dir.path()).await;
-    let out = run_loadtest(
-        &url,
-        &[
-            "--clients",
-            "2",
-            "--requests",
-            "60",
-            "--mix",
-            "reserve=1",
-            "--json",
-        ],
-    )
-    .await;
+    let out = run_line(&url, "--clients 2 --requests 60 --mix reserve=1 --json").await;
     passed(&out);
 
     let mut later = tiny();
     later["start_week"] = json!("2026-W15");
     publish_scenario(srv.channel().await, &later).await;
-    let out = run_loadtest(
-        &url,
-        &[
-            "--clients",
-            "2",
-            "--requests",
-            "20",
-            "--mix",
-            "quote=1",
-            "--json",
-        ],
-    )
-    .await;
+    let out = run_line(&url, "--clients 2 --requests 20 --mix quote=1 --json").await;
     let summary = passed(&out);
     assert_eq!(
         summary["verification"]["mismatched"],
         json!([]),
         "{summary:#}"
     );
+    srv.stop().await;
+}
+
+/// `--max-from-week` past the published horizon would make every call an
+/// INVALID_ARGUMENT: refused as a bad argument, exit 2, before any load
+/// (found by an independent review: half the calls failed and it passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_week_past_the_horizon_is_a_bad_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, url, _) = tiny_server(dir.path()).await;
+    let out = run_line(&url, "--requests 20 --mix quote=1 --max-from-week 3").await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--max-from-week: 3 is past the published plan's horizon of 3 weeks"),
+        "{err}"
+    );
+    // The last week is fine.
+    passed(&run_line(&url, "--requests 20 --mix quote=1 --max-from-week 2 --json").await);
+    srv.stop().await;
+}
+
+/// A reader that closes the pipe early (`| head`) gets what it read; the
+/// tool does not panic on the closed pipe (found by an independent review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, url, _) = tiny_server(dir.path()).await;
+    let mut cmd = loadtest();
+    cmd.args(["--server", &url, "--token", REGISTRATION])
+        .args(["--requests", "20", "--mix", "quote=1", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
     srv.stop().await;
 }
