@@ -1407,6 +1407,8 @@ impl Api {
             comparison: Some(proto::Comparison {
                 delta_violation: d.stage1_violation - b.stage1_violation,
                 delta_cost: d.stage2_cost - b.stage2_cost,
+                delta_rounded_violation: d.rounded.violation - b.rounded.violation,
+                delta_rounded_cost: d.rounded.cost - b.rounded.cost,
                 waits: wait_changes(b, d),
                 extra_before: Some(extra_capacity(b)),
                 extra_after: Some(extra_capacity(d)),

@@ -241,8 +241,13 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
     if let Some(c) = &drill.comparison {
         text.push_str(&format!(
             "\nDrill: {exam} demand ×{mult} in weeks {from}-{to} (scenario {})\n  \
-             ΔV (over-target candidate-weeks) {:+.1}   ΔC {:+.2}\n",
-            drill.drill_scenario_id, c.delta_violation, c.delta_cost
+             LP:            ΔV* {:>+9.1}   ΔC {:>+12.2}   (V: over-target candidate-weeks)\n  \
+             integral plan: ΔV  {:>+9.1}   ΔC {:>+12.2}\n",
+            drill.drill_scenario_id,
+            c.delta_violation,
+            c.delta_cost,
+            c.delta_rounded_violation,
+            c.delta_rounded_cost
         ));
         if let (Some(b), Some(a)) = (&c.extra_before, &c.extra_after) {
             text.push_str(&format!(
@@ -260,4 +265,32 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
         text.push_str("  (exams whose waits do not change are left out)\n");
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use examcap_solver::generate::{national, GenerateOptions};
+
+    /// The drill's headline gives both the LP's ΔV* and the integral plans'
+    /// ΔV: the LP may absorb the surge with extra capacity (ΔV* = 0) while
+    /// the plans one would publish differ (found by an independent review:
+    /// "ΔV +0.0" stood alone, unlabelled, next to a rounded plan 1,600
+    /// candidate-weeks worse).
+    #[test]
+    fn the_drill_headline_shows_the_lp_and_the_integral_change() {
+        let sc = national(&GenerateOptions {
+            weeks: 17,
+            ..GenerateOptions::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let text = super::run(dir.path(), serde_json::to_string(&sc).unwrap(), true).unwrap();
+        let line = |label: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap_or_else(|| panic!("no {label:?} line in:\n{text}"))
+                .to_string()
+        };
+        assert!(line("LP:").contains("ΔV*"), "{text}");
+        assert!(line("integral plan:").contains("ΔV "), "{text}");
+    }
 }

@@ -878,6 +878,14 @@ async fn a_drill_is_compared_with_the_base_and_never_published() {
         local.stage1_violation - base.stage1_violation
     ));
     assert!(close(cmp.delta_cost, local.stage2_cost - base.stage2_cost));
+    assert!(close(
+        cmp.delta_rounded_violation,
+        local.rounded.violation - base.rounded_violation
+    ));
+    assert!(close(
+        cmp.delta_rounded_cost,
+        local.rounded.cost - base.rounded_cost
+    ));
     // More demand and less capacity: extra sessions are bought, so C rises.
     assert!(cmp.delta_cost > 0.0, "{cmp:?}");
     assert!(
