@@ -930,3 +930,49 @@ fn out_never_replaces_an_input_a_link_or_a_special_file() {
     assert!(stderr(&o).contains("--out -"), "{}", stderr(&o));
     assert!(!Path::new("-").exists());
 }
+
+/// A backlog already past its target at week 0 counts in no V (DESIGN's
+/// rows start at week 0), so V* = 0 while those candidates are late: the
+/// summary must not say "every target is met" next to a `late` column of
+/// 30 (found by an independent review). Without that backlog it may.
+#[test]
+fn a_late_backlog_is_not_summed_up_as_every_target_met() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = json!({
+        "format": "examcap/scenario@1", "name": "late", "start_week": "2027-W17",
+        "horizon_weeks": 3,
+        "exams": [{"id": "SPK", "name": "Spreken", "resource": "booth", "seat_minutes": 60,
+                   "target_wait_weeks": 1}],
+        "locations": [{"id": "AMS", "name": "Amsterdam", "resources": [{"kind": "booth",
+            "weekly_minutes": 6000, "extra_weekly_minutes": 1200, "extra_cost_per_minute": 1.0}]}],
+        "regions": [{"id": "A", "name": "A", "options": [{"location": "AMS", "travel_cost": 1.0}]}],
+        "demand": [{"region": "A", "exam": "SPK", "weekly": [100, 110, 100]}],
+        "backlog": [{"region": "A", "exam": "SPK", "registered_week": -2, "candidates": 30}]
+    });
+    let o = run(&[
+        "solve",
+        "-q",
+        arg(&write_json(dir.path(), "late.json", &sc)),
+    ]);
+    assert_exit(&o, 0);
+    let text = stdout(&o);
+    assert!(!text.contains("every target is met"), "{text}");
+    assert!(
+        text.contains("V* = 0, yet 30 candidates are late"),
+        "{text}"
+    );
+
+    let mut on_time = sc.clone();
+    on_time["backlog"] = json!([]);
+    let o = run(&[
+        "solve",
+        "-q",
+        arg(&write_json(dir.path(), "ok.json", &on_time)),
+    ]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("Waiting targets: every target is met"),
+        "{}",
+        stdout(&o)
+    );
+}
