@@ -5,6 +5,7 @@
 //! limit ran out in stage 1, so there is no plan.
 #![forbid(unsafe_code)]
 
+mod audit_cli;
 mod backlog_cli;
 mod demo;
 mod progress;
@@ -71,6 +72,9 @@ enum Command {
     /// Reservations as observed demand: the backlog of the next scenario.
     #[command(subcommand)]
     Backlog(backlog_cli::BacklogCommand),
+    /// The audit log of a store (server stopped): every write, who made it
+    /// with which role and RPC, on what, and when.
+    Audit(audit_cli::AuditArgs),
     /// A plan as one self-contained HTML page with charts: flows, waits against
     /// target, capacity use, recommendations; --compare draws a drill against its base.
     Report(report::ReportArgs),
@@ -266,6 +270,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd_serve(&a),
         Command::Calendar(a) => cmd_calendar(&a),
         Command::Backlog(c) => backlog_cli::cmd_backlog(&c),
+        Command::Audit(a) => audit_cli::cmd_audit(&a),
         Command::Report(a) => report::run(&a),
         Command::Reschedule(a) => reschedule_cli::cmd_reschedule(&a),
     };

@@ -481,14 +481,14 @@ pub fn thousands(x: f64, decimals: usize) -> String {
 }
 
 /// A plain text table: header, rule, rows; `aligns` has one `l`/`r` per column.
-struct Table {
+pub(crate) struct Table {
     header: Vec<String>,
     right: Vec<bool>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(header: &[&str], aligns: &str) -> Self {
+    pub(crate) fn new(header: &[&str], aligns: &str) -> Self {
         Table {
             header: header.iter().map(|h| h.to_string()).collect(),
             right: aligns.chars().map(|c| c == 'r').collect(),
@@ -496,12 +496,12 @@ impl Table {
         }
     }
 
-    fn row(mut self, cells: Vec<String>) -> Self {
+    pub(crate) fn row(mut self, cells: Vec<String>) -> Self {
         self.rows.push(cells);
         self
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let width = |s: &str| s.chars().count();
         let mut widths: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
         for row in &self.rows {

@@ -1453,3 +1453,63 @@ async fn all_plans(p: &mut PlanServiceClient<Channel>) -> Vec<proto::PlanInfo> {
         .into_inner()
         .plans
 }
+
+/// `examcap audit --data-dir` reads what the service wrote, with the server
+/// stopped: one row per write, the token's name, role and RPC (a reviewer
+/// found the README's audit log had no way to be read). With the server
+/// running, the store is in use and the command says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_read_from_a_stopped_servers_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let published = common::publish_scenario(srv.channel().await, &tiny()).await;
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let audit = move |json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_examcap"));
+        c.args(["audit", "--data-dir", &data_dir]);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let busy = tokio::task::spawn_blocking({
+        let audit = audit.clone();
+        move || audit(false)
+    })
+    .await
+    .unwrap();
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("in use by another process"),
+        "{busy:?}"
+    );
+    srv.stop().await;
+
+    let out = audit(true);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let log: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["who"].as_str().unwrap(),
+                e["role"].as_str().unwrap(),
+                e["rpc"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("alice", "planner", "PutScenario"),
+            ("alice", "planner", "Solve"),
+            ("alice", "planner", "Publish"),
+        ]
+    );
+    assert_eq!(log[2]["target"], published.plan_id.as_str());
+    let text = String::from_utf8_lossy(&audit(false).stdout).into_owned();
+    assert!(
+        text.contains("time (UTC)") && text.contains("Publish"),
+        "{text}"
+    );
+}
