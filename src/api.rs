@@ -848,8 +848,10 @@ impl PlanFilter {
         self.from_week.is_none_or(|f| w >= f) && self.to_week.is_none_or(|t| w <= t)
     }
 
-    /// Applies the filter to allocation, extras and cohorts. `sc` tells the
-    /// resource kind and rater pool of the filtered exam.
+    /// Applies the filter to allocation, extras, cohorts, waits, where
+    /// targets break, shadow prices and recommendations (the last two as the
+    /// extras: by location, week and the exam's kind or pool). `sc` tells
+    /// the resource kind and rater pool of the filtered exam.
     pub fn apply(&self, plan: &mut Plan, sc: Option<&Scenario>) -> Result<(), ApiError> {
         let (kind, pool) = match (&self.exam, sc) {
             (Some(e), Some(sc)) => {
@@ -886,6 +888,23 @@ impl PlanFilter {
             s.cohorts.retain(|c| self.week(c.registered_week));
             exam_ok(&s.exam) && !s.cohorts.is_empty()
         });
+        plan.waits.retain(|w| exam_ok(&w.exam));
+        plan.over_target.retain(|o| exam_ok(&o.exam));
+        // A capacity row as the extras are kept: seats by location, week
+        // and the exam's kind; raters by week and the exam's pool.
+        let row_ok = |c: &CapacityRef, week: usize| {
+            self.week(week as i64)
+                && match c {
+                    CapacityRef::Seats { location, kind: k } => {
+                        loc_ok(location) && kind.as_deref().is_none_or(|x| x == k)
+                    }
+                    CapacityRef::Raters { pool: q } => {
+                        self.exam.is_none() || pool.as_deref().is_some_and(|p| p == q)
+                    }
+                }
+        };
+        plan.shadow_prices.retain(|p| row_ok(&p.capacity, p.week));
+        plan.recommendations.retain(|r| row_ok(&r.capacity, r.week));
         Ok(())
     }
 }
@@ -1448,6 +1467,71 @@ impl proto::drill_service_server::DrillService for Api {
 mod tests {
     use super::*;
     use tonic::metadata::MetadataValue;
+
+    /// GetPlan's filters shrink every per-exam and per-place list, not
+    /// only the allocation (found by a reviewer: waits, where targets break
+    /// and the 2,480 shadow prices of a national plan came back whole).
+    #[test]
+    fn the_plan_filter_cuts_every_list_by_exam_place_and_week() {
+        use examcap_solver::generate::{national, GenerateOptions};
+        let sc = national(&GenerateOptions {
+            weeks: 4,
+            ..GenerateOptions::default()
+        });
+        let full = examcap_solver::plan_scenario(
+            &sc,
+            &examcap_solver::PlanOptions {
+                recommendations: 50,
+                ..Default::default()
+            },
+            &|_| {},
+        )
+        .unwrap();
+        let exam = sc.exams.iter().find(|e| e.id == "SPREKEN_B1").unwrap();
+        let (kind, pool) = (exam.resource.clone(), exam.rating_pool.clone().unwrap());
+        let location = sc.locations[0].id.clone();
+        let filter = PlanFilter {
+            exam: Some(exam.id.clone()),
+            location: Some(location.clone()),
+            from_week: Some(1),
+            to_week: Some(2),
+        };
+        let mut plan = full.clone();
+        filter.apply(&mut plan, Some(&sc)).unwrap();
+
+        assert_eq!(plan.waits.len(), 1);
+        assert_eq!(plan.waits[0].exam, exam.id);
+        let want: Vec<_> = full
+            .over_target
+            .iter()
+            .filter(|o| o.exam == exam.id)
+            .collect();
+        assert_eq!(plan.over_target.iter().collect::<Vec<_>>(), want);
+        let row_ok = |c: &CapacityRef, week: usize| {
+            (1..=2).contains(&week)
+                && match c {
+                    CapacityRef::Seats {
+                        location: l,
+                        kind: k,
+                    } => *l == location && *k == kind,
+                    CapacityRef::Raters { pool: q } => *q == pool,
+                }
+        };
+        // Exactly the rows the rule keeps, in the same order.
+        let want: Vec<_> = full
+            .shadow_prices
+            .iter()
+            .filter(|p| row_ok(&p.capacity, p.week))
+            .collect();
+        assert!(!want.is_empty() && want.len() < full.shadow_prices.len());
+        assert_eq!(plan.shadow_prices.iter().collect::<Vec<_>>(), want);
+        let want: Vec<_> = full
+            .recommendations
+            .iter()
+            .filter(|r| row_ok(&r.capacity, r.week))
+            .collect();
+        assert_eq!(plan.recommendations.iter().collect::<Vec<_>>(), want);
+    }
 
     #[test]
     fn clip_keeps_short_text_and_cuts_long_text_at_a_character_boundary() {
