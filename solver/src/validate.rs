@@ -640,7 +640,7 @@ impl Reader {
         }
         // A JSON integer past i64/u64 is read as a float, so `1e30` written
         // out in digits is an integer too large, not "not an integer". (A
-        // float that small enough to fit, `8.0`, is refused as a fraction.)
+        // float small enough to fit, `8.0`, is refused as a fraction.)
         let whole_float = n
             .as_f64()
             .filter(|x| x.is_finite() && x.fract() == 0.0 && x.abs() >= 2f64.powi(63));
