@@ -119,8 +119,10 @@ pub fn allowed(role: Role, rpc: Rpc) -> bool {
     }
 }
 
-/// One configured token.
+/// One configured token. Unknown keys are refused: a `expires = ...` that
+/// examcap does not know must not look as if it were in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Token {
     /// Who holds it, for the audit log (not secret).
     pub name: String,

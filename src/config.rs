@@ -109,6 +109,7 @@ pub enum ConfigError {
 
 /// TLS certificate chain and private key (PEM files), as `[tls]` in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -208,6 +209,16 @@ impl Config {
             self.today = Some(d);
         }
         if let Some(v) = get("EXAMCAP_TOKENS") {
+            // Set but empty (an empty Secret key, say) would silently drop
+            // the file's tokens and then fail as "no tokens configured".
+            if v.split(',').all(|p| p.trim().is_empty()) {
+                return Err(ConfigError::Env {
+                    var: "EXAMCAP_TOKENS",
+                    message: "set but empty: it replaces the config file's tokens, so give \
+                              name:role:token entries or unset it to keep the file's"
+                        .into(),
+                });
+            }
             self.tokens = parse_tokens(&v).map_err(|message| ConfigError::Env {
                 var: "EXAMCAP_TOKENS",
                 message,
@@ -362,6 +373,44 @@ pub fn parse_tokens(s: &str) -> Result<Vec<Token>, String> {
 mod tests {
     use super::*;
 
+    /// Keys examcap does not know inside `[tls]` and `[[tokens]]` are
+    /// refused as at the top level: `client_ca` or `expires` must not look
+    /// as if they were in force (found by a reviewer: both were ignored).
+    /// An empty EXAMCAP_TOKENS says what it did to the file's tokens.
+    #[test]
+    fn unknown_keys_in_tables_and_an_empty_token_variable_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = "[[tokens]]\nname = \"a\"\nrole = \"planner\"\ntoken = \"aaaaaaaaaa\"\n";
+        for (text, key) in [
+            (
+                format!(
+                    "{token}[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n"
+                ),
+                "client_ca",
+            ),
+            (format!("{token}expires = 3\n"), "expires"),
+        ] {
+            let f = dir.path().join("c.toml");
+            std::fs::write(&f, &text).unwrap();
+            let e = Config::from_file(&f).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
+        let f = dir.path().join("ok.toml");
+        std::fs::write(&f, token).unwrap();
+        let mut c = Config::from_file(&f).unwrap();
+        for empty in ["", " ", ", ,"] {
+            let e = c
+                .apply_env(|k| (k == "EXAMCAP_TOKENS").then(|| empty.to_string()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("EXAMCAP_TOKENS") && e.contains("set but empty"),
+                "{e}"
+            );
+        }
+        assert_eq!(c.tokens.len(), 1, "the file's token is kept");
+    }
+
     #[test]
     fn file_then_env() {
         let dir = tempfile::tempdir().unwrap();
@@ -411,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn the_booking_clock_is_the_utc_date_unless_pinned() {
+    fn the_booking_clock_is_the_system_date_unless_pinned() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("examcap.toml");
         std::fs::write(&f, "worker_threads = 1\n").unwrap();
