@@ -85,19 +85,26 @@ pub fn exam_flows(plan: &Plan, sc: &Scenario) -> Vec<ExamFlow> {
         .collect()
 }
 
-/// Waits per registration week of one exam over all its regions. Censored
-/// cohorts (the horizon ends before their deadline) are left out, as they are
-/// from the percentiles: their wait is not known yet.
+/// Waits per registration week of one exam over all its regions. A week
+/// with censored candidates (still waiting when the horizon ends, before
+/// their deadline) is left out whole: their wait is not known yet, and the
+/// week's served candidates alone, the quick ones, would draw its waits
+/// too short (a reviewer saw every line fall to 0 at the horizon's end).
 fn week_waits(plan: &Plan, exam: &str) -> Vec<WeekWait> {
+    let cohorts = || {
+        plan.cohorts
+            .iter()
+            .filter(|s| s.exam == exam)
+            .flat_map(|s| &s.cohorts)
+            .filter(|c| c.candidates > 0.0)
+    };
+    let unknown: std::collections::BTreeSet<i64> = cohorts()
+        .filter(|c| c.state == CohortState::Censored)
+        .map(|c| c.registered_week)
+        .collect();
     // registered week → (candidates, candidate-weeks, max, at_least)
     let mut acc: BTreeMap<i64, (f64, f64, i64, bool)> = BTreeMap::new();
-    for c in plan
-        .cohorts
-        .iter()
-        .filter(|s| s.exam == exam)
-        .flat_map(|s| &s.cohorts)
-        .filter(|c| c.state != CohortState::Censored && c.candidates > 0.0)
-    {
+    for c in cohorts().filter(|c| !unknown.contains(&c.registered_week)) {
         let a = acc.entry(c.registered_week).or_insert((0.0, 0.0, 0, false));
         a.0 += c.candidates;
         a.1 += c.candidates * c.wait_weeks as f64;
@@ -309,6 +316,39 @@ mod tests {
         }
         // SPK has a backlog registered in week -2: its cohort is drawn.
         assert_eq!(flows[0].waits[0].registered_week, -2);
+        // A registration week with candidates still waiting at the end
+        // (censored) is not drawn at all, and every other week is.
+        for f in &flows {
+            let censored: std::collections::BTreeSet<i64> = plan
+                .cohorts
+                .iter()
+                .filter(|s| s.exam == f.exam)
+                .flat_map(|s| &s.cohorts)
+                .filter(|c| c.state == CohortState::Censored && c.candidates > 0.0)
+                .map(|c| c.registered_week)
+                .collect();
+            assert!(
+                !censored.is_empty(),
+                "{}: the fixture ends with waiting candidates",
+                f.exam
+            );
+            let drawn: std::collections::BTreeSet<i64> =
+                f.waits.iter().map(|w| w.registered_week).collect();
+            assert!(
+                drawn.is_disjoint(&censored),
+                "{}: {drawn:?} {censored:?}",
+                f.exam
+            );
+            let all: std::collections::BTreeSet<i64> = plan
+                .cohorts
+                .iter()
+                .filter(|s| s.exam == f.exam)
+                .flat_map(|s| &s.cohorts)
+                .filter(|c| c.candidates > 0.0)
+                .map(|c| c.registered_week)
+                .collect();
+            assert_eq!(drawn, &all - &censored, "{}", f.exam);
+        }
     }
 
     #[test]

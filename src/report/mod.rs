@@ -321,7 +321,8 @@ pub fn render(
     }
     h.push_str(
         "<p class=\"note\">Waits of candidates not examined within the horizon are lower \
-         bounds; cohorts whose deadline lies past the horizon are not shown.</p>\n</section>\n",
+         bounds; a registration week with candidates still waiting at the horizon's end, \
+         before their deadline, is not shown (their wait is not known yet).</p>\n</section>\n",
     );
 
     h.push_str("<section id=\"capacity\">\n<h2>Capacity use</h2>\n");
