@@ -1338,6 +1338,7 @@ impl Api {
     /// base scenario, else the newest optimal plan of it, else a fresh solve.
     async fn base_plan(
         &self,
+        caller: &Caller,
         base: &ScenarioRecord,
         sc: &Scenario,
         deadline: Option<Instant>,
@@ -1363,7 +1364,18 @@ impl Api {
         let plan = self
             .run_solve(ticket, sc.clone(), PlanOptions::default(), deadline, None)
             .await?;
-        self.store_plan(plan, &base.id, false).await
+        // Stored and audited together (see the drill's own writes).
+        let (api, caller, base_id) = (self.clone(), caller.clone(), base.id.clone());
+        tokio::spawn(
+            async move {
+                let rec = api.store_plan(plan, &base_id, false).await?;
+                api.audit(&caller, Rpc::RunDrill, &rec.id).await?;
+                Ok::<_, ApiError>(rec)
+            }
+            .in_current_span(),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing the base plan failed: {e}")))?
     }
 }
 
@@ -1394,7 +1406,9 @@ impl Api {
         let (shocked, shocks) = apply_shocks(&base_sc, &shocks, &name)?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
 
-        let base_plan = self.base_plan(&base_rec, &base_sc, deadline).await?;
+        let base_plan = self
+            .base_plan(&caller, &base_rec, &base_sc, deadline)
+            .await?;
         let origin = crate::store::DrillOrigin {
             base_scenario_id: base_rec.id.clone(),
             shocks: serde_json::to_value(&shocks)
@@ -1413,9 +1427,21 @@ impl Api {
                 None,
             )
             .await?;
-        let (drill_rec, _) = self.store_scenario(&shocked, Some(origin)).await?;
-        let drill_plan = self.store_plan(plan, &drill_rec.id, true).await?;
-        self.audit(&caller, Rpc::RunDrill, &drill_plan.id).await?;
+        // Both writes are audited, in a task of their own: a deadline that
+        // drops this future between them leaves no record unaudited.
+        let api = self.clone();
+        let (drill_rec, drill_plan) = tokio::spawn(
+            async move {
+                let (rec, _) = api.store_scenario(&shocked, Some(origin)).await?;
+                api.audit(&caller, Rpc::RunDrill, &rec.id).await?;
+                let plan = api.store_plan(plan, &rec.id, true).await?;
+                api.audit(&caller, Rpc::RunDrill, &plan.id).await?;
+                Ok::<_, ApiError>((rec, plan))
+            }
+            .in_current_span(),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing the drill failed: {e}")))??;
         tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");
 
         let (b, d) = (&base_plan.plan, &drill_plan.plan);

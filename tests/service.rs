@@ -1454,6 +1454,23 @@ async fn all_plans(p: &mut PlanServiceClient<Channel>) -> Vec<proto::PlanInfo> {
         .plans
 }
 
+/// A drill of `base` as ops: SPK demand ×1.5 in weeks 1–2.
+async fn spk_drill(srv: &common::Running, base: String) -> proto::RunDrillResponse {
+    srv.drills()
+        .await
+        .run_drill(req(
+            proto::RunDrillRequest {
+                base_scenario_id: base,
+                shocks: vec![demand_shock("SPK", 1, 2, 1.5)],
+                name: String::new(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// `examcap audit --data-dir` reads what the service wrote, with the server
 /// stopped: one row per write, the token's name, role and RPC (a reviewer
 /// found the README's audit log had no way to be read). With the server
@@ -1463,6 +1480,26 @@ async fn the_audit_log_is_read_from_a_stopped_servers_store() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(config(dir.path())).await;
     let published = common::publish_scenario(srv.channel().await, &tiny()).await;
+    // A drill writes its shocked scenario and its plan: both audited.
+    let scenario_id = {
+        let list = srv
+            .scenarios()
+            .await
+            .list_scenarios(req(proto::ListScenariosRequest::default(), PLANNER))
+            .await
+            .unwrap()
+            .into_inner();
+        list.scenarios[0].scenario_id.clone()
+    };
+    let drill = spk_drill(&srv, scenario_id).await;
+    // A drill of a scenario without a plan also solves and stores the
+    // base plan it compares with: three writes, three entries.
+    let mut unsolved = tiny();
+    unsolved["name"] = serde_json::json!("tiny, never solved");
+    let unsolved_id = put(&mut srv.scenarios().await, unsolved.to_string())
+        .await
+        .scenario_id;
+    let drill2 = spk_drill(&srv, unsolved_id).await;
     let data_dir = dir.path().to_str().unwrap().to_string();
     let audit = move |json: bool| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_examcap"));
@@ -1504,9 +1541,32 @@ async fn the_audit_log_is_read_from_a_stopped_servers_store() {
             ("alice", "planner", "PutScenario"),
             ("alice", "planner", "Solve"),
             ("alice", "planner", "Publish"),
+            ("ops", "drill", "RunDrill"),
+            ("ops", "drill", "RunDrill"),
+            ("alice", "planner", "PutScenario"),
+            ("ops", "drill", "RunDrill"),
+            ("ops", "drill", "RunDrill"),
+            ("ops", "drill", "RunDrill"),
+        ]
+    );
+    let targets: Vec<&str> = log[6..]
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            drill2.base.as_ref().unwrap().plan_id.as_str(),
+            drill2.drill_scenario_id.as_str(),
+            drill2.drill.as_ref().unwrap().plan_id.as_str(),
         ]
     );
     assert_eq!(log[2]["target"], published.plan_id.as_str());
+    assert_eq!(log[3]["target"], drill.drill_scenario_id.as_str());
+    assert_eq!(
+        log[4]["target"],
+        drill.drill.as_ref().unwrap().plan_id.as_str()
+    );
     let text = String::from_utf8_lossy(&audit(false).stdout).into_owned();
     assert!(
         text.contains("time (UTC)") && text.contains("Publish"),
