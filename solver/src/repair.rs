@@ -9,10 +9,15 @@
 //! 2. takes candidates of touched exams off seat and rater cells the shock
 //!    shrank below their use (a closed location), and off weeks where a
 //!    demand drop left more exams than registrations, latest week first;
-//! 3. week by week from F, places every registered candidate of a touched
-//!    exam still waiting (the surge, and those just taken off) on free
-//!    capacity: first regular capacity at the region's locations, nearest
-//!    (lowest travel cost) first, then extra capacity in the same order.
+//! 3. week by week from F, places the candidates of a touched exam that the
+//!    shock leaves waiting beyond what the published plan already left
+//!    waiting (the surge, and those just taken off) on free capacity: first
+//!    regular capacity at the region's locations, nearest (lowest travel
+//!    cost) first, then extra capacity in the same order. What the published
+//!    plan left waiting comes from its own cohorts (the registrations it was
+//!    solved for) and allocation: a shock that changes nothing changes
+//!    nothing, where placing every waiting candidate bought extra capacity
+//!    the plan had chosen not to buy.
 //!    Streams go by priority, then longest queue. A candidate is never
 //!    examined before registering (cumulative exams never pass cumulative
 //!    registrations), and no seat or rater cell goes above regular + extra.
@@ -74,6 +79,7 @@ pub fn repair(
         .map(|st| touched.contains(&shocked.exams[st.exam].id))
         .collect();
     let mut state = State::new(&inst, &alloc);
+    state.left_waiting = left_waiting(shocked, &inst, published, &alloc);
     let removed = state.shed(&mut alloc, &movable, freeze_weeks);
     let placed = state.place(&mut alloc, &movable, freeze_weeks);
     alloc.x.retain(|_, v| *v > 0.0);
@@ -131,6 +137,48 @@ pub fn repair(
     })
 }
 
+/// B[stream][t] of the published plan: the registrations it was solved for
+/// (its cohorts, per registration week; before week 0, the backlog) less its
+/// exams, of the published allocation `alloc` (before any repair). A stream
+/// the plan has no cohorts for (new demand) left nobody waiting.
+fn left_waiting(
+    sc: &Scenario,
+    inst: &Instance,
+    published: &Plan,
+    alloc: &Allocation,
+) -> Vec<Vec<f64>> {
+    let served = rounding::exams_per_week(inst, alloc);
+    inst.streams
+        .iter()
+        .zip(&served)
+        .map(|(st, x)| {
+            let (region, exam) = (&sc.regions[st.region].id, &sc.exams[st.exam].id);
+            let mut before = 0.0;
+            let mut regs = vec![0.0; inst.weeks];
+            for c in published
+                .cohorts
+                .iter()
+                .filter(|c| &c.region == region && &c.exam == exam)
+                .flat_map(|c| &c.cohorts)
+            {
+                match usize::try_from(c.registered_week) {
+                    Err(_) => before += c.candidates,
+                    Ok(t) if t < inst.weeks => regs[t] += c.candidates,
+                    Ok(_) => {}
+                }
+            }
+            let mut b = before;
+            regs.iter()
+                .zip(x)
+                .map(|(d, x)| {
+                    b += d - x;
+                    b.max(0.0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Seat and rater use and each stream's backlog, kept in step with the
 /// allocation as candidates are taken off and placed.
 struct State<'a> {
@@ -139,6 +187,9 @@ struct State<'a> {
     raters: BTreeMap<(usize, usize), f64>,
     /// B[stream][t]: registered by the end of week t and not yet examined.
     backlog: Vec<Vec<f64>>,
+    /// B[stream][t] of the published plan under the registrations it was
+    /// solved for: waiting it chose. Step 3 places only the backlog above it.
+    left_waiting: Vec<Vec<f64>>,
 }
 
 impl<'a> State<'a> {
@@ -151,11 +202,13 @@ impl<'a> State<'a> {
             .zip(&served)
             .map(|(st, x)| st.backlogs(x))
             .collect();
+        let left_waiting = vec![vec![0.0; inst.weeks]; inst.streams.len()];
         State {
             inst,
             seats,
             raters,
             backlog,
+            left_waiting,
         }
     }
 
@@ -294,14 +347,16 @@ impl<'a> State<'a> {
                 for &s in &order {
                     for &l in &options[s] {
                         // Whole candidates registered by week t and still
-                        // waiting in every later week.
+                        // waiting in every later week, beyond what the
+                        // published plan left waiting there.
                         let waiting = self.backlog[s][t..]
                             .iter()
-                            .fold(f64::INFINITY, |m, &b| m.min(b));
+                            .zip(&self.left_waiting[s][t..])
+                            .fold(f64::INFINITY, |m, (&b, &k)| m.min(b - k));
                         if waiting < 1.0 - EPS {
                             break;
                         }
-                        let n = waiting.min(self.room(s, l, t, use_extra)).floor();
+                        let n = (waiting + EPS).min(self.room(s, l, t, use_extra)).floor();
                         if n >= 1.0 {
                             self.add(alloc, Cell { stream: s, t, l }, n);
                             placed += n;
