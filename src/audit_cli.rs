@@ -23,16 +23,8 @@ pub struct AuditArgs {
 }
 
 pub fn cmd_audit(a: &AuditArgs) -> Result<(), Failure> {
-    // Opening creates a database where there is none: a mistyped directory
-    // would show an empty log and leave an empty store behind.
-    if !a.data_dir.join("db").is_file() {
-        return Err(Failure::Input(format!(
-            "examcap: {}: no examcap store there (give the server's data_dir)",
-            a.data_dir.display()
-        )));
-    }
-    let store = SledStore::open(&a.data_dir).map_err(|e| match e {
-        StoreError::Locked(_) => Failure::Input(format!("examcap: {e}")),
+    let store = SledStore::open_existing(&a.data_dir).map_err(|e| match e {
+        StoreError::NoStore(_) | StoreError::Locked(_) => Failure::Input(format!("examcap: {e}")),
         e => Failure::Internal(anyhow::Error::new(e)),
     })?;
     let log = store

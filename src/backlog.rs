@@ -30,8 +30,6 @@ pub enum BacklogError {
     Rpc { code: tonic::Code, message: String },
     #[error("reservation {id}: {message}")]
     Record { id: String, message: String },
-    #[error("{0}: no examcap store there (give the server's data_dir)")]
-    NoStore(String),
 }
 
 impl BacklogError {
@@ -41,7 +39,7 @@ impl BacklogError {
         match self {
             BacklogError::Client(e) => e.is_input(),
             BacklogError::Rpc { code, .. } => crate::client::is_caller_code(*code),
-            BacklogError::NoStore(_) | BacklogError::Store(StoreError::Locked(_)) => true,
+            BacklogError::Store(StoreError::NoStore(_) | StoreError::Locked(_)) => true,
             BacklogError::Store(_) | BacklogError::Record { .. } => false,
         }
     }
@@ -93,12 +91,7 @@ impl Waiting {
 /// The active reservations in a data directory (the server must not be
 /// running on it: sled locks the directory).
 pub fn from_data_dir(dir: &std::path::Path) -> Result<Vec<Waiting>, BacklogError> {
-    // Opening creates a database where there is none: a mistyped directory
-    // would give an empty backlog and leave an empty store behind.
-    if !dir.join("db").is_file() {
-        return Err(BacklogError::NoStore(dir.display().to_string()));
-    }
-    SledStore::open(dir)?
+    SledStore::open_existing(dir)?
         .list_reservations()?
         .iter()
         .filter(|r| !r.cancelled)

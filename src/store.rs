@@ -36,6 +36,9 @@ pub enum StoreError {
          restore the directory from a copy taken while examcap was stopped"
     )]
     Damaged(String),
+    /// [`SledStore::open_existing`] of a directory without a store.
+    #[error("{0}: no examcap store there (give the server's data_dir)")]
+    NoStore(String),
 }
 
 impl StoreError {
@@ -295,6 +298,17 @@ impl SledStore {
     /// an in-process server) can find the lock still held: that is retried
     /// for up to [`LOCK_WAIT`]. A lock still held after that (another
     /// running server) is the error.
+    /// [`SledStore::open`] of a store that must exist already (the CLI's
+    /// readers of a stopped server's data dir): opening creates a database
+    /// where there is none, so a mistyped directory would read as an empty
+    /// store and keep one behind.
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.join("db").is_file() {
+            return Err(StoreError::NoStore(dir.display().to_string()));
+        }
+        Self::open(dir)
+    }
+
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let start = std::time::Instant::now();
         let db = loop {
