@@ -261,6 +261,17 @@ pub fn authed<T>(msg: T, token: Option<&str>) -> Result<Request<T>, ClientError>
     Ok(req)
 }
 
+/// Writes a command's output to stdout. A closed pipe (`| head`) is not an
+/// error: the reader has what it wanted (and `println!` would panic).
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

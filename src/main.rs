@@ -791,15 +791,11 @@ fn count(n: usize, what: &str) -> String {
     }
 }
 
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
+/// Writes to stdout ([`examcap::client::write_stdout`]: a closed pipe is
+/// not an error).
 fn emit(text: &str) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(anyhow!(e).context("cannot write to stdout").into())
-        }
-        _ => Ok(()),
-    }
+    examcap::client::write_stdout(text)
+        .map_err(|e| anyhow!(e).context("cannot write to stdout").into())
 }
 
 /// The directory of `out` must exist and `out` must not be one, checked

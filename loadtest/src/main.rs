@@ -209,17 +209,10 @@ impl std::fmt::Display for BadArgument {
 
 impl std::error::Error for BadArgument {}
 
-/// Writes the report to stdout; a closed pipe (`| head`) is not an error,
-/// and not a panic as `println!` would make it.
+/// Writes the report to stdout ([`examcap::client::write_stdout`]: a
+/// closed pipe is not an error, and not a panic as `println!` makes it).
 fn emit(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("cannot write to stdout"))
-        }
-        _ => Ok(()),
-    }
+    examcap::client::write_stdout(text).context("cannot write to stdout")
 }
 
 /// `--threads` when not given: half the cores, at least 1.
