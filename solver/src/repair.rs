@@ -78,8 +78,9 @@ pub fn repair(
         .iter()
         .map(|st| touched.contains(&shocked.exams[st.exam].id))
         .collect();
-    let mut state = State::new(&inst, &alloc);
-    state.left_waiting = left_waiting(shocked, &inst, published, &alloc);
+    let published_served = rounding::exams_per_week(&inst, &alloc);
+    let left = left_waiting(shocked, &inst, published, &published_served);
+    let mut state = State::new(&inst, &alloc, &published_served, left);
     let removed = state.shed(&mut alloc, &movable, freeze_weeks);
     let placed = state.place(&mut alloc, &movable, freeze_weeks);
     alloc.x.retain(|_, v| *v > 0.0);
@@ -139,18 +140,18 @@ pub fn repair(
 
 /// B[stream][t] of the published plan: the registrations it was solved for
 /// (its cohorts, per registration week; before week 0, the backlog) less its
-/// exams, of the published allocation `alloc` (before any repair). A stream
-/// the plan has no cohorts for (new demand) left nobody waiting.
+/// exams `served` per stream and week (the published allocation, before any
+/// repair). A stream the plan has no cohorts for (new demand) left nobody
+/// waiting.
 fn left_waiting(
     sc: &Scenario,
     inst: &Instance,
     published: &Plan,
-    alloc: &Allocation,
+    served: &[Vec<f64>],
 ) -> Vec<Vec<f64>> {
-    let served = rounding::exams_per_week(inst, alloc);
     inst.streams
         .iter()
-        .zip(&served)
+        .zip(served)
         .map(|(st, x)| {
             let (region, exam) = (&sc.regions[st.region].id, &sc.exams[st.exam].id);
             let mut before = 0.0;
@@ -193,16 +194,20 @@ struct State<'a> {
 }
 
 impl<'a> State<'a> {
-    fn new(inst: &'a Instance, alloc: &Allocation) -> Self {
+    /// The books of `alloc`, whose exams per stream and week are `served`.
+    fn new(
+        inst: &'a Instance,
+        alloc: &Allocation,
+        served: &[Vec<f64>],
+        left_waiting: Vec<Vec<f64>>,
+    ) -> Self {
         let (seats, raters) = rounding::usage(inst, alloc);
-        let served = rounding::exams_per_week(inst, alloc);
         let backlog = inst
             .streams
             .iter()
-            .zip(&served)
+            .zip(served)
             .map(|(st, x)| st.backlogs(x))
             .collect();
-        let left_waiting = vec![vec![0.0; inst.weeks]; inst.streams.len()];
         State {
             inst,
             seats,
