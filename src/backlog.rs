@@ -139,7 +139,8 @@ pub async fn from_server(url: &str, token: Option<&str>) -> Result<Vec<Waiting>,
     }
 }
 
-fn monday_of(d: NaiveDate) -> NaiveDate {
+/// The Monday of `d`'s ISO week.
+pub fn monday_of(d: NaiveDate) -> NaiveDate {
     d - chrono::Days::new(u64::from(d.weekday().num_days_from_monday()))
 }
 

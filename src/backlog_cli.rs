@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use chrono::{Datelike, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 use examcap::backlog::{self, BacklogError, Waiting};
 use examcap_solver::scenario::parse_iso_week;
@@ -51,8 +51,7 @@ pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
             .ok_or_else(|| anyhow!("--start-week: {w:?} is not an ISO week like 2027-W10"))?,
         None => {
             // The week the registration clock is in, not the machine's zone.
-            let today = examcap::registration::stock::dutch_date(Utc::now());
-            today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()))
+            backlog::monday_of(examcap::registration::stock::dutch_date(Utc::now()))
         }
     };
     let waiting: Result<Vec<Waiting>, BacklogError> = match (&a.server, &a.data_dir) {
