@@ -875,33 +875,28 @@ impl PlanFilter {
         let loc_ok = |l: &str| self.location.as_deref().is_none_or(|x| x == l);
         plan.allocation
             .retain(|a| exam_ok(&a.exam) && loc_ok(&a.location) && self.week(a.week as i64));
-        plan.extra_seats.retain(|x| {
-            loc_ok(&x.location)
-                && self.week(x.week as i64)
-                && kind.as_deref().is_none_or(|k| k == x.kind)
-        });
-        plan.extra_raters.retain(|x| {
-            self.week(x.week as i64)
-                && (self.exam.is_none() || pool.as_deref().is_some_and(|p| p == x.pool))
-        });
+        // Seat capacity (extras, shadow prices, recommendations) by
+        // location, week and the exam's kind; rater capacity by week and the
+        // exam's pool.
+        let seats_ok = |location: &str, k: &str, week: usize| {
+            loc_ok(location) && self.week(week as i64) && kind.as_deref().is_none_or(|x| x == k)
+        };
+        let raters_ok = |q: &str, week: usize| {
+            self.week(week as i64)
+                && (self.exam.is_none() || pool.as_deref().is_some_and(|p| p == q))
+        };
+        plan.extra_seats
+            .retain(|x| seats_ok(&x.location, &x.kind, x.week));
+        plan.extra_raters.retain(|x| raters_ok(&x.pool, x.week));
         plan.cohorts.retain_mut(|s| {
             s.cohorts.retain(|c| self.week(c.registered_week));
             exam_ok(&s.exam) && !s.cohorts.is_empty()
         });
         plan.waits.retain(|w| exam_ok(&w.exam));
         plan.over_target.retain(|o| exam_ok(&o.exam));
-        // A capacity row as the extras are kept: seats by location, week
-        // and the exam's kind; raters by week and the exam's pool.
-        let row_ok = |c: &CapacityRef, week: usize| {
-            self.week(week as i64)
-                && match c {
-                    CapacityRef::Seats { location, kind: k } => {
-                        loc_ok(location) && kind.as_deref().is_none_or(|x| x == k)
-                    }
-                    CapacityRef::Raters { pool: q } => {
-                        self.exam.is_none() || pool.as_deref().is_some_and(|p| p == q)
-                    }
-                }
+        let row_ok = |c: &CapacityRef, week: usize| match c {
+            CapacityRef::Seats { location, kind: k } => seats_ok(location, k, week),
+            CapacityRef::Raters { pool: q } => raters_ok(q, week),
         };
         plan.shadow_prices.retain(|p| row_ok(&p.capacity, p.week));
         plan.recommendations.retain(|r| row_ok(&r.capacity, r.week));
