@@ -15,6 +15,8 @@
 //! - [`reference`]: the same model through good_lp on any backend, unsplit,
 //!   as written in DESIGN.md; used to cross-check [`solve`].
 //! - [`rounding`]: the integral allocation (never above capacity) and its repair.
+//! - [`repack`]: rounding's last pass, exchanges of whole candidates where
+//!   mixed exam lengths left minutes no single candidate fits in.
 //! - [`waits`]: FIFO waiting times per registration cohort and percentiles.
 //! - [`duals`]: shadow prices and the ranked "one extra session" list.
 //! - [`plan`]: what a solve returns, and [`plan::plan_scenario`], the whole pipeline.
@@ -33,6 +35,7 @@ pub mod generate;
 pub mod model;
 pub mod plan;
 pub mod reference;
+pub mod repack;
 pub mod repair;
 pub mod reschedule;
 pub mod rounding;

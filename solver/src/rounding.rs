@@ -3,7 +3,7 @@
 //! Rounding never exceeds capacity: each seat cell (l, k, t) may use its
 //! regular minutes plus the extra the LP bought there, each rater cell
 //! (q, t) likewise, and cumulative exams never pass cumulative registrations
-//! (the backlog stays ≥ 0). It goes in five passes:
+//! (the backlog stays ≥ 0). It goes in six passes:
 //! 1. floor every x (with a 1e-6 tolerance, so 2.9999999 counts as 3);
 //! 2. enforce the limits exactly, taking candidates back where the LP's own
 //!    tolerance let a cell or a backlog go over;
@@ -25,7 +25,12 @@
 //!    seated with the regular or extra minutes that remain (up to the whole
 //!    extra capacity), most over-target weeks removed first: fractions of
 //!    candidates at several locations add up to whole candidates the LP
-//!    served in time, and V comes before cost.
+//!    served in time, and V comes before cost;
+//! 6. exchange (see [`crate::repack`]): where the passes above left minutes
+//!    that no single candidate fits in, whole candidates are exchanged (a
+//!    different mix of exams or regions per location) so that more of those
+//!    who would wait beyond target are seated; kept only where the exact V
+//!    and C improve.
 //!
 //! The plan then buys only the extra it uses, max(0, use − regular), never
 //! more than the extra capacity.
@@ -384,6 +389,8 @@ pub fn round_pinned(
         pinned,
     );
     int.x.retain(|_, v| *v > 0.0);
+    // 6. Re-pack: weeks where whole candidates fit better in another mix.
+    crate::repack::repack(inst, &mut int.x, pinned);
     buy_used(inst, &mut int);
     int
 }
@@ -653,7 +660,7 @@ fn move_seat(
 
 /// Sets the plan's extra capacity to what its x uses: max(0, use − regular)
 /// per seat and rater cell, nothing elsewhere.
-fn buy_used(inst: &Instance, int: &mut Allocation) {
+pub(crate) fn buy_used(inst: &Instance, int: &mut Allocation) {
     let (seats_used, raters_used) = usage(inst, int);
     int.extra_seats.clear();
     int.extra_raters.clear();

@@ -1,0 +1,811 @@
+//! Pass 6 of rounding: exchanges of whole candidates, week by week, where
+//! the greedy passes left minutes that no single candidate fits in.
+//!
+//! Why: exams that share seats or raters take different minutes (speaking
+//! booths: 40 or 45 minutes a candidate; speaking raters: 15, 18 or 20). In
+//! a week where the LP fills every booth and the pool to the minute, the
+//! greedy passes leave 10–25 minutes at each location and some in the
+//! pool: no one fits anywhere, though another mix would seat several more.
+//! Under a surge every candidate lost so waits beyond target for months,
+//! so three to six lost a week became thousands of candidate-weeks over
+//! target (the national scenario with Spreken B1 ×1.6 in weeks 10–16:
+//! integral V 25,016 against V* 23,194.5 before this pass, 23,674.5 after).
+//!
+//! An exchange, in one week t and at one location l, seats up to [`ADDS`]
+//! candidates of streams that would otherwise wait beyond target (each one,
+//! like pass 5's, moves up from the stream's latest later seat if the
+//! stream's queue runs dry before the horizon), and makes room for them in
+//! one of two ways:
+//! - it puts up to [`DROPS`] candidates of streams that are not over target
+//!   back in the queue (a 45-minute exam out, a 40-minute one in), or
+//! - it trades seats with other locations: a candidate with a longer exam
+//!   goes from l to another location of theirs and one with a shorter exam
+//!   comes back, which moves a few minutes of room to l each time.
+//!
+//! Extra minutes may be used up to the extra capacity, at their price, as
+//! pass 5 does: the model never trades a waiting target for money. The
+//! best exchange (most priority-weighted over-target weeks removed, then
+//! most cost saved, both estimated) is applied until none removes any;
+//! then the week's exchanges are kept only if the exact V and C of the
+//! whole allocation ([`rounding::evaluate`]) improve in the model's order.
+//! So the pass never makes a plan worse, never exceeds a capacity and never
+//! lets a backlog go below zero. Exchanges in a later week free seats an
+//! earlier week can use, so the sweep over the horizon repeats while it
+//! lowers V, up to [`MAX_SWEEPS`] times. No time limit anywhere: the same
+//! input gives the same plan, bit for bit.
+
+use crate::model::Instance;
+use crate::rounding::{self, Allocation, Cell};
+use std::collections::BTreeMap;
+
+/// Most candidates one exchange seats (and most adds per stream and week).
+const ADDS: usize = 4;
+/// Most candidates one exchange puts back in the queue.
+const DROPS: usize = 2;
+const EPS: f64 = 1e-9;
+/// Over-target weeks below which a seat is float noise, not a candidate.
+const MIN_GAIN: f64 = 1e-6;
+
+/// One more exam of a stream in week t: what it saves and where it comes from.
+#[derive(Debug, Clone, Copy)]
+struct Add {
+    /// Priority-weighted over-target weeks removed.
+    gain_v: f64,
+    /// Cost saved: waiting weeks, and the travel of the later seat freed.
+    gain_c: f64,
+    /// The later seat the candidate moves up from (None: waiting through
+    /// the horizon).
+    from: Option<Cell>,
+}
+
+/// The candidate [`Add`]s of stream `si` in week `t`, one after another
+/// (each assumes the ones before it), while they remove over-target weeks.
+fn adds(
+    inst: &Instance,
+    x: &BTreeMap<Cell, f64>,
+    backlog: &[f64],
+    window: &[f64],
+    pinned: &dyn Fn(usize, usize) -> bool,
+    si: usize,
+    t: usize,
+) -> Vec<Add> {
+    let st = &inst.streams[si];
+    let mut b = backlog.to_vec();
+    // The stream's later unpinned seats, as (cell, candidates), in order.
+    let mut later: Vec<(Cell, f64)> = x
+        .range(
+            Cell {
+                stream: si,
+                t: t + 1,
+                l: 0,
+            }..Cell {
+                stream: si + 1,
+                t: 0,
+                l: 0,
+            },
+        )
+        .filter(|(c, &v)| v >= 1.0 - EPS && !pinned(si, c.t))
+        .map(|(&c, &v)| (c, v))
+        .collect();
+    let mut out = Vec::new();
+    while out.len() < ADDS {
+        let from = match (t..inst.weeks).find(|&u| b[u] < 1.0 - EPS) {
+            None => None,
+            Some(dry) => {
+                // The latest seat at or before the week the queue runs dry.
+                let pick = later
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (c, v))| c.t <= dry && *v >= 1.0 - EPS)
+                    .max_by(|a, b| {
+                        a.1 .0
+                            .t
+                            .cmp(&b.1 .0.t)
+                            .then(st.travel(a.1 .0.l).total_cmp(&st.travel(b.1 .0.l)))
+                    })
+                    .map(|(i, _)| i);
+                match pick {
+                    Some(i) => {
+                        later[i].1 -= 1.0;
+                        Some(later[i].0)
+                    }
+                    None => break,
+                }
+            }
+        };
+        let end = from.map_or(inst.weeks, |c| c.t);
+        let weeks: f64 = (t..end).map(|u| (b[u] - window[u]).clamp(0.0, 1.0)).sum();
+        let gain_v = inst.priority[st.exam] * weeks;
+        if gain_v <= MIN_GAIN {
+            break;
+        }
+        let gain_c = inst.waiting_weight * (end - t) as f64 + from.map_or(0.0, |c| st.travel(c.l));
+        for v in &mut b[t..end] {
+            *v -= 1.0;
+        }
+        out.push(Add {
+            gain_v,
+            gain_c,
+            from,
+        });
+    }
+    out
+}
+
+/// Priority-weighted over-target weeks and cost added by putting the j-th
+/// (1-based) candidate of week `t` back in the queue through the horizon.
+fn drop_loss(
+    inst: &Instance,
+    si: usize,
+    backlog: &[f64],
+    window: &[f64],
+    t: usize,
+    j: f64,
+) -> (f64, f64) {
+    let over = |b: f64, w: f64| (b - w).max(0.0);
+    let weeks: f64 = (t..inst.weeks)
+        .map(|u| over(backlog[u] + j, window[u]) - over(backlog[u] + j - 1.0, window[u]))
+        .sum();
+    let st = &inst.streams[si];
+    (
+        inst.priority[st.exam] * weeks,
+        inst.waiting_weight * (inst.weeks - t) as f64,
+    )
+}
+
+/// (V, C) of an allocation whose extras are what its x uses.
+fn score(inst: &Instance, x: &BTreeMap<Cell, f64>) -> (f64, f64) {
+    let mut a = Allocation {
+        x: x.clone(),
+        ..Allocation::default()
+    };
+    rounding::buy_used(inst, &mut a);
+    let ev = rounding::evaluate(inst, &a);
+    (ev.violation, ev.cost)
+}
+
+/// True if (v, c) is better than (v0, c0) in the model's order.
+fn better((v, c): (f64, f64), (v0, c0): (f64, f64)) -> bool {
+    let tol = |a: f64| 1e-9 * a.abs().max(1.0);
+    v < v0 - tol(v0) || (v <= v0 + tol(v0) && c < c0 - tol(c0))
+}
+
+/// Pass 6 (see the module docs): sweeps over every week and block of `x`,
+/// in order, while a sweep lowers V (at most [`MAX_SWEEPS`]).
+pub(crate) fn repack(
+    inst: &Instance,
+    x: &mut BTreeMap<Cell, f64>,
+    pinned: &dyn Fn(usize, usize) -> bool,
+) {
+    let roots = inst.exam_blocks();
+    let mut blocks: Vec<usize> = roots.clone();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let windows: Vec<Vec<f64>> = inst
+        .streams
+        .iter()
+        .map(|st| st.windows(inst.target[st.exam]))
+        .collect();
+    let mut current = score(inst, x);
+    for _ in 0..MAX_SWEEPS {
+        let start = current;
+        for t in 0..inst.weeks {
+            for &block in &blocks {
+                let mut undo: Vec<(Cell, Option<f64>)> = Vec::new();
+                for _ in 0..MAX_MOVES {
+                    let Some(mv) = best_exchange(inst, x, &windows, pinned, &roots, block, t)
+                    else {
+                        break;
+                    };
+                    apply(x, &mv, &mut undo);
+                }
+                if undo.is_empty() {
+                    continue;
+                }
+                // The estimates chose the moves; the exact V and C decide.
+                let after = score(inst, x);
+                if better(after, current) {
+                    current = after;
+                } else {
+                    revert(x, &undo);
+                }
+            }
+        }
+        // A later week's exchange frees seats an earlier week can use, so
+        // another sweep may find more; one that lowers V no more ends it.
+        if current.0 >= start.0 - 1e-9 * start.0.abs().max(1.0) {
+            break;
+        }
+    }
+}
+
+/// Most sweeps over the horizon (each after the first only runs if the
+/// one before lowered V).
+const MAX_SWEEPS: usize = 4;
+
+/// Most exchanges per week and block (each removes over-target weeks, so
+/// this only bounds the work).
+const MAX_MOVES: usize = 64;
+
+/// One exchange at a location in week t: candidates seated and put back.
+#[derive(Debug, Clone, Default)]
+struct Exchange {
+    /// Over-target weeks removed (priority-weighted), net of those added.
+    gain_v: f64,
+    /// Cost saved, net.
+    gain_c: f64,
+    /// (stream, how many of its next adds), all at `at`.
+    adds: Vec<(usize, usize, Vec<Add>)>,
+    /// (stream, how many) put back from `at`.
+    drops: Vec<(usize, usize)>,
+    /// Seats traded to make room at `at`: (a, b, l2) moves one candidate
+    /// of stream a from `at` to l2 and one of stream b from l2 to `at`.
+    swaps: Vec<(usize, usize, usize)>,
+    at: (usize, usize),
+}
+
+fn set(x: &mut BTreeMap<Cell, f64>, c: Cell, delta: f64, undo: &mut Vec<(Cell, Option<f64>)>) {
+    let old = x.get(&c).copied();
+    undo.push((c, old));
+    let v = old.unwrap_or(0.0) + delta;
+    if v > EPS {
+        x.insert(c, v);
+    } else {
+        x.remove(&c);
+    }
+}
+
+fn apply(x: &mut BTreeMap<Cell, f64>, mv: &Exchange, undo: &mut Vec<(Cell, Option<f64>)>) {
+    let (t, l) = mv.at;
+    for (si, n, adds) in &mv.adds {
+        for ad in adds.iter().take(*n) {
+            set(x, Cell { stream: *si, t, l }, 1.0, undo);
+            if let Some(f) = ad.from {
+                set(x, f, -1.0, undo);
+            }
+        }
+    }
+    for &(si, n) in &mv.drops {
+        set(x, Cell { stream: si, t, l }, -(n as f64), undo);
+    }
+    for &(a, b, l2) in &mv.swaps {
+        set(x, Cell { stream: a, t, l }, -1.0, undo);
+        set(
+            x,
+            Cell {
+                stream: a,
+                t,
+                l: l2,
+            },
+            1.0,
+            undo,
+        );
+        set(
+            x,
+            Cell {
+                stream: b,
+                t,
+                l: l2,
+            },
+            -1.0,
+            undo,
+        );
+        set(x, Cell { stream: b, t, l }, 1.0, undo);
+    }
+}
+
+/// Room made at location `l` in week `t` for seat kind `k` by trading
+/// seats with other locations: a candidate with a longer exam moves from
+/// `l` to another location of theirs, and one with a shorter exam comes
+/// back from there (both of the block's free streams, the rater minutes
+/// unchanged). Largest room first, then cheapest. Returns the trades in
+/// order with, after each, the minutes freed so far and the cost so far
+/// (travel, and extra minutes at the other location).
+fn trades(
+    inst: &Instance,
+    seated: &Seated,
+    seat_used: &BTreeMap<(usize, usize), f64>,
+    (l, k, t): (usize, usize, usize),
+) -> Vec<Trade> {
+    let at = |l: usize| seated.get(&l).map_or(&[][..], Vec::as_slice);
+    let count = |si: usize, l: usize| at(l).iter().find(|s| s.0 == si).map_or(0.0, |s| s.1);
+    let of_kind = |si: usize| inst.exam_kind[inst.streams[si].exam] == k;
+    let mut pairs: Vec<(f64, f64, usize, usize, usize)> = Vec::new();
+    for &(a, _) in at(l).iter().filter(|&&(a, n)| n >= 1.0 - EPS && of_kind(a)) {
+        let sa = &inst.streams[a];
+        let ma = inst.seat_minutes[sa.exam];
+        for &(l2, _) in sa.options.iter().filter(|o| o.0 != l) {
+            for &(b, _) in at(l2)
+                .iter()
+                .filter(|&&(b, n)| n >= 1.0 - EPS && of_kind(b))
+            {
+                let sb = &inst.streams[b];
+                let mb = inst.seat_minutes[sb.exam];
+                if ma <= mb + EPS || !sb.options.iter().any(|o| o.0 == l) {
+                    continue;
+                }
+                let travel = sa.travel(l2) - sa.travel(l) + sb.travel(l) - sb.travel(l2);
+                pairs.push((ma - mb, travel, a, b, l2));
+            }
+        }
+    }
+    pairs.sort_by(|p, q| {
+        q.0.total_cmp(&p.0)
+            .then(p.1.total_cmp(&q.1))
+            .then((p.2, p.3, p.4).cmp(&(q.2, q.3, q.4)))
+    });
+    let mut left: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    let mut used: BTreeMap<usize, f64> = BTreeMap::new();
+    let (mut freed, mut cost) = (0.0, 0.0);
+    let mut out = Vec::new();
+    for (delta, travel, a, b, l2) in pairs {
+        if out.len() >= MAX_TRADES {
+            break;
+        }
+        let la = *left.entry((a, l)).or_insert_with(|| count(a, l));
+        let lb = *left.entry((b, l2)).or_insert_with(|| count(b, l2));
+        let (cap, xcap) = inst.seat_capacity(l2, k, t);
+        let u = *used
+            .entry(l2)
+            .or_insert_with(|| seat_used.get(&(l2, k)).copied().unwrap_or(0.0));
+        if la < 1.0 - EPS || lb < 1.0 - EPS || u + delta > cap + xcap + EPS {
+            continue;
+        }
+        left.insert((a, l), la - 1.0);
+        left.insert((b, l2), lb - 1.0);
+        used.insert(l2, u + delta);
+        let price = inst.capacity[l2][k].map_or(0.0, |c| c.price);
+        freed += delta;
+        cost += travel + price * ((u + delta - cap).max(0.0) - (u - cap).max(0.0));
+        out.push(((a, b, l2), freed, cost));
+    }
+    out
+}
+
+/// Most trades one exchange may use to make room.
+const MAX_TRADES: usize = 16;
+
+/// A trade (a, b, l2) of [`trades`], with the minutes freed and the cost
+/// of the trades up to and including it.
+type Trade = ((usize, usize, usize), f64, f64);
+
+/// The free streams seated per location in one week: (stream, candidates).
+type Seated = BTreeMap<usize, Vec<(usize, f64)>>;
+
+fn revert(x: &mut BTreeMap<Cell, f64>, undo: &[(Cell, Option<f64>)]) {
+    for (c, old) in undo.iter().rev() {
+        match old {
+            Some(v) => x.insert(*c, *v),
+            None => x.remove(c),
+        };
+    }
+}
+
+/// One seat a candidate could take or give back at a location, with what
+/// it is worth: the unit the exchange search counts in.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    stream: usize,
+    gain_v: f64,
+    gain_c: f64,
+}
+
+/// The best exchange of block `block` in week `t` that removes over-target
+/// weeks: at one location, up to [`ADDS`] candidates seated (each from a
+/// stream that gains) and up to [`DROPS`] put back (from streams that do
+/// not), within the seat minutes there and the pool's rater minutes, up to
+/// the extra capacity at its price. Best = most over-target weeks removed,
+/// then most cost saved.
+fn best_exchange(
+    inst: &Instance,
+    x: &BTreeMap<Cell, f64>,
+    windows: &[Vec<f64>],
+    pinned: &dyn Fn(usize, usize) -> bool,
+    roots: &[usize],
+    block: usize,
+    t: usize,
+) -> Option<Exchange> {
+    let free: Vec<usize> = (0..inst.streams.len())
+        .filter(|&si| roots[inst.streams[si].exam] == block && !pinned(si, t))
+        .collect();
+    if free.is_empty() {
+        return None;
+    }
+    let served_of = |si: usize| -> Vec<f64> {
+        let mut s = vec![0.0; inst.weeks];
+        for (c, &v) in x.range(
+            Cell {
+                stream: si,
+                t: 0,
+                l: 0,
+            }..Cell {
+                stream: si + 1,
+                t: 0,
+                l: 0,
+            },
+        ) {
+            s[c.t] += v;
+        }
+        s
+    };
+    let mut add_lists: BTreeMap<usize, Vec<Add>> = BTreeMap::new();
+    let mut backlogs: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for &si in &free {
+        let b = inst.streams[si].backlogs(&served_of(si));
+        let a = adds(inst, x, &b, &windows[si], pinned, si, t);
+        if !a.is_empty() {
+            add_lists.insert(si, a);
+        }
+        backlogs.insert(si, b);
+    }
+    if add_lists.is_empty() {
+        return None;
+    }
+
+    // Seat and rater minutes the block uses in week t, and who sits where.
+    let mut seat_used: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    let mut rater_used: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut seated: Seated = BTreeMap::new();
+    for si in (0..inst.streams.len()).filter(|&si| roots[inst.streams[si].exam] == block) {
+        let e = inst.streams[si].exam;
+        let is_free = !pinned(si, t);
+        for (c, &v) in x.range(
+            Cell {
+                stream: si,
+                t,
+                l: 0,
+            }..Cell {
+                stream: si,
+                t: t + 1,
+                l: 0,
+            },
+        ) {
+            *seat_used.entry((c.l, inst.exam_kind[e])).or_insert(0.0) += v * inst.seat_minutes[e];
+            if let Some(q) = inst.exam_pool[e] {
+                *rater_used.entry(q).or_insert(0.0) += v * inst.rating_minutes[e];
+            }
+            if is_free {
+                seated.entry(c.l).or_default().push((si, v));
+            }
+        }
+    }
+
+    let exams: Vec<usize> = {
+        let mut v: Vec<usize> = free.iter().map(|&si| inst.streams[si].exam).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let locations: Vec<usize> = {
+        let mut v: Vec<usize> = add_lists
+            .keys()
+            .flat_map(|&si| inst.streams[si].options.iter().map(|o| o.0))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut best: Option<Exchange> = None;
+    for &l in &locations {
+        // Per exam: the best seats to give (sorted by worth) and to take back.
+        let mut give: Vec<Vec<Item>> = vec![Vec::new(); exams.len()];
+        let mut take: Vec<Vec<Item>> = vec![Vec::new(); exams.len()];
+        for (ei, &e) in exams.iter().enumerate() {
+            let k = inst.exam_kind[e];
+            let (cap, xcap) = inst.seat_capacity(l, k, t);
+            if inst.seat_minutes[e] > 0.0 && cap + xcap <= EPS {
+                continue;
+            }
+            for (&si, list) in &add_lists {
+                let st = &inst.streams[si];
+                if st.exam != e || !st.options.iter().any(|o| o.0 == l) {
+                    continue;
+                }
+                for ad in list {
+                    give[ei].push(Item {
+                        stream: si,
+                        gain_v: ad.gain_v,
+                        gain_c: ad.gain_c - st.travel(l),
+                    });
+                }
+            }
+            for &si in free.iter().filter(|si| !add_lists.contains_key(si)) {
+                let st = &inst.streams[si];
+                if st.exam != e {
+                    continue;
+                }
+                let now = x.get(&Cell { stream: si, t, l }).copied().unwrap_or(0.0);
+                for j in 1..=DROPS.min((now + EPS).floor() as usize) {
+                    let (lv, lc) = drop_loss(inst, si, &backlogs[&si], &windows[si], t, j as f64);
+                    take[ei].push(Item {
+                        stream: si,
+                        gain_v: -lv,
+                        gain_c: st.travel(l) - lc,
+                    });
+                }
+            }
+            let key = |i: &Item| (i.gain_v, i.gain_c);
+            let desc = |a: &Item, b: &Item| {
+                key(b)
+                    .0
+                    .total_cmp(&key(a).0)
+                    .then(key(b).1.total_cmp(&key(a).1))
+                    .then(a.stream.cmp(&b.stream))
+            };
+            give[ei].sort_by(desc);
+            give[ei].truncate(ADDS);
+            take[ei].sort_by(desc);
+            take[ei].truncate(DROPS);
+        }
+        // Every split of at most ADDS seats given and DROPS taken back over the exams.
+        let splits = |limit: usize, sizes: &[usize]| -> Vec<Vec<usize>> {
+            let mut out = vec![vec![]];
+            for &size in sizes {
+                let mut next = Vec::new();
+                for v in &out {
+                    let used: usize = v.iter().sum();
+                    for n in 0..=size.min(limit - used) {
+                        let mut w = v.clone();
+                        w.push(n);
+                        next.push(w);
+                    }
+                }
+                out = next;
+            }
+            out
+        };
+        let mut room: BTreeMap<usize, Vec<Trade>> = BTreeMap::new();
+        let gives = splits(ADDS, &give.iter().map(Vec::len).collect::<Vec<_>>());
+        let takes = splits(DROPS, &take.iter().map(Vec::len).collect::<Vec<_>>());
+        for g in &gives {
+            if g.iter().all(|&n| n == 0) {
+                continue;
+            }
+            for d in &takes {
+                let mut gain_v = 0.0;
+                let mut gain_c = 0.0;
+                let mut seats: BTreeMap<usize, f64> = BTreeMap::new();
+                let mut raters: BTreeMap<usize, f64> = BTreeMap::new();
+                for (ei, &e) in exams.iter().enumerate() {
+                    let net = g[ei] as f64 - d[ei] as f64;
+                    for i in give[ei]
+                        .iter()
+                        .take(g[ei])
+                        .chain(take[ei].iter().take(d[ei]))
+                    {
+                        gain_v += i.gain_v;
+                        gain_c += i.gain_c;
+                    }
+                    *seats.entry(inst.exam_kind[e]).or_insert(0.0) += net * inst.seat_minutes[e];
+                    if let Some(q) = inst.exam_pool[e] {
+                        *raters.entry(q).or_insert(0.0) += net * inst.rating_minutes[e];
+                    }
+                }
+                if gain_v <= MIN_GAIN {
+                    continue;
+                }
+                let mut fits = true;
+                let mut swaps = Vec::new();
+                for (&k, &delta) in &seats {
+                    let (cap, xcap) = inst.seat_capacity(l, k, t);
+                    let mut used = seat_used.get(&(l, k)).copied().unwrap_or(0.0);
+                    let short = used + delta - (cap + xcap);
+                    if short > EPS && d.iter().all(|&n| n == 0) {
+                        // Make room by trading seats with other locations.
+                        let list = room
+                            .entry(k)
+                            .or_insert_with(|| trades(inst, &seated, &seat_used, (l, k, t)));
+                        match list.iter().position(|&(_, freed, _)| freed >= short - EPS) {
+                            Some(i) => {
+                                used -= list[i].1;
+                                gain_c -= list[i].2;
+                                swaps = list[..=i].iter().map(|&(s, _, _)| s).collect();
+                            }
+                            None => fits = false,
+                        }
+                    }
+                    fits &= used + delta <= cap + xcap + EPS;
+                    let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+                    let before = seat_used.get(&(l, k)).copied().unwrap_or(0.0);
+                    gain_c -= price * ((used + delta - cap).max(0.0) - (before - cap).max(0.0));
+                }
+                for (&q, &delta) in &raters {
+                    let (cap, xcap) = inst.rater_capacity(q, t);
+                    let used = rater_used.get(&q).copied().unwrap_or(0.0);
+                    fits &= used + delta <= cap + xcap + EPS;
+                    let price = inst.pool_capacity[q].price;
+                    gain_c -= price * ((used + delta - cap).max(0.0) - (used - cap).max(0.0));
+                }
+                if !fits {
+                    continue;
+                }
+                let wins = best.as_ref().is_none_or(|b| {
+                    gain_v > b.gain_v + MIN_GAIN
+                        || (gain_v > b.gain_v - MIN_GAIN && gain_c > b.gain_c + EPS)
+                });
+                if wins {
+                    let mut adds: BTreeMap<usize, usize> = BTreeMap::new();
+                    let mut drops: BTreeMap<usize, usize> = BTreeMap::new();
+                    for ei in 0..exams.len() {
+                        for i in give[ei].iter().take(g[ei]) {
+                            *adds.entry(i.stream).or_insert(0) += 1;
+                        }
+                        for i in take[ei].iter().take(d[ei]) {
+                            *drops.entry(i.stream).or_insert(0) += 1;
+                        }
+                    }
+                    best = Some(Exchange {
+                        gain_v,
+                        gain_c,
+                        adds: adds
+                            .into_iter()
+                            .map(|(si, n)| (si, n, add_lists[&si].clone()))
+                            .collect(),
+                        drops: drops.into_iter().collect(),
+                        swaps,
+                        at: (t, l),
+                    });
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::parse_scenario;
+    use serde_json::json;
+
+    /// Two weeks; week 1 closed everywhere, so whoever is not seated in
+    /// week 0 waits beyond target (W = 1 for A) in week 1. Exam A takes 40
+    /// booth minutes, exam B 45 (target `target_b`); no raters, no extra
+    /// minutes, no travel.
+    fn two_exams(
+        target_b: i64,
+        locations: serde_json::Value,
+        regions: serde_json::Value,
+        demand: serde_json::Value,
+    ) -> Instance {
+        let sc = json!({
+            "format": "examcap/scenario@1", "name": "exchange", "start_week": "2027-W01",
+            "horizon_weeks": 2,
+            "exams": [
+                {"id": "A", "name": "A", "resource": "booth", "seat_minutes": 40, "target_wait_weeks": 1},
+                {"id": "B", "name": "B", "resource": "booth", "seat_minutes": 45, "target_wait_weeks": target_b}
+            ],
+            "locations": locations,
+            "regions": regions,
+            "demand": demand,
+            "weights": {"waiting_per_candidate_week": 1.0}
+        });
+        let sc =
+            parse_scenario(&serde_json::to_vec(&sc).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        Instance::new(&sc, false)
+    }
+
+    fn location(id: &str, minutes: f64) -> serde_json::Value {
+        json!({"id": id, "name": id,
+               "resources": [{"kind": "booth", "weekly_minutes": minutes,
+                              "extra_weekly_minutes": 0, "extra_cost_per_minute": 1}],
+               "unavailable": [{"from_week": 1, "to_week": 1, "factor": 0}]})
+    }
+
+    /// The allocation `seats` = (region, exam, location, n) in week 0.
+    fn allocation(inst: &Instance, seats: &[(usize, usize, usize, f64)]) -> BTreeMap<Cell, f64> {
+        seats
+            .iter()
+            .map(|&(r, e, l, n)| {
+                let stream = inst
+                    .streams
+                    .iter()
+                    .position(|s| s.region == r && s.exam == e)
+                    .expect("stream exists");
+                (Cell { stream, t: 0, l }, n)
+            })
+            .collect()
+    }
+
+    fn seats_used(inst: &Instance, x: &BTreeMap<Cell, f64>, l: usize) -> f64 {
+        x.iter()
+            .filter(|(c, _)| c.l == l && c.t == 0)
+            .map(|(c, &n)| n * inst.seat_minutes[inst.streams[c.stream].exam])
+            .sum()
+    }
+
+    /// One location of 120 minutes. Region R0 registers 3 for A and 1 for
+    /// B (B's target is 10 weeks here). Seated: one A and one B, 85
+    /// minutes; 35 left, so no one more fits and 2 A wait beyond target in
+    /// week 1: V = 2.
+    fn one_location_b_can_wait() -> (Instance, BTreeMap<Cell, f64>) {
+        let inst = two_exams(
+            10,
+            json!([location("L", 120.0)]),
+            json!([{"id": "R0", "name": "R0", "options": [{"location": "L", "travel_cost": 0}]}]),
+            json!([{"region": "R0", "exam": "A", "weekly": [3, 0]},
+                   {"region": "R0", "exam": "B", "weekly": [1, 0]}]),
+        );
+        let x = allocation(&inst, &[(0, 0, 0, 1.0), (0, 1, 0, 1.0)]);
+        (inst, x)
+    }
+
+    /// Putting B back (45 minutes) seats both waiting A (80): all of A in
+    /// time, and B, now waiting, is within its 10 weeks: V 2 → 0, with
+    /// waiting 2·1 (B in weeks 0 and 1) against 2·2 before: C 4 → 2.
+    #[test]
+    fn putting_back_a_longer_exam_seats_two_over_target() {
+        let (inst, mut x) = one_location_b_can_wait();
+        assert_eq!(score(&inst, &x), (2.0, 4.0));
+        repack(&inst, &mut x, &|_, _| false);
+        assert_eq!(score(&inst, &x), (0.0, 2.0));
+        assert_eq!(x, allocation(&inst, &[(0, 0, 0, 3.0)]));
+        assert!(seats_used(&inst, &x, 0) <= 120.0);
+    }
+
+    /// As [`one_location_b_can_wait`], but B's target is 1 week and A's
+    /// demand 2: putting B back would leave B over target in week 1 (V +1)
+    /// to seat the one waiting A (V −1). No gain in V, so nothing moves.
+    #[test]
+    fn no_exchange_that_only_moves_the_violation() {
+        let inst = two_exams(
+            1,
+            json!([location("L", 120.0)]),
+            json!([{"id": "R0", "name": "R0", "options": [{"location": "L", "travel_cost": 0}]}]),
+            json!([{"region": "R0", "exam": "A", "weekly": [2, 0]},
+                   {"region": "R0", "exam": "B", "weekly": [1, 0]}]),
+        );
+        let mut x = allocation(&inst, &[(0, 0, 0, 1.0), (0, 1, 0, 1.0)]);
+        let before = x.clone();
+        assert_eq!(score(&inst, &x).0, 1.0);
+        repack(&inst, &mut x, &|_, _| false);
+        assert_eq!(x, before);
+    }
+
+    /// Two locations, L0 with 120 minutes and L1 with 100; both regions may
+    /// use either. R0 (exam B, 2 registered, both seated: one at each) and
+    /// R1 (exam A, 3 registered, one at each, one waiting beyond target in
+    /// week 1): L0 and L1 both use 85 minutes; 35 and 15 are left, so no
+    /// A fits. Putting a B back frees 45 but costs B its target (V +1 for
+    /// V −1): not taken. Trading R0's B at L0 for R1's A at L1 gives L0
+    /// 80 minutes and L1 90; L0 then seats the third A: 120 and 90 minutes,
+    /// V 1 → 0.
+    #[test]
+    fn trading_seats_between_locations_makes_room() {
+        let options =
+            json!([{"location": "L0", "travel_cost": 0}, {"location": "L1", "travel_cost": 0}]);
+        let inst = two_exams(
+            1,
+            json!([location("L0", 120.0), location("L1", 100.0)]),
+            json!([{"id": "R0", "name": "R0", "options": options},
+                   {"id": "R1", "name": "R1", "options": options}]),
+            json!([{"region": "R0", "exam": "B", "weekly": [2, 0]},
+                   {"region": "R1", "exam": "A", "weekly": [3, 0]}]),
+        );
+        let mut x = allocation(
+            &inst,
+            &[
+                (0, 1, 0, 1.0),
+                (0, 1, 1, 1.0),
+                (1, 0, 0, 1.0),
+                (1, 0, 1, 1.0),
+            ],
+        );
+        assert_eq!(score(&inst, &x).0, 1.0);
+        repack(&inst, &mut x, &|_, _| false);
+        assert_eq!(score(&inst, &x).0, 0.0);
+        assert_eq!(x, allocation(&inst, &[(0, 1, 1, 2.0), (1, 0, 0, 3.0)]));
+        assert!(seats_used(&inst, &x, 0) <= 120.0);
+        assert!(seats_used(&inst, &x, 1) <= 100.0);
+    }
+
+    /// A pinned week (a re-plan's frozen weeks) is never touched, even where
+    /// an exchange would lower V (the case above).
+    #[test]
+    fn pinned_weeks_stay_as_they_are() {
+        let (inst, mut x) = one_location_b_can_wait();
+        let before = x.clone();
+        repack(&inst, &mut x, &|_, t| t == 0);
+        assert_eq!(x, before);
+    }
+}
