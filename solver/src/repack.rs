@@ -36,7 +36,7 @@
 
 use crate::model::Instance;
 use crate::rounding::{self, Allocation, Cell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most candidates one exchange seats (and most adds per stream and week).
 const ADDS: usize = 4;
@@ -164,6 +164,108 @@ fn score(inst: &Instance, x: &BTreeMap<Cell, f64>) -> (f64, f64) {
     (ev.violation, ev.cost)
 }
 
+/// The exact change of V and C ([`rounding::evaluate`]'s, with the extra
+/// minutes an allocation uses bought) that the changes in `undo` made to
+/// `x`: over the streams and seat and rater cells they touch only.
+fn change(
+    inst: &Instance,
+    x: &BTreeMap<Cell, f64>,
+    undo: &[(Cell, Option<f64>)],
+    windows: &[Vec<f64>],
+) -> (f64, f64) {
+    // Each touched cell's value before the first change.
+    let mut old: BTreeMap<Cell, f64> = BTreeMap::new();
+    for &(c, v) in undo {
+        old.entry(c).or_insert(v.unwrap_or(0.0));
+    }
+    let diff = |c: &Cell| x.get(c).copied().unwrap_or(0.0) - old[c];
+    let (mut dv, mut dc) = (0.0, 0.0);
+    // Over-target and waiting of every touched stream, before and after.
+    let streams: BTreeSet<usize> = old.keys().map(|c| c.stream).collect();
+    for si in streams {
+        let st = &inst.streams[si];
+        let mut after = vec![0.0; inst.weeks];
+        for (c, &v) in x.range(stream_cells(si)) {
+            after[c.t] += v;
+        }
+        let mut before = after.clone();
+        for c in old.keys().filter(|c| c.stream == si) {
+            before[c.t] -= diff(c);
+        }
+        let sums = |served: &[f64]| {
+            let b = st.backlogs(served);
+            let over: f64 = b
+                .iter()
+                .zip(&windows[si])
+                .map(|(b, w)| (b - w).max(0.0))
+                .sum();
+            (over, b.iter().sum::<f64>())
+        };
+        let ((o1, b1), (o0, b0)) = (sums(&after), sums(&before));
+        dv += inst.priority[st.exam] * (o1 - o0);
+        dc += inst.waiting_weight * (b1 - b0);
+    }
+    // Travel, and the extra minutes of every touched seat and rater cell.
+    let mut seats: BTreeMap<(usize, usize, usize), f64> = BTreeMap::new();
+    let mut raters: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    for c in old.keys() {
+        let st = &inst.streams[c.stream];
+        let e = st.exam;
+        let d = diff(c);
+        dc += st.travel(c.l) * d;
+        *seats.entry((c.l, inst.exam_kind[e], c.t)).or_insert(0.0) += d * inst.seat_minutes[e];
+        if let Some(q) = inst.exam_pool[e] {
+            *raters.entry((q, c.t)).or_insert(0.0) += d * inst.rating_minutes[e];
+        }
+    }
+    let used = |keep: &dyn Fn(usize) -> bool,
+                t: usize,
+                minutes: &dyn Fn(usize) -> f64,
+                l: Option<usize>| {
+        (0..inst.streams.len())
+            .filter(|&si| keep(inst.streams[si].exam))
+            .map(|si| {
+                let cells = match l {
+                    Some(l) => x.get(&Cell { stream: si, t, l }).copied().unwrap_or(0.0),
+                    None => x.range(week_cells(si, t)).map(|(_, &v)| v).sum(),
+                };
+                cells * minutes(inst.streams[si].exam)
+            })
+            .sum::<f64>()
+    };
+    for ((l, k, t), d) in seats {
+        let now = used(
+            &|e| inst.exam_kind[e] == k,
+            t,
+            &|e| inst.seat_minutes[e],
+            Some(l),
+        );
+        let (cap, _) = inst.seat_capacity(l, k, t);
+        let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+        dc += price * ((now - cap).max(0.0) - (now - d - cap).max(0.0));
+    }
+    for ((q, t), d) in raters {
+        let now = used(
+            &|e| inst.exam_pool[e] == Some(q),
+            t,
+            &|e| inst.rating_minutes[e],
+            None,
+        );
+        let (cap, _) = inst.rater_capacity(q, t);
+        let price = inst.pool_capacity[q].price;
+        dc += price * ((now - cap).max(0.0) - (now - d - cap).max(0.0));
+    }
+    (dv, dc)
+}
+
+/// Per stream and week, the candidates still within target.
+fn windows(inst: &Instance) -> Vec<Vec<f64>> {
+    inst.streams
+        .iter()
+        .map(|st| st.windows(inst.target[st.exam]))
+        .collect()
+}
+
 /// True if (v, c) is better than (v0, c0) in the model's order.
 fn better((v, c): (f64, f64), (v0, c0): (f64, f64)) -> bool {
     let tol = |a: f64| 1e-9 * a.abs().max(1.0);
@@ -181,29 +283,45 @@ pub(crate) fn repack(
     let mut blocks: Vec<usize> = roots.clone();
     blocks.sort_unstable();
     blocks.dedup();
-    let windows: Vec<Vec<f64>> = inst
-        .streams
-        .iter()
-        .map(|st| st.windows(inst.target[st.exam]))
-        .collect();
+    let windows = windows(inst);
     let mut current = score(inst, x);
     for _ in 0..MAX_SWEEPS {
         let start = current;
         for t in 0..inst.weeks {
             for &block in &blocks {
+                let free: Vec<usize> = (0..inst.streams.len())
+                    .filter(|&si| roots[inst.streams[si].exam] == block && !pinned(si, t))
+                    .collect();
+                let states = free
+                    .iter()
+                    .map(|&si| (si, StreamState::new(inst, x, &windows[si], pinned, si, t)))
+                    .collect();
+                let mut week = Week {
+                    free,
+                    states,
+                    windows: &windows,
+                    pinned,
+                };
                 let mut undo: Vec<(Cell, Option<f64>)> = Vec::new();
                 for _ in 0..MAX_MOVES {
-                    let Some(mv) = best_exchange(inst, x, &windows, pinned, &roots, block, t)
-                    else {
+                    let Some(mv) = best_exchange(inst, x, &week, &roots, block, t) else {
                         break;
                     };
+                    let from = undo.len();
                     apply(x, &mv, &mut undo);
+                    let touched: BTreeSet<usize> =
+                        undo[from..].iter().map(|(c, _)| c.stream).collect();
+                    for si in touched {
+                        week.states
+                            .insert(si, StreamState::new(inst, x, &windows[si], pinned, si, t));
+                    }
                 }
                 if undo.is_empty() {
                     continue;
                 }
                 // The estimates chose the moves; the exact V and C decide.
-                let after = score(inst, x);
+                let (dv, dc) = change(inst, x, &undo, &windows);
+                let after = (current.0 + dv, current.1 + dc);
                 if better(after, current) {
                     current = after;
                 } else {
@@ -226,6 +344,68 @@ const MAX_SWEEPS: usize = 4;
 /// Most exchanges per week and block (each removes over-target weeks, so
 /// this only bounds the work).
 const MAX_MOVES: usize = 64;
+
+/// What one stream looks like in the week being searched: its backlog
+/// and the adds it could take (recomputed after every exchange that
+/// touches it, not for every search).
+struct StreamState {
+    backlog: Vec<f64>,
+    adds: Vec<Add>,
+}
+
+impl StreamState {
+    fn new(
+        inst: &Instance,
+        x: &BTreeMap<Cell, f64>,
+        window: &[f64],
+        pinned: &dyn Fn(usize, usize) -> bool,
+        si: usize,
+        t: usize,
+    ) -> StreamState {
+        let mut served = vec![0.0; inst.weeks];
+        for (c, &v) in x.range(stream_cells(si)) {
+            served[c.t] += v;
+        }
+        let backlog = inst.streams[si].backlogs(&served);
+        let adds = adds(inst, x, &backlog, window, pinned, si, t);
+        StreamState { backlog, adds }
+    }
+}
+
+/// The cells of stream `si`, every week.
+fn stream_cells(si: usize) -> std::ops::Range<Cell> {
+    Cell {
+        stream: si,
+        t: 0,
+        l: 0,
+    }..Cell {
+        stream: si + 1,
+        t: 0,
+        l: 0,
+    }
+}
+
+/// The cells of stream `si` in week `t`.
+fn week_cells(si: usize, t: usize) -> std::ops::Range<Cell> {
+    Cell {
+        stream: si,
+        t,
+        l: 0,
+    }..Cell {
+        stream: si,
+        t: t + 1,
+        l: 0,
+    }
+}
+
+/// The search's view of one week and block: the streams free to move
+/// (not pinned in the week) and their states.
+struct Week<'a> {
+    free: Vec<usize>,
+    states: BTreeMap<usize, StreamState>,
+    windows: &'a [Vec<f64>],
+    pinned: &'a dyn Fn(usize, usize) -> bool,
+}
 
 /// One exchange at a location in week t: candidates seated and put back.
 #[derive(Debug, Clone, Default)]
@@ -399,45 +579,22 @@ struct Item {
 fn best_exchange(
     inst: &Instance,
     x: &BTreeMap<Cell, f64>,
-    windows: &[Vec<f64>],
-    pinned: &dyn Fn(usize, usize) -> bool,
+    week: &Week,
     roots: &[usize],
     block: usize,
     t: usize,
 ) -> Option<Exchange> {
-    let free: Vec<usize> = (0..inst.streams.len())
-        .filter(|&si| roots[inst.streams[si].exam] == block && !pinned(si, t))
+    let Week {
+        free,
+        states,
+        windows,
+        pinned,
+    } = week;
+    let add_lists: BTreeMap<usize, &Vec<Add>> = states
+        .iter()
+        .filter(|(_, s)| !s.adds.is_empty())
+        .map(|(&si, s)| (si, &s.adds))
         .collect();
-    if free.is_empty() {
-        return None;
-    }
-    let served_of = |si: usize| -> Vec<f64> {
-        let mut s = vec![0.0; inst.weeks];
-        for (c, &v) in x.range(
-            Cell {
-                stream: si,
-                t: 0,
-                l: 0,
-            }..Cell {
-                stream: si + 1,
-                t: 0,
-                l: 0,
-            },
-        ) {
-            s[c.t] += v;
-        }
-        s
-    };
-    let mut add_lists: BTreeMap<usize, Vec<Add>> = BTreeMap::new();
-    let mut backlogs: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    for &si in &free {
-        let b = inst.streams[si].backlogs(&served_of(si));
-        let a = adds(inst, x, &b, &windows[si], pinned, si, t);
-        if !a.is_empty() {
-            add_lists.insert(si, a);
-        }
-        backlogs.insert(si, b);
-    }
     if add_lists.is_empty() {
         return None;
     }
@@ -448,18 +605,8 @@ fn best_exchange(
     let mut seated: Seated = BTreeMap::new();
     for si in (0..inst.streams.len()).filter(|&si| roots[inst.streams[si].exam] == block) {
         let e = inst.streams[si].exam;
-        let is_free = !pinned(si, t);
-        for (c, &v) in x.range(
-            Cell {
-                stream: si,
-                t,
-                l: 0,
-            }..Cell {
-                stream: si,
-                t: t + 1,
-                l: 0,
-            },
-        ) {
+        let is_free = !(**pinned)(si, t);
+        for (c, &v) in x.range(week_cells(si, t)) {
             *seat_used.entry((c.l, inst.exam_kind[e])).or_insert(0.0) += v * inst.seat_minutes[e];
             if let Some(q) = inst.exam_pool[e] {
                 *rater_used.entry(q).or_insert(0.0) += v * inst.rating_minutes[e];
@@ -501,7 +648,7 @@ fn best_exchange(
                 if st.exam != e || !st.options.iter().any(|o| o.0 == l) {
                     continue;
                 }
-                for ad in list {
+                for ad in list.iter() {
                     give[ei].push(Item {
                         stream: si,
                         gain_v: ad.gain_v,
@@ -509,14 +656,15 @@ fn best_exchange(
                     });
                 }
             }
-            for &si in free.iter().filter(|si| !add_lists.contains_key(si)) {
+            let here = seated.get(&l).map_or(&[][..], Vec::as_slice);
+            for &(si, now) in here.iter().filter(|(si, _)| !add_lists.contains_key(si)) {
                 let st = &inst.streams[si];
                 if st.exam != e {
                     continue;
                 }
-                let now = x.get(&Cell { stream: si, t, l }).copied().unwrap_or(0.0);
                 for j in 1..=DROPS.min((now + EPS).floor() as usize) {
-                    let (lv, lc) = drop_loss(inst, si, &backlogs[&si], &windows[si], t, j as f64);
+                    let (lv, lc) =
+                        drop_loss(inst, si, &states[&si].backlog, &windows[si], t, j as f64);
                     take[ei].push(Item {
                         stream: si,
                         gain_v: -lv,
@@ -532,10 +680,13 @@ fn best_exchange(
                     .then(key(b).1.total_cmp(&key(a).1))
                     .then(a.stream.cmp(&b.stream))
             };
-            give[ei].sort_by(desc);
-            give[ei].truncate(ADDS);
-            take[ei].sort_by(desc);
-            take[ei].truncate(DROPS);
+            for (items, keep) in [(&mut give[ei], ADDS), (&mut take[ei], DROPS)] {
+                if items.len() > keep {
+                    items.select_nth_unstable_by(keep, desc);
+                    items.truncate(keep);
+                }
+                items.sort_by(desc);
+            }
         }
         // Every split of at most ADDS seats given and DROPS taken back over the exams.
         let splits = |limit: usize, sizes: &[usize]| -> Vec<Vec<usize>> {
@@ -807,5 +958,58 @@ mod tests {
         let before = x.clone();
         repack(&inst, &mut x, &|_, t| t == 0);
         assert_eq!(x, before);
+    }
+
+    /// [`change`] over the cells an exchange touches equals the difference
+    /// of the whole allocation's V and C, extra minutes and travel
+    /// included: one location of 80 regular minutes and 90 extra at 0.5 a
+    /// minute, travel 2 from R0 and 3 from R1; whole allocations changed
+    /// by seating, putting back and moving candidates.
+    #[test]
+    fn change_equals_the_whole_evaluation() {
+        let mut loc = location("L", 80.0);
+        loc["resources"][0]["extra_weekly_minutes"] = json!(90);
+        loc["resources"][0]["extra_cost_per_minute"] = json!(0.5);
+        loc["unavailable"] = json!([]);
+        let mut other = location("M", 100.0);
+        other["unavailable"] = json!([]);
+        let inst = two_exams(
+            1,
+            json!([loc, other]),
+            json!([{"id": "R0", "name": "R0", "options": [{"location": "L", "travel_cost": 2}]},
+                   {"id": "R1", "name": "R1", "options": [{"location": "L", "travel_cost": 3},
+                                                          {"location": "M", "travel_cost": 1}]}]),
+            json!([{"region": "R0", "exam": "A", "weekly": [3, 2]},
+                   {"region": "R1", "exam": "B", "weekly": [2, 1]}]),
+        );
+        let x0 = allocation(&inst, &[(0, 0, 0, 1.0), (1, 1, 0, 1.0)]);
+        let cell = |r: usize, e: usize, l: usize, t: usize| {
+            let stream = inst
+                .streams
+                .iter()
+                .position(|s| s.region == r && s.exam == e)
+                .expect("stream exists");
+            Cell { stream, t, l }
+        };
+        let steps: [&[(Cell, f64)]; 4] = [
+            &[(cell(0, 0, 0, 0), 2.0)],
+            &[(cell(1, 1, 0, 0), -1.0), (cell(1, 1, 1, 0), 1.0)],
+            &[(cell(0, 0, 0, 1), 3.0), (cell(1, 1, 0, 1), 2.0)],
+            &[(cell(0, 0, 0, 0), -3.0), (cell(0, 0, 0, 1), 1.0)],
+        ];
+        let mut x = x0.clone();
+        let mut undo = Vec::new();
+        for step in steps {
+            for &(c, d) in step {
+                set(&mut x, c, d, &mut undo);
+            }
+            let (v0, c0) = score(&inst, &x0);
+            let (v1, c1) = score(&inst, &x);
+            let (dv, dc) = change(&inst, &x, &undo, &windows(&inst));
+            assert!((dv - (v1 - v0)).abs() < 1e-9, "{dv} vs {}", v1 - v0);
+            assert!((dc - (c1 - c0)).abs() < 1e-9, "{dc} vs {}", c1 - c0);
+        }
+        // Something changed in every one: the check is not of zeros.
+        assert_ne!(score(&inst, &x), score(&inst, &x0));
     }
 }
