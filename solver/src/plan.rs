@@ -516,7 +516,9 @@ pub(crate) fn run_pipeline(
                     || r.replan.pinned_streams.contains(&s)
             })
         };
-        int = rounding::round_pinned(&inst, &lp_alloc, &pinned);
+        // Twins of a merged stream are rounded together, not each by its share.
+        let start = rounding::whole_twins(&inst, &lp_alloc);
+        int = rounding::round_pinned(&inst, &start, &pinned);
         if let Some(r) = restrict.filter(|r| r.replan.sigma > 0.0) {
             rounding::restore_published(
                 &inst,

@@ -35,7 +35,7 @@
 //! input gives the same plan, bit for bit.
 
 use crate::model::Instance;
-use crate::rounding::{self, Allocation, Cell};
+use crate::rounding::{self, stream_cells, Allocation, Cell};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most candidates one exchange seats (and most adds per stream and week).
@@ -369,19 +369,6 @@ impl StreamState {
         let backlog = inst.streams[si].backlogs(&served);
         let adds = adds(inst, x, &backlog, window, pinned, si, t);
         StreamState { backlog, adds }
-    }
-}
-
-/// The cells of stream `si`, every week.
-fn stream_cells(si: usize) -> std::ops::Range<Cell> {
-    Cell {
-        stream: si,
-        t: 0,
-        l: 0,
-    }..Cell {
-        stream: si + 1,
-        t: 0,
-        l: 0,
     }
 }
 

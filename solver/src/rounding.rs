@@ -134,6 +134,118 @@ pub fn evaluate(inst: &Instance, alloc: &Allocation) -> Evaluation {
 
 const EPS: f64 = 1e-9;
 
+/// The cells of stream `si`, every week.
+pub(crate) fn stream_cells(si: usize) -> std::ops::Range<Cell> {
+    Cell {
+        stream: si,
+        t: 0,
+        l: 0,
+    }..Cell {
+        stream: si + 1,
+        t: 0,
+        l: 0,
+    }
+}
+
+/// The LP point with proportional twins (see [`Instance::members`]) split
+/// into whole candidates together rather than each by its share.
+///
+/// Why: the merged LP serves a region split into k identical parts as one
+/// stream, and its x split by shares gives every part x/k of each cell:
+/// flooring then loses up to one candidate per part and cell instead of one
+/// per cell (the national scenario split 16 ways under a surge: integral V
+/// 2.0× V*). Here each cell's whole candidates, ⌊x⌋, go to the parts by
+/// largest remainder of their share of the group's service so far (never
+/// beyond what a part has registered), and the cell's fraction to the one
+/// part that is furthest behind, so that rounding sees it once. Capacity
+/// use never grows; single streams are left as they are.
+pub fn whole_twins(inst: &Instance, lp: &Allocation) -> Allocation {
+    let mut out = Allocation {
+        x: BTreeMap::new(),
+        extra_seats: lp.extra_seats.clone(),
+        extra_raters: lp.extra_raters.clone(),
+    };
+    for group in &inst.members {
+        if group.len() < 2 {
+            for &(si, _) in group {
+                out.x
+                    .extend(lp.x.range(stream_cells(si)).map(|(&c, &v)| (c, v)));
+            }
+            continue;
+        }
+        // The group's cells, summed over its parts, week by week.
+        let mut cells: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+        for &(si, _) in group {
+            for (c, &v) in lp.x.range(stream_cells(si)) {
+                *cells.entry((c.t, c.l)).or_insert(0.0) += v;
+            }
+        }
+        let mut given = vec![0.0; group.len()];
+        let mut registered: Vec<f64> = group
+            .iter()
+            .map(|&(si, _)| inst.streams[si].initial_backlog())
+            .collect();
+        let mut week = usize::MAX;
+        let mut total = 0.0;
+        for (&(t, l), &v) in &cells {
+            if t != week {
+                for (r, &(si, _)) in registered.iter_mut().zip(group) {
+                    let d = &inst.streams[si].demand;
+                    *r += d[week.wrapping_add(1).min(t)..=t].iter().sum::<f64>();
+                }
+                week = t;
+            }
+            let n = (v + 1e-6).floor().max(0.0);
+            total += n;
+            // Each part's due: its share of everything so far, less what it has.
+            let due: Vec<f64> = group
+                .iter()
+                .zip(&given)
+                .map(|(&(_, share), &g)| share * total - g)
+                .collect();
+            let mut take: Vec<f64> = due
+                .iter()
+                .zip(&given)
+                .zip(&registered)
+                .map(|((&d, &g), &r)| d.floor().clamp(0.0, (r - g + 1e-9).floor().max(0.0)))
+                .collect();
+            let mut left = n - take.iter().sum::<f64>();
+            let mut order: Vec<usize> = (0..group.len()).collect();
+            order.sort_by(|&a, &b| {
+                (due[b] - take[b])
+                    .total_cmp(&(due[a] - take[a]))
+                    .then(a.cmp(&b))
+            });
+            while left >= 1.0 - 1e-9 {
+                let before = left;
+                for &i in &order {
+                    if left >= 1.0 - 1e-9 && given[i] + take[i] + 1.0 <= registered[i] + 1e-9 {
+                        take[i] += 1.0;
+                        left -= 1.0;
+                    }
+                }
+                if left == before {
+                    break;
+                }
+            }
+            // The cell's fraction, and any whole candidate no part could
+            // take, to the part furthest behind.
+            let rest = v - n + left;
+            for (i, &(si, _)) in group.iter().enumerate() {
+                let mut x = take[i];
+                if i == order[0] {
+                    x += rest;
+                }
+                given[i] += take[i];
+                if x > 0.0 {
+                    out.x.insert(Cell { stream: si, t, l }, x);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Rounds an LP allocation to whole candidates (see the module docs).
 /// `lp` is a feasible LP point (its x, y and z within the model's rows).
 pub fn round(inst: &Instance, lp: &Allocation) -> Allocation {
@@ -1035,4 +1147,71 @@ fn shift_effect(
         dc += price * ((used + delta - cap).max(0.0) - (used - cap).max(0.0));
     }
     Some((dv, dc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::parse_scenario;
+    use serde_json::json;
+
+    /// Regions A and B are twins (same options, demand 3 and 1 a week:
+    /// shares 0.75 and 0.25). The merged LP serves 2.6 in week 0 and 3.4
+    /// in week 1 at L; split by shares that is A 1.95 + 2.55 and B 0.65 +
+    /// 0.85, which floors to 3 candidates. Together: week 0 has 2 whole
+    /// candidates, dues A 1.5 and B 0.5: A 1, then the remainder (tie, A
+    /// first) A: A 2, B 0, and the fraction 0.6 to A. Week 1 has 3 (5 so
+    /// far), dues A 3.75 − 2 = 1.75 and B 1.25: A 1, B 1, the remainder to
+    /// A (0.75 > 0.25): A 2, B 1, the fraction 0.4 to A. Whole: 5.
+    #[test]
+    fn twins_are_split_into_whole_candidates_together() {
+        let sc = json!({
+            "format": "examcap/scenario@1", "name": "twins", "start_week": "2027-W01",
+            "horizon_weeks": 2,
+            "exams": [{"id": "E", "name": "E", "resource": "seat", "seat_minutes": 10,
+                       "target_wait_weeks": 1}],
+            "locations": [{"id": "L", "name": "L", "resources": [{"kind": "seat",
+                "weekly_minutes": 100, "extra_weekly_minutes": 0, "extra_cost_per_minute": 1}]}],
+            "regions": [
+                {"id": "A", "name": "A", "options": [{"location": "L", "travel_cost": 1}]},
+                {"id": "B", "name": "B", "options": [{"location": "L", "travel_cost": 1}]}
+            ],
+            "demand": [{"region": "A", "exam": "E", "weekly": [3, 3]},
+                       {"region": "B", "exam": "E", "weekly": [1, 1]}]
+        });
+        let sc = parse_scenario(&serde_json::to_vec(&sc).unwrap()).unwrap();
+        let inst = Instance::new(&sc, true);
+        assert_eq!(inst.members, vec![vec![(0, 0.75), (1, 0.25)]]);
+        let cell = |stream, t| Cell { stream, t, l: 0 };
+        let mut lp = Allocation::default();
+        for (t, v) in [(0, 2.6), (1, 3.4)] {
+            lp.x.insert(cell(0, t), v * 0.75);
+            lp.x.insert(cell(1, t), v * 0.25);
+        }
+        let got = whole_twins(&inst, &lp);
+        let near = |c: Cell, want: f64| (got.x.get(&c).copied().unwrap_or(0.0) - want).abs() < 1e-9;
+        assert!(
+            near(cell(0, 0), 2.6) && near(cell(0, 1), 2.4),
+            "{:?}",
+            got.x
+        );
+        assert!(
+            near(cell(1, 0), 0.0) && near(cell(1, 1), 1.0),
+            "{:?}",
+            got.x
+        );
+        // 5 whole candidates survive flooring, where the shares alone keep 3.
+        let whole = |a: &Allocation| a.x.values().map(|v| (v + 1e-6).floor()).sum::<f64>();
+        assert_eq!((whole(&got), whole(&lp)), (5.0, 3.0));
+        // Capacity use per cell is unchanged.
+        for t in 0..2 {
+            let sum = |a: &Allocation| {
+                a.x.iter()
+                    .filter(|(c, _)| c.t == t)
+                    .map(|(_, v)| v)
+                    .sum::<f64>()
+            };
+            assert!((sum(&got) - sum(&lp)).abs() < 1e-9);
+        }
+    }
 }
