@@ -72,8 +72,15 @@ impl Surge {
                 format!("surge {s:?}: multiplier {mult:?} must be a number in 0..=1000")
             })?;
         let week = |w: &str, what: &str| {
-            w.parse::<usize>()
-                .map_err(|_| format!("surge {s:?}: {what} {w:?} must be a week index >= 0"))
+            w.parse::<usize>().map_err(|e| match e.kind() {
+                std::num::IntErrorKind::PosOverflow => {
+                    format!(
+                        "surge {s:?}: {what} {w:?} is too large (at most {})",
+                        usize::MAX
+                    )
+                }
+                _ => format!("surge {s:?}: {what} {w:?} must be a week index >= 0"),
+            })
         };
         let (from_week, to_week) = (week(from, "from week")?, week(to, "to week")?);
         if from_week > to_week {
@@ -1062,6 +1069,16 @@ mod tests {
             .parse::<Surge>()
             .unwrap_err()
             .contains("unknown exam"));
+        // A week index past usize says so, not "must be >= 0".
+        let err = "SPREKEN_B1:1.5:1:99999999999999999999999"
+            .parse::<Surge>()
+            .unwrap_err();
+        assert!(
+            err.contains("to week") && err.contains("too large"),
+            "{err}"
+        );
+        let err = "SPREKEN_B1:1.5:-1:2".parse::<Surge>().unwrap_err();
+        assert!(err.contains(">= 0"), "{err}");
     }
 
     #[test]
