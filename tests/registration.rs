@@ -55,8 +55,16 @@ fn cell(cells: &[proto::StockCell], week: u32) -> proto::StockCell {
 }
 
 fn violation_field(s: &tonic::Status) -> String {
+    violation_fields(s)[0].clone()
+}
+
+/// Every field a BadRequest detail names, in order.
+fn violation_fields(s: &tonic::Status) -> Vec<String> {
     let br = s.get_details_bad_request().expect("a BadRequest detail");
-    br.field_violations[0].field.clone()
+    br.field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,15 +496,22 @@ async fn bad_requests_name_their_field() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    let named: Vec<String> = e
-        .get_details_bad_request()
-        .expect("BadRequest")
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(named, ["exam", "region", "location"]);
+    assert_eq!(violation_fields(&e), ["exam", "region", "location"]);
     assert!(e.message().contains("region: unknown region"), "{e:?}");
+    // Bad fields of different kinds, too: every one in the same answer.
+    let e = list(
+        &mut c,
+        proto::ListReservationsRequest {
+            candidate_ref: "a b".into(),
+            from_week: Some(5),
+            to_week: Some(2),
+            ..listed("XYZ", "", "")
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(violation_fields(&e), ["candidate_ref", "to_week", "exam"]);
     // Known ids that hold nothing here are an empty page.
     let none = proto::ListReservationsRequest {
         candidate_ref: "cand-7777".into(),

@@ -130,6 +130,45 @@ impl From<RegistrationError> for Status {
 type Result<T, E = RegistrationError> = std::result::Result<T, E>;
 
 /// A bad request field, as every service says it ([`ApiError::invalid`]).
+/// ListReservations filters (exam, region, location) that neither the
+/// published plan nor any reservation holds: a typo, since an empty answer
+/// would read as "no seats held" (GetStock names unknown ids the same way).
+fn unknown_filters(
+    st: &book::State,
+    r: &proto::ListReservationsRequest,
+) -> Vec<(&'static str, String)> {
+    let stock = st.stock.as_ref();
+    let held = |f: &dyn Fn(&ReservationRecord) -> bool| st.reservations.values().any(|e| f(&e.rec));
+    [
+        (
+            "exam",
+            &r.exam,
+            stock.is_some_and(|s| s.exam(&r.exam).is_some()) || held(&|rec| rec.ask.exam == r.exam),
+        ),
+        (
+            "region",
+            &r.region,
+            stock.is_some_and(|s| s.options(&r.region).is_some())
+                || held(&|rec| rec.ask.region == r.region),
+        ),
+        (
+            "location",
+            &r.location,
+            stock.is_some_and(|s| s.location(&r.location).is_some())
+                || held(&|rec| rec.location == r.location),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, id, known)| !id.is_empty() && !known)
+    .map(|(name, id, _)| {
+        (
+            name,
+            format!("unknown {name} {id:?}: neither the published plan nor any reservation has it"),
+        )
+    })
+    .collect()
+}
+
 fn field(field: &'static str, message: impl Into<String>) -> RegistrationError {
     ApiError::invalid(field, message).into()
 }
@@ -592,24 +631,39 @@ impl Api {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
         } as usize;
+        // Every bad field is named in one answer, one violation each.
+        let mut bad: Vec<(&'static str, String)> = Vec::new();
         let start = if r.page_token.is_empty() {
-            0
+            Some(0)
         } else {
-            parse_page_token(&r.page_token)
-                .and_then(|s| s.checked_add(1))
-                .ok_or_else(|| field("page_token", "not a token from a previous response"))?
+            let start = parse_page_token(&r.page_token).and_then(|s| s.checked_add(1));
+            if start.is_none() {
+                bad.push(("page_token", "not a token from a previous response".into()));
+            }
+            start
         };
         // A filter that could never match is a typo; one that looks like a
         // citizen service number is refused as Reserve refuses it.
         if !r.candidate_ref.is_empty() {
-            rules::check_candidate_ref(&r.candidate_ref).map_err(|m| field("candidate_ref", m))?;
+            if let Err(m) = rules::check_candidate_ref(&r.candidate_ref) {
+                bad.push(("candidate_ref", m.to_string()));
+            }
         }
         if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
             if f > t {
-                return Err(field("to_week", format!("{t} is before from_week {f}")));
+                bad.push(("to_week", format!("{t} is before from_week {f}")));
             }
         }
         let st = self.book().lock();
+        // On a first request, a filter naming what neither the published plan
+        // nor any reservation holds is a typo (see below).
+        if start == Some(0) {
+            bad.extend(unknown_filters(&st, r));
+        }
+        if !bad.is_empty() {
+            return Err(ApiError::InvalidArguments(bad).into());
+        }
+        let start = start.unwrap_or(0);
         // Weeks of the published plan, by calendar week (a reservation from
         // an earlier plan may count its weeks from another start week).
         let from = r.from_week.map_or(i64::MIN, i64::from);
@@ -640,50 +694,6 @@ impl Api {
             .map(|e| &e.rec)
             .take(size + 1)
             .collect();
-        // As GetStock says it: on a first page that comes back empty, a
-        // filter naming what neither the published plan nor any reservation
-        // holds is a typo, and an empty answer would read as "no seats held".
-        // Every such filter is named, one violation each.
-        if page.is_empty() && start == 0 {
-            let stock = st.stock.as_ref();
-            let held = |f: &dyn Fn(&ReservationRecord) -> bool| {
-                st.reservations.values().any(|e| f(&e.rec))
-            };
-            let unknown = [
-                (
-                    "exam",
-                    &r.exam,
-                    stock.is_some_and(|s| s.exam(&r.exam).is_some())
-                        || held(&|rec| rec.ask.exam == r.exam),
-                ),
-                (
-                    "region",
-                    &r.region,
-                    stock.is_some_and(|s| s.options(&r.region).is_some())
-                        || held(&|rec| rec.ask.region == r.region),
-                ),
-                (
-                    "location",
-                    &r.location,
-                    stock.is_some_and(|s| s.location(&r.location).is_some())
-                        || held(&|rec| rec.location == r.location),
-                ),
-            ]
-            .into_iter()
-            .filter(|(_, id, known)| !id.is_empty() && !known)
-            .map(|(name, id, _)| {
-                (
-                    name,
-                    format!(
-                        "unknown {name} {id:?}: neither the published plan nor any reservation has it"
-                    ),
-                )
-            })
-            .collect::<Vec<_>>();
-            if !unknown.is_empty() {
-                return Err(ApiError::InvalidArguments(unknown).into());
-            }
-        }
         let next_page_token = if page.len() > size {
             page.truncate(size);
             page.last().map(|r| page_token(r.seq)).unwrap_or_default()
