@@ -35,102 +35,15 @@
 //! input gives the same plan, bit for bit.
 
 use crate::model::Instance;
-use crate::rounding::{self, stream_cells, Allocation, Cell};
+use crate::rounding::{
+    self, advances, stream_cells, windows, Add, Allocation, Cell, EPS, MIN_GAIN,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most candidates one exchange seats (and most adds per stream and week).
 const ADDS: usize = 4;
 /// Most candidates one exchange puts back in the queue.
 const DROPS: usize = 2;
-const EPS: f64 = 1e-9;
-/// Over-target weeks below which a seat is float noise, not a candidate.
-const MIN_GAIN: f64 = 1e-6;
-
-/// One more exam of a stream in week t: what it saves and where it comes from.
-#[derive(Debug, Clone, Copy)]
-struct Add {
-    /// Priority-weighted over-target weeks removed.
-    gain_v: f64,
-    /// Cost saved: waiting weeks, and the travel of the later seat freed.
-    gain_c: f64,
-    /// The later seat the candidate moves up from (None: waiting through
-    /// the horizon).
-    from: Option<Cell>,
-}
-
-/// The candidate [`Add`]s of stream `si` in week `t`, one after another
-/// (each assumes the ones before it), while they remove over-target weeks.
-fn adds(
-    inst: &Instance,
-    x: &BTreeMap<Cell, f64>,
-    backlog: &[f64],
-    window: &[f64],
-    pinned: &dyn Fn(usize, usize) -> bool,
-    si: usize,
-    t: usize,
-) -> Vec<Add> {
-    let st = &inst.streams[si];
-    let mut b = backlog.to_vec();
-    // The stream's later unpinned seats, as (cell, candidates), in order.
-    let mut later: Vec<(Cell, f64)> = x
-        .range(
-            Cell {
-                stream: si,
-                t: t + 1,
-                l: 0,
-            }..Cell {
-                stream: si + 1,
-                t: 0,
-                l: 0,
-            },
-        )
-        .filter(|(c, &v)| v >= 1.0 - EPS && !pinned(si, c.t))
-        .map(|(&c, &v)| (c, v))
-        .collect();
-    let mut out = Vec::new();
-    while out.len() < ADDS {
-        let from = match (t..inst.weeks).find(|&u| b[u] < 1.0 - EPS) {
-            None => None,
-            Some(dry) => {
-                // The latest seat at or before the week the queue runs dry.
-                let pick = later
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (c, v))| c.t <= dry && *v >= 1.0 - EPS)
-                    .max_by(|a, b| {
-                        a.1 .0
-                            .t
-                            .cmp(&b.1 .0.t)
-                            .then(st.travel(a.1 .0.l).total_cmp(&st.travel(b.1 .0.l)))
-                    })
-                    .map(|(i, _)| i);
-                match pick {
-                    Some(i) => {
-                        later[i].1 -= 1.0;
-                        Some(later[i].0)
-                    }
-                    None => break,
-                }
-            }
-        };
-        let end = from.map_or(inst.weeks, |c| c.t);
-        let weeks: f64 = (t..end).map(|u| (b[u] - window[u]).clamp(0.0, 1.0)).sum();
-        let gain_v = inst.priority[st.exam] * weeks;
-        if gain_v <= MIN_GAIN {
-            break;
-        }
-        let gain_c = inst.waiting_weight * (end - t) as f64 + from.map_or(0.0, |c| st.travel(c.l));
-        for v in &mut b[t..end] {
-            *v -= 1.0;
-        }
-        out.push(Add {
-            gain_v,
-            gain_c,
-            from,
-        });
-    }
-    out
-}
 
 /// Priority-weighted over-target weeks and cost added by putting the j-th
 /// (1-based) candidate of week `t` back in the queue through the horizon.
@@ -258,14 +171,6 @@ fn change(
     (dv, dc)
 }
 
-/// Per stream and week, the candidates still within target.
-fn windows(inst: &Instance) -> Vec<Vec<f64>> {
-    inst.streams
-        .iter()
-        .map(|st| st.windows(inst.target[st.exam]))
-        .collect()
-}
-
 /// True if (v, c) is better than (v0, c0) in the model's order.
 fn better((v, c): (f64, f64), (v0, c0): (f64, f64)) -> bool {
     let tol = |a: f64| 1e-9 * a.abs().max(1.0);
@@ -367,7 +272,7 @@ impl StreamState {
             served[c.t] += v;
         }
         let backlog = inst.streams[si].backlogs(&served);
-        let adds = adds(inst, x, &backlog, window, pinned, si, t);
+        let adds = advances(inst, x, &backlog, window, pinned, si, t, ADDS);
         StreamState { backlog, adds }
     }
 }

@@ -132,7 +132,7 @@ pub fn evaluate(inst: &Instance, alloc: &Allocation) -> Evaluation {
     ev
 }
 
-const EPS: f64 = 1e-9;
+pub(crate) const EPS: f64 = 1e-9;
 
 /// The cells of stream `si`, every week.
 pub(crate) fn stream_cells(si: usize) -> std::ops::Range<Cell> {
@@ -387,11 +387,7 @@ pub fn round_pinned(
         .collect();
     // Per stream and week, the candidates still within target: what the
     // backlog may reach before anyone waits beyond it (passes 3–5).
-    let windows: Vec<Vec<f64>> = inst
-        .streams
-        .iter()
-        .map(|st| st.windows(inst.target[st.exam]))
-        .collect();
+    let windows = windows(inst);
     let mut candidates: Vec<Cell> =
         lp.x.keys()
             .copied()
@@ -530,13 +526,13 @@ fn serve_over_target(
     pinned: &dyn Fn(usize, usize) -> bool,
 ) {
     for t in 0..inst.weeks {
-        let mut gains: Vec<Advance> = (0..inst.streams.len())
+        let mut gains: Vec<Add> = (0..inst.streams.len())
             .filter(|&si| !pinned(si, t))
             .filter_map(|si| advance(inst, int, backlog, windows, pinned, si, t))
             .collect();
         loop {
             // The best (gain, then price) seat over all streams that gain.
-            let mut best: Option<(f64, f64, Advance, usize)> = None;
+            let mut best: Option<(f64, f64, Add, usize)> = None;
             for adv in &gains {
                 let st = &inst.streams[adv.stream];
                 let e = st.exam;
@@ -566,7 +562,7 @@ fn serve_over_target(
                         0.0
                     };
                     let price = seat_price + rater_price + travel;
-                    let g = adv.gain;
+                    let g = adv.gain_v;
                     let better = best.as_ref().is_none_or(|&(bg, bp, _, _)| {
                         g > bg + EPS || (g > bg - EPS && price < bp - EPS)
                     });
@@ -594,22 +590,33 @@ fn serve_over_target(
 
 /// Over-target weeks below which a seat is not worth buying: float noise in
 /// backlogs and windows of large fractional demand, not a candidate waiting.
-const MIN_GAIN: f64 = 1e-6;
+pub(crate) const MIN_GAIN: f64 = 1e-6;
 
-/// One more exam for a stream in some week (pass 5 of [`round_pinned`]):
-/// the over-target weeks it removes, and the later seat it moves up from,
-/// if the stream has no candidate waiting through the horizon.
-#[derive(Debug, Clone, Copy)]
-struct Advance {
-    stream: usize,
-    gain: f64,
-    from: Option<Cell>,
+/// Per stream and week, the candidates still within target.
+pub(crate) fn windows(inst: &Instance) -> Vec<Vec<f64>> {
+    inst.streams
+        .iter()
+        .map(|st| st.windows(inst.target[st.exam]))
+        .collect()
 }
 
-/// The [`Advance`] of stream `si` in week `t`, if it removes any
-/// over-target week. Without a candidate waiting in every week from `t`
-/// on, the candidate comes from the stream's latest unpinned seat at or
-/// before the first week its backlog drops below one.
+/// One more exam for a stream in some week (passes 5 and 6): the
+/// over-target weeks it removes, and the later seat it moves up from, if
+/// the stream has no candidate waiting through the horizon.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Add {
+    pub stream: usize,
+    /// Priority-weighted over-target weeks removed.
+    pub gain_v: f64,
+    /// Cost saved: waiting weeks, and the travel of the later seat freed.
+    pub gain_c: f64,
+    /// The later seat the candidate moves up from (None: waiting through
+    /// the horizon).
+    pub from: Option<Cell>,
+}
+
+/// The [`Add`] of stream `si` in week `t` (pass 5), if it removes any
+/// over-target week.
 fn advance(
     inst: &Instance,
     int: &Allocation,
@@ -618,45 +625,85 @@ fn advance(
     pinned: &dyn Fn(usize, usize) -> bool,
     si: usize,
     t: usize,
-) -> Option<Advance> {
-    let b = &backlog[si];
-    let from = match (t..inst.weeks).find(|&u| b[u] < 1.0 - EPS) {
-        None => None,
-        Some(dry) => {
-            let cells = int.x.range(
-                Cell {
-                    stream: si,
-                    t: t + 1,
-                    l: 0,
-                }..Cell {
-                    stream: si,
-                    t: dry + 1,
-                    l: 0,
-                },
-            );
-            let seat = cells
-                .filter(|(c, &v)| v >= 1.0 - EPS && !pinned(si, c.t))
-                .map(|(c, _)| *c)
-                .max_by(|a, b| {
-                    a.t.cmp(&b.t).then(
-                        inst.streams[si]
-                            .travel(a.l)
-                            .total_cmp(&inst.streams[si].travel(b.l)),
-                    )
-                });
-            Some(seat?)
+) -> Option<Add> {
+    let first = advances(inst, &int.x, &backlog[si], &windows[si], pinned, si, t, 1);
+    first.first().copied()
+}
+
+/// Up to `limit` [`Add`]s of stream `si` in week `t`, one after another
+/// (each assumes the ones before it), while they remove over-target weeks.
+/// Without a candidate waiting in every week from `t` on, each comes from
+/// the stream's latest unpinned seat at or before the first week its
+/// backlog drops below one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn advances(
+    inst: &Instance,
+    x: &BTreeMap<Cell, f64>,
+    backlog: &[f64],
+    window: &[f64],
+    pinned: &dyn Fn(usize, usize) -> bool,
+    si: usize,
+    t: usize,
+    limit: usize,
+) -> Vec<Add> {
+    let st = &inst.streams[si];
+    // Copied only once a second add needs the first one's effect.
+    let mut b = std::borrow::Cow::Borrowed(backlog);
+    // The stream's later unpinned seats, as (cell, candidates), in order.
+    let mut later: Vec<(Cell, f64)> = x
+        .range(
+            Cell {
+                stream: si,
+                t: t + 1,
+                l: 0,
+            }..stream_cells(si).end,
+        )
+        .filter(|(c, &v)| v >= 1.0 - EPS && !pinned(si, c.t))
+        .map(|(&c, &v)| (c, v))
+        .collect();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let from = match (t..inst.weeks).find(|&u| b[u] < 1.0 - EPS) {
+            None => None,
+            Some(dry) => {
+                // The latest seat at or before the week the queue runs dry.
+                let pick = later
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (c, v))| c.t <= dry && *v >= 1.0 - EPS)
+                    .max_by(|(_, (a, _)), (_, (b, _))| {
+                        a.t.cmp(&b.t)
+                            .then(st.travel(a.l).total_cmp(&st.travel(b.l)))
+                    })
+                    .map(|(i, _)| i);
+                match pick {
+                    Some(i) => {
+                        later[i].1 -= 1.0;
+                        Some(later[i].0)
+                    }
+                    None => break,
+                }
+            }
+        };
+        let end = from.map_or(inst.weeks, |c| c.t);
+        let weeks: f64 = (t..end).map(|u| (b[u] - window[u]).clamp(0.0, 1.0)).sum();
+        let gain_v = inst.priority[st.exam] * weeks;
+        if gain_v <= MIN_GAIN {
+            break;
         }
-    };
-    let end = from.map_or(inst.weeks, |c| c.t);
-    let weeks: f64 = (t..end)
-        .map(|u| (b[u] - windows[si][u]).clamp(0.0, 1.0))
-        .sum();
-    let gain = inst.priority[inst.streams[si].exam] * weeks;
-    (gain > MIN_GAIN).then_some(Advance {
-        stream: si,
-        gain,
-        from,
-    })
+        out.push(Add {
+            stream: si,
+            gain_v,
+            gain_c: inst.waiting_weight * (end - t) as f64 + from.map_or(0.0, |c| st.travel(c.l)),
+            from,
+        });
+        if out.len() < limit {
+            for v in &mut b.to_mut()[t..end] {
+                *v -= 1.0;
+            }
+        }
+    }
+    out
 }
 
 /// Pass 4 at one cell: seats waiting candidates of `c.stream` at `c.l`
