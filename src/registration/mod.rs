@@ -129,7 +129,6 @@ impl From<RegistrationError> for Status {
 
 type Result<T, E = RegistrationError> = std::result::Result<T, E>;
 
-/// A bad request field, as every service says it ([`ApiError::invalid`]).
 /// ListReservations filters (exam, region, location) that neither the
 /// published plan nor any reservation holds: a typo, since an empty answer
 /// would read as "no seats held" (GetStock names unknown ids the same way).
@@ -169,6 +168,7 @@ fn unknown_filters(
     .collect()
 }
 
+/// A bad request field, as every service says it ([`ApiError::invalid`]).
 fn field(field: &'static str, message: impl Into<String>) -> RegistrationError {
     ApiError::invalid(field, message).into()
 }
@@ -655,12 +655,11 @@ impl Api {
             }
         }
         let st = self.book().lock();
-        // On a first request, a filter naming what neither the published plan
-        // nor any reservation holds is a typo (see below).
-        if start == Some(0) {
-            bad.extend(unknown_filters(&st, r));
-        }
         if !bad.is_empty() {
+            // Unknown filters of a first request go in the same answer.
+            if start == Some(0) {
+                bad.extend(unknown_filters(&st, r));
+            }
             return Err(ApiError::InvalidArguments(bad).into());
         }
         let start = start.unwrap_or(0);
@@ -694,6 +693,13 @@ impl Api {
             .map(|e| &e.rec)
             .take(size + 1)
             .collect();
+        // On a first page that comes back empty, as GetStock says it.
+        if page.is_empty() && start == 0 {
+            let unknown = unknown_filters(&st, r);
+            if !unknown.is_empty() {
+                return Err(ApiError::InvalidArguments(unknown).into());
+            }
+        }
         let next_page_token = if page.len() > size {
             page.truncate(size);
             page.last().map(|r| page_token(r.seq)).unwrap_or_default()
