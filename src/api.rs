@@ -44,14 +44,10 @@ pub enum ApiError {
     NotPublished,
     #[error("invalid scenario: {}", summarize(.0))]
     InvalidScenario(ValidationErrors),
-    /// A request field other than the scenario and the shocks is wrong.
-    #[error("{field}: {message}")]
-    InvalidArgument {
-        field: &'static str,
-        message: String,
-    },
-    /// Several request fields are wrong at once, each with its message
-    /// (ListReservations' filters); one `BadRequest` violation each.
+    /// Request fields other than the scenario and the shocks are wrong:
+    /// each field with its message, one `BadRequest` violation each, so a
+    /// caller mends them all at once. Never empty ([`ApiError::invalid`],
+    /// [`ApiError::fields`]).
     #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
     InvalidArguments(Vec<(&'static str, String)>),
     /// Every bad field of every shock, as a scenario's errors are kept.
@@ -78,11 +74,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// An [`ApiError::InvalidArgument`] of request field `field`.
+    /// An [`ApiError::InvalidArguments`] of the one request field `field`.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::InvalidArgument {
-            field,
-            message: message.into(),
+        ApiError::InvalidArguments(vec![(field, message.into())])
+    }
+
+    /// `Ok` when `bad` is empty, else the error naming every field in it.
+    pub fn fields(bad: Vec<(&'static str, String)>) -> Result<(), ApiError> {
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArguments(bad))
         }
     }
 }
@@ -118,7 +120,6 @@ impl ApiError {
                 Code::PermissionDenied
             }
             ApiError::InvalidScenario(_)
-            | ApiError::InvalidArgument { .. }
             | ApiError::InvalidArguments(_)
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
@@ -197,9 +198,6 @@ impl From<ApiError> for Status {
                     .iter()
                     .map(|f| (f.path.as_str(), f.message.as_str())),
             ),
-            ApiError::InvalidArgument { field, message } => {
-                bad_request(code, e.to_string(), [(*field, message.as_str())])
-            }
             ApiError::InvalidArguments(fields) => bad_request(
                 code,
                 e.to_string(),
@@ -844,6 +842,29 @@ impl PlanFilter {
             && self.to_week.is_none()
     }
 
+    /// The filter's exam and location that are not of `sc`, each with its
+    /// message: a typo must not look like an exam or a location with
+    /// nothing planned.
+    fn unknown(&self, sc: &Scenario) -> Vec<(&'static str, String)> {
+        let mut bad = Vec::new();
+        if let Some(e) = self
+            .exam
+            .as_ref()
+            .filter(|e| !sc.exams.iter().any(|x| &x.id == *e))
+        {
+            bad.push(("exam", format!("{e:?} is not an exam of the scenario")));
+        }
+        if let Some(l) =
+            (self.location.as_ref()).filter(|l| !sc.locations.iter().any(|x| &x.id == *l))
+        {
+            bad.push((
+                "location",
+                format!("{l:?} is not a location of the scenario"),
+            ));
+        }
+        bad
+    }
+
     fn week(&self, w: i64) -> bool {
         self.from_week.is_none_or(|f| w >= f) && self.to_week.is_none_or(|t| w <= t)
     }
@@ -853,24 +874,16 @@ impl PlanFilter {
     /// extras: by location, week and the exam's kind or pool). `sc` tells
     /// the resource kind and rater pool of the filtered exam.
     pub fn apply(&self, plan: &mut Plan, sc: Option<&Scenario>) -> Result<(), ApiError> {
+        if let Some(sc) = sc {
+            ApiError::fields(self.unknown(sc))?;
+        }
         let (kind, pool) = match (&self.exam, sc) {
-            (Some(e), Some(sc)) => {
-                let exam = sc.exams.iter().find(|x| &x.id == e).ok_or_else(|| {
-                    ApiError::invalid("exam", format!("{e:?} is not an exam of the scenario"))
-                })?;
-                (Some(exam.resource.clone()), exam.rating_pool.clone())
-            }
+            (Some(e), Some(sc)) => match sc.exams.iter().find(|x| &x.id == e) {
+                Some(exam) => (Some(exam.resource.clone()), exam.rating_pool.clone()),
+                None => return Err(ApiError::Internal(format!("exam {e:?} vanished"))),
+            },
             _ => (None, None),
         };
-        // A typo must not look like a location with nothing planned.
-        if let (Some(l), Some(sc)) = (&self.location, sc) {
-            if !sc.locations.iter().any(|x| &x.id == l) {
-                return Err(ApiError::invalid(
-                    "location",
-                    format!("{l:?} is not a location of the scenario"),
-                ));
-            }
-        }
         let exam_ok = |e: &str| self.exam.as_deref().is_none_or(|x| x == e);
         let loc_ok = |l: &str| self.location.as_deref().is_none_or(|x| x == l);
         plan.allocation
@@ -908,20 +921,26 @@ type SolveStream = Pin<Box<dyn Stream<Item = Result<proto::SolveEvent, Status>> 
 
 impl Api {
     /// A plan (optionally filtered) as a response.
+    /// The plan of `rec` through `filter`, or every bad field: those of
+    /// `bad` (found by the caller) and the filter's unknown exam and location.
     async fn plan_response(
         &self,
         rec: PlanRecord,
         filter: &PlanFilter,
+        mut bad: Vec<(&'static str, String)>,
     ) -> Result<(proto::PlanSummary, String), ApiError> {
         let summary = summary(&rec);
         let mut plan = rec.plan;
+        let sc = if filter.exam.is_some() || filter.location.is_some() {
+            let srec = self.scenario_record(&rec.scenario_id).await?;
+            let sc = Self::load_scenario(&srec)?;
+            bad.extend(filter.unknown(&sc));
+            Some(sc)
+        } else {
+            None
+        };
+        ApiError::fields(bad)?;
         if !filter.is_empty() {
-            let sc = if filter.exam.is_some() || filter.location.is_some() {
-                let srec = self.scenario_record(&rec.scenario_id).await?;
-                Some(Self::load_scenario(&srec)?)
-            } else {
-                None
-            };
             filter.apply(&mut plan, sc.as_ref())?;
         }
         let json = serde_json::to_string(&plan)
@@ -1077,11 +1096,15 @@ impl proto::plan_service_server::PlanService for Api {
                 return Err(ApiError::NotPublished.into());
             }
         }
+        // Every bad field in one answer: the request's shape first, then,
+        // when the plan is found, the filter's exam and location.
+        let mut bad = Vec::new();
+        if r.plan_id.is_empty() {
+            bad.push(("plan_id", "required".to_string()));
+        }
         if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
             if f > t {
-                return Err(
-                    ApiError::invalid("to_week", format!("{t} is before from_week {f}")).into(),
-                );
+                bad.push(("to_week", format!("{t} is before from_week {f}")));
             }
         }
         let filter = PlanFilter {
@@ -1090,8 +1113,16 @@ impl proto::plan_service_server::PlanService for Api {
             from_week: r.from_week,
             to_week: r.to_week,
         };
-        let rec = self.plan_record(given("plan_id", &r.plan_id)?).await?;
-        let (summary, plan_json) = self.plan_response(rec, &filter).await?;
+        let rec = match self.plan_record(&r.plan_id).await {
+            Ok(rec) => rec,
+            // A missing (or empty) id with other bad fields: those are
+            // what the caller mends first.
+            Err(e) => {
+                ApiError::fields(bad)?;
+                return Err(e.into());
+            }
+        };
+        let (summary, plan_json) = self.plan_response(rec, &filter, bad).await?;
         Ok(Response::new(proto::GetPlanResponse {
             summary: Some(summary),
             plan_json,
@@ -1169,7 +1200,9 @@ impl proto::plan_service_server::PlanService for Api {
             .await?
             .ok_or(ApiError::NothingPublished)?;
         let rec = self.plan_record(&id).await?;
-        let (summary, plan_json) = self.plan_response(rec, &PlanFilter::default()).await?;
+        let (summary, plan_json) = self
+            .plan_response(rec, &PlanFilter::default(), Vec::new())
+            .await?;
         Ok(Response::new(proto::GetPublishedResponse {
             summary: Some(summary),
             plan_json,

@@ -184,6 +184,56 @@ async fn put_solve_publish_get() {
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     let br = e.get_details_bad_request().expect("BadRequest details");
     assert_eq!(br.field_violations[0].field, "location");
+    // Every bad field in one answer, so a caller mends them at once.
+    let fields = |e: tonic::Status| -> Vec<String> {
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        let br = e.get_details_bad_request().expect("BadRequest details");
+        br.field_violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect()
+    };
+    let e = p
+        .get_plan(req(
+            proto::GetPlanRequest {
+                plan_id: done.plan_id.clone(),
+                from_week: Some(3),
+                to_week: Some(2),
+                exam: "SPKK".into(),
+                location: "AMSS".into(),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(e), ["to_week", "exam", "location"]);
+    let e = p
+        .get_plan(req(
+            proto::GetPlanRequest {
+                from_week: Some(3),
+                to_week: Some(2),
+                exam: "SPKK".into(),
+                ..Default::default()
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(e), ["plan_id", "to_week"]);
+    // An unknown plan with a bad week range: the range, not NOT_FOUND.
+    let e = p
+        .get_plan(req(
+            proto::GetPlanRequest {
+                plan_id: "nope".into(),
+                from_week: Some(3),
+                to_week: Some(2),
+                ..Default::default()
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(e), ["to_week"]);
 
     let list = p
         .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
