@@ -182,6 +182,17 @@ pub enum Place {
     Orphan(CellKey),
 }
 
+/// Monday of week `week` of a plan whose week 0 starts on `start`, any
+/// week before or after it; `None` past the calendar's ends.
+fn monday_of(start: NaiveDate, week: i64) -> Option<NaiveDate> {
+    let days = chrono::Days::new(week.unsigned_abs().checked_mul(7)?);
+    if week < 0 {
+        start.checked_sub_days(days)
+    } else {
+        start.checked_add_days(days)
+    }
+}
+
 /// `YYYY-Www` of the week starting on `monday`.
 pub fn iso_week(monday: NaiveDate) -> String {
     let w = monday.iso_week();
@@ -215,13 +226,15 @@ impl Stock {
             .collect();
         let weeks = (0..horizon)
             .map(|w| {
-                let monday = start + chrono::Days::new(7 * u64::from(w));
-                WeekLabel {
+                // Past the calendar's end: the horizon is too long for it.
+                let monday = monday_of(start, w.into())
+                    .ok_or(StockError::Horizon(plan.scenario.horizon_weeks))?;
+                Ok(WeekLabel {
                     iso: iso_week(monday),
                     monday: monday.format("%Y-%m-%d").to_string(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, StockError>>()?;
         let holds = scenario
             .exams
             .iter()
@@ -333,10 +346,9 @@ impl Stock {
     /// its first session, or before its week's Monday when no session is
     /// dated.
     pub fn bookable(&self, exam: usize, location: usize, week: u32, today: NaiveDate) -> bool {
-        let begins = self
-            .first_session(exam, location, week)
-            .unwrap_or_else(|| self.start + chrono::Days::new(7 * u64::from(week)));
-        today < begins
+        let begins = (self.first_session(exam, location, week))
+            .or_else(|| monday_of(self.start, week.into()));
+        begins.is_none_or(|b| today < b)
     }
 
     /// The week of this plan that holds a reservation's calendar week (its
@@ -373,13 +385,9 @@ impl Stock {
         if let Some(label) = usize::try_from(week).ok().and_then(|w| self.weeks.get(w)) {
             return label.iso.clone();
         }
-        let days = chrono::Days::new(7 * week.unsigned_abs());
-        let monday = if week < 0 {
-            self.start.checked_sub_days(days)
-        } else {
-            self.start.checked_add_days(days)
-        };
-        monday.map(iso_week).unwrap_or_default()
+        monday_of(self.start, week)
+            .map(iso_week)
+            .unwrap_or_default()
     }
 
     /// Counts one more active reservation, whatever the seats: used when
@@ -577,6 +585,21 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn mondays_before_and_after_week_zero() {
+        let start = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(); // 2026-W02
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(monday_of(start, 0), day(2026, 1, 5));
+        assert_eq!(monday_of(start, 1), day(2026, 1, 12));
+        // Back across the year: 2026-W01 begins on 29 December 2025.
+        assert_eq!(monday_of(start, -1), day(2025, 12, 29));
+        assert_eq!(monday_of(start, -1).map(iso_week).unwrap(), "2026-W01");
+        assert_eq!(monday_of(start, 52).map(iso_week).unwrap(), "2027-W01");
+        // Past the calendar's ends: no date, and no panic.
+        assert_eq!(monday_of(start, i64::MAX), None);
+        assert_eq!(monday_of(start, i64::MIN), None);
     }
 
     fn date(s: &str) -> NaiveDate {
