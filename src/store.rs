@@ -288,6 +288,33 @@ impl Drop for SledStore {
     }
 }
 
+thread_local! {
+    /// Set while [`catch_quietly`] runs on this thread.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `catch_unwind` of `f`, with the panic hook silent for this thread while
+/// `f` runs: a panic caught here is reported as the error it stands for
+/// (damaged files), and sled's own message and backtrace on stderr would
+/// only read as a crash. Other threads' panics are reported as before.
+fn catch_quietly<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.with(|q| q.get()) {
+                tracing::debug!(panic = %info, "caught while opening the store");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(f);
+    QUIET.with(|q| q.set(false));
+    r
+}
+
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
     ///
@@ -320,7 +347,7 @@ impl SledStore {
             // bounds while it reads a `db` cut short) instead of returning
             // `Corruption`: that is the same damage, and must not take the
             // process down.
-            let opened = std::panic::catch_unwind(|| sled::open(dir))
+            let opened = catch_quietly(|| sled::open(dir))
                 .map_err(|_| StoreError::Damaged(dir.display().to_string()))?;
             match opened {
                 Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
