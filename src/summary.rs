@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use chrono::{Datelike, Days};
+use chrono::Days;
 use examcap_solver::duals::{CapacityRef, Recommendation};
 use examcap_solver::plan::{OverTarget, PlanStatus, ScenarioRef, Timings, Values};
 use examcap_solver::scenario::parse_iso_week;
@@ -445,10 +445,7 @@ pub fn place(c: &CapacityRef) -> String {
 pub fn week_label(start_week: &str, week: usize) -> String {
     let iso = parse_iso_week(start_week)
         .and_then(|monday| monday.checked_add_days(Days::new(7 * week as u64)))
-        .map(|d| {
-            let w = d.iso_week();
-            format!("{}-W{:02}", w.year(), w.week())
-        });
+        .map(examcap_solver::scenario::iso_week_label);
     match iso {
         Some(iso) => format!("{week} ({iso})"),
         None => week.to_string(),

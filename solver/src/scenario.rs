@@ -182,6 +182,14 @@ pub fn parse_iso_week(s: &str) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::from_isoywd_opt(year, week, chrono::Weekday::Mon)
 }
 
+/// `YYYY-Www` of the ISO week holding `day`, as `start_week` is written
+/// (the year in four digits, also before 1000: `0000-W03`).
+pub fn iso_week_label(day: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    let w = day.iso_week();
+    format!("{:04}-W{:02}", w.year(), w.week())
+}
+
 /// Product of the unavailability factors that cover week `t`.
 pub fn availability(unavailable: &[Unavailable], t: usize) -> f64 {
     let t = t as i64;
@@ -195,6 +203,15 @@ pub fn availability(unavailable: &[Unavailable], t: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_week_labels_read_back_as_their_monday() {
+        for label in ["2026-W14", "2027-W01", "2026-W53", "0999-W10", "0000-W03"] {
+            let monday = parse_iso_week(label).unwrap();
+            assert_eq!(iso_week_label(monday), label);
+            assert_eq!(iso_week_label(monday + chrono::Days::new(6)), label);
+        }
+    }
 
     #[test]
     fn iso_week_parses_to_monday() {

@@ -195,8 +195,7 @@ fn monday_of(start: NaiveDate, week: i64) -> Option<NaiveDate> {
 
 /// `YYYY-Www` of the week starting on `monday`.
 pub fn iso_week(monday: NaiveDate) -> String {
-    let w = monday.iso_week();
-    format!("{}-W{:02}", w.year(), w.week())
+    examcap_solver::scenario::iso_week_label(monday)
 }
 
 impl Stock {
