@@ -9,10 +9,11 @@ pub const MIN_CANDIDATE_REF_LEN: usize = 8;
 
 /// Why an idempotency key or candidate reference is refused.
 pub fn check_idempotency_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > MAX_TOKEN_LEN {
+    // Characters, as the message says (only ASCII passes the next check).
+    let len = key.chars().count();
+    if len == 0 || len > MAX_TOKEN_LEN {
         return Err(format!(
-            "must be 1 to {MAX_TOKEN_LEN} characters, got {}",
-            key.len()
+            "must be 1 to {MAX_TOKEN_LEN} characters, got {len}"
         ));
     }
     if !key
@@ -37,10 +38,10 @@ const BSN_REFUSED: &str = "looks like a citizen service number (8 or 9 digits pa
 /// citizen service number (BSN) is refused, because examcap stores no
 /// personal identifiers.
 pub fn check_candidate_ref(r: &str) -> Result<(), String> {
-    if r.len() < MIN_CANDIDATE_REF_LEN || r.len() > MAX_TOKEN_LEN {
+    let len = r.chars().count();
+    if !(MIN_CANDIDATE_REF_LEN..=MAX_TOKEN_LEN).contains(&len) {
         return Err(format!(
-            "must be {MIN_CANDIDATE_REF_LEN} to {MAX_TOKEN_LEN} characters, got {}",
-            r.len()
+            "must be {MIN_CANDIDATE_REF_LEN} to {MAX_TOKEN_LEN} characters, got {len}"
         ));
     }
     if !r
@@ -174,6 +175,16 @@ mod tests {
             .unwrap_err()
             .contains("only"));
         assert!(check_candidate_ref("cand.0001").is_err());
+        // Lengths count characters, not bytes: 100 é's are 100 characters,
+        // refused for what they are.
+        let e = check_candidate_ref(&"é".repeat(100)).unwrap_err();
+        assert!(e.contains("only"), "{e}");
+        let e = check_candidate_ref(&"é".repeat(200)).unwrap_err();
+        assert!(e.contains("got 200"), "{e}");
+        let e = check_idempotency_key(&"é".repeat(100)).unwrap_err();
+        assert!(e.contains("only"), "{e}");
+        let e = check_idempotency_key(&"é".repeat(129)).unwrap_err();
+        assert!(e.contains("got 129"), "{e}");
     }
 
     #[test]
