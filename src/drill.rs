@@ -282,9 +282,13 @@ fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), Field
             to_week,
             factor,
         } => {
+            // Clipped to the horizon as a demand shock is: the range is the
+            // caller's, and the scenario's own limit on `to_week` must not
+            // be reported against a field the caller never wrote.
+            let last = (*to_week).min(sc.horizon_weeks.saturating_sub(1));
             let range = Unavailable {
                 from_week: i64::try_from(*from_week).unwrap_or(i64::MAX),
-                to_week: i64::try_from(*to_week).unwrap_or(i64::MAX),
+                to_week: i64::try_from(last).unwrap_or(i64::MAX),
                 factor: *factor,
             };
             let ranges = match target {
@@ -420,6 +424,26 @@ mod tests {
         assert_eq!(out.locations[0].unavailable.len(), 1);
         assert_eq!(out.name, "tiny+drill");
         assert_ne!(out.content_hash(), base.content_hash());
+        examcap_solver::validate::validate_scenario(&out).unwrap();
+    }
+
+    /// A capacity range past the horizon is clipped like a demand range,
+    /// not refused as the shocked scenario's `locations[0].unavailable[0]`.
+    #[test]
+    fn a_capacity_range_past_the_horizon_is_clipped() {
+        let out = apply(
+            &tiny(),
+            &[ShockSpec::Capacity {
+                target: CapacityTarget::Location("AMS".into()),
+                from_week: 1,
+                to_week: u32::MAX as usize,
+                factor: 0.5,
+            }],
+            "x",
+        )
+        .unwrap();
+        let u = &out.locations[0].unavailable;
+        assert_eq!((u.len(), u[0].from_week, u[0].to_week), (1, 1, 2));
         examcap_solver::validate::validate_scenario(&out).unwrap();
     }
 
