@@ -338,8 +338,23 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
             );
         }
     }
+    // One row per cell, as a plan is written: rows that split a cell would
+    // each pass the bound below while together they buy more than there
+    // is (and the repair would read only one of them).
+    let mut seat_rows: HashMap<(&str, &str, usize), usize> = HashMap::new();
     for (i, x) in published.extra_seats.iter().enumerate() {
         let path = || format!("extra_seats[{i}]");
+        let first = *seat_rows.entry((&x.location, &x.kind, x.week)).or_insert(i);
+        if first != i {
+            errs.push_at(
+                path(),
+                format_args!(
+                    "a second row for {:?} {:?} in week {} (the first is extra_seats[{first}]): \
+                     a plan has one row per location, kind and week",
+                    x.location, x.kind, x.week
+                ),
+            );
+        }
         week_ok(&mut errs, &path, x.week);
         match locations.get(x.location.as_str()) {
             None => errs.push_at(
@@ -355,8 +370,20 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
             },
         }
     }
+    let mut rater_rows: HashMap<(&str, usize), usize> = HashMap::new();
     for (i, x) in published.extra_raters.iter().enumerate() {
         let path = || format!("extra_raters[{i}]");
+        let first = *rater_rows.entry((&x.pool, x.week)).or_insert(i);
+        if first != i {
+            errs.push_at(
+                path(),
+                format_args!(
+                    "a second row for pool {:?} in week {} (the first is extra_raters[{first}]): \
+                     a plan has one row per pool and week",
+                    x.pool, x.week
+                ),
+            );
+        }
         week_ok(&mut errs, &path, x.week);
         match sc.rating_pools.iter().find(|q| q.id == x.pool) {
             None => errs.push_at(

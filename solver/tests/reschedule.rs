@@ -490,6 +490,56 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
     );
 }
 
+/// Extra capacity split over several rows of one cell: each row fits the
+/// cell's extra minutes, together they would not, and a plan writes one
+/// row per cell. Every repeat is named with the row it repeats.
+#[test]
+fn a_cell_of_extra_capacity_in_two_rows_is_refused() {
+    let sc = base();
+    let mut bad = published(&sc);
+    bad.extra_seats.clear();
+    bad.extra_raters.clear();
+    for _ in 0..3 {
+        bad.extra_seats.push(examcap_solver::plan::ExtraSeats {
+            location: "L1".into(),
+            kind: "moto".into(),
+            week: 0,
+            lp_minutes: 1.0,
+            minutes: 1.0,
+        });
+    }
+    // Another week of the same cell is a cell of its own.
+    bad.extra_seats.push(examcap_solver::plan::ExtraSeats {
+        location: "L1".into(),
+        kind: "moto".into(),
+        week: 1,
+        lp_minutes: 1.0,
+        minutes: 1.0,
+    });
+    for _ in 0..2 {
+        bad.extra_raters.push(examcap_solver::plan::ExtraRaters {
+            pool: "P".into(),
+            week: 2,
+            lp_minutes: 1.0,
+            minutes: 1.0,
+        });
+    }
+    let e = validate_published(&sc, &bad).unwrap_err();
+    let paths: Vec<&str> = e.errors.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["extra_seats[1]", "extra_seats[2]", "extra_raters[1]"]
+    );
+    assert!(
+        e.errors[1].message.contains("the first is extra_seats[0]"),
+        "{}",
+        e.errors[1].message
+    );
+    bad.extra_seats.truncate(1);
+    bad.extra_raters.truncate(1);
+    validate_published(&sc, &bad).expect("one row per cell fits");
+}
+
 /// Rows that fit one by one but not together: exam B is not touched by a
 /// surge on A, so its rows are held as they are, and two rows of 8 at L1
 /// in week 0 (360 minutes each, within L1's 390 moto minutes) need 720;
