@@ -59,6 +59,12 @@ pub enum ApiError {
     NothingPublished,
     #[error("plan {plan_id} has status {status}: only an optimal plan can be published")]
     NotOptimal { plan_id: String, status: String },
+    /// A plan with a cell the registration stock cannot count.
+    #[error("plan {plan_id} cannot be published: {cell}")]
+    TooLargeToSell {
+        plan_id: String,
+        cell: crate::registration::stock::CellTooLarge,
+    },
     #[error("solve queue full: {limit} solves running or queued; try again later")]
     QueueFull { limit: usize },
     #[error("{0}")]
@@ -123,7 +129,9 @@ impl ApiError {
             | ApiError::InvalidArguments(_)
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
-            ApiError::NotOptimal { .. } | ApiError::Freeze(_) => Code::FailedPrecondition,
+            ApiError::NotOptimal { .. } | ApiError::TooLargeToSell { .. } | ApiError::Freeze(_) => {
+                Code::FailedPrecondition
+            }
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::Store(e) if e.is_full() => Code::ResourceExhausted,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
@@ -222,12 +230,22 @@ impl From<PlanError> for ApiError {
 }
 
 /// Whether a plan may be published: only an optimal one, whose cost is minimal.
+/// Its cells must also fit the registration stock's counts.
 pub fn check_publishable(rec: &PlanRecord) -> Result<(), ApiError> {
     match rec.plan.status {
-        PlanStatus::Optimal => Ok(()),
-        PlanStatus::Stage2TimeLimit => Err(ApiError::NotOptimal {
+        PlanStatus::Optimal => {}
+        PlanStatus::Stage2TimeLimit => {
+            return Err(ApiError::NotOptimal {
+                plan_id: rec.id.clone(),
+                status: "stage2_time_limit".into(),
+            })
+        }
+    }
+    match crate::registration::stock::oversized_cell(&rec.plan) {
+        None => Ok(()),
+        Some(cell) => Err(ApiError::TooLargeToSell {
             plan_id: rec.id.clone(),
-            status: "stage2_time_limit".into(),
+            cell,
         }),
     }
 }
@@ -1769,6 +1787,18 @@ mod tests {
             .code(),
             Code::FailedPrecondition
         );
+        let cell = crate::registration::stock::CellTooLarge {
+            location: "AMS".into(),
+            exam: "SPK".into(),
+            week: 0,
+            candidates: 1 << 33,
+        };
+        let e = ApiError::TooLargeToSell {
+            plan_id: "p".into(),
+            cell,
+        };
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        assert!(e.to_string().contains("8589934592 candidates"), "{e}");
         assert_eq!(
             ApiError::from(PlanError::Solve(SolveError::TimeLimit(
                 examcap_solver::solve::Stage::Stage1

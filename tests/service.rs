@@ -451,9 +451,15 @@ async fn publishing_a_plan_that_is_not_optimal_fails() {
     let dir = tempfile::tempdir().unwrap();
     // A plan whose stage 2 ran out of time, stored before the server starts.
     let sc = parse_scenario(tiny().to_string().as_bytes()).unwrap();
-    let mut plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+    let solved = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+    let mut plan = solved.clone();
     plan.status = PlanStatus::Stage2TimeLimit;
     let id = plan.fingerprint();
+    // And an optimal one with a cell past the stock's u32 counts (a valid
+    // scenario can plan billions in a cell: seat_minutes 0, huge demand).
+    let mut huge = solved;
+    huge.allocation[0].candidates = 5_000_000_000;
+    let huge_id = huge.fingerprint();
     {
         let store = SledStore::open(dir.path()).unwrap();
         store
@@ -476,6 +482,15 @@ async fn publishing_a_plan_that_is_not_optimal_fails() {
                 plan,
             })
             .unwrap();
+        store
+            .put_plan(&PlanRecord {
+                id: huge_id.clone(),
+                scenario_id: sc.content_hash(),
+                created_unix: 0,
+                drill: false,
+                plan: huge,
+            })
+            .unwrap();
     }
     let srv = start(config(dir.path())).await;
     let mut p = srv.plans().await;
@@ -484,6 +499,16 @@ async fn publishing_a_plan_that_is_not_optimal_fails() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = p
+        .publish(req(proto::PublishRequest { plan_id: huge_id }, PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message()
+            .contains("5000000000 candidates, more than the registration stock counts"),
+        "{e:?}"
+    );
     assert_eq!(
         p.get_published(req(proto::GetPublishedRequest {}, PLANNER))
             .await

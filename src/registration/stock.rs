@@ -147,6 +147,43 @@ pub enum StockError {
     Horizon(usize),
 }
 
+/// A cell that plans more candidates than the stock counts (`u32`, as the
+/// registration protocol's counts are): selling it would show a number
+/// that is not the plan's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{location} {exam} week {week} plans {candidates} candidates, more than the \
+     registration stock counts in a cell ({max})",
+    max = u32::MAX
+)]
+pub struct CellTooLarge {
+    pub location: String,
+    pub exam: String,
+    pub week: usize,
+    pub candidates: u64,
+}
+
+/// The first cell (location, exam, week; its rows summed over regions) of
+/// `plan` whose candidates the stock cannot count, if any.
+pub fn oversized_cell(plan: &Plan) -> Option<CellTooLarge> {
+    let mut cells: HashMap<(&str, &str, usize), u64> = HashMap::new();
+    for row in &plan.allocation {
+        let n = cells
+            .entry((&row.location, &row.exam, row.week))
+            .or_insert(0);
+        *n = n.saturating_add(row.candidates);
+        if *n > u64::from(u32::MAX) {
+            return Some(CellTooLarge {
+                location: row.location.clone(),
+                exam: row.exam.clone(),
+                week: row.week,
+                candidates: *n,
+            });
+        }
+    }
+    None
+}
+
 /// The stock of one published plan.
 #[derive(Debug, Clone)]
 pub struct Stock {
@@ -266,6 +303,9 @@ impl Stock {
                 continue;
             };
             if let Some(i) = stock.cell(&row.location, &row.exam, week) {
+                // Publish refuses a plan with a cell past u32 counts
+                // ([`oversized_cell`]); one published before that check
+                // still loads, its cell counted up to u32::MAX.
                 let add = u32::try_from(row.candidates).unwrap_or(u32::MAX);
                 stock.planned[i] = stock.planned[i].saturating_add(add);
             }
@@ -584,6 +624,35 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// A cell past the stock's u32 counts is found, summed over its
+    /// regions' rows (Publish refuses the plan on it).
+    #[test]
+    fn a_cell_the_stock_cannot_count_is_refused() {
+        let (mut plan, sc) = tiny();
+        assert_eq!(oversized_cell(&plan), None);
+        Stock::build("p", &plan, &sc).unwrap();
+        let mut row = plan.allocation[0].clone();
+        row.candidates = 3_000_000_000;
+        let mut other = row.clone();
+        other.region = "ELSEWHERE".into();
+        other.candidates = 2_000_000_000;
+        plan.allocation.extend([row.clone(), other]);
+        let want = CellTooLarge {
+            location: row.location.clone(),
+            exam: row.exam.clone(),
+            week: row.week,
+            candidates: 5_000_000_000 + plan.allocation[0].candidates,
+        };
+        assert_eq!(oversized_cell(&plan), Some(want));
+        // Such a plan published before the check still loads.
+        let s = Stock::build("p", &plan, &sc).unwrap();
+        let (e, l) = (
+            s.exam(&row.exam).unwrap(),
+            s.location(&row.location).unwrap(),
+        );
+        assert_eq!(s.planned(e, l, row.week as u32), u32::MAX);
     }
 
     #[test]
