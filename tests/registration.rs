@@ -205,6 +205,78 @@ async fn quote_reserve_cancel_and_stock() {
     srv.stop().await;
 }
 
+/// Quote, Reserve and GetStock name every bad field in one answer, so a
+/// registration system mends them at once; nothing is reserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_field_is_named_in_one_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let mut c = Client::new(srv.channel().await);
+    publish_scenario(srv.channel().await, &seats(5)).await;
+    let quote = |region: &str, exam: &str, from_week: u32| proto::QuoteRequest {
+        region: region.into(),
+        exam: exam.into(),
+        from_week,
+        ..Default::default()
+    };
+    for (q, want) in [
+        (quote("", "", 99), &["region", "exam", "from_week"][..]),
+        (quote("NOPE", "NOPE", 99), &["exam", "region", "from_week"]),
+        (quote("AMSTERDAM", "NOPE", 1), &["exam"]),
+    ] {
+        let e = c.quote(req(q, REGISTRATION)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert_eq!(violation_fields(&e), want);
+    }
+    let bad_shape = proto::ReserveRequest {
+        idempotency_key: String::new(),
+        candidate_ref: "x".into(),
+        region: String::new(),
+        location: Some(String::new()),
+        ..reserve_req("k", "cand-0000")
+    };
+    let e = reserve(&mut c, bad_shape).await.unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        ["idempotency_key", "candidate_ref", "region", "location"]
+    );
+    let unknown = proto::ReserveRequest {
+        region: "NOPE".into(),
+        exam: "NOPE".into(),
+        location: Some("NOPE".into()),
+        week: Some(99),
+        ..reserve_req("k1", "cand-0001")
+    };
+    let e = reserve(&mut c, unknown).await.unwrap_err();
+    assert_eq!(violation_fields(&e), ["exam", "region", "week"]);
+    // A known region and exam: the location is checked against them.
+    let elsewhere = proto::ReserveRequest {
+        location: Some("NOPE".into()),
+        week: Some(99),
+        ..reserve_req("k2", "cand-0002")
+    };
+    let e = reserve(&mut c, elsewhere).await.unwrap_err();
+    assert_eq!(violation_fields(&e), ["location", "week"]);
+    let e = c
+        .get_stock(req(
+            proto::GetStockRequest {
+                exam: "NOPE".into(),
+                location: "NOPE".into(),
+                from_week: 99,
+                to_week: Some(98),
+            },
+            REGISTRATION,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        ["to_week", "from_week", "exam", "location"]
+    );
+    assert!(stock(&mut c).await.iter().all(|c| c.reserved == 0));
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_seats_go_to_exactly_as_many_callers() {
     let dir = tempfile::tempdir().unwrap();

@@ -178,6 +178,22 @@ fn required(name: &'static str, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// Bad request fields, gathered so that one answer names them all.
+type Bad = Vec<(&'static str, String)>;
+
+/// [`required`], into `bad`.
+fn need(bad: &mut Bad, name: &'static str, v: &str) {
+    if v.is_empty() {
+        bad.push((name, "required".into()));
+    }
+}
+
+/// `Ok` when nothing is bad, else the error naming every field.
+fn all(bad: Bad) -> Result<()> {
+    ApiError::fields(bad)?;
+    Ok(())
+}
+
 /// The stock of a plan record: its scenario from the store, validated, and
 /// the allocation counted per cell.
 pub fn stock_of(store: &dyn Store, rec: &PlanRecord) -> Result<Stock, OpenError> {
@@ -272,9 +288,9 @@ fn offer(stock: &Stock, exam: usize, s: &Slot, from_week: u32) -> proto::Offer {
 /// The exam index and the region's option locations, or which field is wrong.
 /// A week (`from_week`, `week`) inside the published plan's horizon: past
 /// it there is no seat to offer, and "sold out" would be the wrong answer.
-fn within_horizon(stock: &Stock, name: &'static str, week: u32) -> Result<()> {
+fn within_horizon(stock: &Stock, name: &'static str, week: u32, bad: &mut Bad) {
     if week >= stock.horizon {
-        return Err(field(
+        bad.push((
             name,
             format!(
                 "{week} is beyond the plan's horizon of {} weeks",
@@ -282,7 +298,6 @@ fn within_horizon(stock: &Stock, name: &'static str, week: u32) -> Result<()> {
             ),
         ));
     }
-    Ok(())
 }
 
 /// A `week` asked for whose sessions (at `location`, or at every option)
@@ -311,20 +326,30 @@ fn closed_week(
     )
 }
 
-fn resolve(stock: &Stock, region: &str, exam: &str) -> Result<(usize, Vec<usize>)> {
-    let e = stock.exam(exam).ok_or_else(|| {
-        field(
+/// Each unknown one of those given goes to `bad` (an empty one is
+/// [`need`]'s to name).
+fn resolve(stock: &Stock, region: &str, exam: &str, bad: &mut Bad) -> Option<(usize, Vec<usize>)> {
+    let e = stock.exam(exam);
+    if e.is_none() && !exam.is_empty() {
+        bad.push((
             "exam",
             format!("unknown exam {exam:?} in the published plan"),
-        )
-    })?;
-    let options = stock.options(region).ok_or_else(|| {
-        field(
+        ));
+    }
+    let options = stock.options(region);
+    if options.is_none() && !region.is_empty() {
+        bad.push((
             "region",
             format!("unknown region {region:?} in the published plan"),
-        )
-    })?;
-    Ok((e, options.to_vec()))
+        ));
+    }
+    Some((e?, options?.to_vec()))
+}
+
+/// What [`resolve`] found once `bad` is empty (it always finds both then).
+fn resolved(found: Option<(usize, Vec<usize>)>, bad: Bad) -> Result<(usize, Vec<usize>)> {
+    all(bad)?;
+    found.ok_or_else(|| field("exam", "neither exam nor region is given"))
 }
 
 fn now_ms() -> i64 {
@@ -345,20 +370,22 @@ enum Step {
 
 impl Api {
     fn quote_inner(&self, r: &proto::QuoteRequest) -> Result<proto::QuoteResponse> {
-        required("region", &r.region)?;
-        required("exam", &r.exam)?;
+        let mut bad = Bad::new();
+        need(&mut bad, "region", &r.region);
+        need(&mut bad, "exam", &r.exam);
         let max = match r.max_offers {
             0 => DEFAULT_OFFERS,
             n => n.min(MAX_OFFERS),
         };
         let today = self.book().today();
         let st = self.book().lock();
-        let stock = st
-            .stock
-            .as_ref()
-            .ok_or(RegistrationError::NoPublishedPlan)?;
-        let (exam, options) = resolve(stock, &r.region, &r.exam)?;
-        within_horizon(stock, "from_week", r.from_week)?;
+        let Some(stock) = st.stock.as_ref() else {
+            all(bad)?;
+            return Err(RegistrationError::NoPublishedPlan);
+        };
+        let found = resolve(stock, &r.region, &r.exam, &mut bad);
+        within_horizon(stock, "from_week", r.from_week, &mut bad);
+        let (exam, options) = resolved(found, bad)?;
         let q = Search {
             exam,
             options: &options,
@@ -386,14 +413,19 @@ impl Api {
 
     /// Checks a reservation request's fields before anything is locked.
     fn reserve_ask(r: &proto::ReserveRequest) -> Result<ReservationAsk> {
-        rules::check_idempotency_key(&r.idempotency_key)
-            .map_err(|m| field("idempotency_key", m))?;
-        rules::check_candidate_ref(&r.candidate_ref).map_err(|m| field("candidate_ref", m))?;
-        required("region", &r.region)?;
-        required("exam", &r.exam)?;
-        if r.location.as_deref() == Some("") {
-            return Err(field("location", "empty: leave it out for the first offer"));
+        let mut bad = Bad::new();
+        if let Err(m) = rules::check_idempotency_key(&r.idempotency_key) {
+            bad.push(("idempotency_key", m));
         }
+        if let Err(m) = rules::check_candidate_ref(&r.candidate_ref) {
+            bad.push(("candidate_ref", m));
+        }
+        need(&mut bad, "region", &r.region);
+        need(&mut bad, "exam", &r.exam);
+        if r.location.as_deref() == Some("") {
+            bad.push(("location", "empty: leave it out for the first offer".into()));
+        }
+        all(bad)?;
         Ok(ReservationAsk {
             candidate_ref: r.candidate_ref.clone(),
             region: r.region.clone(),
@@ -431,40 +463,41 @@ impl Api {
             .stock
             .as_mut()
             .ok_or(RegistrationError::NoPublishedPlan)?;
-        let (exam, options) = resolve(stock, &ask.region, &ask.exam)?;
-        let location = match &ask.location {
-            None => None,
-            Some(l) => {
-                let i = stock
-                    .location(l)
-                    .filter(|i| options.contains(i))
-                    .ok_or_else(|| {
-                        field(
-                            "location",
-                            format!("{l:?} is not among the options of region {}", ask.region),
-                        )
-                    })?;
-                if !stock.holds(exam, i) {
-                    return Err(field(
+        // Every bad field in one answer: exam, region, location, weeks.
+        let mut bad = Bad::new();
+        let found = resolve(stock, &ask.region, &ask.exam, &mut bad);
+        let location = match (&ask.location, &found) {
+            (Some(l), Some((exam, options))) => {
+                let i = stock.location(l).filter(|i| options.contains(i));
+                match i {
+                    None => bad.push((
+                        "location",
+                        format!("{l:?} is not among the options of region {}", ask.region),
+                    )),
+                    Some(i) if !stock.holds(*exam, i) => bad.push((
                         "location",
                         format!(
                             "{l:?} has no resources of the kind exam {} is taken in: it never \
                              holds that exam",
                             ask.exam
                         ),
-                    ));
+                    )),
+                    Some(_) => {}
                 }
-                Some(i)
+                i
             }
+            // The region or exam is unknown: named above.
+            _ => None,
         };
         // With a `week`, `from_week` is not used (ReserveRequest): a next
         // offer's wait counts from the week asked for.
         let origin = ask.week.unwrap_or(ask.from_week);
-        if ask.week.is_none() {
-            within_horizon(stock, "from_week", ask.from_week)?;
+        match ask.week {
+            None => within_horizon(stock, "from_week", ask.from_week, &mut bad),
+            Some(w) => within_horizon(stock, "week", w, &mut bad),
         }
+        let (exam, options) = resolved(found, bad)?;
         if let Some(w) = ask.week {
-            within_horizon(stock, "week", w)?;
             let mut cells = options.iter().filter(|&&l| location.is_none_or(|x| x == l));
             if !cells.any(|&l| stock.bookable(exam, l, w, today)) {
                 return Err(closed_week(
@@ -713,39 +746,48 @@ impl Api {
     }
 
     fn stock_inner(&self, r: &proto::GetStockRequest) -> Result<proto::GetStockResponse> {
-        required("exam", &r.exam)?;
+        let mut bad = Bad::new();
+        need(&mut bad, "exam", &r.exam);
         let to = r.to_week.unwrap_or(u32::MAX);
         if to < r.from_week {
-            return Err(field(
+            bad.push((
                 "to_week",
                 format!("{to} is before from_week {}", r.from_week),
             ));
         }
         let today = self.book().today();
         let st = self.book().lock();
-        let stock = st
-            .stock
-            .as_ref()
-            .ok_or(RegistrationError::NoPublishedPlan)?;
+        let Some(stock) = st.stock.as_ref() else {
+            all(bad)?;
+            return Err(RegistrationError::NoPublishedPlan);
+        };
         // As Quote and Reserve say it: no cell lies past the horizon, and
         // an empty answer would read as "no seats".
-        within_horizon(stock, "from_week", r.from_week)?;
+        within_horizon(stock, "from_week", r.from_week, &mut bad);
         let location = Some(r.location.as_str()).filter(|l| !l.is_empty());
-        let cells = stock.cells(&r.exam, r.from_week..=to, location);
+        // The cells asked for; with a bad week range, those of every week,
+        // to tell whether the exam and location are known.
+        let weeks = if bad.is_empty() {
+            r.from_week..=to
+        } else {
+            0..=u32::MAX
+        };
+        let cells = stock.cells(&r.exam, weeks, location);
         // As Quote says it; an exam or location that left the plan but
         // still holds reservations has cells, and is no error.
-        if cells.is_empty() && stock.exam(&r.exam).is_none() {
-            return Err(field(
+        if cells.is_empty() && !r.exam.is_empty() && stock.exam(&r.exam).is_none() {
+            bad.push((
                 "exam",
                 format!("unknown exam {:?} in the published plan", r.exam),
             ));
         }
         if let Some(l) = location.filter(|l| cells.is_empty() && stock.location(l).is_none()) {
-            return Err(field(
+            bad.push((
                 "location",
                 format!("unknown location {l:?} in the published plan"),
             ));
         }
+        all(bad)?;
         Ok(proto::GetStockResponse {
             plan_id: stock.plan_id.clone(),
             cells: cells
