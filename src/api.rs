@@ -7,6 +7,7 @@
 //! of solve requests is turned away with RESOURCE_EXHAUSTED instead of
 //! piling up. Store calls also run on the blocking pool, since they fsync.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,9 +48,10 @@ pub enum ApiError {
     /// Request fields other than the scenario and the shocks are wrong:
     /// each field with its message, one `BadRequest` violation each, so a
     /// caller mends them all at once. Never empty ([`ApiError::invalid`],
-    /// [`ApiError::fields`]).
+    /// [`ApiError::fields`]). A path is a field's name or, for a part of
+    /// a list, its path (`shocks[2].demand.exam`).
     #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
-    InvalidArguments(Vec<(&'static str, String)>),
+    InvalidArguments(Vec<(Cow<'static, str>, String)>),
     /// Every bad field of every shock, as a scenario's errors are kept.
     #[error("invalid shock: {}", summarize(.0))]
     InvalidShock(ValidationErrors),
@@ -82,15 +84,31 @@ pub enum ApiError {
 impl ApiError {
     /// An [`ApiError::InvalidArguments`] of the one request field `field`.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::InvalidArguments(vec![(field, message.into())])
+        ApiError::InvalidArguments(vec![(field.into(), message.into())])
     }
 
     /// `Ok` when `bad` is empty, else the error naming every field in it.
-    pub fn fields(bad: Vec<(&'static str, String)>) -> Result<(), ApiError> {
+    pub fn fields<F: Into<Cow<'static, str>>>(bad: Vec<(F, String)>) -> Result<(), ApiError> {
         if bad.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::InvalidArguments(bad))
+            Err(ApiError::InvalidArguments(
+                bad.into_iter().map(|(f, m)| (f.into(), m)).collect(),
+            ))
+        }
+    }
+
+    /// The field violations of a bad request (its fields, a scenario's or
+    /// the shocks'), as `(path, message)`; empty for any other error.
+    pub fn violations(self) -> Vec<(Cow<'static, str>, String)> {
+        match self {
+            ApiError::InvalidArguments(v) => v,
+            ApiError::InvalidScenario(v) | ApiError::InvalidShock(v) => v
+                .errors
+                .into_iter()
+                .map(|f| (f.path.into(), f.message))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -209,7 +227,7 @@ impl From<ApiError> for Status {
             ApiError::InvalidArguments(fields) => bad_request(
                 code,
                 e.to_string(),
-                fields.iter().map(|(f, m)| (*f, m.as_str())),
+                fields.iter().map(|(f, m)| (f.as_ref(), m.as_str())),
             ),
             _ => status(code, e.to_string()),
         }
@@ -599,14 +617,15 @@ pub(crate) fn progress_proto(p: examcap_solver::plan::PlanProgress) -> proto::Pr
     }
 }
 
-/// Solve options from a request, checked.
+/// Solve options from a request, checked: every bad one is named.
 fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
     let mut o = PlanOptions::default();
+    let mut bad = Vec::new();
     if r.session_minutes != 0.0 {
         // Shorter than a minute is not a session, and what it saves would
         // drown in the solver's tolerance.
         if !(r.session_minutes.is_finite() && (1.0..=1e6).contains(&r.session_minutes)) {
-            return Err(ApiError::invalid(
+            bad.push((
                 "session_minutes",
                 format!("must be in [1, 1e6], got {}", Num(r.session_minutes)),
             ));
@@ -616,7 +635,7 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
     if r.recommendations != 0 {
         // Each place listed is re-solved: the list is kept short.
         if r.recommendations as usize > MAX_RECOMMENDATIONS {
-            return Err(ApiError::invalid(
+            bad.push((
                 "recommendations",
                 format!(
                     "must be at most {MAX_RECOMMENDATIONS} (each place is re-solved), got {}",
@@ -628,7 +647,7 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
     }
     if r.time_limit_seconds != 0.0 {
         if !(r.time_limit_seconds.is_finite() && r.time_limit_seconds > 0.0) {
-            return Err(ApiError::invalid(
+            bad.push((
                 "time_limit_seconds",
                 format!(
                     "must be a number of seconds > 0, got {}",
@@ -638,6 +657,7 @@ fn plan_options(r: &proto::SolveRequest) -> Result<PlanOptions, ApiError> {
         }
         o.time_limit_seconds = Some(r.time_limit_seconds);
     }
+    ApiError::fields(bad)?;
     Ok(o)
 }
 
@@ -1059,10 +1079,17 @@ impl proto::plan_service_server::PlanService for Api {
         let deadline = grpc_timeout(req.metadata()).and_then(|d| Instant::now().checked_add(d));
         let r = req.into_inner();
         tracing::Span::current().record("scenario", r.scenario_id.as_str());
-        let opts = plan_options(&r)?;
-        let rec = self
-            .scenario_record(given("scenario_id", &r.scenario_id)?)
-            .await?;
+        // The id and the options in one answer when both are wrong.
+        let (id, opts) = (given("scenario_id", &r.scenario_id), plan_options(&r));
+        let (id, opts) = match (id, opts) {
+            (Ok(id), Ok(opts)) => (id, opts),
+            (id, opts) => {
+                let mut bad = id.err().map(ApiError::violations).unwrap_or_default();
+                bad.extend(opts.err().map(ApiError::violations).unwrap_or_default());
+                return Err(ApiError::InvalidArguments(bad).into());
+            }
+        };
+        let rec = self.scenario_record(id).await?;
         let sc = Self::load_scenario(&rec)?;
         // Admitted before the stream starts, so a full queue is the call's status.
         let ticket = self.gate().admit()?;

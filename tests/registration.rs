@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use common::{
     code, config, list_all, publish_scenario, req, reserve_req, start, stock, tiny,
-    Registration as Client, DRILL, PLANNER, REGISTRATION,
+    violation_fields, Registration as Client, DRILL, PLANNER, REGISTRATION,
 };
 use examcap::auth::Role;
 use examcap::proto::{self, ReservationState};
@@ -56,15 +56,6 @@ fn cell(cells: &[proto::StockCell], week: u32) -> proto::StockCell {
 
 fn violation_field(s: &tonic::Status) -> String {
     violation_fields(s)[0].clone()
-}
-
-/// Every field a BadRequest detail names, in order.
-fn violation_fields(s: &tonic::Status) -> Vec<String> {
-    let br = s.get_details_bad_request().expect("a BadRequest detail");
-    br.field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

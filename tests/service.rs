@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    admitted_solve, channel, code, config, demand_shock, req, solve_req, start, tiny, DRILL,
-    PLANNER, REGISTRATION,
+    admitted_solve, channel, code, config, demand_shock, req, solve_req, start, tiny,
+    violation_fields, DRILL, PLANNER, REGISTRATION,
 };
 use examcap::config::Config;
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
@@ -187,11 +187,7 @@ async fn put_solve_publish_get() {
     // Every bad field in one answer, so a caller mends them at once.
     let fields = |e: tonic::Status| -> Vec<String> {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-        let br = e.get_details_bad_request().expect("BadRequest details");
-        br.field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect()
+        violation_fields(&e)
     };
     let e = p
         .get_plan(req(
@@ -338,6 +334,31 @@ async fn invalid_scenario_names_every_field() {
         .collect();
     assert!(fields.contains(&"demand[0].exam"), "{fields:?}");
     assert!(fields.contains(&"demand[0].weekly[1]"), "{fields:?}");
+
+    // Solve names a missing id and every bad option at once.
+    let mut p = srv.plans().await;
+    let e = p
+        .solve(req(
+            proto::SolveRequest {
+                scenario_id: String::new(),
+                session_minutes: -1.0,
+                recommendations: 999,
+                time_limit_seconds: -1.0,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(
+        violation_fields(&e),
+        [
+            "scenario_id",
+            "session_minutes",
+            "recommendations",
+            "time_limit_seconds"
+        ]
+    );
 
     let e = s
         .put_scenario(req(

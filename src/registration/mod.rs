@@ -693,7 +693,7 @@ impl Api {
             if start == Some(0) {
                 bad.extend(unknown_filters(&st, r));
             }
-            return Err(ApiError::InvalidArguments(bad).into());
+            all(bad)?;
         }
         let start = start.unwrap_or(0);
         // Weeks of the published plan, by calendar week (a reservation from
@@ -728,10 +728,7 @@ impl Api {
             .collect();
         // On a first page that comes back empty, as GetStock says it.
         if page.is_empty() && start == 0 {
-            let unknown = unknown_filters(&st, r);
-            if !unknown.is_empty() {
-                return Err(ApiError::InvalidArguments(unknown).into());
-            }
+            all(unknown_filters(&st, r))?;
         }
         let next_page_token = if page.len() > size {
             page.truncate(size);

@@ -292,3 +292,13 @@ pub fn demand_shock(exam: &str, from: usize, to: usize, mult: f64) -> proto::Sho
         change: DemandChange::Multiplier(mult),
     })
 }
+
+/// Every field a BadRequest detail names, in order.
+pub fn violation_fields(s: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    let br = s.get_details_bad_request().expect("a BadRequest detail");
+    br.field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
