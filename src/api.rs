@@ -113,6 +113,32 @@ impl ApiError {
     }
 }
 
+/// Both values; or, when both checks fail on request fields, every field
+/// of both in one answer. Any other error is returned as it is.
+pub(crate) fn both<A, B>(
+    a: Result<A, ApiError>,
+    b: Result<B, ApiError>,
+) -> Result<(A, B), ApiError> {
+    let is_fields = |e: &ApiError| {
+        matches!(
+            e,
+            ApiError::InvalidArguments(_)
+                | ApiError::InvalidScenario(_)
+                | ApiError::InvalidShock(_)
+        )
+    };
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(x), Err(y)) if is_fields(&x) && is_fields(&y) => {
+            let mut all = x.violations();
+            all.extend(y.violations());
+            Err(ApiError::InvalidArguments(all))
+        }
+        (Err(x), Err(y)) => Err(if is_fields(&x) { y } else { x }),
+    }
+}
+
 /// A field the call cannot do without (an id, say): empty is a bad
 /// request naming it, not NOT_FOUND of `""`.
 pub(crate) fn given<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ApiError> {
@@ -1080,15 +1106,7 @@ impl proto::plan_service_server::PlanService for Api {
         let r = req.into_inner();
         tracing::Span::current().record("scenario", r.scenario_id.as_str());
         // The id and the options in one answer when both are wrong.
-        let (id, opts) = (given("scenario_id", &r.scenario_id), plan_options(&r));
-        let (id, opts) = match (id, opts) {
-            (Ok(id), Ok(opts)) => (id, opts),
-            (id, opts) => {
-                let mut bad = id.err().map(ApiError::violations).unwrap_or_default();
-                bad.extend(opts.err().map(ApiError::violations).unwrap_or_default());
-                return Err(ApiError::InvalidArguments(bad).into());
-            }
-        };
+        let (id, opts) = both(given("scenario_id", &r.scenario_id), plan_options(&r))?;
         let rec = self.scenario_record(id).await?;
         let sc = Self::load_scenario(&rec)?;
         // Admitted before the stream starts, so a full queue is the call's status.
@@ -1466,10 +1484,11 @@ impl Api {
         r: proto::RunDrillRequest,
         deadline: Option<Instant>,
     ) -> Result<proto::RunDrillResponse, ApiError> {
-        let shocks = shock_specs(&r.shocks)?;
-        let base_rec = self
-            .scenario_record(given("base_scenario_id", &r.base_scenario_id)?)
-            .await?;
+        let (shocks, id) = both(
+            shock_specs(&r.shocks),
+            given("base_scenario_id", &r.base_scenario_id),
+        )?;
+        let base_rec = self.scenario_record(id).await?;
         let base_sc = Self::load_scenario(&base_rec)?;
         let name = if r.name.is_empty() {
             examcap_solver::validate::derived_name(&base_sc.name, "+drill")

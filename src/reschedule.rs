@@ -73,21 +73,23 @@ struct Params {
     name: String,
 }
 
+/// The request checked: every bad field named in one answer.
 fn params(r: &proto::RescheduleRequest) -> Result<Params, ApiError> {
-    let shocks = shock_specs(&r.shocks)?;
+    let mut bad = Vec::new();
     if !(r.sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&r.sigma)) {
-        return Err(ApiError::invalid(
+        bad.push((
             "sigma",
             format!("must be a number in [0, {MAX_SIGMA}], got {}", Num(r.sigma)),
         ));
     }
     let t = r.replan_time_limit_seconds;
     if !(t.is_finite() && t >= 0.0) {
-        return Err(ApiError::invalid(
+        bad.push((
             "replan_time_limit_seconds",
             format!("must be a number of seconds >= 0, got {}", Num(t)),
         ));
     }
+    let (shocks, ()) = crate::api::both(shock_specs(&r.shocks), ApiError::fields(bad))?;
     Ok(Params {
         shocks,
         freeze_weeks: r.freeze_weeks as usize,
@@ -242,21 +244,25 @@ impl Api {
         };
         let base_rec = self.scenario_record(&plan_rec.scenario_id).await?;
         let base = Self::load_scenario(&base_rec)?;
-        if params.freeze_weeks > base.horizon_weeks {
-            return Err(ApiError::invalid(
+        let freeze = if params.freeze_weeks > base.horizon_weeks {
+            Err(ApiError::invalid(
                 "freeze_weeks",
                 format!(
                     "must be <= the horizon ({} weeks), got {}",
                     base.horizon_weeks, params.freeze_weeks
                 ),
-            ));
-        }
+            ))
+        } else {
+            Ok(())
+        };
         let name = if params.name.is_empty() {
             examcap_solver::validate::derived_name(&base.name, "+reschedule")
         } else {
             params.name.clone()
         };
-        let (shocked, shocks) = apply_shocks(&base, &params.shocks, &name)?;
+        // A freeze past the horizon and bad shocks in one answer.
+        let ((), (shocked, shocks)) =
+            crate::api::both(freeze, apply_shocks(&base, &params.shocks, &name))?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
         let origin = DrillOrigin {
             base_scenario_id: base_rec.id.clone(),

@@ -10,13 +10,12 @@ use examcap_solver::generate::{national, GenerateOptions};
 use examcap_solver::Plan;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
 
 mod common;
 
 use common::{
-    admitted_solve, config, demand_shock, publish_scenario, req, solve_req, start, Running, DRILL,
-    PLANNER, REGISTRATION,
+    admitted_solve, config, demand_shock, publish_scenario, req, solve_req, start,
+    violation_fields, Running, DRILL, PLANNER, REGISTRATION,
 };
 
 const FREEZE: u32 = 2;
@@ -374,13 +373,31 @@ async fn bad_calls_get_clear_statuses() {
     ]);
     let e = events(&mut c, req(two, PLANNER)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let br = e.get_details_bad_request().expect("a BadRequest detail");
-    let fields: Vec<&str> = br
-        .field_violations
-        .iter()
-        .map(|v| v.field.as_str())
-        .collect();
-    assert_eq!(fields, ["shocks[0].kind", "shocks[1].demand.exam"]);
+    assert_eq!(
+        violation_fields(&e),
+        ["shocks[0].kind", "shocks[1].demand.exam"]
+    );
+    // Every bad field in one answer: before the plan is read ...
+    let many = proto::RescheduleRequest {
+        sigma: -1.0,
+        replan_time_limit_seconds: f64::NAN,
+        ..request(vec![])
+    };
+    let e = events(&mut c, req(many, PLANNER)).await.unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        ["shocks", "sigma", "replan_time_limit_seconds"]
+    );
+    // ... and after: a freeze past the horizon beside a shock's exam.
+    let late = proto::RescheduleRequest {
+        freeze_weeks: u32::MAX,
+        ..request(vec![demand_shock("NOPE", 4, 8, 1.6)])
+    };
+    let e = events(&mut c, req(late, PLANNER)).await.unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        ["freeze_weeks", "shocks[0].demand.exam"]
+    );
 
     // Closing the busiest location of week 1 breaks the freeze of weeks 0–1.
     let mut load: std::collections::BTreeMap<&str, u64> = Default::default();

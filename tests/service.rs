@@ -1051,8 +1051,11 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let fields = violated_fields(&e);
+    let fields = violation_fields(&e);
     assert_eq!(fields, ["shocks[0].demand.exam"]);
+    // No shocks and no base: both named in one answer.
+    let e = d.run_drill(run(vec![], "", DRILL)).await.unwrap_err();
+    assert_eq!(violation_fields(&e), ["shocks", "base_scenario_id"]);
     let e = d
         .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], "nope", DRILL))
         .await
@@ -1086,7 +1089,7 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(
-        violated_fields(&e),
+        violation_fields(&e),
         [
             "shocks[0].demand.to_week",
             "shocks[0].demand.exam",
@@ -1102,7 +1105,7 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    let fields = violated_fields(&e);
+    let fields = violation_fields(&e);
     assert_eq!(fields, ["shocks"]);
     d.run_drill(run(many(examcap::api::MAX_SHOCKS), &base_id, DRILL))
         .await
@@ -1392,7 +1395,7 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let fields = violated_fields(&e);
+    let fields = violation_fields(&e);
     assert!(fields.contains(&"demand[0].exam".to_string()), "{fields:?}");
     assert!(
         fields.contains(&"demand[0].weekly[2]".to_string()),
@@ -1529,16 +1532,6 @@ async fn accepted_connections_have_nodelay() {
         .expect("the listener is open")
         .unwrap();
     assert!(accepted.nodelay().unwrap());
-}
-
-/// The fields named by the `BadRequest` details of a failed call.
-fn violated_fields(e: &tonic::Status) -> Vec<String> {
-    e.get_details_bad_request()
-        .expect("BadRequest details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect()
 }
 
 /// Every stored plan, as the planner lists them.
