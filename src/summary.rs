@@ -5,10 +5,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use chrono::Days;
 use examcap_solver::duals::{CapacityRef, Recommendation};
 use examcap_solver::plan::{OverTarget, PlanStatus, ScenarioRef, Timings, Values};
-use examcap_solver::scenario::parse_iso_week;
+use examcap_solver::scenario::{iso_week_label, monday_of, parse_iso_week};
 use examcap_solver::waits::{ExamWaits, Percentile};
 use examcap_solver::{Plan, PlanOptions};
 use serde::Serialize;
@@ -444,8 +443,9 @@ pub fn place(c: &CapacityRef) -> String {
 /// `12 (2027-W13)`: the week index and its ISO week, if the start week parses.
 pub fn week_label(start_week: &str, week: usize) -> String {
     let iso = parse_iso_week(start_week)
-        .and_then(|monday| monday.checked_add_days(Days::new(7 * week as u64)))
-        .map(examcap_solver::scenario::iso_week_label);
+        .zip(i64::try_from(week).ok())
+        .and_then(|(start, week)| monday_of(start, week))
+        .map(iso_week_label);
     match iso {
         Some(iso) => format!("{week} ({iso})"),
         None => week.to_string(),

@@ -238,7 +238,10 @@ pub fn spread(n: u64, slots: usize, i: usize) -> u64 {
 /// Friday that are not holidays, and Saturday (if not a holiday) when
 /// `saturday` is set.
 pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<NaiveDate> {
-    let Some(monday) = start_monday.checked_add_days(Days::new(7 * week as u64)) else {
+    let Some(monday) = i64::try_from(week)
+        .ok()
+        .and_then(|w| crate::scenario::monday_of(start_monday, w))
+    else {
         return Vec::new();
     };
     let last = if saturday { 6 } else { 5 };
@@ -251,7 +254,10 @@ pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<Na
 /// The holidays, with their names, on Monday to Friday of week `week`
 /// (0-based from `start_monday`).
 pub(crate) fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
-    let Some(monday) = start_monday.checked_add_days(Days::new(7 * week as u64)) else {
+    let Some(monday) = i64::try_from(week)
+        .ok()
+        .and_then(|w| crate::scenario::monday_of(start_monday, w))
+    else {
         return Vec::new();
     };
     // A week may run into the next year (Monday 29 December).

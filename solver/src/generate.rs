@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 
 use crate::scenario::{
     parse_iso_week, Backlog, Demand, Exam, Location, RatingPool, Region, RegionOption, Resource,
@@ -390,8 +390,9 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
         .unwrap_or_default();
     let iso_weeks: Vec<u32> = (0..weeks)
         .map(|t| {
-            monday
-                .checked_add_days(Days::new(7 * t as u64))
+            i64::try_from(t)
+                .ok()
+                .and_then(|t| crate::scenario::monday_of(monday, t))
                 .map_or(10, |d| d.iso_week().week())
         })
         .collect();
@@ -471,8 +472,9 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
     // public holidays on weekdays keeps the open share of its weekdays, the
     // holidays being those the session calendar closes (one list for both).
     let mut holidays: BTreeMap<usize, f64> = BTreeMap::new();
-    let last_year = monday
-        .checked_add_days(Days::new(7 * weeks as u64))
+    let last_year = i64::try_from(weeks)
+        .ok()
+        .and_then(|w| crate::scenario::monday_of(monday, w))
         .map_or(monday.year(), |d| d.year());
     for year in monday.year()..=last_year {
         let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);

@@ -182,6 +182,17 @@ pub fn parse_iso_week(s: &str) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::from_isoywd_opt(year, week, chrono::Weekday::Mon)
 }
 
+/// Monday of week `week` counted from `start` (the Monday of week 0), any
+/// week before or after it; `None` past the calendar's ends.
+pub fn monday_of(start: chrono::NaiveDate, week: i64) -> Option<chrono::NaiveDate> {
+    let days = chrono::Days::new(week.unsigned_abs().checked_mul(7)?);
+    if week < 0 {
+        start.checked_sub_days(days)
+    } else {
+        start.checked_add_days(days)
+    }
+}
+
 /// `YYYY-Www` of the ISO week holding `day`, as `start_week` is written
 /// (the year in four digits, also before 1000: `0000-W03`).
 pub fn iso_week_label(day: chrono::NaiveDate) -> String {
@@ -203,6 +214,27 @@ pub fn availability(unavailable: &[Unavailable], t: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mondays_before_and_after_week_zero() {
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(); // 2026-W02
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(monday_of(start, 0), day(2026, 1, 5));
+        assert_eq!(monday_of(start, 1), day(2026, 1, 12));
+        // Back across the year: 2026-W01 begins on 29 December 2025.
+        assert_eq!(monday_of(start, -1), day(2025, 12, 29));
+        assert_eq!(
+            monday_of(start, -1).map(iso_week_label).unwrap(),
+            "2026-W01"
+        );
+        assert_eq!(
+            monday_of(start, 52).map(iso_week_label).unwrap(),
+            "2027-W01"
+        );
+        // Past the calendar's ends: no date, and no panic.
+        assert_eq!(monday_of(start, i64::MAX), None);
+        assert_eq!(monday_of(start, i64::MIN), None);
+    }
 
     #[test]
     fn iso_week_labels_read_back_as_their_monday() {
