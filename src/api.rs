@@ -139,6 +139,14 @@ pub(crate) fn both<A, B>(
     }
 }
 
+/// [`given`] for a call that gathers its bad fields: an empty `v` goes
+/// to `bad` as required.
+pub(crate) fn need(bad: &mut Vec<(&'static str, String)>, field: &'static str, v: &str) {
+    if v.is_empty() {
+        bad.push((field, "required".into()));
+    }
+}
+
 /// A field the call cannot do without (an id, say): empty is a bad
 /// request naming it, not NOT_FOUND of `""`.
 pub(crate) fn given<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ApiError> {
@@ -937,14 +945,19 @@ impl PlanFilter {
     /// targets break, shadow prices and recommendations (the last two as the
     /// extras: by location, week and the exam's kind or pool). `sc` tells
     /// the resource kind and rater pool of the filtered exam.
+    ///
+    /// The filter's exam and location must be of `sc`: the caller checks
+    /// them ([`PlanFilter::unknown`]) with the request's other fields, so
+    /// that one answer names every bad field.
     pub fn apply(&self, plan: &mut Plan, sc: Option<&Scenario>) -> Result<(), ApiError> {
-        if let Some(sc) = sc {
-            ApiError::fields(self.unknown(sc))?;
-        }
         let (kind, pool) = match (&self.exam, sc) {
             (Some(e), Some(sc)) => match sc.exams.iter().find(|x| &x.id == e) {
                 Some(exam) => (Some(exam.resource.clone()), exam.rating_pool.clone()),
-                None => return Err(ApiError::Internal(format!("exam {e:?} vanished"))),
+                None => {
+                    return Err(ApiError::Internal(format!(
+                        "exam {e:?} is not of the scenario: the filter was not checked"
+                    )))
+                }
             },
             _ => (None, None),
         };
@@ -984,8 +997,7 @@ impl PlanFilter {
 type SolveStream = Pin<Box<dyn Stream<Item = Result<proto::SolveEvent, Status>> + Send>>;
 
 impl Api {
-    /// A plan (optionally filtered) as a response.
-    /// The plan of `rec` through `filter`, or every bad field: those of
+    /// The plan of `rec` through `filter` as a response, or every bad field: those of
     /// `bad` (found by the caller) and the filter's unknown exam and location.
     async fn plan_response(
         &self,
@@ -1162,9 +1174,7 @@ impl proto::plan_service_server::PlanService for Api {
         // Every bad field in one answer: the request's shape first, then,
         // when the plan is found, the filter's exam and location.
         let mut bad = Vec::new();
-        if r.plan_id.is_empty() {
-            bad.push(("plan_id", "required".to_string()));
-        }
+        need(&mut bad, "plan_id", &r.plan_id);
         if let (Some(f), Some(t)) = (r.from_week, r.to_week) {
             if f > t {
                 bad.push(("to_week", format!("{t} is before from_week {f}")));

@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::api::{clip, status, Api, ApiError, MAX_STATUS_MESSAGE};
+use crate::api::{clip, need, status, Api, ApiError, MAX_STATUS_MESSAGE};
 use crate::auth::Rpc;
 use crate::proto;
 use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
@@ -181,13 +181,6 @@ fn required(name: &'static str, v: &str) -> Result<()> {
 /// Bad request fields, gathered so that one answer names them all.
 type Bad = Vec<(&'static str, String)>;
 
-/// [`required`], into `bad`.
-fn need(bad: &mut Bad, name: &'static str, v: &str) {
-    if v.is_empty() {
-        bad.push((name, "required".into()));
-    }
-}
-
 /// `Ok` when nothing is bad, else the error naming every field.
 fn all(bad: Bad) -> Result<()> {
     ApiError::fields(bad)?;
@@ -285,7 +278,6 @@ fn offer(stock: &Stock, exam: usize, s: &Slot, from_week: u32) -> proto::Offer {
     }
 }
 
-/// The exam index and the region's option locations, or which field is wrong.
 /// A week (`from_week`, `week`) inside the published plan's horizon: past
 /// it there is no seat to offer, and "sold out" would be the wrong answer.
 fn within_horizon(stock: &Stock, name: &'static str, week: u32, bad: &mut Bad) {
@@ -326,8 +318,8 @@ fn closed_week(
     )
 }
 
-/// Each unknown one of those given goes to `bad` (an empty one is
-/// [`need`]'s to name).
+/// The exam index and the region's option locations. Each unknown one of
+/// those given goes to `bad` (an empty one is [`need`]'s to name).
 fn resolve(stock: &Stock, region: &str, exam: &str, bad: &mut Bad) -> Option<(usize, Vec<usize>)> {
     let e = stock.exam(exam);
     if e.is_none() && !exam.is_empty() {
