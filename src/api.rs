@@ -119,6 +119,25 @@ pub(crate) fn both<A, B>(
     a: Result<A, ApiError>,
     b: Result<B, ApiError>,
 ) -> Result<(A, B), ApiError> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(x), Err(y)) => Err(join(x, y)),
+    }
+}
+
+/// `e`, with the fields of `more` added when both name request fields: a
+/// check that stops a call early still reports the fields checked beside it.
+pub(crate) fn also(e: ApiError, more: Result<(), ApiError>) -> ApiError {
+    match more {
+        Ok(()) => e,
+        Err(m) => join(e, m),
+    }
+}
+
+/// Two errors as one: every field of both when both name request fields,
+/// else the one that does not (a missing record outranks a bad field).
+fn join(x: ApiError, y: ApiError) -> ApiError {
     let is_fields = |e: &ApiError| {
         matches!(
             e,
@@ -127,15 +146,22 @@ pub(crate) fn both<A, B>(
                 | ApiError::InvalidShock(_)
         )
     };
-    match (a, b) {
-        (Ok(a), Ok(b)) => Ok((a, b)),
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
-        (Err(x), Err(y)) if is_fields(&x) && is_fields(&y) => {
-            let mut all = x.violations();
-            all.extend(y.violations());
-            Err(ApiError::InvalidArguments(all))
-        }
-        (Err(x), Err(y)) => Err(if is_fields(&x) { y } else { x }),
+    if is_fields(&x) && is_fields(&y) {
+        let mut all = x.violations();
+        all.extend(y.violations());
+        ApiError::InvalidArguments(all)
+    } else if is_fields(&x) {
+        y
+    } else {
+        x
+    }
+}
+
+/// A drill's or re-plan's `name` (empty: named after its base scenario).
+pub(crate) fn name_field(name: &str) -> Result<(), ApiError> {
+    match examcap_solver::validate::name_problem(name) {
+        Some(m) => Err(ApiError::invalid("name", m)),
+        None => Ok(()),
     }
 }
 
@@ -1494,18 +1520,22 @@ impl Api {
         r: proto::RunDrillRequest,
         deadline: Option<Instant>,
     ) -> Result<proto::RunDrillResponse, ApiError> {
+        // The name is checked with whatever stops the call first, and else
+        // with the shocks, so that one answer names every bad field.
         let (shocks, id) = both(
             shock_specs(&r.shocks),
             given("base_scenario_id", &r.base_scenario_id),
-        )?;
+        )
+        .map_err(|e| also(e, name_field(&r.name)))?;
         let base_rec = self.scenario_record(id).await?;
         let base_sc = Self::load_scenario(&base_rec)?;
         let name = if r.name.is_empty() {
             examcap_solver::validate::derived_name(&base_sc.name, "+drill")
         } else {
-            r.name
+            r.name.clone()
         };
-        let (shocked, shocks) = apply_shocks(&base_sc, &shocks, &name)?;
+        let ((), (shocked, shocks)) =
+            both(name_field(&r.name), apply_shocks(&base_sc, &shocks, &name))?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
 
         let base_plan = self

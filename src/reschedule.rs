@@ -71,9 +71,16 @@ struct Params {
     sigma: f64,
     time_limit: Option<f64>,
     name: String,
+    /// The request's own bad fields (σ, time limit, name). The shocks can
+    /// only be checked against the plan's scenario, so these wait for them
+    /// and one answer names both; `sigma` and `time_limit` are read from the
+    /// request as they are, and used only once these are empty.
+    bad: Vec<(&'static str, String)>,
 }
 
-/// The request checked: every bad field named in one answer.
+/// The request read: the shocks' count checked now (a call with none, or
+/// too many, stops here, naming the other bad fields too); the rest waits
+/// for the shocks in [`Params::bad`].
 fn params(r: &proto::RescheduleRequest) -> Result<Params, ApiError> {
     let mut bad = Vec::new();
     if !(r.sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&r.sigma)) {
@@ -89,13 +96,18 @@ fn params(r: &proto::RescheduleRequest) -> Result<Params, ApiError> {
             format!("must be a number of seconds >= 0, got {}", Num(t)),
         ));
     }
-    let (shocks, ()) = crate::api::both(shock_specs(&r.shocks), ApiError::fields(bad))?;
+    if let Some(m) = examcap_solver::validate::name_problem(&r.name) {
+        bad.push(("name", m));
+    }
+    let shocks =
+        shock_specs(&r.shocks).map_err(|e| crate::api::also(e, ApiError::fields(bad.clone())))?;
     Ok(Params {
         shocks,
         freeze_weeks: r.freeze_weeks as usize,
         sigma: r.sigma,
         time_limit: (t > 0.0).then_some(t),
         name: r.name.clone(),
+        bad,
     })
 }
 
@@ -232,7 +244,7 @@ impl Api {
         deadline: Option<Instant>,
         start: Instant,
     ) -> Result<(proto::RescheduleEvent, ReplanJob), ApiError> {
-        let params = params(&r)?;
+        let mut params = params(&r)?;
         let plan_rec: PlanRecord = if r.plan_id.is_empty() {
             let id = self
                 .db(|s| s.published())
@@ -260,9 +272,13 @@ impl Api {
         } else {
             params.name.clone()
         };
-        // A freeze past the horizon and bad shocks in one answer.
-        let ((), (shocked, shocks)) =
-            crate::api::both(freeze, apply_shocks(&base, &params.shocks, &name))?;
+        // A freeze past the horizon, the request's other bad fields and bad
+        // shocks in one answer.
+        let own = ApiError::fields(std::mem::take(&mut params.bad));
+        let (((), ()), (shocked, shocks)) = crate::api::both(
+            crate::api::both(freeze, own),
+            apply_shocks(&base, &params.shocks, &name),
+        )?;
         examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
         let origin = DrillOrigin {
             base_scenario_id: base_rec.id.clone(),

@@ -378,15 +378,17 @@ async fn bad_calls_get_clear_statuses() {
         ["shocks[0].kind", "shocks[1].demand.exam"]
     );
     // Every bad field in one answer: before the plan is read ...
+    let long_name = "n".repeat(examcap_solver::validate::MAX_NAME_CHARS + 1);
     let many = proto::RescheduleRequest {
         sigma: -1.0,
         replan_time_limit_seconds: f64::NAN,
+        name: long_name.clone(),
         ..request(vec![])
     };
     let e = events(&mut c, req(many, PLANNER)).await.unwrap_err();
     assert_eq!(
         violation_fields(&e),
-        ["shocks", "sigma", "replan_time_limit_seconds"]
+        ["shocks", "sigma", "replan_time_limit_seconds", "name"]
     );
     // ... and after: a freeze past the horizon beside a shock's exam.
     let late = proto::RescheduleRequest {
@@ -397,6 +399,18 @@ async fn bad_calls_get_clear_statuses() {
     assert_eq!(
         violation_fields(&e),
         ["freeze_weeks", "shocks[0].demand.exam"]
+    );
+    // The request's own fields wait for the shocks, which need the plan's
+    // scenario: they used to be named alone, the shocks only on the next try.
+    let own = proto::RescheduleRequest {
+        sigma: f64::INFINITY,
+        name: long_name,
+        ..request(vec![demand_shock("NOPE", 4, 8, 1.6)])
+    };
+    let e = events(&mut c, req(own, PLANNER)).await.unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        ["sigma", "name", "shocks[0].demand.exam"]
     );
 
     // Closing the busiest location of week 1 breaks the freeze of weeks 0–1.

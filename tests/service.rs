@@ -1056,6 +1056,25 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
     // No shocks and no base: both named in one answer.
     let e = d.run_drill(run(vec![], "", DRILL)).await.unwrap_err();
     assert_eq!(violation_fields(&e), ["shocks", "base_scenario_id"]);
+    // A name too long for a scenario, with either kind of bad shock (it was
+    // named only once the shocks were right).
+    let long = |shocks, base: &str| {
+        req(
+            proto::RunDrillRequest {
+                base_scenario_id: base.into(),
+                shocks,
+                name: "n".repeat(examcap_solver::validate::MAX_NAME_CHARS + 1),
+            },
+            DRILL,
+        )
+    };
+    let e = d.run_drill(long(vec![], "")).await.unwrap_err();
+    assert_eq!(violation_fields(&e), ["shocks", "base_scenario_id", "name"]);
+    let e = d
+        .run_drill(long(vec![demand_shock("NOPE", 0, 0, 2.0)], &base_id))
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&e), ["name", "shocks[0].demand.exam"]);
     let e = d
         .run_drill(run(vec![demand_shock("", 0, 0, 2.0)], "nope", DRILL))
         .await

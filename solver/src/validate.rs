@@ -49,6 +49,13 @@ pub fn derived_name(base: &str, suffix: &str) -> String {
     base.chars().take(keep).chain(suffix.chars()).collect()
 }
 
+/// Why `name` cannot name a scenario, if it cannot. A drill or re-plan
+/// request checks its `name` with its other fields, before the shocked
+/// scenario (which carries it) is validated.
+pub fn name_problem(name: &str) -> Option<String> {
+    too_long(name, MAX_NAME_CHARS)
+}
+
 /// Largest magnitude of any number, integers (week indices) included.
 pub const MAX_VALUE: f64 = 1e9;
 const MAX_INT: i64 = 1_000_000_000;
