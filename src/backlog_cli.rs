@@ -46,6 +46,19 @@ pub struct ExportArgs {
 
 pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
     let BacklogCommand::Export(a) = c;
+    // Checked before the store is read: a file written into the data
+    // directory replaced one of the store's own files (`--out DIR/db` left
+    // a store that no longer opened).
+    if let Some(out) = &a.out {
+        crate::check_out(out, &[])?;
+        if let Some(dir) = a.data_dir.as_deref().filter(|d| crate::within(out, d)) {
+            return Err(Failure::Input(format!(
+                "{}: cannot write: it is inside the data directory {} this command reads; write the output elsewhere",
+                out.display(),
+                dir.display()
+            )));
+        }
+    }
     let start = match &a.start_week {
         Some(w) => parse_iso_week(w)
             .ok_or_else(|| anyhow!("--start-week: {w:?} is not an ISO week like 2027-W10"))?,
@@ -81,8 +94,7 @@ pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
     let mut text = serde_json::to_string_pretty(&rows).context("backlog to JSON")?;
     text.push('\n');
     match &a.out {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| Failure::Input(format!("{}: cannot write: {e}", path.display()))),
+        Some(path) => crate::write_atomically(path, text.as_bytes()),
         None => crate::emit(&text),
     }
 }

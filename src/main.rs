@@ -846,20 +846,46 @@ fn parent_dir(path: &Path) -> &Path {
 
 /// Writes a scenario document (as `scenario generate` does).
 pub(crate) fn write_scenario(out: &Path, sc: &Scenario) -> Result<(), Failure> {
-    let mut bytes = serde_json::to_vec_pretty(sc).context("scenario to JSON")?;
-    bytes.push(b'\n');
-    write_atomically(out, &bytes)
+    write_atomically(out, &scenario_bytes(sc)?)
 }
 
-/// Whether two paths name the same file (both spelled out or existing).
+/// A scenario document as written to a file.
+pub(crate) fn scenario_bytes(sc: &Scenario) -> Result<Vec<u8>, Failure> {
+    let mut bytes = serde_json::to_vec_pretty(sc).context("scenario to JSON")?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Whether two paths name the same file: spelled alike, or the same file
+/// once their directories are resolved (links followed), whether or not the
+/// file exists yet.
 pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
-    a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    a == b || matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// `path` with every link followed: the file itself if it exists, else its
+/// resolved directory joined with its name (`None` if neither resolves).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    fs::canonicalize(path).ok().or_else(|| {
+        let name = path.file_name()?;
+        Some(fs::canonicalize(parent_dir(path)).ok()?.join(name))
+    })
+}
+
+/// Whether `path` (existing or not) lies inside the directory `dir`.
+pub(crate) fn within(path: &Path, dir: &Path) -> bool {
+    matches!((resolved(path), fs::canonicalize(dir)), (Some(p), Ok(d)) if p.starts_with(&d))
 }
 
 fn write_plan(out: &Path, plan: &Plan) -> Result<(), Failure> {
+    write_atomically(out, &plan_bytes(plan)?)
+}
+
+/// A plan document as written to a file.
+pub(crate) fn plan_bytes(plan: &Plan) -> Result<Vec<u8>, Failure> {
     let mut bytes = serde_json::to_vec_pretty(plan).context("plan to JSON")?;
     bytes.push(b'\n');
-    write_atomically(out, &bytes)
+    Ok(bytes)
 }
 
 /// Writes a temporary file next to `path`, syncs it and renames it over
@@ -867,7 +893,59 @@ fn write_plan(out: &Path, plan: &Plan) -> Result<(), Failure> {
 /// A symlink keeps pointing where it did: its target is replaced (with the
 /// target's permissions). What is not a regular file (a device, a FIFO,
 /// `/dev/stdout`) is written to, not replaced.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    stage(path, bytes)?.commit()
+}
+
+/// [`write_atomically`] for the several outputs of one command: every file
+/// is written and synced beside its destination before any is put in
+/// place, so a command that cannot write one of them replaces none
+/// (`reschedule` once replaced `--out` and then failed on `--out-scenario`).
+pub(crate) fn write_all_atomically(files: &[(&Path, &[u8])]) -> Result<(), Failure> {
+    let staged = files
+        .iter()
+        .map(|(path, bytes)| stage(path, bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    staged.into_iter().try_for_each(Staged::commit)
+}
+
+/// A file written in full beside its destination, not yet in place:
+/// [`Staged::commit`] renames it over the destination, and dropping it
+/// instead removes it.
+pub(crate) struct Staged {
+    /// The temporary file; `None` once renamed, or for a destination that
+    /// was written directly (not a regular file).
+    tmp: Option<PathBuf>,
+    /// The file replaced: a symlink's target, not the link.
+    dest: PathBuf,
+}
+
+impl Staged {
+    fn commit(mut self) -> Result<(), Failure> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        fs::rename(&tmp, &self.dest).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            anyhow!(e)
+                .context(format!("{}: cannot write", self.dest.display()))
+                .into()
+        })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// The first half of [`write_atomically`]: `bytes` in a synced temporary
+/// file beside `path`'s target (or written to a target that is not a
+/// regular file).
+fn stage(path: &Path, bytes: &[u8]) -> Result<Staged, Failure> {
     let cannot = |e: io::Error| -> Failure {
         anyhow!(e)
             .context(format!("{}: cannot write", path.display()))
@@ -887,6 +965,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
             .write(true)
             .open(&target)
             .and_then(|mut f| f.write_all(bytes))
+            .map(|()| Staged {
+                tmp: None,
+                dest: target.clone(),
+            })
             .map_err(cannot);
     }
     let path = target.as_path();
@@ -909,20 +991,22 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
                 break;
             }
         };
+        // Removed again on any error below, by the drop.
+        let staged = Staged {
+            tmp: Some(tmp),
+            dest: path.to_path_buf(),
+        };
         let written = (|| {
             let mut f = file;
             if let Some(m) = &existing {
                 f.set_permissions(m.permissions())?;
             }
             f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, path)
+            f.sync_all()
         })();
         match written {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(staged),
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
                 last_err = Some(e);
                 break;
             }

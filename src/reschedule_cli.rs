@@ -23,7 +23,7 @@ use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{check_published, replan, touched_by, RescheduleError};
 use examcap_solver::PlanOptions;
 
-use crate::{load, write_plan, write_scenario, Failure};
+use crate::{load, plan_bytes, scenario_bytes, Failure};
 
 /// Largest message accepted from the server (a national plan's diff is small,
 /// but a summary of many moves is not).
@@ -283,12 +283,18 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         &PlanOptions::default(),
     )
     .map_err(failed)?;
+    // Both or neither: a re-plan without its shocked scenario cannot be
+    // read by `calendar` or `report`.
+    let mut files = Vec::new();
     if let Some(out) = &a.out {
-        write_plan(out, &re)?;
+        files.push((out.as_path(), plan_bytes(&re)?));
     }
     if let Some(out) = &a.out_scenario {
-        write_scenario(out, &shocked)?;
+        files.push((out.as_path(), scenario_bytes(&shocked)?));
     }
+    let files: Vec<(&std::path::Path, &[u8])> =
+        files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    crate::write_all_atomically(&files)?;
     let status = match re.status {
         PlanStatus::Optimal => RescheduleStatus::Optimal,
         PlanStatus::Stage2TimeLimit => RescheduleStatus::Stage2TimeLimit,

@@ -825,6 +825,60 @@ fn backlog_export_needs_an_existing_store_and_creates_none() {
     assert_exit(&o, 2);
 }
 
+/// `backlog export --out` into the data directory it reads is refused
+/// before anything is read or written: `--out STORE/db` replaced sled's own
+/// file, and the store no longer opened.
+#[test]
+fn backlog_export_never_writes_into_the_store_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    drop(examcap::store::SledStore::open(&store).expect("store opens"));
+    let files = || {
+        let mut all: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&store)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        all.sort();
+        all
+    };
+    let before = files();
+    assert!(before.iter().any(|(n, _)| n == "db"), "{before:?}");
+    let through_link = dir.path().join("link");
+    std::os::unix::fs::symlink(&store, &through_link).unwrap();
+    let export = |out: &Path| {
+        run(&[
+            "backlog",
+            "export",
+            "--data-dir",
+            arg(&store),
+            "--out",
+            arg(out),
+        ])
+    };
+    for out in [
+        store.join("db"),
+        store.join("new.json"),
+        through_link.join("db"),
+    ] {
+        let o = export(&out);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).contains("inside the data directory"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(files(), before);
+    // Elsewhere it writes the (empty) backlog.
+    let out = dir.path().join("backlog.json");
+    assert_exit(&export(&out), 0);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "[]\n");
+    let o = run(&["audit", "--data-dir", arg(&store)]);
+    assert_exit(&o, 0);
+}
+
 /// Damaged database files are said as such, with nothing of sled's own
 /// panic on stderr (sled 0.34 panics on some cuts; the store catches it).
 #[test]

@@ -361,3 +361,72 @@ fn offline_surge_errors_name_each_surge_like_the_online_form() {
     assert!(!err.contains("--surge #2"), "{err}");
     assert!(!err.contains("shocks["), "{err}");
 }
+
+/// `--out` and `--out-scenario` are written both or neither: the same file
+/// not yet there under two spellings is refused (it was taken, and the
+/// scenario overwrote the re-plan), and an `--out-scenario` that cannot be
+/// written leaves `--out` as it was (it used to be replaced already).
+#[test]
+fn the_two_outputs_are_written_both_or_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 6);
+    let re = |out: &str, out_scenario: &str| {
+        examcap(
+            &[
+                "reschedule",
+                "--plan",
+                "plan.json",
+                "--scenario",
+                "sc.json",
+                "--surge",
+                "SPREKEN_B1:1.6:2:4",
+                "--freeze",
+                "1",
+                "--out",
+                out,
+                "--out-scenario",
+                out_scenario,
+            ],
+            d,
+        )
+    };
+    let o = re("new.json", "./new.json");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("are both"), "{err}");
+    assert!(!d.join("new.json").exists());
+
+    std::fs::write(d.join("old.json"), "ORIG").unwrap();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    // /proc takes no new files, whoever asks (root included).
+    let o = re("old.json", "/proc/examcap-no-such-file.json");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/proc/examcap-no-such-file.json: cannot write"),
+        "{err}"
+    );
+    let kept = std::fs::read(d.join("old.json")).unwrap();
+    assert!(
+        kept == b"ORIG",
+        "old.json was replaced ({} bytes)",
+        kept.len()
+    );
+    // No temporary file is left behind either.
+    assert_eq!(listing(), before);
+    // Both written when both can be.
+    ok(&re("old.json", "shocked.json"));
+    let replan = read_plan(&d.join("old.json"));
+    let shocked =
+        examcap_solver::parse_scenario(&std::fs::read(d.join("shocked.json")).unwrap()).unwrap();
+    assert_eq!(replan.scenario.content_hash, shocked.content_hash());
+}
