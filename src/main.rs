@@ -669,6 +669,17 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             c.week
         );
     }
+    for c in &cal.closed_saturdays {
+        eprintln!(
+            "examcap: warning: {} week {}: the plan buys extra {} minutes, which go on Saturday, \
+             but {} is {}: the candidates they were bought for crowd the weekday blocks",
+            c.location,
+            c.week,
+            c.kinds.join(" and "),
+            c.date.format("%Y-%m-%d"),
+            c.holiday
+        );
+    }
     if a.json {
         let mut text = serde_json::to_string(&cal).context("calendar to JSON")?;
         text.push('\n');

@@ -177,6 +177,26 @@ pub struct CalendarResult {
     /// have. Sorted by location (scenario order), week.
     #[serde(default)]
     pub crowded: Vec<Crowded>,
+    /// Weeks where the plan buys extra seat minutes at a location, which the
+    /// calendar puts on Saturday, but that Saturday is a public holiday
+    /// (King's Day on the 26th, Christmas): the candidates the extra minutes
+    /// were bought for sit in the weekday blocks instead. Sorted by location
+    /// (scenario order), week.
+    #[serde(default)]
+    pub closed_saturdays: Vec<ClosedSaturday>,
+}
+
+/// A location's week whose bought extra minutes have no Saturday (see
+/// [`CalendarResult::closed_saturdays`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedSaturday {
+    pub location: String,
+    pub week: usize,
+    #[serde(with = "iso_date")]
+    pub date: NaiveDate,
+    pub holiday: String,
+    /// The resource kinds with extra minutes bought that week (and sessions).
+    pub kinds: Vec<String>,
 }
 
 /// A location's week whose holidays the scenario's capacity does not
@@ -269,6 +289,18 @@ pub(crate) fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(Naiv
         .collect()
 }
 
+/// The Saturday of week `week` with its name, if it is a public holiday.
+fn saturday_holiday(start_monday: NaiveDate, week: usize) -> Option<(NaiveDate, String)> {
+    let saturday = i64::try_from(week)
+        .ok()
+        .and_then(|w| crate::scenario::monday_of(start_monday, w))?
+        .checked_add_days(Days::new(5))?;
+    dutch_holidays(saturday.year())
+        .into_iter()
+        .find(|(d, _)| *d == saturday)
+        .map(|(d, n)| (d, n.to_string()))
+}
+
 /// The session calendar of `plan` (solved from `scenario`): see the module
 /// documentation for the rules.
 pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
@@ -292,6 +324,8 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
     let mut out = CalendarResult::default();
     // (location, week) with sessions: where a crowded week would show.
     let mut busy: BTreeSet<(&str, usize)> = BTreeSet::new();
+    // (location, week, kind) with sessions on extra minutes' Saturday.
+    let mut on_saturday: BTreeSet<(&str, usize, &str)> = BTreeSet::new();
     for ((location, week, idx, exam_id), n) in cells {
         if n == 0 {
             continue;
@@ -317,6 +351,9 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             continue;
         }
         busy.insert((location, week));
+        if saturday {
+            on_saturday.insert((location, week, exam.resource.as_str()));
+        }
         for (i, (date, block)) in slots.iter().enumerate() {
             let c = spread(n, slots.len(), i);
             if c > 0 {
@@ -350,6 +387,23 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
                         closed: closed.clone(),
                         factor,
                         open_share,
+                    });
+                }
+                let kinds: Vec<String> = on_saturday
+                    .range((loc.id.as_str(), week, "")..)
+                    .take_while(|(l, w, _)| *l == loc.id && *w == week)
+                    .map(|(_, _, k)| k.to_string())
+                    .collect();
+                if kinds.is_empty() {
+                    continue;
+                }
+                if let Some((date, holiday)) = saturday_holiday(start, week) {
+                    out.closed_saturdays.push(ClosedSaturday {
+                        location: loc.id.clone(),
+                        week,
+                        date,
+                        holiday,
+                        kinds,
                     });
                 }
             }
@@ -592,6 +646,64 @@ mod tests {
             let cal = check(&plan, &reduced);
             assert_eq!(!cal.crowded.is_empty(), crowded, "factor {factor}");
         }
+    }
+
+    /// The Easter scenario of the test above, moved so that its week 1 is
+    /// 2031-W17: King's Day falls on Saturday 26 April (the 27th is a
+    /// Sunday), the Saturday week 1's extra booth minutes would use.
+    #[test]
+    fn extra_minutes_on_a_closed_saturday_are_reported() {
+        let doc = |start: &str| {
+            format!(
+                r#"{{
+          "format": "examcap/scenario@1", "name": "kings-day",
+          "start_week": "{start}", "horizon_weeks": 3,
+          "exams": [{{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
+                     "seat_minutes": 45, "target_wait_weeks": 0}}],
+          "locations": [{{"id": "AMS", "name": "Amsterdam",
+                         "resources": [{{"kind": "speaking_booth", "weekly_minutes": 450,
+                                        "extra_weekly_minutes": 180,
+                                        "extra_cost_per_minute": 0.9}}]}}],
+          "regions": [{{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
+                       "options": [{{"location": "AMS", "travel_cost": 0.5}}]}}],
+          "demand": [{{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 13, 10]}}]
+        }}"#
+            )
+        };
+        let sc = parse_scenario(doc("2031-W16").as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        assert!(plan
+            .extra_seats
+            .iter()
+            .any(|x| x.week == 1 && x.minutes > 0.0));
+        let cal = check(&plan, &sc);
+        assert!(!cal.sessions.iter().any(|s| s.date == ymd(2031, 4, 26)));
+        assert_eq!(
+            cal.closed_saturdays,
+            [ClosedSaturday {
+                location: "AMS".into(),
+                week: 1,
+                date: ymd(2031, 4, 26),
+                holiday: "Koningsdag".into(),
+                kinds: vec!["speaking_booth".into()],
+            }]
+        );
+        // No weekday of week 1 is closed: not crowded by the factor (week 0
+        // is, by Easter Monday 14 April).
+        assert!(cal.crowded.iter().all(|c| c.week != 1), "{:?}", cal.crowded);
+        // A year later the Saturday is open and used.
+        let sc = parse_scenario(doc("2032-W16").as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let cal = check(&plan, &sc);
+        assert!(
+            cal.closed_saturdays.is_empty(),
+            "{:?}",
+            cal.closed_saturdays
+        );
+        assert!(cal
+            .sessions
+            .iter()
+            .any(|s| s.date.weekday() == Weekday::Sat));
     }
 
     #[test]
