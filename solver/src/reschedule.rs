@@ -482,10 +482,34 @@ enum Breach {
     },
 }
 
+/// The extra capacity a check allows on top of the regular.
+#[derive(Clone, Copy, PartialEq)]
+enum Extra {
+    /// All the scenario offers: a re-plan may buy it.
+    Offered,
+    /// Only what the allocation buys: a plan against its own scenario
+    /// (a calendar puts no session on minutes the plan did not buy).
+    Bought,
+}
+
+impl Extra {
+    fn label(self) -> &'static str {
+        match self {
+            Extra::Offered => "regular + extra",
+            Extra::Bought => "regular + the extra the plan buys",
+        }
+    }
+}
+
 /// Every breach of the cells of `alloc` that `held` keeps: seats, then
 /// raters, then streams, each in index order. Cells not held count for
 /// nothing, so a week or stream without held cells cannot break.
-fn breaches(inst: &Instance, alloc: &Allocation, held: impl Fn(&Cell) -> bool) -> Vec<Breach> {
+fn breaches(
+    inst: &Instance,
+    alloc: &Allocation,
+    held: impl Fn(&Cell) -> bool,
+    extra: Extra,
+) -> Vec<Breach> {
     const TOL: f64 = 1e-6;
     let over = |used: f64, capacity: f64| used > capacity * (1.0 + TOL) + TOL;
     let held = Allocation {
@@ -500,7 +524,10 @@ fn breaches(inst: &Instance, alloc: &Allocation, held: impl Fn(&Cell) -> bool) -
     let mut out = Vec::new();
     let (seats, raters) = rounding::usage(inst, &held);
     for (&(l, k, t), &used) in &seats {
-        let (cap, xcap) = inst.seat_capacity(l, k, t);
+        let (cap, mut xcap) = inst.seat_capacity(l, k, t);
+        if extra == Extra::Bought {
+            xcap = alloc.extra_seats.get(&(l, k, t)).copied().unwrap_or(0.0);
+        }
         if over(used, cap + xcap) {
             out.push(Breach::Seats {
                 l,
@@ -512,7 +539,10 @@ fn breaches(inst: &Instance, alloc: &Allocation, held: impl Fn(&Cell) -> bool) -
         }
     }
     for (&(q, t), &used) in &raters {
-        let (cap, xcap) = inst.rater_capacity(q, t);
+        let (cap, mut xcap) = inst.rater_capacity(q, t);
+        if extra == Extra::Bought {
+            xcap = alloc.extra_raters.get(&(q, t)).copied().unwrap_or(0.0);
+        }
         if over(used, cap + xcap) {
             out.push(Breach::Raters {
                 q,
@@ -551,7 +581,7 @@ pub(crate) fn check_freeze(
     alloc: &Allocation,
     freeze_weeks: usize,
 ) -> Result<(), FreezeError> {
-    let Some(first) = breaches(inst, alloc, |c| c.t < freeze_weeks)
+    let Some(first) = breaches(inst, alloc, |c| c.t < freeze_weeks, Extra::Offered)
         .into_iter()
         .next()
     else {
@@ -610,13 +640,14 @@ pub(crate) fn check_fixed(
     touched: &BTreeSet<String>,
 ) -> Result<(), ValidationErrors> {
     let fixed = |c: &Cell| !touched.contains(&sc.exams[inst.streams[c.stream].exam].id);
-    breach_errors(sc, inst, alloc, fixed)
+    breach_errors(sc, inst, alloc, fixed, Extra::Offered)
 }
 
 /// Checks a published plan against the scenario it was solved for, every
 /// row in every week: together they must fit each location's and pool's
-/// capacity (regular + extra) and never examine more candidates than have
-/// registered. A plan this crate made always passes. A hand-edited one that
+/// regular capacity plus the extra the plan itself buys there (not all the
+/// scenario offers: a calendar of such a plan put sessions on minutes
+/// nobody bought) and never examine more candidates than have registered. A plan this crate made always passes. A hand-edited one that
 /// does not would otherwise be re-planned as it is: its impossible cells
 /// counted as published, the repair "removing" candidates no shock moved,
 /// and refused or not depending on `--freeze`.
@@ -650,7 +681,7 @@ pub fn check_published(base: &Scenario, published: &Plan) -> Result<(), Validati
     }
     errs.into_result()?;
     let all = published_allocation(base, &inst, published);
-    breach_errors(base, &inst, &all, |_| true)
+    breach_errors(base, &inst, &all, |_| true, Extra::Bought)
 }
 
 /// The breaches of the `held` cells as `allocation` errors a planner reads.
@@ -659,9 +690,10 @@ fn breach_errors(
     inst: &Instance,
     alloc: &Allocation,
     held: impl Fn(&Cell) -> bool,
+    extra: Extra,
 ) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
-    for b in breaches(inst, alloc, held) {
+    for b in breaches(inst, alloc, held, extra) {
         let message = match b {
             Breach::Seats {
                 l,
@@ -670,12 +702,12 @@ fn breach_errors(
                 used,
                 capacity,
             } => format!(
-                "week {t}: the rows of {:?} at {:?} use {} minutes, more than its {} \
-                 (regular + extra)",
+                "week {t}: the rows of {:?} at {:?} use {} minutes, more than its {} ({})",
                 inst.kinds[k],
                 sc.locations[l].id,
                 Num(used),
-                Num(capacity)
+                Num(capacity),
+                extra.label()
             ),
             Breach::Raters {
                 q,
@@ -683,11 +715,11 @@ fn breach_errors(
                 used,
                 capacity,
             } => format!(
-                "week {t}: the rows rated by pool {:?} use {} minutes, more than its {} \
-                 (regular + extra)",
+                "week {t}: the rows rated by pool {:?} use {} minutes, more than its {} ({})",
                 sc.rating_pools[q].id,
                 Num(used),
-                Num(capacity)
+                Num(capacity),
+                extra.label()
             ),
             Breach::Demand {
                 stream,
@@ -1094,5 +1126,52 @@ mod tests {
         let n = plan.allocation.len() - 1;
         assert_eq!(paths, [format!("allocation[{n}]")], "{e}");
         assert!(e.to_string().contains("no demand or backlog"), "{e}");
+    }
+
+    /// A plan needs 2 extra candidates a week of 60 minutes at L0 (regular
+    /// 120, extra 120 on offer) and of 30 rater minutes (pool regular 60,
+    /// extra 60): it buys 120 seat and 60 rater minutes a week. Without
+    /// those rows its rows fit what the scenario offers, not what the plan
+    /// buys: refused, naming the week, the kind and the pool.
+    #[test]
+    fn rows_must_fit_the_extra_the_plan_buys() {
+        let v = json!({
+            "format": "examcap/scenario@1", "name": "t", "start_week": "2026-W10",
+            "horizon_weeks": 2,
+            "exams": [{"id": "A", "name": "A", "resource": "car", "seat_minutes": 60,
+                       "target_wait_weeks": 0, "rating_pool": "P", "rating_minutes": 30}],
+            "locations": [{"id": "L0", "name": "L0", "resources": [
+                {"kind": "car", "weekly_minutes": 120, "extra_weekly_minutes": 120,
+                 "extra_cost_per_minute": 1.0}]}],
+            "rating_pools": [{"id": "P", "weekly_minutes": 60, "extra_weekly_minutes": 60,
+                              "extra_cost_per_minute": 1.0}],
+            "regions": [{"id": "R0", "name": "R0", "options": [{"location": "L0", "travel_cost": 0}]}],
+            "demand": [{"region": "R0", "exam": "A", "weekly": [4, 4]}]
+        });
+        let sc = crate::parse_scenario(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let mut plan = crate::plan::plan_scenario(&sc, &Default::default(), &|_| {}).unwrap();
+        super::check_published(&sc, &plan).expect("the solver's own plan fits");
+        let bought = |p: &crate::plan::Plan| {
+            (
+                p.extra_seats.iter().map(|x| x.minutes).sum::<f64>(),
+                p.extra_raters.iter().map(|x| x.minutes).sum::<f64>(),
+            )
+        };
+        assert_eq!(bought(&plan), (240.0, 120.0));
+        // Week 1's rows gone: week 0 still fits, week 1 does not.
+        plan.extra_seats.retain(|x| x.week == 0);
+        plan.extra_raters.retain(|x| x.week == 0);
+        let e = super::check_published(&sc, &plan).unwrap_err();
+        let messages: Vec<&str> = e.errors.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "week 1: the rows of \"car\" at \"L0\" use 240 minutes, more than its 120 \
+                 (regular + the extra the plan buys)",
+                "week 1: the rows rated by pool \"P\" use 120 minutes, more than its 60 \
+                 (regular + the extra the plan buys)"
+            ],
+            "{e}"
+        );
     }
 }

@@ -127,6 +127,10 @@ fn runner(cases: u32) -> TestRunner {
 fn check_integral_plan(sc: &Scenario, plan: &Plan) -> Result<(), TestCaseError> {
     let violations = capacity_violations(sc, plan);
     prop_assert!(violations.is_empty(), "{violations:?}");
+    // The check a calendar, a report and an offline re-plan make of a plan
+    // file never refuses one the solver made.
+    let fits = examcap_solver::reschedule::check_published(sc, plan);
+    prop_assert!(fits.is_ok(), "{:?}", fits);
     let mut served: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
     for a in &plan.allocation {
         *served
