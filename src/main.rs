@@ -593,6 +593,7 @@ fn plan_row_error(v: &serde_json::Value) -> Option<String> {
 }
 
 fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
+    one_stdin(&[("PLAN", Some(&a.plan)), ("--scenario", Some(&a.scenario))])?;
     let sc = load(&a.scenario)?;
     let path = &a.plan;
     let mut plan = read_plan(path)?;
@@ -784,6 +785,28 @@ fn read_capped(file: &Path) -> Result<Vec<u8>, Failure> {
 
 fn is_stdin(file: &Path) -> bool {
     file.as_os_str() == "-"
+}
+
+/// At most one of a command's input files may be `-`: stdin holds one
+/// document, and the second read found it empty and blamed that file.
+pub(crate) fn one_stdin(inputs: &[(&str, Option<&Path>)]) -> Result<(), Failure> {
+    let on_stdin: Vec<&str> = inputs
+        .iter()
+        .filter(|(_, p)| p.is_some_and(is_stdin))
+        .map(|(name, _)| *name)
+        .collect();
+    if on_stdin.len() > 1 {
+        let (all, but) = if on_stdin.len() == 2 {
+            ("both", "one of them as a file")
+        } else {
+            ("all", "all but one as files")
+        };
+        return Err(Failure::Input(format!(
+            "examcap: {} are {all} `-`, but stdin holds one document: give {but}",
+            on_stdin.join(" and ")
+        )));
+    }
+    Ok(())
 }
 
 fn label(file: &Path) -> String {

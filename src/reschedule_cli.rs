@@ -97,6 +97,9 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
     for out in a.out.iter().chain(&a.out_scenario) {
         crate::check_out(out, &inputs)?;
     }
+    if a.server.is_none() {
+        crate::one_stdin(&[("--plan", plan), ("--scenario", a.scenario.as_deref())])?;
+    }
     if let (Some(p), Some(s)) = (&a.out, &a.out_scenario) {
         if crate::same_path(p, s) {
             return Err(Failure::Input(format!(

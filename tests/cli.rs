@@ -681,6 +681,14 @@ fn calendar_rejects_bad_options() {
         assert!(stderr(&o).contains(says), "{weeks}: {}", stderr(&o));
         assert!(stdout(&o).is_empty());
     }
+    // Not both from stdin, which holds one document.
+    let o = run_stdin(&["calendar", "-", "--scenario", "-"], b"{}");
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("PLAN and --scenario are both `-`"),
+        "{}",
+        stderr(&o)
+    );
     // A plan of another scenario with the same name and start week (an
     // edited copy): the message names both content hashes.
     let mut other: serde_json::Value =

@@ -409,12 +409,21 @@ fn mismatched_inputs_are_refused_with_the_reason() {
             .unwrap();
         assert_eq!(o.status.code(), Some(2));
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            err.contains("edited-plan.json does not fit its scenario") && err.contains(says),
-            "{says}: {err}"
-        );
+        // The file as given, not its name alone (two plans may share one).
+        let named = format!("{} does not fit its scenario", edited.display());
+        assert!(err.contains(&named) && err.contains(says), "{says}: {err}");
         assert!(!out.exists());
     }
+
+    // Stdin holds one document: the plan and its scenario cannot both be
+    // read from it (the second read found it empty and blamed the plan).
+    let o = examcap()
+        .args(["report", "-", "--scenario", "-", "--out", arg(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("PLAN and --scenario are both `-`"), "{err}");
 
     // A plan file without its scenario is a usage error.
     let o = examcap()

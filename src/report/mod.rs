@@ -140,6 +140,12 @@ pub fn run(a: &ReportArgs) -> Result<(), Failure> {
         .chain(a.compare_scenario.as_deref())
         .collect();
     crate::check_out(&a.out, &inputs)?;
+    crate::one_stdin(&[
+        ("PLAN", a.plan_file.as_deref()),
+        ("--scenario", a.scenario.as_deref()),
+        ("--compare", a.server.is_none().then_some(compare).flatten()),
+        ("--compare-scenario", a.compare_scenario.as_deref()),
+    ])?;
     let (base, other) = match (&a.server, &a.plan, &a.plan_file) {
         (Some(url), Some(id), _) => {
             let token = examcap::client::token_or_env(a.token.as_deref());
@@ -200,17 +206,19 @@ fn failure(e: ReportError) -> Failure {
 fn from_files(plan: &Path, scenario: &Path) -> Result<Input, Failure> {
     let sc = crate::load(scenario)?;
     let plan_doc = crate::read_plan(plan)?;
-    let label = plan
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| plan.display().to_string());
-    Input::new(plan_doc, sc, label).map_err(|e| match e {
+    // Errors name the file as given (two plans may share a file name);
+    // the report itself by its file name.
+    let mut input = Input::new(plan_doc, sc, plan.display().to_string()).map_err(|e| match e {
         ReportError::Input(m) => Failure::Input(format!(
             "examcap: report: {m} ({}); pass the plan's own scenario",
             scenario.display()
         )),
         e => failure(e),
-    })
+    })?;
+    if let Some(name) = plan.file_name() {
+        input.label = name.to_string_lossy().into_owned();
+    }
+    Ok(input)
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
