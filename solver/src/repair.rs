@@ -52,8 +52,8 @@ pub struct Repair {
     pub values: Values,
     /// National waits per exam on the repaired allocation.
     pub waits: Vec<ExamWaits>,
-    /// Candidates taken off capacity the shock removed (or off weeks a
-    /// demand drop emptied).
+    /// Candidates taken off capacity the shock removed, or off weeks a
+    /// demand drop emptied (all of a region's, where it registers nobody).
     pub removed: u64,
     /// Candidates placed by the greedy pass.
     pub placed: u64,
@@ -81,7 +81,16 @@ pub fn repair(
     let published_served = rounding::exams_per_week(&inst, &alloc);
     let left = left_waiting(shocked, &inst, published, &published_served);
     let mut state = State::new(&inst, &alloc, &published_served, left);
-    let removed = state.shed(&mut alloc, &movable, freeze_weeks);
+    // Rows of a (region, exam) the shocks left without any registration
+    // have no stream, so the published allocation above leaves them out:
+    // taken off as surely as what `shed` takes.
+    let published_total: u64 = published
+        .allocation
+        .iter()
+        .fold(0, |n, r| n.saturating_add(r.candidates));
+    let kept = alloc.x.values().sum::<f64>().round() as u64;
+    let dropped = published_total.saturating_sub(kept);
+    let removed = dropped + state.shed(&mut alloc, &movable, freeze_weeks);
     let placed = state.place(&mut alloc, &movable, freeze_weeks);
     alloc.x.retain(|_, v| *v > 0.0);
     state.buy_extra(&mut alloc);

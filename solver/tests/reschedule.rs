@@ -431,6 +431,29 @@ fn repair_moves_candidates_off_a_closed_location_and_a_demand_drop() {
     );
 }
 
+/// A demand shock that leaves an exam with no registration at all counts
+/// its published candidates as removed: its rows have no stream left to
+/// shed from, and the repair said "removed 0" above a table taking them all
+/// off (found by a reviewer).
+#[test]
+fn an_exam_shocked_to_no_demand_counts_its_candidates_removed() {
+    let sc = base();
+    let pubd = published(&sc);
+    let gone = scaled(&sc, Some("B"), 0..=5, 0.0);
+    let touched = touched_by(&sc, &gone, &set(&["B"]));
+    assert_eq!(touched, set(&["B"]));
+    let r = repair(&gone, &pubd, &touched, 0).expect("repair");
+    let of_b: u64 = pubd
+        .allocation
+        .iter()
+        .filter(|a| a.exam == "B")
+        .map(|a| a.candidates)
+        .sum();
+    assert!(of_b > 0);
+    assert_eq!((r.removed, r.placed), (of_b, 0));
+    assert!(r.allocation.iter().all(|a| a.exam != "B"));
+}
+
 #[test]
 fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
     let sc = base();
