@@ -35,8 +35,9 @@ pub struct RescheduleArgs {
     server: Option<String>,
     /// With --server: the id of the plan to start from (default: the
     /// published plan). Offline: the published plan's JSON file.
+    /// (A path, so that any file name is taken; an id must be text.)
     #[arg(long, value_name = "ID|PLAN.json")]
-    plan: Option<String>,
+    plan: Option<PathBuf>,
     /// Offline: the scenario file the plan was solved for.
     #[arg(long, value_name = "FILE", requires = "plan")]
     scenario: Option<PathBuf>,
@@ -92,7 +93,7 @@ fn sigma(s: &str) -> Result<f64, String> {
 
 pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
     // Checked before the re-plan, not after it.
-    let plan = a.plan.as_deref().map(std::path::Path::new);
+    let plan = a.plan.as_deref();
     let inputs: Vec<&std::path::Path> = plan.into_iter().chain(a.scenario.as_deref()).collect();
     for out in a.out.iter().chain(&a.out_scenario) {
         crate::check_out(out, &inputs)?;
@@ -111,8 +112,8 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
     // What the diff is against: the published plan unless one was named.
     let base = match (&a.plan, &a.server) {
         (None, _) => "the published plan".to_string(),
-        (Some(id), Some(_)) => format!("plan {id}"),
-        (Some(file), None) => file.clone(),
+        (Some(id), Some(_)) => format!("plan {}", id.display()),
+        (Some(file), None) => file.display().to_string(),
     };
     // Each answer is printed as it comes: the repair is what ops act on
     // while the re-plan runs, and it stays on screen if the re-plan fails.
@@ -130,9 +131,21 @@ pub fn cmd_reschedule(a: &RescheduleArgs) -> Result<(), Failure> {
 type Show<'a> = &'a mut dyn FnMut(&Event) -> Result<(), Failure>;
 
 fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
+    let plan_id = match &a.plan {
+        None => String::new(),
+        Some(id) => id
+            .to_str()
+            .ok_or_else(|| {
+                Failure::Input(format!(
+                    "examcap reschedule: --plan {}: a plan id is text (ids are hex digits)",
+                    id.display()
+                ))
+            })?
+            .to_string(),
+    };
     let token = examcap::client::token_or_env(a.token.as_deref());
     let msg = proto::RescheduleRequest {
-        plan_id: a.plan.clone().unwrap_or_default(),
+        plan_id,
         shocks: a.surges.iter().map(shock_proto).collect(),
         freeze_weeks: a.freeze,
         sigma: a.sigma,
@@ -213,7 +226,8 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         ));
     };
     let base = load(scenario_file)?;
-    let published = crate::read_plan(std::path::Path::new(plan_file))?;
+    let published = crate::read_plan(plan_file)?;
+    let plan_file = plan_file.display();
     if published.scenario.content_hash != base.content_hash() {
         return Err(Failure::Input(format!(
             "examcap reschedule: {plan_file} was solved for another scenario than {}",

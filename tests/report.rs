@@ -5,6 +5,7 @@
 //! national solve here.
 
 use std::io::Read as _;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -424,6 +425,23 @@ fn mismatched_inputs_are_refused_with_the_reason() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("PLAN and --scenario are both `-`"), "{err}");
+
+    // Any file name is a file name, UTF-8 or not, --compare's too (it was
+    // refused by the argument parser, naming no argument).
+    let odd = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"plan-\xff.json"));
+    std::fs::copy(&plan, &odd).unwrap();
+    let o = examcap()
+        .args(["report", arg(&plan), "--scenario", arg(&scenario)])
+        .arg("--compare")
+        .arg(&odd)
+        .args(["--out", arg(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out.exists());
+    std::fs::remove_file(&out).unwrap();
 
     // A plan file without its scenario is a usage error.
     let o = examcap()

@@ -430,3 +430,25 @@ fn the_two_outputs_are_written_both_or_neither() {
         examcap_solver::parse_scenario(&std::fs::read(d.join("shocked.json")).unwrap()).unwrap();
     assert_eq!(replan.scenario.content_hash, shocked.content_hash());
 }
+
+/// `--plan` offline takes any file name, UTF-8 or not (it was refused by
+/// the argument parser, naming no argument).
+#[test]
+fn a_plan_file_name_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate_and_solve(d, 4);
+    let odd = std::ffi::OsStr::from_bytes(b"plan-\xff.json");
+    std::fs::copy(d.join("plan.json"), d.join(odd)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_examcap"))
+        .arg("reschedule")
+        .arg("--plan")
+        .arg(odd)
+        .args(["--scenario", "sc.json", "--surge", "SPREKEN_B1:1.6:1:2"])
+        .current_dir(d)
+        .output()
+        .expect("examcap runs");
+    let out = ok(&o);
+    assert!(out.contains("Re-plan against plan-\u{fffd}.json"), "{out}");
+}

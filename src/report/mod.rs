@@ -45,8 +45,9 @@ pub struct ReportArgs {
     scenario: Option<PathBuf>,
     /// A second plan drawn against the first (a drill or a re-plan against its
     /// base): a plan file, or with --server a plan id.
+    /// (A path, so that any file name is taken; an id must be text.)
     #[arg(long, value_name = "OTHER")]
-    compare: Option<String>,
+    compare: Option<PathBuf>,
     /// The scenario of the --compare plan file; by default --scenario.
     #[arg(
         long,
@@ -132,7 +133,7 @@ fn short(id: &str) -> &str {
 
 /// Runs `examcap report`.
 pub fn run(a: &ReportArgs) -> Result<(), Failure> {
-    let compare = a.compare.as_deref().map(Path::new);
+    let compare = a.compare.as_deref();
     let inputs: Vec<&Path> = [a.plan_file.as_deref(), a.scenario.as_deref()]
         .into_iter()
         .flatten()
@@ -150,7 +151,14 @@ pub fn run(a: &ReportArgs) -> Result<(), Failure> {
         (Some(url), Some(id), _) => {
             let token = examcap::client::token_or_env(a.token.as_deref());
             let mut ids = vec![id.as_str()];
-            ids.extend(a.compare.as_deref());
+            if let Some(other) = &a.compare {
+                ids.push(other.to_str().ok_or_else(|| {
+                    Failure::Input(format!(
+                        "examcap: report: --compare {}: with --server a plan id, which is text",
+                        other.display()
+                    ))
+                })?);
+            }
             let mut fetched =
                 fetch::fetch(url, token.as_deref(), &ids).map_err(|e| failure(e.into()))?;
             let other = (fetched.len() > 1).then(|| fetched.remove(1));
@@ -163,7 +171,7 @@ pub fn run(a: &ReportArgs) -> Result<(), Failure> {
             let base = from_files(file, scenario_file)?;
             let other = match &a.compare {
                 Some(other) => Some(from_files(
-                    Path::new(other),
+                    other,
                     a.compare_scenario.as_ref().unwrap_or(scenario_file),
                 )?),
                 None => None,
