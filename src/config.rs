@@ -10,6 +10,7 @@
 //! solve_queue = 8
 //! worker_threads = 0
 //! shutdown_grace_seconds = 20
+//! disk_reserve_mb = 64
 //! [[tokens]]
 //! name = "planning-team"
 //! role = "planner"
@@ -153,6 +154,12 @@ pub struct Config {
     /// out in production.
     #[serde(deserialize_with = "toml_date")]
     pub today: Option<NaiveDate>,
+    /// Free space, in MiB, every write leaves on the data directory's disk:
+    /// below it writes are refused (RESOURCE_EXHAUSTED, or UNAVAILABLE for
+    /// a reservation, nothing written) until space is freed. sled, once a
+    /// write of its own fails for a full disk, refuses every later write
+    /// until a restart.
+    pub disk_reserve_mb: u64,
 }
 
 impl Default for Config {
@@ -169,6 +176,7 @@ impl Default for Config {
             tls: None,
             shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
             today: None,
+            disk_reserve_mb: crate::store::DISK_RESERVE >> 20,
         }
     }
 }

@@ -240,13 +240,12 @@ pub async fn run_until(
             "serving with allow_unauthenticated: callers without a token act as planner"
         );
     }
-    let store: Arc<dyn Store> =
-        Arc::new(
-            SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
-                dir: config.data_dir.display().to_string(),
-                source,
-            })?,
-        );
+    let sled = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
+    sled.set_disk_reserve(config.disk_reserve_mb.saturating_mul(1 << 20));
+    let store: Arc<dyn Store> = Arc::new(sled);
     let book = Arc::new(crate::registration::open(store.clone(), config.clock())?);
     let api = Api::new(
         store,

@@ -36,6 +36,20 @@ pub enum StoreError {
          restore the directory from a copy taken while examcap was stopped"
     )]
     Damaged(String),
+    /// The disk holding the store has less free space than the store
+    /// keeps in reserve ([`DISK_RESERVE`]): refused before sled is asked,
+    /// so nothing is written and the same call succeeds once there is
+    /// space. (A write sled itself fails for a full disk leaves sled
+    /// refusing every later write, and its flush hanging, until a restart.)
+    #[error(
+        "storage: the disk holding {dir} has {free_mib} MiB free, less than the {reserve_mib} MiB \
+         examcap keeps free: nothing was written; free space and repeat the call"
+    )]
+    NoRoom {
+        dir: String,
+        free_mib: u64,
+        reserve_mib: u64,
+    },
     /// [`SledStore::open_existing`] of a directory without a store.
     #[error("{0}: no examcap store there (give the server's data_dir)")]
     NoStore(String),
@@ -46,14 +60,21 @@ impl StoreError {
     /// same call can succeed once space is freed, so the service says
     /// RESOURCE_EXHAUSTED rather than INTERNAL.
     pub fn is_full(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(sled::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-                )
-        )
+        matches!(self, StoreError::NoRoom { .. })
+            || matches!(
+                self,
+                StoreError::Db(sled::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                    )
+            )
+    }
+
+    /// Certainly nothing was written (the write was refused before sled
+    /// was asked): a reservation's seat can be given back at once.
+    pub fn nothing_written(&self) -> bool {
+        matches!(self, StoreError::NoRoom { .. })
     }
 }
 
@@ -234,7 +255,17 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct SledStore {
     /// `None` only while dropping (see the `Drop` impl).
     open: Option<Trees>,
+    /// The data directory, whose disk's free space every write checks.
+    dir: std::path::PathBuf,
+    /// Bytes kept free on that disk ([`DISK_RESERVE`]; tests change it).
+    reserve: std::sync::atomic::AtomicU64,
 }
+
+/// Free space a write leaves on the store's disk, at least: sled fails a
+/// write that finds the disk full, then refuses every later write (and
+/// hangs in its flush) until the process restarts, so examcap refuses
+/// first, while sled can still write its own log and snapshots.
+pub const DISK_RESERVE: u64 = 64 << 20;
 
 /// The database and its trees.
 pub struct Trees {
@@ -363,6 +394,8 @@ impl SledStore {
             }
         };
         Ok(SledStore {
+            dir: dir.to_path_buf(),
+            reserve: std::sync::atomic::AtomicU64::new(DISK_RESERVE),
             open: Some(Trees {
                 scenarios: db.open_tree("scenarios")?,
                 plans: db.open_tree("plans")?,
@@ -374,6 +407,31 @@ impl SledStore {
         })
     }
 
+    /// Sets the bytes every write leaves free on the store's disk.
+    pub fn set_disk_reserve(&self, bytes: u64) {
+        self.reserve
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses a write of `bytes` that would leave the disk with less than
+    /// the reserve free (sled may write a value twice: log and snapshot).
+    /// A disk whose free space cannot be read is not refused on that.
+    fn room_for(&self, bytes: usize) -> Result<(), StoreError> {
+        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        let Ok(free) = fs2::available_space(&self.dir) else {
+            return Ok(());
+        };
+        let need = reserve.saturating_add(2 * bytes as u64);
+        if free < need {
+            return Err(StoreError::NoRoom {
+                dir: self.dir.display().to_string(),
+                free_mib: free >> 20,
+                reserve_mib: reserve.div_ceil(1 << 20),
+            });
+        }
+        Ok(())
+    }
+
     fn insert_new<T: Serialize>(
         &self,
         tree: &sled::Tree,
@@ -381,6 +439,7 @@ impl SledStore {
         rec: &T,
     ) -> Result<bool, StoreError> {
         let bytes = serde_json::to_vec(rec).map_err(StoreError::Encode)?;
+        self.room_for(bytes.len())?;
         let created = tree
             .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(bytes))?
             .is_ok();
@@ -444,6 +503,7 @@ impl Store for SledStore {
     }
 
     fn set_published(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
+        self.room_for(plan_id.len())?;
         let prev = self.meta.insert(PUBLISHED, plan_id.as_bytes())?;
         self.db.flush()?;
         Ok(prev.map(|p| String::from_utf8_lossy(&p).into_owned()))
@@ -457,8 +517,9 @@ impl Store for SledStore {
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
         let bytes = serde_json::to_vec(entry).map_err(StoreError::Encode)?;
+        self.room_for(bytes.len())?;
+        let id = self.db.generate_id()?;
         self.audit.insert(id.to_be_bytes(), bytes)?;
         self.db.flush()?;
         Ok(())
@@ -470,10 +531,13 @@ impl Store for SledStore {
 
     fn put_reservations(&self, recs: &[ReservationRecord]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut size = 0;
         for r in recs {
             let bytes = serde_json::to_vec(r).map_err(StoreError::Encode)?;
+            size += bytes.len();
             batch.insert(&r.seq.to_be_bytes(), bytes);
         }
+        self.room_for(size)?;
         self.reservations.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
@@ -498,6 +562,45 @@ mod tests {
             drill: None,
             scenario_json: "{}".into(),
         }
+    }
+
+    /// Every write is refused before sled sees it when the disk has less
+    /// free than the reserve (RESOURCE_EXHAUSTED, nothing written), and the
+    /// same writes succeed once there is room: sled itself, failing a write
+    /// for a full disk, refused every later one until a restart.
+    #[test]
+    fn writes_are_refused_below_the_disk_reserve_and_work_again_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.set_disk_reserve(u64::MAX);
+        let refused = |r: Result<(), StoreError>| {
+            let e = r.unwrap_err();
+            assert!(e.is_full() && e.nothing_written(), "{e}");
+            assert!(e.to_string().contains("nothing was written"), "{e}");
+        };
+        refused(s.put_scenario(&rec("a", 1)).map(|_| ()));
+        refused(s.set_published("p").map(|_| ()));
+        refused(s.put_reservations(&[sample_reservation(1, "k")]));
+        let entry = AuditEntry {
+            who: "c".into(),
+            role: "planner".into(),
+            rpc: "Solve".into(),
+            target: "t".into(),
+            unix_time: 1,
+        };
+        refused(s.append_audit(&entry));
+        assert!(s.get_scenario("a").unwrap().is_none());
+        assert!(s.published().unwrap().is_none());
+        assert!(s.list_reservations().unwrap().is_empty());
+        assert!(s.audit_log().unwrap().is_empty());
+
+        s.set_disk_reserve(0);
+        assert!(s.put_scenario(&rec("a", 1)).unwrap());
+        assert_eq!(s.set_published("p").unwrap(), None);
+        s.put_reservations(&[sample_reservation(1, "k")]).unwrap();
+        s.append_audit(&entry).unwrap();
+        assert_eq!(s.audit_log().unwrap().len(), 1);
+        assert_eq!(s.list_reservations().unwrap().len(), 1);
     }
 
     #[test]

@@ -1681,3 +1681,34 @@ async fn the_audit_log_is_read_from_a_stopped_servers_store() {
         "{text}"
     );
 }
+
+/// With less free disk than `disk_reserve_mb`, a write is refused before
+/// the store is touched: RESOURCE_EXHAUSTED saying nothing was written, and
+/// nothing is (a restart with the reserve met finds no scenario).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_below_the_disk_reserve_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        disk_reserve_mb: u64::MAX >> 20,
+        ..config(dir.path())
+    };
+    let srv = start(cfg).await;
+    let e = srv
+        .scenarios()
+        .await
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: tiny().to_string(),
+                scenario: None,
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("nothing was written"), "{e:?}");
+    srv.stop().await;
+    let store = SledStore::open(dir.path()).unwrap();
+    assert!(store.list_scenarios().unwrap().is_empty());
+    assert!(store.audit_log().unwrap().is_empty());
+}

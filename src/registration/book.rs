@@ -11,8 +11,11 @@
 //!
 //! A failed write is "in doubt": sled may or may not have it on disk, so
 //! its seat stays taken and its key stays used (a retry answers UNAVAILABLE)
-//! until a restart reads what is really on disk. Cancellations give their
-//! seat back only once the cancelled record is flushed.
+//! until a restart reads what is really on disk. A write the store refused
+//! before sled saw it (too little disk left, [`StoreError::nothing_written`])
+//! is not in doubt: its reservations are dropped and their seats given back
+//! at once, so a retry books anew. Cancellations give their seat back only
+//! once the cancelled record is flushed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -126,6 +129,11 @@ impl Drop for Book {
     /// Closes the queue and waits for the writer to finish what is queued,
     /// so the store is released when the server has stopped (a restart in
     /// the same process can open the data directory again).
+    ///
+    /// At most [`crate::store::CLOSE_WAIT`]: a writer stuck in sled (whose
+    /// flush never returns after the disk filled up) is left behind, as the
+    /// store's own close leaves it, so a server told to stop still exits.
+    /// Every acknowledged write was flushed before it was acknowledged.
     fn drop(&mut self) {
         let (closed, _) = mpsc::channel();
         let queue = self
@@ -133,10 +141,23 @@ impl Drop for Book {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         drop(std::mem::replace(queue, closed));
-        if let Some(w) = self.writer.take() {
-            if w.join().is_err() {
-                tracing::error!("the reservation writer panicked");
+        let Some(w) = self.writer.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + crate::store::CLOSE_WAIT;
+        while !w.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                tracing::error!(
+                    seconds = crate::store::CLOSE_WAIT.as_secs(),
+                    "the reservation writer did not finish in time (is the disk full?): \
+                     leaving it; every acknowledged reservation is on disk"
+                );
+                return;
             }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if w.join().is_err() {
+            tracing::error!("the reservation writer panicked");
         }
     }
 }
@@ -285,7 +306,12 @@ fn write_loop(state: &Mutex<State>, store: &dyn Store, rx: &mpsc::Receiver<Queue
         if let Err(e) = &written {
             tracing::error!(error = %e, records = recs.len(), "reservation write failed");
         }
-        let acks = settle(state, &batch, written.is_ok());
+        let outcome = match &written {
+            Ok(()) => Outcome::Written,
+            Err(e) if e.nothing_written() => Outcome::NotWritten,
+            Err(_) => Outcome::InDoubt,
+        };
+        let acks = settle(state, &batch, outcome);
         for (q, changed) in batch.into_iter().zip(acks) {
             let ack = match &written {
                 Ok(()) => Ok(changed),
@@ -297,14 +323,35 @@ fn write_loop(state: &Mutex<State>, store: &dyn Store, rx: &mpsc::Receiver<Queue
     }
 }
 
+/// What became of a batch's write.
+#[derive(Clone, Copy, PartialEq)]
+enum Outcome {
+    Written,
+    /// Refused before anything reached the disk.
+    NotWritten,
+    /// Failed: on disk or not, only a restart tells.
+    InDoubt,
+}
+
 /// Applies a written (or failed) batch to the state; per job, whether
 /// it changed something.
-fn settle(state: &Mutex<State>, batch: &[Queued], ok: bool) -> Vec<bool> {
+fn settle(state: &Mutex<State>, batch: &[Queued], outcome: Outcome) -> Vec<bool> {
+    let ok = outcome == Outcome::Written;
     let mut state = lock(state);
     let state = &mut *state;
     batch
         .iter()
         .map(|q| match &q.job {
+            Job::Reserve(r) if outcome == Outcome::NotWritten => {
+                // Never on disk: as if it had not been asked.
+                if let Some(e) = state.reservations.remove(&r.seq) {
+                    state.by_key.remove(&e.rec.scoped_key());
+                    if let (Some(stock), false) = (&mut state.stock, e.rec.cancelled) {
+                        stock.release(stock.place(&e.rec));
+                    }
+                }
+                false
+            }
             Job::Reserve(r) => {
                 if let Some(e) = state.reservations.get_mut(&r.seq) {
                     e.durability = if ok {
@@ -342,6 +389,61 @@ mod tests {
             made_by: made_by.into(),
             ..crate::store::sample_reservation(seq, key)
         }
+    }
+
+    /// A write the store refuses for want of disk space reached no disk:
+    /// its seat comes back and its key is free at once (it stayed taken
+    /// until a restart: 4,395 seats of 37,148 in 3 s under load, found by
+    /// a reviewer), and once there is space the same key books.
+    #[test]
+    fn a_write_refused_for_disk_space_gives_its_seat_back() {
+        use crate::store::SledStore;
+        let doc = br#"{"format": "examcap/scenario@1", "name": "t", "start_week": "2026-W14",
+            "horizon_weeks": 2,
+            "exams": [{"id": "E", "name": "E", "resource": "seat", "seat_minutes": 60,
+                       "target_wait_weeks": 1}],
+            "locations": [{"id": "L", "name": "L", "resources": [{"kind": "seat",
+                "weekly_minutes": 600, "extra_weekly_minutes": 0, "extra_cost_per_minute": 1}]}],
+            "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
+            "demand": [{"region": "R", "exam": "E", "weekly": [4, 4]}]}"#;
+        let sc = examcap_solver::parse_scenario(doc).unwrap();
+        let plan = examcap_solver::plan_scenario(&sc, &Default::default(), &|_| {}).unwrap();
+        let stock = Stock::build("p", &plan, &sc).unwrap();
+        let (e, l) = (stock.exam("E").unwrap(), stock.location("L").unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let book = Book::open(store.clone(), Some(stock), Clock::pinned(day)).unwrap();
+        let free = || book.lock().stock.as_ref().unwrap().free(e, l, 1);
+        let before = free();
+        assert!(before > 0);
+        let reserve = |seq: u64| {
+            let mut st = book.lock();
+            assert!(st.stock.as_mut().unwrap().take(e, l, 1));
+            book.add(&mut st, rec(seq, "sys", "k1"))
+        };
+
+        store.set_disk_reserve(u64::MAX);
+        let ack = reserve(0).blocking_recv().unwrap();
+        assert!(ack.as_ref().unwrap_err().contains("free space"), "{ack:?}");
+        assert_eq!(free(), before);
+        assert!(book.lock().by_key("sys", "k1").is_none());
+        assert!(book.lock().reservations.is_empty());
+
+        store.set_disk_reserve(0);
+        assert_eq!(reserve(1).blocking_recv().unwrap(), Ok(true));
+        assert_eq!(free(), before - 1);
+        let st = book.lock();
+        let (seq, entry) = st.by_key("sys", "k1").unwrap();
+        assert_eq!((seq, entry.durability), (1, Durability::Committed));
+        drop(st);
+        let on_disk: Vec<u64> = store
+            .list_reservations()
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(on_disk, [1]);
     }
 
     #[test]
