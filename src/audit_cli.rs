@@ -24,7 +24,9 @@ pub struct AuditArgs {
 
 pub fn cmd_audit(a: &AuditArgs) -> Result<(), Failure> {
     let store = SledStore::open_existing(&a.data_dir).map_err(|e| match e {
-        StoreError::NoStore(_) | StoreError::Locked(_) => Failure::Input(format!("examcap: {e}")),
+        StoreError::NoStore(_) | StoreError::Locked(_) | StoreError::NoAccess(_) => {
+            Failure::Input(format!("examcap: {e}"))
+        }
         e => Failure::Internal(anyhow::Error::new(e)),
     })?;
     let log = store

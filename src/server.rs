@@ -240,6 +240,9 @@ pub async fn run_until(
             "serving with allow_unauthenticated: callers without a token act as planner"
         );
     }
+    // Said once serving: a mistyped or relative data_dir (taken from the
+    // working directory, not the config file's) opens an empty store.
+    let new_store = !config.data_dir.join("db").is_file();
     let sled = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
         dir: config.data_dir.display().to_string(),
         source,
@@ -285,7 +288,16 @@ pub async fn run_until(
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "examcap serving");
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
+    tracing::info!(%addr, data_dir = %data_dir.display(), "examcap serving");
+    if new_store {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "data_dir held no store: created a new, empty one (no scenarios, no published \
+             plan); if one was expected, check data_dir (a relative one is taken from the \
+             working directory)"
+        );
+    }
     if let Some(today) = config.today {
         tracing::warn!(
             %today,

@@ -50,6 +50,15 @@ pub enum StoreError {
         free_mib: u64,
         reserve_mib: u64,
     },
+    /// The store's files cannot be opened for writing. sled opens them
+    /// read-write even to read (`audit`, `backlog export`), so a read-only
+    /// copy (a mounted snapshot) needs copying somewhere writable first.
+    #[error(
+        "storage: {0}: permission denied opening the store's files for writing (sled opens \
+         them read-write even to read): run as their owner, or copy the directory somewhere \
+         writable"
+    )]
+    NoAccess(String),
     /// [`SledStore::open_existing`] of a directory without a store.
     #[error("{0}: no examcap store there (give the server's data_dir)")]
     NoStore(String),
@@ -390,6 +399,9 @@ impl SledStore {
                 Err(sled::Error::Corruption { .. }) => {
                     return Err(StoreError::Damaged(dir.display().to_string()))
                 }
+                Err(e) if denied(&e) => {
+                    return Err(StoreError::NoAccess(dir.display().to_string()))
+                }
                 other => break other?,
             }
         };
@@ -464,6 +476,11 @@ impl SledStore {
             })
             .collect()
     }
+}
+
+/// A sled error that is the OS refusing access to the files.
+fn denied(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
@@ -601,6 +618,19 @@ mod tests {
         s.append_audit(&entry).unwrap();
         assert_eq!(s.audit_log().unwrap().len(), 1);
         assert_eq!(s.list_reservations().unwrap().len(), 1);
+    }
+
+    /// Permission denied is said as such, naming the directory (it was a
+    /// bare "IO error: Permission denied (os error 13)"). The mapping is
+    /// tested on the error itself: the tests may run as root, whom no
+    /// file mode stops.
+    #[test]
+    fn permission_denied_names_the_directory() {
+        let io = |kind| sled::Error::Io(std::io::Error::from(kind));
+        assert!(denied(&io(std::io::ErrorKind::PermissionDenied)));
+        assert!(!denied(&io(std::io::ErrorKind::NotFound)));
+        let e = StoreError::NoAccess("/backups/examcap".into()).to_string();
+        assert!(e.contains("/backups/examcap: permission denied"), "{e}");
     }
 
     #[test]

@@ -228,6 +228,22 @@ fn serve_answers_and_stops_on_sigterm() {
             .any(|l| l.contains("registration clock pinned") && l.contains("2027-01-03")),
         "{rest:?}"
     );
+    // A store created now is said to be new, with its absolute path.
+    let data = std::fs::canonicalize(dir.path().join("data")).unwrap();
+    assert!(
+        rest.iter().any(|l| l.contains("created a new, empty one")
+            && l.contains(&format!("data_dir={}", data.display()))),
+        "{rest:?}"
+    );
+    // The same store again is not.
+    let (mut child, lines, _) = spawn_serve(dir.path(), "worker_threads = 1\n");
+    sigterm(&child);
+    let (code, rest) = exit_code(&mut child, lines, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{rest:?}");
+    assert!(
+        !rest.iter().any(|l| l.contains("created a new")),
+        "{rest:?}"
+    );
 }
 
 /// A health Watch holds the drain for the grace period (600 s here); a
