@@ -495,13 +495,7 @@ impl Api {
         rpc: Rpc,
         target: &str,
     ) -> Result<(), ApiError> {
-        let entry = AuditEntry {
-            who: caller.name.clone(),
-            role: caller.role.name().into(),
-            rpc: rpc.name().into(),
-            target: target.into(),
-            unix_time: now_unix(),
-        };
+        let entry = audit_entry(caller, rpc, target);
         self.db(move |s| s.append_audit(&entry)).await
     }
 
@@ -531,16 +525,7 @@ impl Api {
         sc: &Scenario,
         drill: Option<crate::store::DrillOrigin>,
     ) -> Result<(ScenarioRecord, bool), ApiError> {
-        let rec = ScenarioRecord {
-            id: sc.content_hash(),
-            name: sc.name.clone(),
-            start_week: sc.start_week.clone(),
-            horizon_weeks: sc.horizon_weeks,
-            created_unix: now_unix(),
-            drill,
-            scenario_json: serde_json::to_string(sc)
-                .map_err(|e| ApiError::Internal(format!("scenario to JSON: {e}")))?,
-        };
+        let rec = scenario_record(sc, drill)?;
         let r = rec.clone();
         let created = self.db(move |s| s.put_scenario(&r)).await?;
         if created {
@@ -609,13 +594,7 @@ impl Api {
         scenario_id: &str,
         drill: bool,
     ) -> Result<PlanRecord, ApiError> {
-        let rec = PlanRecord {
-            id: plan.fingerprint(),
-            scenario_id: scenario_id.into(),
-            created_unix: now_unix(),
-            drill,
-            plan,
-        };
+        let rec = plan_record(plan, scenario_id, drill);
         let r = rec.clone();
         self.db(move |s| s.put_plan(&r)).await?;
         Ok(rec)
@@ -623,6 +602,45 @@ impl Api {
 
     pub(crate) fn gate(&self) -> &SolveGate {
         &self.inner.gate
+    }
+}
+
+/// The record a scenario is stored as (its id is its content hash).
+fn scenario_record(
+    sc: &Scenario,
+    drill: Option<crate::store::DrillOrigin>,
+) -> Result<ScenarioRecord, ApiError> {
+    Ok(ScenarioRecord {
+        id: sc.content_hash(),
+        name: sc.name.clone(),
+        start_week: sc.start_week.clone(),
+        horizon_weeks: sc.horizon_weeks,
+        created_unix: now_unix(),
+        drill,
+        scenario_json: serde_json::to_string(sc)
+            .map_err(|e| ApiError::Internal(format!("scenario to JSON: {e}")))?,
+    })
+}
+
+/// The record a plan is stored as (its id is its fingerprint).
+fn plan_record(plan: Plan, scenario_id: &str, drill: bool) -> PlanRecord {
+    PlanRecord {
+        id: plan.fingerprint(),
+        scenario_id: scenario_id.into(),
+        created_unix: now_unix(),
+        drill,
+        plan,
+    }
+}
+
+/// The audit entry of `caller`'s `rpc` on `target`, now.
+fn audit_entry(caller: &Caller, rpc: Rpc, target: &str) -> AuditEntry {
+    AuditEntry {
+        who: caller.name.clone(),
+        role: caller.role.name().into(),
+        rpc: rpc.name().into(),
+        target: target.into(),
+        unix_time: now_unix(),
     }
 }
 
@@ -1559,21 +1577,22 @@ impl Api {
                 None,
             )
             .await?;
-        // Both writes are audited, in a task of their own: a deadline that
-        // drops this future between them leaves no record unaudited.
-        let api = self.clone();
-        let (drill_rec, drill_plan) = tokio::spawn(
-            async move {
-                let (rec, _) = api.store_scenario(&shocked, Some(origin)).await?;
-                api.audit(&caller, Rpc::RunDrill, &rec.id).await?;
-                let plan = api.store_plan(plan, &rec.id, true).await?;
-                api.audit(&caller, Rpc::RunDrill, &plan.id).await?;
-                Ok::<_, ApiError>((rec, plan))
-            }
-            .in_current_span(),
-        )
-        .await
-        .map_err(|e| ApiError::Internal(format!("storing the drill failed: {e}")))??;
+        // The scenario, its plan and both audit entries in one write: a
+        // process killed between separate writes left the scenario without
+        // its plan (and a deadline could drop a future between them).
+        let rec = scenario_record(&shocked, Some(origin))?;
+        let drill_plan = plan_record(plan, &rec.id, true);
+        let audit = [&rec.id, &drill_plan.id].map(|id| audit_entry(&caller, Rpc::RunDrill, id));
+        let (r, p) = (rec.clone(), drill_plan.clone());
+        let created = self
+            .db(move |s| s.put_scenario_and_plan(&r, &p, &audit))
+            .await?;
+        // Keep what was stored first (its time and drill marking).
+        let drill_rec = if created {
+            rec
+        } else {
+            self.scenario_record(&rec.id).await?
+        };
         tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");
 
         let (b, d) = (&base_plan.plan, &drill_plan.plan);

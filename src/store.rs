@@ -197,6 +197,23 @@ pub struct ReservationRecord {
     pub created_unix_ms: i64,
 }
 
+/// A solved two-week scenario: exam E at location L for region R, 4
+/// candidates a week and seats for 10 (what [`sample_reservation`] books).
+#[cfg(test)]
+pub(crate) fn tiny_solved() -> (examcap_solver::Scenario, examcap_solver::Plan) {
+    let doc = br#"{"format": "examcap/scenario@1", "name": "t", "start_week": "2026-W14",
+        "horizon_weeks": 2,
+        "exams": [{"id": "E", "name": "E", "resource": "seat", "seat_minutes": 60,
+                   "target_wait_weeks": 1}],
+        "locations": [{"id": "L", "name": "L", "resources": [{"kind": "seat",
+            "weekly_minutes": 600, "extra_weekly_minutes": 0, "extra_cost_per_minute": 1}]}],
+        "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
+        "demand": [{"region": "R", "exam": "E", "weekly": [4, 4]}]}"#;
+    let sc = examcap_solver::parse_scenario(doc).expect("a valid scenario");
+    let plan = examcap_solver::plan_scenario(&sc, &Default::default(), &|_| {}).expect("solves");
+    (sc, plan)
+}
+
 /// A reservation of candidate `cand-0001` in region R, exam E, at L in
 /// week 1, made by nobody, for the tests of the store and the book.
 #[cfg(test)]
@@ -240,6 +257,17 @@ pub trait Store: Send + Sync + 'static {
     /// Points the published pointer at `plan_id`; returns the previous one.
     fn set_published(&self, plan_id: &str) -> Result<Option<String>, StoreError>;
     fn published(&self) -> Result<Option<String>, StoreError>;
+    /// Stores a scenario, a plan of it and their audit entries together:
+    /// all of them or none (a drill killed between two writes left its
+    /// scenario without a plan). Records already there are kept, as by
+    /// [`Store::put_scenario`] and [`Store::put_plan`]; returns whether the
+    /// scenario was new.
+    fn put_scenario_and_plan(
+        &self,
+        scenario: &ScenarioRecord,
+        plan: &PlanRecord,
+        audit: &[AuditEntry],
+    ) -> Result<bool, StoreError>;
     /// Appends to the audit log.
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The whole audit log in order.
@@ -533,6 +561,49 @@ impl Store for SledStore {
             .map(|p| String::from_utf8_lossy(&p).into_owned()))
     }
 
+    fn put_scenario_and_plan(
+        &self,
+        scenario: &ScenarioRecord,
+        plan: &PlanRecord,
+        audit: &[AuditEntry],
+    ) -> Result<bool, StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let sc = serde_json::to_vec(scenario).map_err(StoreError::Encode)?;
+        let pl = serde_json::to_vec(plan).map_err(StoreError::Encode)?;
+        let entries = audit
+            .iter()
+            .map(|e| serde_json::to_vec(e).map_err(StoreError::Encode))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.room_for(sc.len() + pl.len() + entries.iter().map(Vec::len).sum::<usize>())?;
+        let ids = entries
+            .iter()
+            .map(|_| self.db.generate_id())
+            .collect::<Result<Vec<_>, _>>()?;
+        let created = (&self.scenarios, &self.plans, &self.audit)
+            .transaction(|(scenarios, plans, log)| {
+                let created = scenarios.get(scenario.id.as_bytes())?.is_none();
+                if created {
+                    scenarios.insert(scenario.id.as_bytes(), sc.as_slice())?;
+                }
+                if plans.get(plan.id.as_bytes())?.is_none() {
+                    plans.insert(plan.id.as_bytes(), pl.as_slice())?;
+                }
+                for (id, e) in ids.iter().zip(&entries) {
+                    log.insert(&id.to_be_bytes(), e.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(created)
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Db(e),
+                // Never aborted above: no abort is raised.
+                TransactionError::Abort(()) => {
+                    StoreError::Db(sled::Error::Unsupported("transaction aborted".into()))
+                }
+            })?;
+        self.db.flush()?;
+        Ok(created)
+    }
+
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(entry).map_err(StoreError::Encode)?;
         self.room_for(bytes.len())?;
@@ -579,6 +650,66 @@ mod tests {
             drill: None,
             scenario_json: "{}".into(),
         }
+    }
+
+    /// A drill's scenario, plan and audit entries go in together; a
+    /// scenario already stored is kept as it was (and said not new); below
+    /// the disk reserve none of them is written.
+    #[test]
+    fn a_scenario_and_its_plan_are_stored_together() {
+        let (_, plan) = tiny_solved();
+        let plan = |scenario_id: &str, t: i64| PlanRecord {
+            id: format!("p-{scenario_id}"),
+            scenario_id: scenario_id.into(),
+            created_unix: t,
+            drill: true,
+            plan: plan.clone(),
+        };
+        let entry = |target: &str| AuditEntry {
+            who: "ops".into(),
+            role: "drill".into(),
+            rpc: "RunDrill".into(),
+            target: target.into(),
+            unix_time: 1,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+
+        s.set_disk_reserve(u64::MAX);
+        let e = s
+            .put_scenario_and_plan(&rec("a", 1), &plan("a", 1), &[entry("a"), entry("p-a")])
+            .unwrap_err();
+        assert!(e.nothing_written(), "{e}");
+        assert!(s.list_scenarios().unwrap().is_empty());
+        assert!(s.list_plans().unwrap().is_empty());
+        assert!(s.audit_log().unwrap().is_empty());
+
+        s.set_disk_reserve(0);
+        let created = s
+            .put_scenario_and_plan(&rec("a", 1), &plan("a", 1), &[entry("a"), entry("p-a")])
+            .unwrap();
+        assert!(created);
+        assert_eq!(s.get_plan("p-a").unwrap().unwrap().scenario_id, "a");
+        let targets: Vec<String> = s
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(targets, ["a", "p-a"]);
+        // Again, later: the first records stay, the log grows.
+        let created = s
+            .put_scenario_and_plan(&rec("a", 9), &plan("a", 9), &[entry("a")])
+            .unwrap();
+        assert!(!created);
+        assert_eq!(s.get_scenario("a").unwrap().unwrap().created_unix, 1);
+        assert_eq!(s.get_plan("p-a").unwrap().unwrap().created_unix, 1);
+        assert_eq!(s.audit_log().unwrap().len(), 3);
+        // Both survive a reopen.
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.list_scenarios().unwrap().len(), 1);
+        assert_eq!(s.list_plans().unwrap().len(), 1);
     }
 
     /// Every write is refused before sled sees it when the disk has less

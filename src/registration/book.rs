@@ -398,16 +398,7 @@ mod tests {
     #[test]
     fn a_write_refused_for_disk_space_gives_its_seat_back() {
         use crate::store::SledStore;
-        let doc = br#"{"format": "examcap/scenario@1", "name": "t", "start_week": "2026-W14",
-            "horizon_weeks": 2,
-            "exams": [{"id": "E", "name": "E", "resource": "seat", "seat_minutes": 60,
-                       "target_wait_weeks": 1}],
-            "locations": [{"id": "L", "name": "L", "resources": [{"kind": "seat",
-                "weekly_minutes": 600, "extra_weekly_minutes": 0, "extra_cost_per_minute": 1}]}],
-            "regions": [{"id": "R", "name": "R", "options": [{"location": "L", "travel_cost": 0}]}],
-            "demand": [{"region": "R", "exam": "E", "weekly": [4, 4]}]}"#;
-        let sc = examcap_solver::parse_scenario(doc).unwrap();
-        let plan = examcap_solver::plan_scenario(&sc, &Default::default(), &|_| {}).unwrap();
+        let (sc, plan) = crate::store::tiny_solved();
         let stock = Stock::build("p", &plan, &sc).unwrap();
         let (e, l) = (stock.exam("E").unwrap(), stock.location("L").unwrap());
         let dir = tempfile::tempdir().unwrap();
