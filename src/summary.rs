@@ -443,8 +443,7 @@ pub fn place(c: &CapacityRef) -> String {
 /// `12 (2027-W13)`: the week index and its ISO week, if the start week parses.
 pub fn week_label(start_week: &str, week: usize) -> String {
     let iso = parse_iso_week(start_week)
-        .zip(i64::try_from(week).ok())
-        .and_then(|(start, week)| monday_of(start, week))
+        .and_then(|start| monday_of(start, week))
         .map(iso_week_label);
     match iso {
         Some(iso) => format!("{week} ({iso})"),

@@ -258,10 +258,7 @@ pub fn spread(n: u64, slots: usize, i: usize) -> u64 {
 /// Friday that are not holidays, and Saturday (if not a holiday) when
 /// `saturday` is set.
 pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<NaiveDate> {
-    let Some(monday) = i64::try_from(week)
-        .ok()
-        .and_then(|w| crate::scenario::monday_of(start_monday, w))
-    else {
+    let Some(monday) = crate::scenario::monday_of(start_monday, week) else {
         return Vec::new();
     };
     let last = if saturday { 6 } else { 5 };
@@ -271,34 +268,33 @@ pub fn open_days(start_monday: NaiveDate, week: usize, saturday: bool) -> Vec<Na
         .collect()
 }
 
-/// The holidays, with their names, on Monday to Friday of week `week`
+/// The holidays, with their names, on Monday to Saturday of week `week`
 /// (0-based from `start_monday`).
-pub(crate) fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
-    let Some(monday) = i64::try_from(week)
-        .ok()
-        .and_then(|w| crate::scenario::monday_of(start_monday, w))
-    else {
+fn week_holidays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
+    let Some(monday) = crate::scenario::monday_of(start_monday, week) else {
         return Vec::new();
     };
     // A week may run into the next year (Monday 29 December).
     dutch_holidays(monday.year())
         .into_iter()
         .chain(dutch_holidays(monday.year() + 1))
-        .filter(|(d, _)| *d >= monday && (*d - monday).num_days() < 5)
+        .filter(|(d, _)| *d >= monday && (*d - monday).num_days() < 6)
         .map(|(d, n)| (d, n.to_string()))
         .collect()
 }
 
+/// The holidays, with their names, on Monday to Friday of week `week`.
+pub(crate) fn closed_weekdays(start_monday: NaiveDate, week: usize) -> Vec<(NaiveDate, String)> {
+    let mut days = week_holidays(start_monday, week);
+    days.retain(|(d, _)| d.weekday() != Weekday::Sat);
+    days
+}
+
 /// The Saturday of week `week` with its name, if it is a public holiday.
 fn saturday_holiday(start_monday: NaiveDate, week: usize) -> Option<(NaiveDate, String)> {
-    let saturday = i64::try_from(week)
-        .ok()
-        .and_then(|w| crate::scenario::monday_of(start_monday, w))?
-        .checked_add_days(Days::new(5))?;
-    dutch_holidays(saturday.year())
+    week_holidays(start_monday, week)
         .into_iter()
-        .find(|(d, _)| *d == saturday)
-        .map(|(d, n)| (d, n.to_string()))
+        .find(|(d, _)| d.weekday() == Weekday::Sat)
 }
 
 /// The session calendar of `plan` (solved from `scenario`): see the module

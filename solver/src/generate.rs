@@ -389,12 +389,7 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
         .or_else(|| NaiveDate::from_isoywd_opt(2027, 1, chrono::Weekday::Mon))
         .unwrap_or_default();
     let iso_weeks: Vec<u32> = (0..weeks)
-        .map(|t| {
-            i64::try_from(t)
-                .ok()
-                .and_then(|t| crate::scenario::monday_of(monday, t))
-                .map_or(10, |d| d.iso_week().week())
-        })
+        .map(|t| crate::scenario::monday_of(monday, t).map_or(10, |d| d.iso_week().week()))
         .collect();
     let week_of = |date: NaiveDate| {
         let days = (date - monday).num_days();
@@ -472,10 +467,7 @@ pub fn national(opts: &GenerateOptions) -> Scenario {
     // public holidays on weekdays keeps the open share of its weekdays, the
     // holidays being those the session calendar closes (one list for both).
     let mut holidays: BTreeMap<usize, f64> = BTreeMap::new();
-    let last_year = i64::try_from(weeks)
-        .ok()
-        .and_then(|w| crate::scenario::monday_of(monday, w))
-        .map_or(monday.year(), |d| d.year());
+    let last_year = crate::scenario::monday_of(monday, weeks).map_or(monday.year(), |d| d.year());
     for year in monday.year()..=last_year {
         let ymd = |m, d| NaiveDate::from_ymd_opt(year, m, d);
         for date in [ymd(12, 25), ymd(1, 1)].into_iter().flatten() {

@@ -183,8 +183,10 @@ pub fn parse_iso_week(s: &str) -> Option<chrono::NaiveDate> {
 }
 
 /// Monday of week `week` counted from `start` (the Monday of week 0), any
-/// week before or after it; `None` past the calendar's ends.
-pub fn monday_of(start: chrono::NaiveDate, week: i64) -> Option<chrono::NaiveDate> {
+/// week before or after it, as a horizon index (`usize`) or a signed week;
+/// `None` past the calendar's ends.
+pub fn monday_of(start: chrono::NaiveDate, week: impl TryInto<i64>) -> Option<chrono::NaiveDate> {
+    let week: i64 = week.try_into().ok()?;
     let days = chrono::Days::new(week.unsigned_abs().checked_mul(7)?);
     if week < 0 {
         start.checked_sub_days(days)
@@ -220,6 +222,8 @@ mod tests {
         let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(); // 2026-W02
         let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d);
         assert_eq!(monday_of(start, 0), day(2026, 1, 5));
+        assert_eq!(monday_of(start, 3usize), day(2026, 1, 26));
+        assert_eq!(monday_of(start, usize::MAX), None);
         assert_eq!(monday_of(start, 1), day(2026, 1, 12));
         // Back across the year: 2026-W01 begins on 29 December 2025.
         assert_eq!(monday_of(start, -1), day(2025, 12, 29));

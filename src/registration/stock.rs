@@ -247,8 +247,8 @@ impl Stock {
         let weeks = (0..horizon)
             .map(|w| {
                 // Past the calendar's end: the horizon is too long for it.
-                let monday = monday_of(start, w.into())
-                    .ok_or(StockError::Horizon(plan.scenario.horizon_weeks))?;
+                let monday =
+                    monday_of(start, w).ok_or(StockError::Horizon(plan.scenario.horizon_weeks))?;
                 Ok(WeekLabel {
                     iso: iso_week_label(monday),
                     monday: monday.format("%Y-%m-%d").to_string(),
@@ -369,8 +369,8 @@ impl Stock {
     /// its first session, or before its week's Monday when no session is
     /// dated.
     pub fn bookable(&self, exam: usize, location: usize, week: u32, today: NaiveDate) -> bool {
-        let begins = (self.first_session(exam, location, week))
-            .or_else(|| monday_of(self.start, week.into()));
+        let begins =
+            (self.first_session(exam, location, week)).or_else(|| monday_of(self.start, week));
         begins.is_none_or(|b| today < b)
     }
 
