@@ -787,6 +787,17 @@ fn is_stdin(file: &Path) -> bool {
     file.as_os_str() == "-"
 }
 
+/// A plan id given to an option that, offline, takes a file (so any file
+/// name is taken): with `--server` it must be text.
+pub(crate) fn plan_id_arg<'a>(what: &str, id: &'a Path) -> Result<&'a str, Failure> {
+    id.to_str().ok_or_else(|| {
+        Failure::Input(format!(
+            "examcap: {what} {}: with --server this is a plan id, which is text",
+            id.display()
+        ))
+    })
+}
+
 /// At most one of a command's input files may be `-`: stdin holds one
 /// document, and the second read found it empty and blamed that file.
 pub(crate) fn one_stdin(inputs: &[(&str, Option<&Path>)]) -> Result<(), Failure> {
@@ -935,7 +946,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure>
 /// is written and synced beside its destination before any is put in
 /// place, so a command that cannot write one of them replaces none
 /// (`reschedule` once replaced `--out` and then failed on `--out-scenario`).
-pub(crate) fn write_all_atomically(files: &[(&Path, &[u8])]) -> Result<(), Failure> {
+pub(crate) fn write_all_atomically(files: &[(&Path, Vec<u8>)]) -> Result<(), Failure> {
     let staged = files
         .iter()
         .map(|(path, bytes)| stage(path, bytes))

@@ -133,15 +133,7 @@ type Show<'a> = &'a mut dyn FnMut(&Event) -> Result<(), Failure>;
 fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     let plan_id = match &a.plan {
         None => String::new(),
-        Some(id) => id
-            .to_str()
-            .ok_or_else(|| {
-                Failure::Input(format!(
-                    "examcap reschedule: --plan {}: a plan id is text (ids are hex digits)",
-                    id.display()
-                ))
-            })?
-            .to_string(),
+        Some(id) => crate::plan_id_arg("reschedule --plan", id)?.to_string(),
     };
     let token = examcap::client::token_or_env(a.token.as_deref());
     let msg = proto::RescheduleRequest {
@@ -309,8 +301,6 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     if let Some(out) = &a.out_scenario {
         files.push((out.as_path(), scenario_bytes(&shocked)?));
     }
-    let files: Vec<(&std::path::Path, &[u8])> =
-        files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
     crate::write_all_atomically(&files)?;
     let status = match re.status {
         PlanStatus::Optimal => RescheduleStatus::Optimal,

@@ -242,7 +242,7 @@ pub async fn run_until(
     }
     // Said once serving: a mistyped or relative data_dir (taken from the
     // working directory, not the config file's) opens an empty store.
-    let new_store = !config.data_dir.join("db").is_file();
+    let new_store = !SledStore::exists(&config.data_dir);
     let sled = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
         dir: config.data_dir.display().to_string(),
         source,

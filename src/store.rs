@@ -338,15 +338,11 @@ impl Drop for SledStore {
         let Some(trees) = self.open.take() else {
             return;
         };
-        let (closed, wait) = std::sync::mpsc::channel::<()>();
         let closing = std::thread::Builder::new()
             .name("store-close".into())
-            .spawn(move || {
-                drop(trees);
-                let _ = closed.send(());
-            });
+            .spawn(move || drop(trees));
         // A thread that cannot start drops `trees` here, as before.
-        if closing.is_ok() && wait.recv_timeout(CLOSE_WAIT).is_err() {
+        if closing.is_ok_and(|c| !finished_within(&c, CLOSE_WAIT)) {
             tracing::error!(
                 seconds = CLOSE_WAIT.as_secs(),
                 "the store did not close in time (is its disk full?): leaving it; \
@@ -354,6 +350,24 @@ impl Drop for SledStore {
             );
         }
     }
+}
+
+/// Whether `thread` ends within `limit` (checked every 5 ms). One left
+/// running is left behind: the store's close and the reservation writer
+/// both wait so, at most [`CLOSE_WAIT`], for a sled flush that may never
+/// return after the disk filled up.
+pub(crate) fn finished_within<T>(
+    thread: &std::thread::JoinHandle<T>,
+    limit: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !thread.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
 }
 
 thread_local! {
@@ -398,10 +412,15 @@ impl SledStore {
     /// where there is none, so a mistyped directory would read as an empty
     /// store and keep one behind.
     pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
-        if !dir.join("db").is_file() {
+        if !Self::exists(dir) {
             return Err(StoreError::NoStore(dir.display().to_string()));
         }
         Self::open(dir)
+    }
+
+    /// Whether `dir` holds a store (sled's `db` file).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("db").is_file()
     }
 
     pub fn open(dir: &Path) -> Result<Self, StoreError> {

@@ -144,17 +144,13 @@ impl Drop for Book {
         let Some(w) = self.writer.take() else {
             return;
         };
-        let deadline = std::time::Instant::now() + crate::store::CLOSE_WAIT;
-        while !w.is_finished() {
-            if std::time::Instant::now() >= deadline {
-                tracing::error!(
-                    seconds = crate::store::CLOSE_WAIT.as_secs(),
-                    "the reservation writer did not finish in time (is the disk full?): \
-                     leaving it; every acknowledged reservation is on disk"
-                );
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        if !crate::store::finished_within(&w, crate::store::CLOSE_WAIT) {
+            tracing::error!(
+                seconds = crate::store::CLOSE_WAIT.as_secs(),
+                "the reservation writer did not finish in time (is the disk full?): \
+                 leaving it; every acknowledged reservation is on disk"
+            );
+            return;
         }
         if w.join().is_err() {
             tracing::error!("the reservation writer panicked");

@@ -152,12 +152,7 @@ pub fn run(a: &ReportArgs) -> Result<(), Failure> {
             let token = examcap::client::token_or_env(a.token.as_deref());
             let mut ids = vec![id.as_str()];
             if let Some(other) = &a.compare {
-                ids.push(other.to_str().ok_or_else(|| {
-                    Failure::Input(format!(
-                        "examcap: report: --compare {}: with --server a plan id, which is text",
-                        other.display()
-                    ))
-                })?);
+                ids.push(crate::plan_id_arg("report --compare", other)?);
             }
             let mut fetched =
                 fetch::fetch(url, token.as_deref(), &ids).map_err(|e| failure(e.into()))?;
