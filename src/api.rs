@@ -31,7 +31,7 @@ use tracing::Instrument;
 use crate::auth::{Auth, AuthError, Caller, Role, Rpc};
 use crate::drill::{self, CapacityTarget, DemandChange, ShockSpec};
 use crate::proto;
-use crate::store::{AuditEntry, PlanRecord, ScenarioRecord, Store, StoreError};
+use crate::store::{AuditEntry, PlanRecord, ScenarioHead, ScenarioRecord, Store, StoreError};
 
 /// Recommendations in a plan summary (the stored plan keeps all of them).
 pub const SUMMARY_RECOMMENDATIONS: usize = 10;
@@ -924,7 +924,7 @@ pub fn scenario_from_proto(p: proto::Scenario) -> Scenario {
     }
 }
 
-fn scenario_info(r: &ScenarioRecord) -> proto::ScenarioInfo {
+fn scenario_info(r: &ScenarioHead) -> proto::ScenarioInfo {
     proto::ScenarioInfo {
         scenario_id: r.id.clone(),
         name: r.name.clone(),
@@ -1116,7 +1116,7 @@ impl proto::scenario_service_server::ScenarioService for Api {
         Ok(Response::new(proto::PutScenarioResponse {
             scenario_id: rec.id.clone(),
             created,
-            scenario: Some(scenario_info(&rec)),
+            scenario: Some(scenario_info(&ScenarioHead::from(&rec))),
         }))
     }
 
@@ -1130,7 +1130,7 @@ impl proto::scenario_service_server::ScenarioService for Api {
             .scenario_record(given("scenario_id", &req.get_ref().scenario_id)?)
             .await?;
         Ok(Response::new(proto::GetScenarioResponse {
-            scenario: Some(scenario_info(&rec)),
+            scenario: Some(scenario_info(&ScenarioHead::from(&rec))),
             scenario_json: rec.scenario_json,
         }))
     }
@@ -1141,7 +1141,7 @@ impl proto::scenario_service_server::ScenarioService for Api {
         req: Request<proto::ListScenariosRequest>,
     ) -> Result<Response<proto::ListScenariosResponse>, Status> {
         self.check(&req, Rpc::ListScenarios)?;
-        let all = self.db(|s| s.list_scenarios()).await?;
+        let all = self.db(|s| s.list_scenario_heads()).await?;
         Ok(Response::new(proto::ListScenariosResponse {
             scenarios: all.iter().map(scenario_info).collect(),
         }))
@@ -1258,16 +1258,18 @@ impl proto::plan_service_server::PlanService for Api {
         if !scenario.is_empty() {
             self.scenario_record(&scenario).await?;
         }
-        let (plans, published) = self.db(|s| Ok((s.list_plans()?, s.published()?))).await?;
+        let (plans, published) = self
+            .db(|s| Ok((s.list_plan_heads()?, s.published()?)))
+            .await?;
         let plans = plans
             .iter()
             .filter(|p| scenario.is_empty() || p.scenario_id == scenario)
             .map(|p| proto::PlanInfo {
                 plan_id: p.id.clone(),
                 scenario_id: p.scenario_id.clone(),
-                status: status_proto(p.plan.status) as i32,
-                stage1_violation: p.plan.stage1_violation,
-                stage2_cost: p.plan.stage2_cost,
+                status: status_proto(p.status) as i32,
+                stage1_violation: p.stage1_violation,
+                stage2_cost: p.stage2_cost,
                 created_unix: p.created_unix,
                 published: published.as_deref() == Some(p.id.as_str()),
                 drill: p.drill,
@@ -1488,22 +1490,22 @@ impl Api {
         sc: &Scenario,
         deadline: Option<Instant>,
     ) -> Result<PlanRecord, ApiError> {
-        let (plans, published) = self.db(|s| Ok((s.list_plans()?, s.published()?))).await?;
-        let mut of_base: Vec<PlanRecord> = plans
-            .into_iter()
-            .filter(|p| p.scenario_id == base.id)
-            .collect();
+        let (heads, published) = self
+            .db(|s| Ok((s.list_plan_heads()?, s.published()?)))
+            .await?;
+        let of_base: Vec<_> = heads.iter().filter(|p| p.scenario_id == base.id).collect();
+        // Plans are never removed: the one chosen is there to read.
         if let Some(p) = of_base
             .iter()
-            .position(|p| published.as_deref() == Some(p.id.as_str()))
+            .find(|p| published.as_deref() == Some(p.id.as_str()))
+            .or_else(|| {
+                of_base
+                    .iter()
+                    .rev()
+                    .find(|p| p.status == PlanStatus::Optimal)
+            })
         {
-            return Ok(of_base.swap_remove(p));
-        }
-        if let Some(p) = of_base
-            .iter()
-            .rposition(|p| p.plan.status == PlanStatus::Optimal)
-        {
-            return Ok(of_base.swap_remove(p));
+            return self.plan_record(&p.id).await;
         }
         let ticket = self.gate().admit()?;
         let plan = self

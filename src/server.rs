@@ -243,11 +243,13 @@ pub async fn run_until(
     // Said once serving: a mistyped or relative data_dir (taken from the
     // working directory, not the config file's) opens an empty store.
     let new_store = !SledStore::exists(&config.data_dir);
-    let sled = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
-        dir: config.data_dir.display().to_string(),
-        source,
+    let reserve = config.disk_reserve_mb.saturating_mul(1 << 20);
+    let sled = SledStore::open_with_reserve(&config.data_dir, reserve).map_err(|source| {
+        ServerError::Store {
+            dir: config.data_dir.display().to_string(),
+            source,
+        }
     })?;
-    sled.set_disk_reserve(config.disk_reserve_mb.saturating_mul(1 << 20));
     let store: Arc<dyn Store> = Arc::new(sled);
     let book = Arc::new(crate::registration::open(store.clone(), config.clock())?);
     let api = Api::new(
