@@ -714,11 +714,25 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
                 s.block.name(),
                 s.exam,
                 s.candidates,
-                s.seat_minutes
+                minutes_text(s.seat_minutes)
             ));
         }
     }
     emit(&text)
+}
+
+/// Seat minutes for a table: whole minutes as integers, others to 2
+/// decimals, and what those would print as hundreds of digits (a scenario
+/// may give an exam 1e-300 seat minutes) in exponent form.
+fn minutes_text(m: f64) -> String {
+    if m != 0.0 && !(0.005..1e15).contains(&m.abs()) {
+        return format!("{m:e}");
+    }
+    if m.fract() == 0.0 {
+        return format!("{m:.0}");
+    }
+    let s = format!("{m:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Runs the pipeline with progress on stderr and maps its errors to exit codes.
@@ -1078,6 +1092,18 @@ fn shell_arg(path: &Path) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn seat_minutes_print_short_whatever_their_size() {
+        assert_eq!(minutes_text(1350.0), "1350");
+        assert_eq!(minutes_text(67.5), "67.5");
+        assert_eq!(minutes_text(22.126), "22.13");
+        assert_eq!(minutes_text(0.0), "0");
+        assert_eq!(minutes_text(1e-300), "1e-300");
+        assert_eq!(minutes_text(4e-300), "4e-300");
+        assert_eq!(minutes_text(2.5e20), "2.5e20");
+        assert_eq!(minutes_text(f64::MAX), "1.7976931348623157e308");
+    }
 
     #[test]
     fn an_error_chain_quotes_each_cause_once() {
