@@ -721,18 +721,20 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
     emit(&text)
 }
 
-/// Seat minutes for a table: whole minutes as integers, others to 2
-/// decimals, and what those would print as hundreds of digits (a scenario
-/// may give an exam 1e-300 seat minutes) in exponent form.
+/// Seat minutes for a table: to 12 significant digits, which drops the
+/// float noise of candidates × seat minutes (3 × 0.1 is 0.30000000000000004)
+/// and keeps every digit a scenario gives (60.625 stays 60.625), and in
+/// exponent form where that would print dozens of digits (a scenario may
+/// give an exam 1e-300 seat minutes).
 fn minutes_text(m: f64) -> String {
-    if m != 0.0 && !(0.005..1e15).contains(&m.abs()) {
-        return format!("{m:e}");
+    let Ok(m) = format!("{m:.11e}").parse::<f64>() else {
+        return m.to_string();
+    };
+    if m != 0.0 && !(1e-4..1e15).contains(&m.abs()) {
+        format!("{m:e}")
+    } else {
+        m.to_string()
     }
-    if m.fract() == 0.0 {
-        return format!("{m:.0}");
-    }
-    let s = format!("{m:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Runs the pipeline with progress on stderr and maps its errors to exit codes.
@@ -1097,12 +1099,16 @@ mod tests {
     fn seat_minutes_print_short_whatever_their_size() {
         assert_eq!(minutes_text(1350.0), "1350");
         assert_eq!(minutes_text(67.5), "67.5");
-        assert_eq!(minutes_text(22.126), "22.13");
+        assert_eq!(minutes_text(5.0 * 12.125), "60.625");
+        assert_eq!(minutes_text(3.0 * 0.1), "0.3");
+        assert_eq!(minutes_text(0.015), "0.015");
+        assert_eq!(minutes_text(0.0049), "0.0049");
+        assert_eq!(minutes_text(123456789.123), "123456789.123");
         assert_eq!(minutes_text(0.0), "0");
         assert_eq!(minutes_text(1e-300), "1e-300");
-        assert_eq!(minutes_text(4e-300), "4e-300");
+        assert_eq!(minutes_text(4e-5), "4e-5");
         assert_eq!(minutes_text(2.5e20), "2.5e20");
-        assert_eq!(minutes_text(f64::MAX), "1.7976931348623157e308");
+        assert_eq!(minutes_text(f64::MAX), "1.79769313486e308");
     }
 
     #[test]
