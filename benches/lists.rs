@@ -55,24 +55,30 @@ fn main() {
         for i in 0..n {
             let id = format!("{}-{i:03}", parsed.content_hash());
             store
-                .put_scenario(&ScenarioRecord {
-                    id: id.clone(),
-                    name: format!("national {i}"),
-                    start_week: "2027-W01".into(),
-                    horizon_weeks: 52,
-                    created_unix: i as i64,
-                    drill: None,
-                    scenario_json: json.clone(),
-                })
+                .put_scenario(
+                    &ScenarioRecord {
+                        id: id.clone(),
+                        name: format!("national {i}"),
+                        start_week: "2027-W01".into(),
+                        horizon_weeks: 52,
+                        created_unix: i as i64,
+                        drill: None,
+                        scenario_json: json.clone(),
+                    },
+                    &[],
+                )
                 .expect("scenario stored");
             store
-                .put_plan(&PlanRecord {
-                    id: format!("plan-{i:03}"),
-                    scenario_id: id,
-                    created_unix: i as i64,
-                    drill: false,
-                    plan: plan.clone(),
-                })
+                .put_plan(
+                    &PlanRecord {
+                        id: format!("plan-{i:03}"),
+                        scenario_id: id,
+                        created_unix: i as i64,
+                        drill: false,
+                        plan: plan.clone(),
+                    },
+                    &[],
+                )
                 .expect("plan stored");
         }
     }

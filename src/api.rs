@@ -489,16 +489,6 @@ impl Api {
             .map_err(ApiError::from)
     }
 
-    pub(crate) async fn audit(
-        &self,
-        caller: &Caller,
-        rpc: Rpc,
-        target: &str,
-    ) -> Result<(), ApiError> {
-        let entry = audit_entry(caller, rpc, target);
-        self.db(move |s| s.append_audit(&entry)).await
-    }
-
     pub(crate) async fn scenario_record(&self, id: &str) -> Result<ScenarioRecord, ApiError> {
         let key = id.to_string();
         self.db(move |s| s.get_scenario(&key))
@@ -524,10 +514,12 @@ impl Api {
         &self,
         sc: &Scenario,
         drill: Option<crate::store::DrillOrigin>,
+        (caller, rpc): (&Caller, Rpc),
     ) -> Result<(ScenarioRecord, bool), ApiError> {
         let rec = scenario_record(sc, drill)?;
         let r = rec.clone();
-        let created = self.db(move |s| s.put_scenario(&r)).await?;
+        let entry = audit_entry(caller, rpc, &rec.id);
+        let created = self.db(move |s| s.put_scenario(&r, &[entry])).await?;
         if created {
             Ok((rec, true))
         } else {
@@ -593,10 +585,12 @@ impl Api {
         plan: Plan,
         scenario_id: &str,
         drill: bool,
+        (caller, rpc): (&Caller, Rpc),
     ) -> Result<PlanRecord, ApiError> {
         let rec = plan_record(plan, scenario_id, drill);
         let r = rec.clone();
-        self.db(move |s| s.put_plan(&r)).await?;
+        let entry = audit_entry(caller, rpc, &rec.id);
+        self.db(move |s| s.put_plan(&r, &[entry])).await?;
         Ok(rec)
     }
 
@@ -1110,8 +1104,9 @@ impl proto::scenario_service_server::ScenarioService for Api {
             })
             .await
             .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))??;
-        let (rec, created) = self.store_scenario(&sc, None).await?;
-        self.audit(&caller, Rpc::PutScenario, &rec.id).await?;
+        let (rec, created) = self
+            .store_scenario(&sc, None, (&caller, Rpc::PutScenario))
+            .await?;
         tracing::info!(scenario = %rec.id, created, "scenario stored");
         Ok(Response::new(proto::PutScenarioResponse {
             scenario_id: rec.id.clone(),
@@ -1179,16 +1174,15 @@ impl proto::plan_service_server::PlanService for Api {
                     // The caller went away after the last HiGHS run: the
                     // solve is cancelled all the same, and stores nothing.
                     Ok(_) if tx.is_closed() => Err(ApiError::Cancelled),
-                    Ok(plan) => match api.store_plan(plan, &scenario_id, false).await {
-                        Ok(rec) => {
-                            let audited = api.audit(&caller, Rpc::Solve, &rec.id).await;
+                    Ok(plan) => api
+                        .store_plan(plan, &scenario_id, false, (&caller, Rpc::Solve))
+                        .await
+                        .map(|rec| {
                             tracing::info!(plan = %rec.id, "plan stored");
-                            audited.map(|()| proto::SolveEvent {
+                            proto::SolveEvent {
                                 event: Some(proto::solve_event::Event::Done(summary(&rec))),
-                            })
-                        }
-                        Err(e) => Err(e),
-                    },
+                            }
+                        }),
                     Err(e) => Err(e),
                 };
                 let _ = tx.send(event.map_err(|e| {
@@ -1292,11 +1286,11 @@ impl proto::plan_service_server::PlanService for Api {
         let key = id.clone();
         let (previous, conflicts) = {
             let _one_at_a_time = self.inner.publishing.lock().await;
-            let previous = self.db(move |s| s.set_published(&key)).await?;
+            let entry = audit_entry(&caller, Rpc::Publish, &key);
+            let previous = self.db(move |s| s.set_published(&key, &[entry])).await?;
             // Every reservation is kept; cells with fewer seats now are reported.
             (previous, self.book().install(stock))
         };
-        self.audit(&caller, Rpc::Publish, &id).await?;
         tracing::info!(plan = %id, previous = previous.as_deref().unwrap_or(""), "plan published");
         Ok(Response::new(proto::PublishResponse {
             plan_id: id,
@@ -1511,18 +1505,9 @@ impl Api {
         let plan = self
             .run_solve(ticket, sc.clone(), PlanOptions::default(), deadline, None)
             .await?;
-        // Stored and audited together (see the drill's own writes).
-        let (api, caller, base_id) = (self.clone(), caller.clone(), base.id.clone());
-        tokio::spawn(
-            async move {
-                let rec = api.store_plan(plan, &base_id, false).await?;
-                api.audit(&caller, Rpc::RunDrill, &rec.id).await?;
-                Ok::<_, ApiError>(rec)
-            }
-            .in_current_span(),
-        )
-        .await
-        .map_err(|e| ApiError::Internal(format!("storing the base plan failed: {e}")))?
+        // Stored with its audit entry in one write.
+        self.store_plan(plan, &base.id, false, (caller, Rpc::RunDrill))
+            .await
     }
 }
 
@@ -1586,14 +1571,20 @@ impl Api {
         let drill_plan = plan_record(plan, &rec.id, true);
         let audit = [&rec.id, &drill_plan.id].map(|id| audit_entry(&caller, Rpc::RunDrill, id));
         let (r, p) = (rec.clone(), drill_plan.clone());
-        let created = self
+        let (created, plan_created) = self
             .db(move |s| s.put_scenario_and_plan(&r, &p, &audit))
             .await?;
-        // Keep what was stored first (its time and drill marking).
+        // Keep what was stored first (its time and drill marking): shocks
+        // that change nothing give the base scenario and its plan back.
         let drill_rec = if created {
             rec
         } else {
             self.scenario_record(&rec.id).await?
+        };
+        let drill_plan = if plan_created {
+            drill_plan
+        } else {
+            self.plan_record(&drill_plan.id).await?
         };
         tracing::info!(scenario = %drill_rec.id, plan = %drill_plan.id, "drill solved");
 

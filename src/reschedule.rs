@@ -306,21 +306,11 @@ impl Api {
                 "the deadline struck before the repair was ready".into(),
             ));
         }
-        // Stored and audited in a task of its own, so that a caller whose
-        // deadline strikes between the two writes (dropping this future)
-        // leaves no scenario without its audit entry. Audited now: the
+        // Stored with its audit entry in one write. Audited now: the
         // re-plan (audited again with its plan id) may never come.
-        let api = self.clone();
-        let (shocked_rec, shocked, caller) = tokio::spawn(
-            async move {
-                let (rec, _) = api.store_scenario(&shocked, Some(origin)).await?;
-                api.audit(&caller, Rpc::Reschedule, &rec.id).await?;
-                Ok::<_, ApiError>((rec, shocked, caller))
-            }
-            .in_current_span(),
-        )
-        .await
-        .map_err(|e| ApiError::Internal(format!("storing the shocked scenario failed: {e}")))??;
+        let (shocked_rec, _) = self
+            .store_scenario(&shocked, Some(origin), (&caller, Rpc::Reschedule))
+            .await?;
         tracing::info!(
             scenario = %shocked_rec.id,
             touched = touched.len(),
@@ -454,8 +444,9 @@ impl Api {
             return Err(ApiError::Cancelled);
         }
         let status = re.status;
-        let rec = self.store_plan(re, &scenario_id, false).await?;
-        self.audit(&caller, Rpc::Reschedule, &rec.id).await?;
+        let rec = self
+            .store_plan(re, &scenario_id, false, (&caller, Rpc::Reschedule))
+            .await?;
         tracing::info!(plan = %rec.id, "re-plan stored (not published)");
         let (end_status, message) = match status {
             PlanStatus::Optimal => (

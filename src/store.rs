@@ -143,6 +143,10 @@ pub struct ScenarioHead {
     pub created_unix: i64,
     #[serde(default)]
     pub drill: Option<DrillOrigin>,
+    /// Orders scenarios stored in the same second; 0 in a head made for a
+    /// record from before heads, which then sorts by id there.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl From<&ScenarioRecord> for ScenarioHead {
@@ -154,6 +158,7 @@ impl From<&ScenarioRecord> for ScenarioHead {
             horizon_weeks: r.horizon_weeks,
             created_unix: r.created_unix,
             drill: r.drill.clone(),
+            seq: 0,
         }
     }
 }
@@ -171,6 +176,9 @@ pub struct PlanHead {
     pub status: examcap_solver::plan::PlanStatus,
     pub stage1_violation: f64,
     pub stage2_cost: f64,
+    /// As [`ScenarioHead::seq`].
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl From<&PlanRecord> for PlanHead {
@@ -183,25 +191,62 @@ impl From<&PlanRecord> for PlanHead {
             status: r.plan.status,
             stage1_violation: r.plan.stage1_violation,
             stage2_cost: r.plan.stage2_cost,
+            seq: 0,
         }
     }
 }
 
-/// What lists are ordered by: creation time, then id.
+/// A record stored with a head.
+trait Headed: Serialize {
+    type Head: Serialize;
+    fn id(&self) -> &str;
+    /// Its head, `seq` giving the order of storing.
+    fn head(&self, seq: u64) -> Self::Head;
+}
+
+impl Headed for ScenarioRecord {
+    type Head = ScenarioHead;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn head(&self, seq: u64) -> ScenarioHead {
+        ScenarioHead { seq, ..self.into() }
+    }
+}
+
+impl Headed for PlanRecord {
+    type Head = PlanHead;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn head(&self, seq: u64) -> PlanHead {
+        PlanHead { seq, ..self.into() }
+    }
+}
+
+/// What lists are ordered by: creation time (whole seconds), then the
+/// order of storing (heads only), then id.
 trait Dated {
-    fn dated(&self) -> (i64, &str);
+    fn dated(&self) -> (i64, u64, &str);
 }
 
 macro_rules! dated {
-    ($($t:ty),*) => {$(
+    ($t:ty) => {
+        dated!($t, |_| 0);
+    };
+    ($t:ty, $seq:expr) => {
         impl Dated for $t {
-            fn dated(&self) -> (i64, &str) {
-                (self.created_unix, &self.id)
+            fn dated(&self) -> (i64, u64, &str) {
+                let seq: fn(&$t) -> u64 = $seq;
+                (self.created_unix, seq(self), &self.id)
             }
         }
-    )*};
+    };
 }
-dated!(ScenarioRecord, ScenarioHead, PlanRecord, PlanHead);
+dated!(ScenarioRecord);
+dated!(PlanRecord);
+dated!(ScenarioHead, |h| h.seq);
+dated!(PlanHead, |h| h.seq);
 
 /// An audit entry: who did what to which object, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,38 +361,44 @@ pub(crate) fn sample_reservation(seq: u64, key: &str) -> ReservationRecord {
 /// durable before returning, and keep scenarios and plans immutable (a put
 /// of an existing id keeps the stored record).
 pub trait Store: Send + Sync + 'static {
-    /// Stores a scenario unless its id exists; `true` if it was new.
-    fn put_scenario(&self, rec: &ScenarioRecord) -> Result<bool, StoreError>;
+    /// Stores a scenario unless its id exists, and appends `audit` to the
+    /// log in the same transaction (a crash leaves both or neither);
+    /// `true` if the scenario was new.
+    fn put_scenario(&self, rec: &ScenarioRecord, audit: &[AuditEntry]) -> Result<bool, StoreError>;
     fn get_scenario(&self, id: &str) -> Result<Option<ScenarioRecord>, StoreError>;
     /// Every scenario, oldest first.
     fn list_scenarios(&self) -> Result<Vec<ScenarioRecord>, StoreError>;
     /// Every scenario's head, oldest first: [`Store::list_scenarios`]
     /// without reading the scenarios.
     fn list_scenario_heads(&self) -> Result<Vec<ScenarioHead>, StoreError>;
-    /// Stores a plan unless its id exists; `true` if it was new.
-    fn put_plan(&self, rec: &PlanRecord) -> Result<bool, StoreError>;
+    /// Stores a plan unless its id exists, and appends `audit` with it, as
+    /// [`Store::put_scenario`]; `true` if the plan was new.
+    fn put_plan(&self, rec: &PlanRecord, audit: &[AuditEntry]) -> Result<bool, StoreError>;
     fn get_plan(&self, id: &str) -> Result<Option<PlanRecord>, StoreError>;
     /// Every plan, oldest first.
     fn list_plans(&self) -> Result<Vec<PlanRecord>, StoreError>;
     /// Every plan's head, oldest first: [`Store::list_plans`] without
     /// reading the plans.
     fn list_plan_heads(&self) -> Result<Vec<PlanHead>, StoreError>;
-    /// Points the published pointer at `plan_id`; returns the previous one.
-    fn set_published(&self, plan_id: &str) -> Result<Option<String>, StoreError>;
+    /// Points the published pointer at `plan_id` and appends `audit`, in one
+    /// transaction; returns the previous one.
+    fn set_published(
+        &self,
+        plan_id: &str,
+        audit: &[AuditEntry],
+    ) -> Result<Option<String>, StoreError>;
     fn published(&self) -> Result<Option<String>, StoreError>;
     /// Stores a scenario, a plan of it and their audit entries together:
     /// all of them or none (a drill killed between two writes left its
     /// scenario without a plan). Records already there are kept, as by
     /// [`Store::put_scenario`] and [`Store::put_plan`]; returns whether the
-    /// scenario was new.
+    /// scenario and whether the plan was new.
     fn put_scenario_and_plan(
         &self,
         scenario: &ScenarioRecord,
         plan: &PlanRecord,
         audit: &[AuditEntry],
-    ) -> Result<bool, StoreError>;
-    /// Appends to the audit log.
-    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    ) -> Result<(bool, bool), StoreError>;
     /// The whole audit log in order.
     fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError>;
     /// Writes reservation records (new ones, or whole replacements such as
@@ -641,27 +692,71 @@ impl SledStore {
         Ok(())
     }
 
-    /// Stores `rec` under `id` unless the id exists, and its head under the
-    /// same id in `heads`, in one transaction.
-    fn insert_new<T: Serialize, H: Serialize>(
+    /// Stores whichever of `scenario` and `plan` is given and not stored
+    /// yet, with its head, and appends `audit`: one transaction, one
+    /// flush. Returns whether each was new. A head's `seq` (sled's
+    /// monotonic id) orders records made in the same second.
+    fn write_together(
         &self,
-        (tree, heads): (&sled::Tree, &sled::Tree),
-        id: &str,
-        rec: &T,
-        head: &H,
-    ) -> Result<bool, StoreError> {
+        scenario: Option<&ScenarioRecord>,
+        plan: Option<&PlanRecord>,
+        audit: &[AuditEntry],
+    ) -> Result<(bool, bool), StoreError> {
         use sled::transaction::{ConflictableTransactionError, Transactional};
-        let bytes = serde_json::to_vec(rec).map_err(StoreError::Encode)?;
-        let head = serde_json::to_vec(head).map_err(StoreError::Encode)?;
-        self.room_for(bytes.len() + head.len())?;
-        let created = (tree, heads)
-            .transaction(|(tree, heads)| {
-                if tree.get(id.as_bytes())?.is_some() {
-                    return Ok(false);
+        fn encode<T: Serialize>(v: &T, size: &mut usize) -> Result<Vec<u8>, StoreError> {
+            let bytes = serde_json::to_vec(v).map_err(StoreError::Encode)?;
+            *size += bytes.len();
+            Ok(bytes)
+        }
+        /// The id, the record's bytes and its head's.
+        type Staged<'r> = Option<(&'r [u8], Vec<u8>, Vec<u8>)>;
+        fn stage<'r, R: Headed>(
+            db: &sled::Db,
+            r: Option<&'r R>,
+            size: &mut usize,
+        ) -> Result<Staged<'r>, StoreError> {
+            let Some(r) = r else { return Ok(None) };
+            let head = r.head(db.generate_id()?);
+            Ok(Some((
+                r.id().as_bytes(),
+                encode(r, size)?,
+                encode(&head, size)?,
+            )))
+        }
+        let mut size = 0;
+        let sc = stage(&self.db, scenario, &mut size)?;
+        let pl = stage(&self.db, plan, &mut size)?;
+        let entries = audit
+            .iter()
+            .map(|e| Ok((self.db.generate_id()?, encode(e, &mut size)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.room_for(size)?;
+        let created = (
+            &self.scenarios,
+            &self.scenario_heads,
+            &self.plans,
+            &self.plan_heads,
+            &self.audit,
+        )
+            .transaction(|(scenarios, scenario_heads, plans, plan_heads, log)| {
+                let mut created = [false; 2];
+                for (i, (records, heads, rec)) in
+                    [(scenarios, scenario_heads, &sc), (plans, plan_heads, &pl)]
+                        .into_iter()
+                        .enumerate()
+                {
+                    if let Some((id, bytes, head)) = rec {
+                        if records.get(id)?.is_none() {
+                            records.insert(*id, bytes.as_slice())?;
+                            heads.insert(*id, head.as_slice())?;
+                            created[i] = true;
+                        }
+                    }
                 }
-                tree.insert(id.as_bytes(), bytes.as_slice())?;
-                heads.insert(id.as_bytes(), head.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(true)
+                for (id, e) in &entries {
+                    log.insert(&id.to_be_bytes(), e.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>((created[0], created[1]))
             })
             .map_err(transaction_error)?;
         self.db.flush()?;
@@ -739,13 +834,8 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], v: &[u8]) -> Result<T, Store
 }
 
 impl Store for SledStore {
-    fn put_scenario(&self, rec: &ScenarioRecord) -> Result<bool, StoreError> {
-        self.insert_new(
-            (&self.scenarios, &self.scenario_heads),
-            &rec.id,
-            rec,
-            &ScenarioHead::from(rec),
-        )
+    fn put_scenario(&self, rec: &ScenarioRecord, audit: &[AuditEntry]) -> Result<bool, StoreError> {
+        Ok(self.write_together(Some(rec), None, audit)?.0)
     }
 
     fn get_scenario(&self, id: &str) -> Result<Option<ScenarioRecord>, StoreError> {
@@ -764,13 +854,8 @@ impl Store for SledStore {
         )
     }
 
-    fn put_plan(&self, rec: &PlanRecord) -> Result<bool, StoreError> {
-        self.insert_new(
-            (&self.plans, &self.plan_heads),
-            &rec.id,
-            rec,
-            &PlanHead::from(rec),
-        )
+    fn put_plan(&self, rec: &PlanRecord, audit: &[AuditEntry]) -> Result<bool, StoreError> {
+        Ok(self.write_together(None, Some(rec), audit)?.1)
     }
 
     fn get_plan(&self, id: &str) -> Result<Option<PlanRecord>, StoreError> {
@@ -785,9 +870,29 @@ impl Store for SledStore {
         Self::heads::<PlanRecord, _>(self.plan_heads_complete, &self.plan_heads, &self.plans)
     }
 
-    fn set_published(&self, plan_id: &str) -> Result<Option<String>, StoreError> {
-        self.room_for(plan_id.len())?;
-        let prev = self.meta.insert(PUBLISHED, plan_id.as_bytes())?;
+    fn set_published(
+        &self,
+        plan_id: &str,
+        audit: &[AuditEntry],
+    ) -> Result<Option<String>, StoreError> {
+        use sled::transaction::{ConflictableTransactionError, Transactional};
+        let entries = audit
+            .iter()
+            .map(|e| {
+                let bytes = serde_json::to_vec(e).map_err(StoreError::Encode)?;
+                Ok((self.db.generate_id()?, bytes))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.room_for(plan_id.len() + entries.iter().map(|(_, e)| e.len()).sum::<usize>())?;
+        let prev = (&self.meta, &self.audit)
+            .transaction(|(meta, log)| {
+                let prev = meta.insert(PUBLISHED, plan_id.as_bytes())?;
+                for (id, e) in &entries {
+                    log.insert(&id.to_be_bytes(), e.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(prev)
+            })
+            .map_err(transaction_error)?;
         self.db.flush()?;
         Ok(prev.map(|p| String::from_utf8_lossy(&p).into_owned()))
     }
@@ -804,62 +909,8 @@ impl Store for SledStore {
         scenario: &ScenarioRecord,
         plan: &PlanRecord,
         audit: &[AuditEntry],
-    ) -> Result<bool, StoreError> {
-        use sled::transaction::{ConflictableTransactionError, Transactional};
-        let sc = serde_json::to_vec(scenario).map_err(StoreError::Encode)?;
-        let pl = serde_json::to_vec(plan).map_err(StoreError::Encode)?;
-        let entries = audit
-            .iter()
-            .map(|e| serde_json::to_vec(e).map_err(StoreError::Encode))
-            .collect::<Result<Vec<_>, _>>()?;
-        let sc_head =
-            serde_json::to_vec(&ScenarioHead::from(scenario)).map_err(StoreError::Encode)?;
-        let pl_head = serde_json::to_vec(&PlanHead::from(plan)).map_err(StoreError::Encode)?;
-        self.room_for(
-            sc.len()
-                + pl.len()
-                + sc_head.len()
-                + pl_head.len()
-                + entries.iter().map(Vec::len).sum::<usize>(),
-        )?;
-        let ids = entries
-            .iter()
-            .map(|_| self.db.generate_id())
-            .collect::<Result<Vec<_>, _>>()?;
-        let created = (
-            &self.scenarios,
-            &self.scenario_heads,
-            &self.plans,
-            &self.plan_heads,
-            &self.audit,
-        )
-            .transaction(|(scenarios, scenario_heads, plans, plan_heads, log)| {
-                let created = scenarios.get(scenario.id.as_bytes())?.is_none();
-                if created {
-                    scenarios.insert(scenario.id.as_bytes(), sc.as_slice())?;
-                    scenario_heads.insert(scenario.id.as_bytes(), sc_head.as_slice())?;
-                }
-                if plans.get(plan.id.as_bytes())?.is_none() {
-                    plans.insert(plan.id.as_bytes(), pl.as_slice())?;
-                    plan_heads.insert(plan.id.as_bytes(), pl_head.as_slice())?;
-                }
-                for (id, e) in ids.iter().zip(&entries) {
-                    log.insert(&id.to_be_bytes(), e.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(created)
-            })
-            .map_err(transaction_error)?;
-        self.db.flush()?;
-        Ok(created)
-    }
-
-    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(entry).map_err(StoreError::Encode)?;
-        self.room_for(bytes.len())?;
-        let id = self.db.generate_id()?;
-        self.audit.insert(id.to_be_bytes(), bytes)?;
-        self.db.flush()?;
-        Ok(())
+    ) -> Result<(bool, bool), StoreError> {
+        self.write_together(Some(scenario), Some(plan), audit)
     }
 
     fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
@@ -938,7 +989,7 @@ mod tests {
         let created = s
             .put_scenario_and_plan(&rec("a", 1), &plan("a", 1), &[entry("a"), entry("p-a")])
             .unwrap();
-        assert!(created);
+        assert_eq!(created, (true, true));
         assert_eq!(s.get_plan("p-a").unwrap().unwrap().scenario_id, "a");
         let targets: Vec<String> = s
             .audit_log()
@@ -951,7 +1002,7 @@ mod tests {
         let created = s
             .put_scenario_and_plan(&rec("a", 9), &plan("a", 9), &[entry("a")])
             .unwrap();
-        assert!(!created);
+        assert_eq!(created, (false, false));
         assert_eq!(s.get_scenario("a").unwrap().unwrap().created_unix, 1);
         assert_eq!(s.get_plan("p-a").unwrap().unwrap().created_unix, 1);
         assert_eq!(s.audit_log().unwrap().len(), 3);
@@ -976,8 +1027,8 @@ mod tests {
             assert!(e.is_full() && e.nothing_written(), "{e}");
             assert!(e.to_string().contains("nothing was written"), "{e}");
         };
-        refused(s.put_scenario(&rec("a", 1)).map(|_| ()));
-        refused(s.set_published("p").map(|_| ()));
+        refused(s.put_scenario(&rec("a", 1), &[]).map(|_| ()));
+        refused(s.set_published("p", &[]).map(|_| ()));
         refused(s.put_reservations(&[sample_reservation(1, "k")]));
         let entry = AuditEntry {
             who: "c".into(),
@@ -986,18 +1037,22 @@ mod tests {
             target: "t".into(),
             unix_time: 1,
         };
-        refused(s.append_audit(&entry));
+        refused(
+            s.put_plan(&plan_rec("p", "a", 1), std::slice::from_ref(&entry))
+                .map(|_| ()),
+        );
         assert!(s.get_scenario("a").unwrap().is_none());
         assert!(s.published().unwrap().is_none());
         assert!(s.list_reservations().unwrap().is_empty());
         assert!(s.audit_log().unwrap().is_empty());
 
         s.set_disk_reserve(0);
-        assert!(s.put_scenario(&rec("a", 1)).unwrap());
-        assert_eq!(s.set_published("p").unwrap(), None);
+        assert!(s.put_scenario(&rec("a", 1), &[]).unwrap());
+        assert_eq!(s.set_published("p", &[]).unwrap(), None);
         s.put_reservations(&[sample_reservation(1, "k")]).unwrap();
-        s.append_audit(&entry).unwrap();
-        assert_eq!(s.audit_log().unwrap().len(), 1);
+        s.put_plan(&plan_rec("p", "a", 1), std::slice::from_ref(&entry))
+            .unwrap();
+        assert_eq!(s.audit_log().unwrap(), [entry]);
         assert_eq!(s.list_reservations().unwrap().len(), 1);
     }
 
@@ -1044,28 +1099,35 @@ mod tests {
     }
 
     /// The lists read heads written with their records, oldest first, and
-    /// the heads say what the records say, after a reopen too.
+    /// the heads say what the records say (but for the order of storing,
+    /// which only heads keep), after a reopen too.
     #[test]
     fn heads_are_listed_as_their_records_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
-        s.put_scenario(&rec("b", 2)).unwrap();
-        s.put_scenario(&rec("a", 2)).unwrap();
-        s.put_plan(&plan_rec("q", "a", 5)).unwrap();
+        s.put_scenario(&rec("b", 2), &[]).unwrap();
+        s.put_scenario(&rec("a", 2), &[]).unwrap();
+        s.put_plan(&plan_rec("q", "a", 5), &[]).unwrap();
         let mut drill = plan_rec("p", "b", 3);
         drill.drill = true;
         drill.plan.status = PlanStatus::Stage2TimeLimit;
-        s.put_plan(&drill).unwrap();
+        s.put_plan(&drill, &[]).unwrap();
         s.put_scenario_and_plan(&rec("c", 1), &plan_rec("r", "c", 1), &[])
             .unwrap();
         // A record kept as it was is not re-headed either.
-        s.put_plan(&plan_rec("q", "c", 0)).unwrap();
+        s.put_plan(&plan_rec("q", "c", 0), &[]).unwrap();
         let check = |s: &SledStore| {
             assert!(s.plan_heads_complete && s.scenario_heads_complete);
             let plans: Vec<PlanHead> = s.list_plans().unwrap().iter().map(Into::into).collect();
             let ids: Vec<&str> = plans.iter().map(|p| p.id.as_str()).collect();
             assert_eq!(ids, ["r", "p", "q"]);
-            assert_eq!(s.list_plan_heads().unwrap(), plans);
+            let heads: Vec<PlanHead> = s
+                .list_plan_heads()
+                .unwrap()
+                .into_iter()
+                .map(|h| PlanHead { seq: 0, ..h })
+                .collect();
+            assert_eq!(heads, plans);
             assert_eq!(plans[1].status, PlanStatus::Stage2TimeLimit);
             assert!(plans[1].drill);
             assert_eq!(plans[2].scenario_id, "a");
@@ -1073,7 +1135,50 @@ mod tests {
                 s.list_scenarios().unwrap().iter().map(Into::into).collect();
             let ids: Vec<&str> = scenarios.iter().map(|p| p.id.as_str()).collect();
             assert_eq!(ids, ["c", "a", "b"]);
-            assert_eq!(s.list_scenario_heads().unwrap(), scenarios);
+            // The heads know b was stored before a in the same second.
+            let mut heads: Vec<ScenarioHead> = s
+                .list_scenario_heads()
+                .unwrap()
+                .into_iter()
+                .map(|h| ScenarioHead { seq: 0, ..h })
+                .collect();
+            heads.swap(1, 2);
+            assert_eq!(heads, scenarios);
+        };
+        check(&s);
+        drop(s);
+        check(&SledStore::open(dir.path()).unwrap());
+    }
+
+    /// Records stored in the same second are listed in the order they
+    /// were stored (`created_unix` has whole seconds; ids are hashes), a
+    /// drill's scenario before its plan's scenario's later plans.
+    #[test]
+    fn records_of_one_second_are_listed_in_storing_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        for id in ["m", "z", "a"] {
+            s.put_scenario(&rec(id, 7), &[]).unwrap();
+            s.put_plan(&plan_rec(&format!("p{id}"), id, 7), &[])
+                .unwrap();
+        }
+        s.put_scenario_and_plan(&rec("b", 7), &plan_rec("pb", "b", 7), &[])
+            .unwrap();
+        let check = |s: &SledStore| {
+            let ids: Vec<String> = s
+                .list_scenario_heads()
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(ids, ["m", "z", "a", "b"]);
+            let ids: Vec<String> = s
+                .list_plan_heads()
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(ids, ["pm", "pz", "pa", "pb"]);
         };
         check(&s);
         drop(s);
@@ -1096,7 +1201,7 @@ mod tests {
         assert_eq!(s.scenario_heads.len(), 2);
         let ids = |v: Vec<PlanHead>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
         assert_eq!(ids(s.list_plan_heads().unwrap()), ["p", "q"]);
-        s.put_plan(&plan_rec("r", "b", 3)).unwrap();
+        s.put_plan(&plan_rec("r", "b", 3), &[]).unwrap();
         assert_eq!(ids(s.list_plan_heads().unwrap()), ["p", "q", "r"]);
         drop(s);
         // An older examcap run on the store again, adding a plan: it is
@@ -1150,21 +1255,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SledStore::open(dir.path()).unwrap();
-            assert!(s.put_scenario(&rec("a", 1)).unwrap());
+            assert!(s.put_scenario(&rec("a", 1), &[]).unwrap());
             let mut changed = rec("a", 2);
             changed.name = "other".into();
-            assert!(!s.put_scenario(&changed).unwrap());
-            assert_eq!(s.set_published("p1").unwrap(), None);
-            assert_eq!(s.set_published("p2").unwrap(), Some("p1".into()));
+            assert!(!s.put_scenario(&changed, &[]).unwrap());
+            assert_eq!(s.set_published("p1", &[]).unwrap(), None);
+            assert_eq!(s.set_published("p2", &[]).unwrap(), Some("p1".into()));
             for i in 0..3 {
-                s.append_audit(&AuditEntry {
+                let entry = AuditEntry {
                     who: format!("w{i}"),
                     role: "planner".into(),
                     rpc: "PutScenario".into(),
                     target: "a".into(),
                     unix_time: i,
-                })
-                .unwrap();
+                };
+                // A scenario stored already: the call is logged all the same.
+                assert!(!s.put_scenario(&rec("a", 3), &[entry]).unwrap());
             }
         }
         let s = SledStore::open(dir.path()).unwrap();
@@ -1217,7 +1323,7 @@ mod tests {
                     for i in 0..40 {
                         let s = SledStore::open(dir.path())
                             .unwrap_or_else(|e| panic!("thread {k}, open {i}: {e}"));
-                        s.set_published(&format!("p{i}")).unwrap();
+                        s.set_published(&format!("p{i}"), &[]).unwrap();
                     }
                     let s = SledStore::open(dir.path()).unwrap();
                     assert_eq!(s.published().unwrap(), Some("p39".into()));
@@ -1239,8 +1345,8 @@ mod tests {
             for i in 0..120 {
                 let mut r = rec(&format!("s{i}"), i);
                 r.scenario_json = "x".repeat(if i % 6 == 0 { 200_000 } else { 2_000 });
-                s.put_scenario(&r).unwrap();
-                s.set_published(&format!("p{i}")).unwrap();
+                s.put_scenario(&r, &[]).unwrap();
+                s.set_published(&format!("p{i}"), &[]).unwrap();
             }
         }
         let len = std::fs::metadata(src.path().join("db")).unwrap().len();
@@ -1276,7 +1382,7 @@ mod tests {
             for i in round * 60..round * 60 + 60 {
                 let mut r = rec(&format!("s{i}"), i);
                 r.scenario_json = "x".repeat(if i % 6 == 0 { 200_000 } else { 2_000 });
-                s.put_scenario(&r).unwrap();
+                s.put_scenario(&r, &[]).unwrap();
             }
         }
         let db = dir.path().join("db");

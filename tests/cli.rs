@@ -910,8 +910,8 @@ fn a_damaged_store_is_named_without_a_panic_message() {
                     drill: None,
                     scenario_json: "x".repeat(if i % 6 == 0 { 200_000 } else { 2_000 }),
                 };
-                s.put_scenario(&rec).unwrap();
-                s.set_published(&format!("p{i}")).unwrap();
+                s.put_scenario(&rec, &[]).unwrap();
+                s.set_published(&format!("p{i}"), &[]).unwrap();
             }
         }
     }

@@ -260,8 +260,13 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
                     "{ms} ms: a re-plan was started: {evs:?}"
                 );
             }
+            // The repair came too late: said by the handler, or, when the
+            // store's write ran past the deadline on a loaded machine, by
+            // the deadline layer (seen 2 runs in 10 on 2 cores).
             Err(e) => assert!(
-                e.code() == Code::DeadlineExceeded && e.message().contains("before the repair"),
+                e.code() == Code::DeadlineExceeded
+                    && (e.message().contains("before the repair")
+                        || e.message().contains("did not finish within its deadline")),
                 "{ms} ms: {e:?}"
             ),
         }
@@ -270,8 +275,8 @@ async fn a_grpc_deadline_before_the_replan_returns_the_repair_and_says_so() {
 
 /// A re-plan whose deadline strikes around the repair either stores
 /// nothing or stores its shocked scenario with its audit entry, never the
-/// scenario alone (the handler's future is dropped at the deadline, so the
-/// two writes run in a task of their own).
+/// scenario alone (the handler's future is dropped at the deadline; the
+/// scenario and its entry are one write).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_at_the_repair_leaves_no_unaudited_scenario() {
     use examcap::store::{SledStore, Store};

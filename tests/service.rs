@@ -484,33 +484,42 @@ async fn publishing_a_plan_that_is_not_optimal_fails() {
     {
         let store = SledStore::open(dir.path()).unwrap();
         store
-            .put_scenario(&ScenarioRecord {
-                id: sc.content_hash(),
-                name: sc.name.clone(),
-                start_week: sc.start_week.clone(),
-                horizon_weeks: sc.horizon_weeks,
-                created_unix: 0,
-                drill: None,
-                scenario_json: serde_json::to_string(&sc).unwrap(),
-            })
+            .put_scenario(
+                &ScenarioRecord {
+                    id: sc.content_hash(),
+                    name: sc.name.clone(),
+                    start_week: sc.start_week.clone(),
+                    horizon_weeks: sc.horizon_weeks,
+                    created_unix: 0,
+                    drill: None,
+                    scenario_json: serde_json::to_string(&sc).unwrap(),
+                },
+                &[],
+            )
             .unwrap();
         store
-            .put_plan(&PlanRecord {
-                id: id.clone(),
-                scenario_id: sc.content_hash(),
-                created_unix: 0,
-                drill: false,
-                plan,
-            })
+            .put_plan(
+                &PlanRecord {
+                    id: id.clone(),
+                    scenario_id: sc.content_hash(),
+                    created_unix: 0,
+                    drill: false,
+                    plan,
+                },
+                &[],
+            )
             .unwrap();
         store
-            .put_plan(&PlanRecord {
-                id: huge_id.clone(),
-                scenario_id: sc.content_hash(),
-                created_unix: 0,
-                drill: false,
-                plan: huge,
-            })
+            .put_plan(
+                &PlanRecord {
+                    id: huge_id.clone(),
+                    scenario_id: sc.content_hash(),
+                    created_unix: 0,
+                    drill: false,
+                    plan: huge,
+                },
+                &[],
+            )
             .unwrap();
     }
     let srv = start(config(dir.path())).await;
@@ -896,6 +905,42 @@ async fn health_and_reflection() {
             .any(|s| s.name == "examcap.v1.PlanService"),
         "{list:?}"
     );
+    srv.stop().await;
+}
+
+/// Shocks that change nothing give back the base scenario and its plan:
+/// the answer says what the store holds (not a drill), as the lists do.
+#[tokio::test]
+async fn a_drill_that_changes_nothing_answers_with_the_stored_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p, mut d) = (srv.scenarios().await, srv.plans().await, srv.drills().await);
+    let base_id = put(&mut s, tiny().to_string()).await.scenario_id;
+    let (_, base) = solve(&mut p, solve_req(&base_id, PLANNER)).await.unwrap();
+    let out = d
+        .run_drill(req(
+            proto::RunDrillRequest {
+                base_scenario_id: base_id.clone(),
+                shocks: vec![demand_shock("SPK", 1, 2, 1.0)],
+                name: "tiny".into(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.drill_scenario_id, base_id);
+    let drill = out.drill.unwrap();
+    assert_eq!(drill.plan_id, base.plan_id);
+    let listed = p
+        .list_plans(req(proto::ListPlansRequest::default(), PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .plans;
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].drill);
+    assert_eq!(drill.drill, listed[0].drill);
     srv.stop().await;
 }
 
