@@ -212,6 +212,8 @@ impl ApiError {
             }
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::Store(e) if e.is_full() => Code::ResourceExhausted,
+            // Another replica, or this one restarted, can take the call.
+            ApiError::Store(StoreError::Failed(_)) => Code::Unavailable,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Cancelled => Code::Cancelled,
             ApiError::Store(_) | ApiError::Internal(_) => Code::Internal,
@@ -1907,7 +1909,8 @@ mod tests {
     }
 
     #[test]
-    fn a_full_disk_is_resource_exhausted_and_other_storage_failures_internal() {
+    fn a_full_disk_is_resource_exhausted_a_failed_store_unavailable_and_other_storage_failures_internal(
+    ) {
         use std::io::{Error, ErrorKind};
         let io = |kind| ApiError::Store(StoreError::Db(sled::Error::Io(Error::from(kind))));
         assert_eq!(io(ErrorKind::StorageFull).code(), Code::ResourceExhausted);
@@ -1916,6 +1919,10 @@ mod tests {
         assert_eq!(
             ApiError::Store(StoreError::Db(sled::Error::Unsupported("x".into()))).code(),
             Code::Internal
+        );
+        assert_eq!(
+            ApiError::Store(StoreError::Failed("IO error".into())).code(),
+            Code::Unavailable
         );
         let status = Status::from(io(ErrorKind::StorageFull));
         assert_eq!(status.code(), Code::ResourceExhausted);

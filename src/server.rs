@@ -250,7 +250,8 @@ pub async fn run_until(
             source,
         }
     })?;
-    let store: Arc<dyn Store> = Arc::new(sled);
+    let sled = Arc::new(sled);
+    let store: Arc<dyn Store> = sled.clone();
     let book = Arc::new(crate::registration::open(store.clone(), config.clock())?);
     let api = Api::new(
         store,
@@ -275,6 +276,7 @@ pub async fn run_until(
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
     }
+    let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, health.clone(), services)));
     // Reflection v1, and v1alpha for the clients (older grpcurl, IDEs) that
     // only speak that.
     let descriptors = || {
@@ -377,6 +379,50 @@ pub async fn run_until(
             }
         }
     }
+    // The watch holds the store: it is gone before this returns, so the
+    // store closes with the last call (a restart in the same process
+    // reopens it).
+    store_watch.0.abort();
+    let _ = (&mut store_watch.0).await;
     tracing::info!("examcap stopped");
     Ok(())
+}
+
+/// A task stopped when its handle goes, on every way out of [`run_until`].
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often [`watch_store`] looks.
+const STORE_WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Turns every service NOT_SERVING once the store has failed a write
+/// ([`SledStore::failure`]): it takes no more writes until the process
+/// restarts, which is what an orchestrator does with a replica whose
+/// health says so. Reads keep being answered.
+async fn watch_store(
+    sled: Arc<SledStore>,
+    health: tonic_health::server::HealthReporter,
+    services: [&'static str; 6],
+) {
+    loop {
+        tokio::time::sleep(STORE_WATCH_INTERVAL).await;
+        if let Some(why) = sled.failure() {
+            tracing::error!(
+                error = why,
+                "the store failed a write: every service is NOT_SERVING and writes are \
+                 refused (UNAVAILABLE) until examcap restarts"
+            );
+            for name in services {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            return;
+        }
+    }
 }

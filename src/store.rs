@@ -59,6 +59,15 @@ pub enum StoreError {
          writable"
     )]
     NoAccess(String),
+    /// A write failed in sled earlier: sled then refuses every later write
+    /// (or hangs in it) until the process restarts, so examcap refuses
+    /// first. Nothing was written; the health service says NOT_SERVING.
+    #[error(
+        "storage: an earlier write failed ({0}) and the store takes no more writes until \
+         examcap restarts: nothing was written; restart the server (every acknowledged \
+         write is on disk)"
+    )]
+    Failed(String),
     /// [`SledStore::open_existing`] of a directory without a store.
     #[error("{0}: no examcap store there (give the server's data_dir)")]
     NoStore(String),
@@ -83,7 +92,7 @@ impl StoreError {
     /// Certainly nothing was written (the write was refused before sled
     /// was asked): a reservation's seat can be given back at once.
     pub fn nothing_written(&self) -> bool {
-        matches!(self, StoreError::NoRoom { .. })
+        matches!(self, StoreError::NoRoom { .. } | StoreError::Failed(_))
     }
 }
 
@@ -195,6 +204,10 @@ impl From<&PlanRecord> for PlanHead {
         }
     }
 }
+
+/// A record staged for [`SledStore::write_together`]: its id, its bytes
+/// and its head's.
+type Staged<'r> = Option<(&'r [u8], Vec<u8>, Vec<u8>)>;
 
 /// A record stored with a head.
 trait Headed: Serialize {
@@ -433,6 +446,8 @@ pub struct SledStore {
     dir: std::path::PathBuf,
     /// Bytes kept free on that disk ([`DISK_RESERVE`]; tests change it).
     reserve: std::sync::atomic::AtomicU64,
+    /// The first sled error of a write ([`SledStore::failure`]).
+    failed: std::sync::OnceLock<String>,
 }
 
 /// Free space a write leaves on the store's disk, at least: sled fails a
@@ -601,6 +616,7 @@ impl SledStore {
         let mut store = SledStore {
             dir: dir.to_path_buf(),
             reserve: std::sync::atomic::AtomicU64::new(reserve),
+            failed: std::sync::OnceLock::new(),
             scenario_heads_complete: false,
             plan_heads_complete: false,
             open: Some(Trees {
@@ -673,10 +689,43 @@ impl SledStore {
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Refuses a write of `bytes` that would leave the disk with less than
-    /// the reserve free (sled may write a value twice: log and snapshot).
-    /// A disk whose free space cannot be read is not refused on that.
+    /// Why the store takes no more writes: the first error sled gave a
+    /// write. Until the process restarts, every write is refused
+    /// ([`StoreError::Failed`]) and `examcap serve` says NOT_SERVING.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
+    }
+
+    /// Runs `write`, of `bytes` in all, if [`SledStore::room_for`] allows
+    /// it, and keeps a sled error it gives as the store's failure.
+    fn write<T>(
+        &self,
+        bytes: usize,
+        write: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.room_for(bytes)?;
+        self.noting(write())
+    }
+
+    /// Keeps a sled error of a write as the store's failure.
+    fn noting<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Db(e)) = &result {
+            if self.failed.set(e.to_string()).is_ok() {
+                tracing::error!(error = %e, dir = %self.dir.display(),
+                    "a store write failed: no more writes until examcap restarts");
+            }
+        }
+        result
+    }
+
+    /// Refuses a write after a failed one, or of `bytes` that would leave
+    /// the disk with less than the reserve free (sled may write a value
+    /// twice: log and snapshot). A disk whose free space cannot be read is
+    /// not refused on that.
     fn room_for(&self, bytes: usize) -> Result<(), StoreError> {
+        if let Some(why) = self.failed.get() {
+            return Err(StoreError::Failed(why.clone()));
+        }
         let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
         let Ok(free) = fs2::available_space(&self.dir) else {
             return Ok(());
@@ -702,14 +751,11 @@ impl SledStore {
         plan: Option<&PlanRecord>,
         audit: &[AuditEntry],
     ) -> Result<(bool, bool), StoreError> {
-        use sled::transaction::{ConflictableTransactionError, Transactional};
         fn encode<T: Serialize>(v: &T, size: &mut usize) -> Result<Vec<u8>, StoreError> {
             let bytes = serde_json::to_vec(v).map_err(StoreError::Encode)?;
             *size += bytes.len();
             Ok(bytes)
         }
-        /// The id, the record's bytes and its head's.
-        type Staged<'r> = Option<(&'r [u8], Vec<u8>, Vec<u8>)>;
         fn stage<'r, R: Headed>(
             db: &sled::Db,
             r: Option<&'r R>,
@@ -723,14 +769,31 @@ impl SledStore {
                 encode(&head, size)?,
             )))
         }
+        // sled's ids are a write too: refused after a failure, and a
+        // failure of theirs is the store's (sled's flusher reports an
+        // earlier failed write at the next call).
+        self.room_for(0)?;
         let mut size = 0;
-        let sc = stage(&self.db, scenario, &mut size)?;
-        let pl = stage(&self.db, plan, &mut size)?;
-        let entries = audit
-            .iter()
-            .map(|e| Ok((self.db.generate_id()?, encode(e, &mut size)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.room_for(size)?;
+        let (sc, pl, entries) = self.noting((|| {
+            let sc = stage(&self.db, scenario, &mut size)?;
+            let pl = stage(&self.db, plan, &mut size)?;
+            let entries = audit
+                .iter()
+                .map(|e| Ok((self.db.generate_id()?, encode(e, &mut size)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((sc, pl, entries))
+        })())?;
+        self.write(size, || self.write_staged(&sc, &pl, &entries))
+    }
+
+    /// The transaction and flush of [`SledStore::write_together`].
+    fn write_staged(
+        &self,
+        sc: &Staged,
+        pl: &Staged,
+        entries: &[(u64, Vec<u8>)],
+    ) -> Result<(bool, bool), StoreError> {
+        use sled::transaction::{ConflictableTransactionError, Transactional};
         let created = (
             &self.scenarios,
             &self.scenario_heads,
@@ -741,7 +804,7 @@ impl SledStore {
             .transaction(|(scenarios, scenario_heads, plans, plan_heads, log)| {
                 let mut created = [false; 2];
                 for (i, (records, heads, rec)) in
-                    [(scenarios, scenario_heads, &sc), (plans, plan_heads, &pl)]
+                    [(scenarios, scenario_heads, sc), (plans, plan_heads, pl)]
                         .into_iter()
                         .enumerate()
                 {
@@ -753,7 +816,7 @@ impl SledStore {
                         }
                     }
                 }
-                for (id, e) in &entries {
+                for (id, e) in entries {
                     log.insert(&id.to_be_bytes(), e.as_slice())?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>((created[0], created[1]))
@@ -876,24 +939,30 @@ impl Store for SledStore {
         audit: &[AuditEntry],
     ) -> Result<Option<String>, StoreError> {
         use sled::transaction::{ConflictableTransactionError, Transactional};
-        let entries = audit
-            .iter()
-            .map(|e| {
-                let bytes = serde_json::to_vec(e).map_err(StoreError::Encode)?;
-                Ok((self.db.generate_id()?, bytes))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.room_for(plan_id.len() + entries.iter().map(|(_, e)| e.len()).sum::<usize>())?;
-        let prev = (&self.meta, &self.audit)
-            .transaction(|(meta, log)| {
-                let prev = meta.insert(PUBLISHED, plan_id.as_bytes())?;
-                for (id, e) in &entries {
-                    log.insert(&id.to_be_bytes(), e.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(prev)
-            })
-            .map_err(transaction_error)?;
-        self.db.flush()?;
+        self.room_for(0)?;
+        let entries = self.noting(
+            audit
+                .iter()
+                .map(|e| {
+                    let bytes = serde_json::to_vec(e).map_err(StoreError::Encode)?;
+                    Ok((self.db.generate_id()?, bytes))
+                })
+                .collect::<Result<Vec<_>, StoreError>>(),
+        )?;
+        let size = plan_id.len() + entries.iter().map(|(_, e)| e.len()).sum::<usize>();
+        let prev = self.write(size, || {
+            let prev = (&self.meta, &self.audit)
+                .transaction(|(meta, log)| {
+                    let prev = meta.insert(PUBLISHED, plan_id.as_bytes())?;
+                    for (id, e) in &entries {
+                        log.insert(&id.to_be_bytes(), e.as_slice())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(prev)
+                })
+                .map_err(transaction_error)?;
+            self.db.flush()?;
+            Ok(prev)
+        })?;
         Ok(prev.map(|p| String::from_utf8_lossy(&p).into_owned()))
     }
 
@@ -925,10 +994,11 @@ impl Store for SledStore {
             size += bytes.len();
             batch.insert(&r.seq.to_be_bytes(), bytes);
         }
-        self.room_for(size)?;
-        self.reservations.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+        self.write(size, || {
+            self.reservations.apply_batch(batch)?;
+            self.db.flush()?;
+            Ok(())
+        })
     }
 
     fn list_reservations(&self) -> Result<Vec<ReservationRecord>, StoreError> {

@@ -368,3 +368,95 @@ fn a_solve_cut_by_the_drain_does_not_keep_the_process_alive() {
     eprintln!("exited {:?} after stage 1 began", stage1.elapsed());
     drop(stream);
 }
+
+/// A write sled fails (here: the store's `blobs` directory removed under
+/// it, so a large value's file cannot be created) turns every service
+/// NOT_SERVING, for an orchestrator to restart the process; later writes
+/// are UNAVAILABLE and say to restart (sled would refuse or hang in them),
+/// and reads still answer.
+#[test]
+fn a_failed_store_write_turns_health_not_serving() {
+    use examcap::proto::scenario_service_client::ScenarioServiceClient;
+    use examcap::proto::{GetScenarioRequest, PutScenarioRequest};
+    use examcap_solver::generate::{national, GenerateOptions};
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    fn bearer<T>(msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut()
+            .insert("authorization", "Bearer planner-secret-1".parse().unwrap());
+        r
+    }
+    let put = |name: &str, weeks: usize| PutScenarioRequest {
+        scenario_json: serde_json::to_string(&examcap_solver::Scenario {
+            name: name.into(),
+            ..national(&GenerateOptions {
+                weeks,
+                ..GenerateOptions::default()
+            })
+        })
+        .unwrap(),
+        scenario: None,
+    };
+    /// Killed however the test ends: a server left behind keeps the test
+    /// run's output open.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _lines, addr) = spawn_serve(dir.path(), "");
+    let _child = Killed(child);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut s = ScenarioServiceClient::new(ch).max_decoding_message_size(64 << 20);
+        let small = s.put_scenario(bearer(put("small", 2))).await.unwrap();
+        s.put_scenario(bearer(put("big", 52))).await.unwrap();
+        let mut h = health(&addr).await;
+        let status = |r: tonic_health::pb::HealthCheckResponse| r.status;
+        let overall = || tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        };
+        assert_eq!(
+            status(h.check(overall()).await.unwrap().into_inner()),
+            ServingStatus::Serving as i32
+        );
+
+        std::fs::remove_dir_all(dir.path().join("data").join("blobs")).unwrap();
+        let e = s
+            .put_scenario(bearer(put("big again", 52)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal, "{e:?}");
+        let mut said = None;
+        for _ in 0..100 {
+            said = Some(status(h.check(overall()).await.unwrap().into_inner()));
+            if said == Some(ServingStatus::NotServing as i32) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(said, Some(ServingStatus::NotServing as i32));
+        let e = s
+            .put_scenario(bearer(put("small again", 2)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+        assert!(e.message().contains("restart"), "{e:?}");
+        let got = s
+            .get_scenario(bearer(GetScenarioRequest {
+                scenario_id: small.into_inner().scenario_id,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(got.into_inner().scenario.unwrap().name, "small");
+    });
+}
