@@ -271,11 +271,7 @@ pub async fn run_until(
         <RegistrationServiceServer<Api> as NamedService>::NAME,
         <RescheduleServiceServer<Api> as NamedService>::NAME,
     ];
-    for name in services {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    set_all(&health, services, tonic_health::ServingStatus::Serving).await;
     let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, health.clone(), services)));
     // Reflection v1, and v1alpha for the clients (older grpcurl, IDEs) that
     // only speak that.
@@ -347,11 +343,7 @@ pub async fn run_until(
     let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
         shutdown.await;
         // Load balancers and probes see the drain before the port closes.
-        for name in services {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                .await;
-        }
+        set_all(&health, services, tonic_health::ServingStatus::NotServing).await;
         let _ = draining.send(());
     });
     // Calls in flight get `shutdown_grace_seconds` to finish; a stream that
@@ -397,6 +389,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Sets the status of every one of `services` (the overall `""` among them).
+async fn set_all(
+    health: &tonic_health::server::HealthReporter,
+    services: [&'static str; 6],
+    status: tonic_health::ServingStatus,
+) {
+    for name in services {
+        health.set_service_status(name, status).await;
+    }
+}
+
 /// How often [`watch_store`] looks.
 const STORE_WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -417,11 +420,7 @@ async fn watch_store(
                 "the store failed a write: every service is NOT_SERVING and writes are \
                  refused (UNAVAILABLE) until examcap restarts"
             );
-            for name in services {
-                health
-                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                    .await;
-            }
+            set_all(&health, services, tonic_health::ServingStatus::NotServing).await;
             return;
         }
     }

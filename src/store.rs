@@ -213,7 +213,8 @@ type Staged<'r> = Option<(&'r [u8], Vec<u8>, Vec<u8>)>;
 trait Headed: Serialize {
     type Head: Serialize;
     fn id(&self) -> &str;
-    /// Its head, `seq` giving the order of storing.
+    /// Its head, `seq` giving the order of storing (0: not known, for a
+    /// record from before heads).
     fn head(&self, seq: u64) -> Self::Head;
 }
 
@@ -630,12 +631,10 @@ impl SledStore {
                 db,
             }),
         };
-        store.scenario_heads_complete = store.add_missing_heads::<ScenarioRecord, ScenarioHead>(
-            &store.scenarios,
-            &store.scenario_heads,
-        )?;
+        store.scenario_heads_complete =
+            store.add_missing_heads::<ScenarioRecord>(&store.scenarios, &store.scenario_heads)?;
         store.plan_heads_complete =
-            store.add_missing_heads::<PlanRecord, PlanHead>(&store.plans, &store.plan_heads)?;
+            store.add_missing_heads::<PlanRecord>(&store.plans, &store.plan_heads)?;
         Ok(store)
     }
 
@@ -644,15 +643,11 @@ impl SledStore {
     /// by one run on this store since. `false` when a record cannot be read
     /// or decoded, or the disk is below the reserve: the lists then read
     /// the records themselves.
-    fn add_missing_heads<R, H>(
+    fn add_missing_heads<R: Headed + for<'de> Deserialize<'de>>(
         &self,
         records: &sled::Tree,
         heads: &sled::Tree,
-    ) -> Result<bool, StoreError>
-    where
-        R: for<'de> Deserialize<'de>,
-        H: for<'r> From<&'r R> + Serialize,
-    {
+    ) -> Result<bool, StoreError> {
         let mut batch = sled::Batch::default();
         let mut size = 0;
         // sled reads each value with its key. One it cannot read (a blob
@@ -668,9 +663,7 @@ impl SledStore {
             let Ok(rec) = decode::<R>(&key, &value) else {
                 return Ok(false);
             };
-            let head = serde_json::to_vec(&H::from(&rec)).map_err(StoreError::Encode)?;
-            size += head.len();
-            batch.insert(key, head);
+            batch.insert(key, encode(&rec.head(0), &mut size)?);
         }
         if size > 0 {
             match self.room_for(size) {
@@ -751,11 +744,6 @@ impl SledStore {
         plan: Option<&PlanRecord>,
         audit: &[AuditEntry],
     ) -> Result<(bool, bool), StoreError> {
-        fn encode<T: Serialize>(v: &T, size: &mut usize) -> Result<Vec<u8>, StoreError> {
-            let bytes = serde_json::to_vec(v).map_err(StoreError::Encode)?;
-            *size += bytes.len();
-            Ok(bytes)
-        }
         fn stage<'r, R: Headed>(
             db: &sled::Db,
             r: Option<&'r R>,
@@ -777,13 +765,23 @@ impl SledStore {
         let (sc, pl, entries) = self.noting((|| {
             let sc = stage(&self.db, scenario, &mut size)?;
             let pl = stage(&self.db, plan, &mut size)?;
-            let entries = audit
-                .iter()
-                .map(|e| Ok((self.db.generate_id()?, encode(e, &mut size)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let entries = self.stage_audit(audit, &mut size)?;
             Ok((sc, pl, entries))
         })())?;
         self.write(size, || self.write_staged(&sc, &pl, &entries))
+    }
+
+    /// Audit entries ready for a transaction: a sled id (the log's key,
+    /// in order) and the entry's bytes, counted into `size`.
+    fn stage_audit(
+        &self,
+        audit: &[AuditEntry],
+        size: &mut usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        audit
+            .iter()
+            .map(|e| Ok((self.db.generate_id()?, encode(e, size)?)))
+            .collect()
     }
 
     /// The transaction and flush of [`SledStore::write_together`].
@@ -816,9 +814,7 @@ impl SledStore {
                         }
                     }
                 }
-                for (id, e) in entries {
-                    log.insert(&id.to_be_bytes(), e.as_slice())?;
-                }
+                log_entries(log, entries)?;
                 Ok::<_, ConflictableTransactionError<()>>((created[0], created[1]))
             })
             .map_err(transaction_error)?;
@@ -846,21 +842,21 @@ impl SledStore {
 
     /// Every head, oldest first: from `heads` if every record has its
     /// head there, else made from the records.
-    fn heads<R, H>(
+    fn heads<R>(
         complete: bool,
         heads: &sled::Tree,
         records: &sled::Tree,
-    ) -> Result<Vec<H>, StoreError>
+    ) -> Result<Vec<R::Head>, StoreError>
     where
-        R: Dated + for<'de> Deserialize<'de>,
-        H: Dated + for<'de> Deserialize<'de> + for<'r> From<&'r R>,
+        R: Headed + Dated + for<'de> Deserialize<'de>,
+        R::Head: Dated + for<'de> Deserialize<'de>,
     {
         if complete {
             return Self::oldest_first(heads);
         }
         Ok(Self::oldest_first::<R>(records)?
             .iter()
-            .map(H::from)
+            .map(|r| r.head(0))
             .collect())
     }
 
@@ -872,6 +868,25 @@ impl SledStore {
             })
             .collect()
     }
+}
+
+/// `v`'s JSON, its length counted into `size` (for [`SledStore::room_for`]).
+fn encode<T: Serialize>(v: &T, size: &mut usize) -> Result<Vec<u8>, StoreError> {
+    let bytes = serde_json::to_vec(v).map_err(StoreError::Encode)?;
+    *size += bytes.len();
+    Ok(bytes)
+}
+
+/// Appends entries staged by [`SledStore::stage_audit`] to the log, inside
+/// the transaction of the write they record.
+fn log_entries(
+    log: &sled::transaction::TransactionalTree,
+    entries: &[(u64, Vec<u8>)],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    for (id, e) in entries {
+        log.insert(&id.to_be_bytes(), e.as_slice())?;
+    }
+    Ok(())
 }
 
 /// A failed sled transaction; none of ours aborts, so it is storage's.
@@ -910,7 +925,7 @@ impl Store for SledStore {
     }
 
     fn list_scenario_heads(&self) -> Result<Vec<ScenarioHead>, StoreError> {
-        Self::heads::<ScenarioRecord, _>(
+        Self::heads::<ScenarioRecord>(
             self.scenario_heads_complete,
             &self.scenario_heads,
             &self.scenarios,
@@ -930,7 +945,7 @@ impl Store for SledStore {
     }
 
     fn list_plan_heads(&self) -> Result<Vec<PlanHead>, StoreError> {
-        Self::heads::<PlanRecord, _>(self.plan_heads_complete, &self.plan_heads, &self.plans)
+        Self::heads::<PlanRecord>(self.plan_heads_complete, &self.plan_heads, &self.plans)
     }
 
     fn set_published(
@@ -939,24 +954,15 @@ impl Store for SledStore {
         audit: &[AuditEntry],
     ) -> Result<Option<String>, StoreError> {
         use sled::transaction::{ConflictableTransactionError, Transactional};
+        // As in write_together: sled's ids are a write too.
         self.room_for(0)?;
-        let entries = self.noting(
-            audit
-                .iter()
-                .map(|e| {
-                    let bytes = serde_json::to_vec(e).map_err(StoreError::Encode)?;
-                    Ok((self.db.generate_id()?, bytes))
-                })
-                .collect::<Result<Vec<_>, StoreError>>(),
-        )?;
-        let size = plan_id.len() + entries.iter().map(|(_, e)| e.len()).sum::<usize>();
+        let mut size = plan_id.len();
+        let entries = self.noting(self.stage_audit(audit, &mut size))?;
         let prev = self.write(size, || {
             let prev = (&self.meta, &self.audit)
                 .transaction(|(meta, log)| {
                     let prev = meta.insert(PUBLISHED, plan_id.as_bytes())?;
-                    for (id, e) in &entries {
-                        log.insert(&id.to_be_bytes(), e.as_slice())?;
-                    }
+                    log_entries(log, &entries)?;
                     Ok::<_, ConflictableTransactionError<()>>(prev)
                 })
                 .map_err(transaction_error)?;
@@ -1149,6 +1155,11 @@ mod tests {
         }
     }
 
+    /// The ids of listed records or heads, in their order.
+    fn ids<T: Dated>(listed: &[T]) -> Vec<&str> {
+        listed.iter().map(|x| x.dated().2).collect()
+    }
+
     /// Stores records as an examcap from before heads did: in the record
     /// trees only, with sled itself.
     fn store_as_before_heads(dir: &Path, scenarios: &[ScenarioRecord], plans: &[PlanRecord]) {
@@ -1189,8 +1200,7 @@ mod tests {
         let check = |s: &SledStore| {
             assert!(s.plan_heads_complete && s.scenario_heads_complete);
             let plans: Vec<PlanHead> = s.list_plans().unwrap().iter().map(Into::into).collect();
-            let ids: Vec<&str> = plans.iter().map(|p| p.id.as_str()).collect();
-            assert_eq!(ids, ["r", "p", "q"]);
+            assert_eq!(ids(&plans), ["r", "p", "q"]);
             let heads: Vec<PlanHead> = s
                 .list_plan_heads()
                 .unwrap()
@@ -1203,8 +1213,7 @@ mod tests {
             assert_eq!(plans[2].scenario_id, "a");
             let scenarios: Vec<ScenarioHead> =
                 s.list_scenarios().unwrap().iter().map(Into::into).collect();
-            let ids: Vec<&str> = scenarios.iter().map(|p| p.id.as_str()).collect();
-            assert_eq!(ids, ["c", "a", "b"]);
+            assert_eq!(ids(&scenarios), ["c", "a", "b"]);
             // The heads know b was stored before a in the same second.
             let mut heads: Vec<ScenarioHead> = s
                 .list_scenario_heads()
@@ -1221,8 +1230,8 @@ mod tests {
     }
 
     /// Records stored in the same second are listed in the order they
-    /// were stored (`created_unix` has whole seconds; ids are hashes), a
-    /// drill's scenario before its plan's scenario's later plans.
+    /// were stored (`created_unix` has whole seconds; ids are hashes),
+    /// whether stored alone or together (a drill's scenario and plan).
     #[test]
     fn records_of_one_second_are_listed_in_storing_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -1235,20 +1244,8 @@ mod tests {
         s.put_scenario_and_plan(&rec("b", 7), &plan_rec("pb", "b", 7), &[])
             .unwrap();
         let check = |s: &SledStore| {
-            let ids: Vec<String> = s
-                .list_scenario_heads()
-                .unwrap()
-                .into_iter()
-                .map(|h| h.id)
-                .collect();
-            assert_eq!(ids, ["m", "z", "a", "b"]);
-            let ids: Vec<String> = s
-                .list_plan_heads()
-                .unwrap()
-                .into_iter()
-                .map(|h| h.id)
-                .collect();
-            assert_eq!(ids, ["pm", "pz", "pa", "pb"]);
+            assert_eq!(ids(&s.list_scenario_heads().unwrap()), ["m", "z", "a", "b"]);
+            assert_eq!(ids(&s.list_plan_heads().unwrap()), ["pm", "pz", "pa", "pb"]);
         };
         check(&s);
         drop(s);
@@ -1269,16 +1266,15 @@ mod tests {
         assert!(s.plan_heads_complete && s.scenario_heads_complete);
         assert_eq!(s.plan_heads.len(), 2);
         assert_eq!(s.scenario_heads.len(), 2);
-        let ids = |v: Vec<PlanHead>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
-        assert_eq!(ids(s.list_plan_heads().unwrap()), ["p", "q"]);
+        assert_eq!(ids(&s.list_plan_heads().unwrap()), ["p", "q"]);
         s.put_plan(&plan_rec("r", "b", 3), &[]).unwrap();
-        assert_eq!(ids(s.list_plan_heads().unwrap()), ["p", "q", "r"]);
+        assert_eq!(ids(&s.list_plan_heads().unwrap()), ["p", "q", "r"]);
         drop(s);
         // An older examcap run on the store again, adding a plan: it is
         // listed after the next open.
         store_as_before_heads(dir.path(), &[], &[plan_rec("s", "b", 4)]);
         let s = SledStore::open(dir.path()).unwrap();
-        assert_eq!(ids(s.list_plan_heads().unwrap()), ["p", "q", "r", "s"]);
+        assert_eq!(ids(&s.list_plan_heads().unwrap()), ["p", "q", "r", "s"]);
         let scenarios = s.list_scenario_heads().unwrap();
         assert_eq!(
             scenarios,
