@@ -11,6 +11,7 @@
 //! worker_threads = 0
 //! shutdown_grace_seconds = 20
 //! disk_reserve_mb = 64
+//! store_stall_seconds = 30
 //! [[tokens]]
 //! name = "planning-team"
 //! role = "planner"
@@ -46,6 +47,12 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
 /// Longest [`Config::shutdown_grace_seconds`]: one hour.
 pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
+/// Default for [`Config::store_stall_seconds`]: far above a healthy flush
+/// (milliseconds; seconds on a busy network disk), well under what a
+/// registration system waits before it gives up on a reservation.
+pub const DEFAULT_STORE_STALL_SECONDS: u64 = 30;
+/// Longest [`Config::store_stall_seconds`]: one hour.
+pub const MAX_STORE_STALL_SECONDS: u64 = 3600;
 
 /// A date as TOML writes it (`today = 2027-01-04`) or as a string
 /// (`today = "2027-01-04"`).
@@ -160,6 +167,12 @@ pub struct Config {
     /// write of its own fails for a full disk, refuses every later write
     /// until a restart.
     pub disk_reserve_mb: u64,
+    /// A store write still running after this many seconds turns the
+    /// health service NOT_SERVING until it returns. sled has no timeout: a
+    /// write whose disk stopped answering hangs, every later write queues
+    /// behind it, and without this the health service said SERVING
+    /// throughout, so nothing restarted the replica.
+    pub store_stall_seconds: u64,
 }
 
 impl Default for Config {
@@ -177,6 +190,7 @@ impl Default for Config {
             shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
             today: None,
             disk_reserve_mb: crate::store::DISK_RESERVE >> 20,
+            store_stall_seconds: DEFAULT_STORE_STALL_SECONDS,
         }
     }
 }
@@ -335,6 +349,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "shutdown_grace_seconds must be at most {MAX_SHUTDOWN_GRACE_SECONDS}, got {}",
                 self.shutdown_grace_seconds
+            )));
+        }
+        if !(1..=MAX_STORE_STALL_SECONDS).contains(&self.store_stall_seconds) {
+            return Err(ConfigError::Invalid(format!(
+                "store_stall_seconds must be between 1 and {MAX_STORE_STALL_SECONDS}, got {}",
+                self.store_stall_seconds
             )));
         }
         Ok(())
@@ -570,6 +590,20 @@ mod tests {
                     ..ok.clone()
                 },
                 "shutdown_grace_seconds",
+            ),
+            (
+                Config {
+                    store_stall_seconds: 0,
+                    ..ok.clone()
+                },
+                "store_stall_seconds",
+            ),
+            (
+                Config {
+                    store_stall_seconds: MAX_STORE_STALL_SECONDS + 1,
+                    ..ok.clone()
+                },
+                "store_stall_seconds",
             ),
         ] {
             let e = c.check().unwrap_err().to_string();

@@ -271,8 +271,9 @@ pub async fn run_until(
         <RegistrationServiceServer<Api> as NamedService>::NAME,
         <RescheduleServiceServer<Api> as NamedService>::NAME,
     ];
-    set_all(&health, services, tonic_health::ServingStatus::Serving).await;
-    let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, health.clone(), services)));
+    let status = Arc::new(Status::new(health, services).await);
+    let stall_after = Duration::from_secs(config.store_stall_seconds);
+    let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, status.clone(), stall_after)));
     // Reflection v1, and v1alpha for the clients (older grpcurl, IDEs) that
     // only speak that.
     let descriptors = || {
@@ -343,7 +344,7 @@ pub async fn run_until(
     let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
         shutdown.await;
         // Load balancers and probes see the drain before the port closes.
-        set_all(&health, services, tonic_health::ServingStatus::NotServing).await;
+        status.update(|down| down.draining = true).await;
         let _ = draining.send(());
     });
     // Calls in flight get `shutdown_grace_seconds` to finish; a stream that
@@ -389,29 +390,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Sets the status of every one of `services` (the overall `""` among them).
-async fn set_all(
-    health: &tonic_health::server::HealthReporter,
-    services: [&'static str; 6],
-    status: tonic_health::ServingStatus,
-) {
-    for name in services {
-        health.set_service_status(name, status).await;
-    }
-}
-
 /// How often [`watch_store`] looks.
 const STORE_WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Turns every service NOT_SERVING once the store has failed a write
-/// ([`SledStore::failure`]): it takes no more writes until the process
-/// restarts, which is what an orchestrator does with a replica whose
-/// health says so. Reads keep being answered.
-async fn watch_store(
-    sled: Arc<SledStore>,
-    health: tonic_health::server::HealthReporter,
-    services: [&'static str; 6],
-) {
+/// Keeps the store's part of the health status: NOT_SERVING for good once
+/// the store has failed a write ([`SledStore::failure`]), since it takes no
+/// more writes until the process restarts, which is what an orchestrator
+/// does with a replica whose health says so; NOT_SERVING while a write has
+/// run for `stall_after` or longer ([`SledStore::oldest_write`]: a disk that
+/// stopped answering), SERVING again once it returns. Reads keep being
+/// answered either way.
+async fn watch_store(sled: Arc<SledStore>, status: Arc<Status>, stall_after: Duration) {
+    let mut stalled = false;
     loop {
         tokio::time::sleep(STORE_WATCH_INTERVAL).await;
         if let Some(why) = sled.failure() {
@@ -420,8 +410,159 @@ async fn watch_store(
                 "the store failed a write: every service is NOT_SERVING and writes are \
                  refused (UNAVAILABLE) until examcap restarts"
             );
-            set_all(&health, services, tonic_health::ServingStatus::NotServing).await;
+            status.update(|down| down.store_failed = true).await;
             return;
         }
+        let age = sled.oldest_write();
+        let now = age.is_some_and(|a| a >= stall_after);
+        if now == stalled {
+            continue;
+        }
+        stalled = now;
+        match age.filter(|_| now) {
+            Some(age) => tracing::error!(
+                seconds = age.as_secs_f64(),
+                store_stall_seconds = stall_after.as_secs(),
+                "a store write has not returned (the data directory's disk may have stopped \
+                 answering): every service is NOT_SERVING until it does"
+            ),
+            None => tracing::warn!("the stalled store write returned: SERVING again"),
+        }
+        status.update(|down| down.write_stalled = now).await;
+    }
+}
+
+/// Why the server is not serving; it is SERVING when none of these holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Down {
+    /// Told to stop: calls in flight finish, new ones should go elsewhere.
+    draining: bool,
+    /// The store failed a write and refuses every later one.
+    store_failed: bool,
+    /// A store write has run longer than `store_stall_seconds`.
+    write_stalled: bool,
+}
+
+impl Down {
+    fn status(self) -> tonic_health::ServingStatus {
+        if self.draining || self.store_failed || self.write_stalled {
+            tonic_health::ServingStatus::NotServing
+        } else {
+            tonic_health::ServingStatus::Serving
+        }
+    }
+}
+
+/// The health status of every service, decided in one place from [`Down`]:
+/// a stalled write that returns while the server drains must not turn it
+/// SERVING again.
+struct Status {
+    health: tonic_health::server::HealthReporter,
+    /// Every service, the overall `""` among them.
+    services: [&'static str; 6],
+    down: tokio::sync::Mutex<Down>,
+}
+
+impl Status {
+    /// Every one of `services` SERVING.
+    async fn new(
+        health: tonic_health::server::HealthReporter,
+        services: [&'static str; 6],
+    ) -> Self {
+        let status = Status {
+            health,
+            services,
+            down: tokio::sync::Mutex::new(Down::default()),
+        };
+        status.set_all(Down::default().status()).await;
+        status
+    }
+
+    /// Applies `change`, and sets every service's status if that changed it.
+    async fn update(&self, change: impl FnOnce(&mut Down)) {
+        let mut down = self.down.lock().await;
+        let before = down.status();
+        change(&mut down);
+        if down.status() != before {
+            self.set_all(down.status()).await;
+        }
+    }
+
+    async fn set_all(&self, status: tonic_health::ServingStatus) {
+        for name in self.services {
+            self.health.set_service_status(name, status).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use tonic_health::pb::health_check_response::ServingStatus as Wire;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::server::HealthService;
+
+    const SERVICES: [&str; 6] = ["", "a", "b", "c", "d", "e"];
+
+    /// The status every service answers, if they all agree.
+    async fn answered(health: &HealthService) -> Wire {
+        let mut seen = BTreeSet::new();
+        for service in SERVICES {
+            let request = tonic::Request::new(HealthCheckRequest {
+                service: service.into(),
+            });
+            seen.insert(health.check(request).await.unwrap().into_inner().status);
+        }
+        assert_eq!(seen.len(), 1, "the services disagree: {seen:?}");
+        Wire::try_from(seen.into_iter().next().unwrap()).unwrap()
+    }
+
+    /// Polls until every service answers `want`, for at most 5 s.
+    async fn until(health: &HealthService, want: Wire) {
+        let start = std::time::Instant::now();
+        while answered(health).await != want {
+            assert!(start.elapsed() < Duration::from_secs(5), "never {want:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A store write that runs past `stall_after` turns every service
+    /// NOT_SERVING, and SERVING again once it returns; a younger one does
+    /// not; one that returns while the server drains leaves it
+    /// NOT_SERVING.
+    #[tokio::test]
+    async fn a_stalled_store_write_turns_health_not_serving_until_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = Arc::new(SledStore::open(dir.path()).unwrap());
+        let (reporter, _) = tonic_health::server::health_reporter();
+        let health = HealthService::from_health_reporter(reporter.clone());
+        let status = Arc::new(Status::new(reporter, SERVICES).await);
+        let stall_after = Duration::from_millis(600);
+        let _watch = AbortOnDrop(tokio::spawn(watch_store(
+            sled.clone(),
+            status.clone(),
+            stall_after,
+        )));
+        assert_eq!(answered(&health).await, Wire::Serving);
+
+        // Younger than the limit: still serving after two looks.
+        let write = sled.start_write();
+        tokio::time::sleep(2 * STORE_WATCH_INTERVAL).await;
+        assert!(sled.oldest_write().unwrap() < stall_after);
+        assert_eq!(answered(&health).await, Wire::Serving);
+        until(&health, Wire::NotServing).await;
+        assert!(sled.oldest_write().unwrap() >= stall_after);
+        drop(write);
+        until(&health, Wire::Serving).await;
+
+        // Stalled again, then drained: the returning write changes nothing.
+        let write = sled.start_write();
+        until(&health, Wire::NotServing).await;
+        status.update(|down| down.draining = true).await;
+        drop(write);
+        tokio::time::sleep(3 * STORE_WATCH_INTERVAL).await;
+        assert_eq!(answered(&health).await, Wire::NotServing);
     }
 }

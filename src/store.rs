@@ -5,6 +5,7 @@
 //! Every write is flushed to disk before the call returns: the service
 //! acknowledges nothing that a crash could lose.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use examcap_solver::Plan;
@@ -449,6 +450,25 @@ pub struct SledStore {
     reserve: std::sync::atomic::AtomicU64,
     /// The first sled error of a write ([`SledStore::failure`]).
     failed: std::sync::OnceLock<String>,
+    /// When each write in progress began, by ticket
+    /// ([`SledStore::oldest_write`]): a write that hangs in sled without
+    /// an error (a disk that stopped answering) shows only as its age.
+    writing: std::sync::Mutex<BTreeMap<u64, std::time::Instant>>,
+    /// The next write's ticket.
+    next_write: std::sync::atomic::AtomicU64,
+}
+
+/// A write in progress, counted by [`SledStore::oldest_write`] until it is
+/// dropped (also when the write panics).
+pub struct WriteClock<'a> {
+    store: &'a SledStore,
+    ticket: u64,
+}
+
+impl Drop for WriteClock<'_> {
+    fn drop(&mut self) {
+        self.store.writes_in_progress().remove(&self.ticket);
+    }
 }
 
 /// Free space a write leaves on the store's disk, at least: sled fails a
@@ -618,6 +638,8 @@ impl SledStore {
             dir: dir.to_path_buf(),
             reserve: std::sync::atomic::AtomicU64::new(reserve),
             failed: std::sync::OnceLock::new(),
+            writing: std::sync::Mutex::default(),
+            next_write: std::sync::atomic::AtomicU64::new(0),
             scenario_heads_complete: false,
             plan_heads_complete: false,
             open: Some(Trees {
@@ -689,14 +711,46 @@ impl SledStore {
         self.failed.get().map(String::as_str)
     }
 
+    /// How long the oldest write still in progress has been running, if
+    /// any. sled has no timeout: a write whose disk stops answering waits
+    /// for good, with every later write queued behind it, and only its age
+    /// tells (`serve` turns NOT_SERVING past `store_stall_seconds`).
+    pub fn oldest_write(&self) -> Option<std::time::Duration> {
+        let oldest = self.writes_in_progress().values().min().copied();
+        oldest.map(|began| began.elapsed())
+    }
+
+    /// Counts a write as in progress until the returned clock is dropped.
+    pub fn start_write(&self) -> WriteClock<'_> {
+        let ticket = self
+            .next_write
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.writes_in_progress()
+            .insert(ticket, std::time::Instant::now());
+        WriteClock {
+            store: self,
+            ticket,
+        }
+    }
+
+    /// The writes in progress. A panic while the lock was held left the
+    /// map whole (one insert or remove), so a poisoned lock is taken as is.
+    fn writes_in_progress(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, std::time::Instant>> {
+        self.writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Runs `write`, of `bytes` in all, if [`SledStore::room_for`] allows
-    /// it, and keeps a sled error it gives as the store's failure.
+    /// it, and keeps a sled error it gives as the store's failure; the
+    /// write is timed while it runs ([`SledStore::oldest_write`]).
     fn write<T>(
         &self,
         bytes: usize,
         write: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.room_for(bytes)?;
+        let _clock = self.start_write();
         self.noting(write())
     }
 
@@ -1027,6 +1081,55 @@ mod tests {
             drill: None,
             scenario_json: "{}".into(),
         }
+    }
+
+    /// A write in progress is timed until it returns, however it ends (a
+    /// value, an error, a panic): what `serve` turns NOT_SERVING on when a
+    /// write hangs in sled without an error.
+    #[test]
+    fn a_write_in_progress_is_timed_until_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.oldest_write(), None);
+        let (entered, in_write) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            // Held here, so that a failing assert below drops it and the
+            // writer returns instead of holding the scope open for good.
+            let release = release;
+            let s = &s;
+            let writer = scope.spawn(move || {
+                s.write(0, || {
+                    entered.send(()).unwrap();
+                    released.recv().unwrap();
+                    Ok(())
+                })
+            });
+            in_write.recv().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let age = s.oldest_write().expect("a write is in progress");
+            assert!(age >= std::time::Duration::from_millis(50), "{age:?}");
+            // A second, younger write does not hide the older one.
+            let younger = s.start_write();
+            assert!(s.oldest_write().unwrap() >= age);
+            drop(younger);
+            release.send(()).unwrap();
+            writer.join().unwrap().unwrap();
+        });
+        assert_eq!(s.oldest_write(), None);
+        // A write that fails, or panics, is not left counted.
+        let failed: Result<(), _> = s.write(0, || Err(StoreError::Failed("x".into())));
+        assert!(failed.is_err());
+        assert_eq!(s.oldest_write(), None);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.write(0, || -> Result<(), StoreError> { panic!("in the write") })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(s.oldest_write(), None);
+        // Refused before it starts: never counted.
+        s.set_disk_reserve(u64::MAX);
+        assert!(s.write(0, || Ok(())).is_err());
+        assert_eq!(s.oldest_write(), None);
     }
 
     /// A drill's scenario, plan and audit entries go in together; a
