@@ -2,15 +2,21 @@
 //! sessions per location.
 //!
 //! Days are Monday to Friday; Saturday is added only in a week where the plan
-//! buys extra seat minutes of that exam's resource kind at that location.
-//! Dutch public holidays ([`dutch_holidays`]) are closed. A week whose
+//! buys extra seat minutes of that exam's resource kind at that location,
+//! and holds the candidates those minutes seat: of each exam of that kind
+//! there, the extra minutes' share of the week's seat minutes (rounded up
+//! to whole candidates), so the weekdays use no more than the regular
+//! minutes (a location with only extra capacity examines on Saturday only).
+//! Dutch public holidays ([`dutch_holidays`]) are closed; when they close
+//! the Saturday (or every weekday) its candidates go to the days left. A week whose
 //! holidays close weekdays while the scenario keeps more than the open
 //! weekdays' share of the location's capacity is reported
 //! ([`CalendarResult::crowded`]): the whole week's candidates then sit in
 //! fewer blocks than the plan assumed. Every open day has
 //! a morning and an afternoon block. An exam's candidates of one (location,
-//! week), summed over regions, are spread over that week's (day, block)
-//! slots in order: slot `i` of `s` gets `n / s` plus one if `i < n % s`.
+//! week), summed over regions, are spread over that week's weekday (day,
+//! block) slots in order, those of Saturday over its two blocks: slot `i`
+//! of `s` gets `n / s` plus one if `i < n % s`.
 //! Pure: no I/O, the same plan and scenario always give the same calendar.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -311,12 +317,22 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
         // Saturating: rows of an edited plan file may add up past u64.
         *n = n.saturating_add(row.candidates);
     }
-    let extra: BTreeSet<(&str, &str, usize)> = plan
-        .extra_seats
-        .iter()
-        .filter(|x| x.minutes > 0.0)
-        .map(|x| (x.location.as_str(), x.kind.as_str(), x.week))
-        .collect();
+    // Extra seat minutes bought per (location, kind, week).
+    let mut extra: BTreeMap<(&str, &str, usize), f64> = BTreeMap::new();
+    for x in plan.extra_seats.iter().filter(|x| x.minutes > 0.0) {
+        *extra
+            .entry((x.location.as_str(), x.kind.as_str(), x.week))
+            .or_default() += x.minutes;
+    }
+    // Seat minutes the allocation uses per (location, kind, week).
+    let mut used: BTreeMap<(&str, &str, usize), f64> = BTreeMap::new();
+    for (&(location, week, idx, _), &n) in &cells {
+        if let Some(exam) = scenario.exams.get(idx) {
+            *used
+                .entry((location, exam.resource.as_str(), week))
+                .or_default() += n as f64 * exam.seat_minutes;
+        }
+    }
     let mut out = CalendarResult::default();
     // (location, week) with sessions: where a crowded week would show.
     let mut busy: BTreeSet<(&str, usize)> = BTreeSet::new();
@@ -336,22 +352,45 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             out.unplaced.push(unplaced);
             continue;
         };
-        let saturday = extra.contains(&(location, exam.resource.as_str(), week));
-        let days = open_days(start, week, saturday);
-        let slots: Vec<(NaiveDate, Block)> = days
-            .iter()
-            .flat_map(|d| [(*d, Block::Morning), (*d, Block::Afternoon)])
+        let kind_week = (location, exam.resource.as_str(), week);
+        let bought = extra.get(&kind_week).copied().unwrap_or(0.0);
+        let weekdays = open_days(start, week, false);
+        let saturday: Vec<NaiveDate> = open_days(start, week, bought > 0.0)
+            .into_iter()
+            .filter(|d| d.weekday() == Weekday::Sat)
             .collect();
-        if slots.is_empty() {
+        if weekdays.is_empty() && saturday.is_empty() {
             out.unplaced.push(unplaced);
             continue;
         }
         busy.insert((location, week));
-        if saturday {
+        if bought > 0.0 {
             on_saturday.insert((location, week, exam.resource.as_str()));
         }
-        for (i, (date, block)) in slots.iter().enumerate() {
-            let c = spread(n, slots.len(), i);
+        // Saturday seats the extra minutes' share of this exam, rounded up.
+        let share = (bought / used.get(&kind_week).copied().unwrap_or(0.0)).min(1.0);
+        let on_sat = match (weekdays.is_empty(), saturday.is_empty()) {
+            (_, true) => 0,
+            (true, false) => n,
+            (false, false) => ((n as f64 * share - 1e-9).ceil().max(0.0) as u64).min(n),
+        };
+        let blocks = |days: &[NaiveDate]| -> Vec<(NaiveDate, Block)> {
+            days.iter()
+                .flat_map(|d| [(*d, Block::Morning), (*d, Block::Afternoon)])
+                .collect()
+        };
+        let (weekday_slots, saturday_slots) = (blocks(&weekdays), blocks(&saturday));
+        let placed = weekday_slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| (slot, spread(n - on_sat, weekday_slots.len(), i)))
+            .chain(
+                saturday_slots
+                    .iter()
+                    .enumerate()
+                    .map(|(i, slot)| (slot, spread(on_sat, saturday_slots.len(), i))),
+            );
+        for ((date, block), c) in placed {
             if c > 0 {
                 out.sessions.push(Session {
                     location: location.to_string(),
@@ -544,6 +583,33 @@ mod tests {
                 .or_default() += u.candidates;
         }
         assert_eq!(got, want);
+        // Where the extra minutes' Saturday is open, the weekdays use at
+        // most the minutes the plan does not buy (the regular ones).
+        let mut used: BTreeMap<(String, String, usize), (f64, f64)> = BTreeMap::new();
+        for s in &cal.sessions {
+            let week = ((s.date - monday).num_days() / 7) as usize;
+            let u = used
+                .entry((s.location.clone(), s.kind.clone(), week))
+                .or_default();
+            u.0 += s.seat_minutes;
+            if s.date.weekday() != Weekday::Sat {
+                u.1 += s.seat_minutes;
+            }
+        }
+        for ((loc, kind, week), (all, weekdays)) in used {
+            let bought: f64 = plan
+                .extra_seats
+                .iter()
+                .filter(|x| x.location == loc && x.kind == kind && x.week == week)
+                .map(|x| x.minutes)
+                .sum();
+            if bought > 0.0 && saturday_holiday(monday, week).is_none() {
+                assert!(
+                    weekdays <= all - bought + 1e-6,
+                    "{loc} {kind} week {week}: weekdays use {weekdays} of {all} minutes, {bought} bought"
+                );
+            }
+        }
         for ((loc, exam, week), m) in minutes {
             let e = &sc.exams[sc.exam_index(&exam).unwrap()];
             let n = want[&(loc.clone(), exam.clone(), week)];
@@ -642,6 +708,57 @@ mod tests {
             let cal = check(&plan, &reduced);
             assert_eq!(!cal.crowded.is_empty(), crowded, "factor {factor}");
         }
+    }
+
+    /// UTR has no regular booth minutes, only extra ones: a location that
+    /// opens on Saturdays when needed. AMS seats 10 a week (450 minutes),
+    /// demand is 12 a week with no waiting allowed, so 2 a week go to UTR
+    /// on bought minutes: on Saturday, both blocks, never a weekday.
+    #[test]
+    fn a_location_with_only_extra_minutes_examines_on_saturday() {
+        let doc = r#"{
+          "format": "examcap/scenario@1", "name": "saturday-only",
+          "start_week": "2026-W14", "horizon_weeks": 3,
+          "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
+                     "seat_minutes": 45, "target_wait_weeks": 0}],
+          "locations": [
+            {"id": "AMS", "name": "Amsterdam",
+             "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
+                            "extra_weekly_minutes": 0, "extra_cost_per_minute": 0.9}]},
+            {"id": "UTR", "name": "Utrecht",
+             "resources": [{"kind": "speaking_booth", "weekly_minutes": 0,
+                            "extra_weekly_minutes": 180, "extra_cost_per_minute": 0.9}]}],
+          "regions": [{"id": "R", "name": "R",
+                       "options": [{"location": "AMS", "travel_cost": 0.5},
+                                   {"location": "UTR", "travel_cost": 0.5}]}],
+          "demand": [{"region": "R", "exam": "SPK", "weekly": [12, 12, 12]}]
+        }"#;
+        let sc = parse_scenario(doc.as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let cal = check(&plan, &sc);
+        assert!(cal.unplaced.is_empty());
+        let utr: Vec<&Session> = cal
+            .sessions
+            .iter()
+            .filter(|s| s.location == "UTR")
+            .collect();
+        // Week 0 (Easter Monday is in week 1; Saturdays 4, 11, 18 April).
+        let dates: BTreeSet<NaiveDate> = utr.iter().map(|s| s.date).collect();
+        assert_eq!(
+            dates,
+            [ymd(2026, 4, 4), ymd(2026, 4, 11), ymd(2026, 4, 18)].into(),
+            "{utr:?}"
+        );
+        assert!(utr
+            .iter()
+            .all(|s| s.candidates == 1 && s.date.weekday() == Weekday::Sat));
+        assert_eq!(utr.len(), 6, "{utr:?}");
+        // AMS buys nothing: weekdays only.
+        assert!(cal
+            .sessions
+            .iter()
+            .filter(|s| s.location == "AMS")
+            .all(|s| s.date.weekday() != Weekday::Sat));
     }
 
     /// The Easter scenario of the test above, moved so that its week 1 is
