@@ -213,7 +213,9 @@ impl ApiError {
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::Store(e) if e.is_full() => Code::ResourceExhausted,
             // Another replica, or this one restarted, can take the call.
-            ApiError::Store(StoreError::Failed(_)) => Code::Unavailable,
+            ApiError::Store(StoreError::Failed(_) | StoreError::Stalled { .. }) => {
+                Code::Unavailable
+            }
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Cancelled => Code::Cancelled,
             ApiError::Store(_) | ApiError::Internal(_) => Code::Internal,
@@ -1922,6 +1924,10 @@ mod tests {
         );
         assert_eq!(
             ApiError::Store(StoreError::Failed("IO error".into())).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            ApiError::Store(StoreError::Stalled { seconds: 31 }).code(),
             Code::Unavailable
         );
         let status = Status::from(io(ErrorKind::StorageFull));

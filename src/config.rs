@@ -48,9 +48,8 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 20;
 /// Longest [`Config::shutdown_grace_seconds`]: one hour.
 pub const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 /// Default for [`Config::store_stall_seconds`]: far above a healthy flush
-/// (milliseconds; seconds on a busy network disk), well under what a
-/// registration system waits before it gives up on a reservation.
-pub const DEFAULT_STORE_STALL_SECONDS: u64 = 30;
+/// (milliseconds; seconds on a busy network disk).
+pub const DEFAULT_STORE_STALL_SECONDS: u64 = crate::store::STALL_LIMIT.as_secs();
 /// Longest [`Config::store_stall_seconds`]: one hour.
 pub const MAX_STORE_STALL_SECONDS: u64 = 3600;
 
@@ -168,10 +167,11 @@ pub struct Config {
     /// until a restart.
     pub disk_reserve_mb: u64,
     /// A store write still running after this many seconds turns the
-    /// health service NOT_SERVING until it returns. sled has no timeout: a
-    /// write whose disk stopped answering hangs, every later write queues
-    /// behind it, and without this the health service said SERVING
-    /// throughout, so nothing restarted the replica.
+    /// health service NOT_SERVING, and every later write is refused
+    /// (UNAVAILABLE, nothing written), until it returns. sled has no
+    /// timeout: a write whose disk stopped answering hangs, and without
+    /// this every later write queued behind it while the health service
+    /// said SERVING, so nothing restarted the replica.
     pub store_stall_seconds: u64,
 }
 

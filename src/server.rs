@@ -250,6 +250,8 @@ pub async fn run_until(
             source,
         }
     })?;
+    let stall_after = Duration::from_secs(config.store_stall_seconds);
+    sled.set_stall_limit(stall_after);
     let sled = Arc::new(sled);
     let store: Arc<dyn Store> = sled.clone();
     let book = Arc::new(crate::registration::open(store.clone(), config.clock())?);
@@ -272,7 +274,6 @@ pub async fn run_until(
         <RescheduleServiceServer<Api> as NamedService>::NAME,
     ];
     let status = Arc::new(Status::new(health, services).await);
-    let stall_after = Duration::from_secs(config.store_stall_seconds);
     let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, status.clone(), stall_after)));
     // Reflection v1, and v1alpha for the clients (older grpcurl, IDEs) that
     // only speak that.

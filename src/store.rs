@@ -69,6 +69,16 @@ pub enum StoreError {
          write is on disk)"
     )]
     Failed(String),
+    /// A write has been running for longer than the stall limit
+    /// ([`SledStore::set_stall_limit`]): sled has no timeout, and a write
+    /// whose disk stopped answering would hang every later one behind it.
+    /// Refused before sled is asked, so nothing was written; the health
+    /// service says NOT_SERVING until the stalled write returns.
+    #[error(
+        "storage: a write has not returned for {seconds} s (the data directory's disk may have \
+         stopped answering): nothing was written; try again later"
+    )]
+    Stalled { seconds: u64 },
     /// [`SledStore::open_existing`] of a directory without a store.
     #[error("{0}: no examcap store there (give the server's data_dir)")]
     NoStore(String),
@@ -93,7 +103,10 @@ impl StoreError {
     /// Certainly nothing was written (the write was refused before sled
     /// was asked): a reservation's seat can be given back at once.
     pub fn nothing_written(&self) -> bool {
-        matches!(self, StoreError::NoRoom { .. } | StoreError::Failed(_))
+        matches!(
+            self,
+            StoreError::NoRoom { .. } | StoreError::Failed(_) | StoreError::Stalled { .. }
+        )
     }
 }
 
@@ -422,6 +435,12 @@ pub trait Store: Send + Sync + 'static {
     fn put_reservations(&self, recs: &[ReservationRecord]) -> Result<(), StoreError>;
     /// Every reservation, in `seq` order.
     fn list_reservations(&self) -> Result<Vec<ReservationRecord>, StoreError>;
+    /// `Err` when a write now would be refused before it reaches the disk
+    /// (the store failed or stalled): lets a caller refuse early, before
+    /// it takes anything (a seat) that the write would make durable.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 const PUBLISHED: &[u8] = b"published";
@@ -456,6 +475,8 @@ pub struct SledStore {
     writing: std::sync::Mutex<BTreeMap<u64, std::time::Instant>>,
     /// The next write's ticket.
     next_write: std::sync::atomic::AtomicU64,
+    /// [`SledStore::set_stall_limit`], in milliseconds.
+    stall_limit_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A write in progress, counted by [`SledStore::oldest_write`] until it is
@@ -476,6 +497,10 @@ impl Drop for WriteClock<'_> {
 /// hangs in its flush) until the process restarts, so examcap refuses
 /// first, while sled can still write its own log and snapshots.
 pub const DISK_RESERVE: u64 = 64 << 20;
+
+/// How long a write may run before later writes are refused
+/// ([`StoreError::Stalled`]); `store_stall_seconds` sets it for `serve`.
+pub const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The database and its trees.
 pub struct Trees {
@@ -640,6 +665,7 @@ impl SledStore {
             failed: std::sync::OnceLock::new(),
             writing: std::sync::Mutex::default(),
             next_write: std::sync::atomic::AtomicU64::new(0),
+            stall_limit_ms: std::sync::atomic::AtomicU64::new(STALL_LIMIT.as_millis() as u64),
             scenario_heads_complete: false,
             plan_heads_complete: false,
             open: Some(Trees {
@@ -704,6 +730,24 @@ impl SledStore {
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Sets how long a write may run ([`SledStore::oldest_write`]) before
+    /// every later write is refused as [`StoreError::Stalled`] (default
+    /// [`STALL_LIMIT`]).
+    pub fn set_stall_limit(&self, limit: std::time::Duration) {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        self.stall_limit_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The write in progress that has run past the stall limit, if any.
+    fn stalled(&self) -> Option<std::time::Duration> {
+        let limit = self
+            .stall_limit_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.oldest_write()
+            .filter(|age| age.as_millis() >= u128::from(limit))
+    }
+
     /// Why the store takes no more writes: the first error sled gave a
     /// write. Until the process restarts, every write is refused
     /// ([`StoreError::Failed`]) and `examcap serve` says NOT_SERVING.
@@ -765,14 +809,13 @@ impl SledStore {
         result
     }
 
-    /// Refuses a write after a failed one, or of `bytes` that would leave
+    /// Refuses a write after a failed one or behind a stalled one, or of
+    /// `bytes` that would leave
     /// the disk with less than the reserve free (sled may write a value
     /// twice: log and snapshot). A disk whose free space cannot be read is
     /// not refused on that.
     fn room_for(&self, bytes: usize) -> Result<(), StoreError> {
-        if let Some(why) = self.failed.get() {
-            return Err(StoreError::Failed(why.clone()));
-        }
+        self.check_writable()?;
         let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
         let Ok(free) = fs2::available_space(&self.dir) else {
             return Ok(());
@@ -1064,6 +1107,20 @@ impl Store for SledStore {
     fn list_reservations(&self) -> Result<Vec<ReservationRecord>, StoreError> {
         Self::all(&self.reservations)
     }
+
+    /// Refused after a failed write, or while one has run past the stall
+    /// limit.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if let Some(why) = self.failed.get() {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        match self.stalled() {
+            Some(age) => Err(StoreError::Stalled {
+                seconds: age.as_secs(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1130,6 +1187,37 @@ mod tests {
         s.set_disk_reserve(u64::MAX);
         assert!(s.write(0, || Ok(())).is_err());
         assert_eq!(s.oldest_write(), None);
+    }
+
+    /// Behind a write that has run past the stall limit every write is
+    /// refused before sled is asked (nothing written), until it returns.
+    #[test]
+    fn writes_behind_a_stalled_one_are_refused_until_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.set_stall_limit(std::time::Duration::from_millis(50));
+        let stalled = s.start_write();
+        // Younger than the limit: writes go ahead.
+        assert!(s.check_writable().is_ok());
+        s.put_scenario(&rec("a", 1), &[]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let e = s.put_scenario(&rec("b", 2), &[]).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Stalled { .. }) && e.nothing_written(),
+            "{e}"
+        );
+        assert!(e.to_string().contains("has not returned"), "{e}");
+        let e = s
+            .put_reservations(&[sample_reservation(0, "k")])
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Stalled { .. }), "{e}");
+        assert!(s.check_writable().is_err());
+        // Reads are answered; nothing of the refused writes is there.
+        assert_eq!(ids(&s.list_scenario_heads().unwrap()), ["a"]);
+        assert!(s.list_reservations().unwrap().is_empty());
+        drop(stalled);
+        s.put_scenario(&rec("b", 2), &[]).unwrap();
+        assert!(s.failure().is_none());
     }
 
     /// A drill's scenario, plan and audit entries go in together; a

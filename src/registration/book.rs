@@ -123,6 +123,9 @@ pub struct Book {
     clock: Clock,
     queue: Mutex<mpsc::Sender<Queued>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// The writer's store, asked before a seat is taken whether a write
+    /// would be refused ([`Book::writable`]).
+    store: Arc<dyn Store>,
 }
 
 impl Drop for Book {
@@ -198,15 +201,17 @@ impl Book {
         let (tx, rx) = mpsc::channel::<Queued>();
         let state = Arc::new(Mutex::new(state));
         let shared = state.clone();
+        let for_writer = store.clone();
         let writer = std::thread::Builder::new()
             .name("reservation-writer".into())
-            .spawn(move || write_loop(&shared, &*store, &rx))
+            .spawn(move || write_loop(&shared, &*for_writer, &rx))
             .map_err(OpenError::Writer)?;
         Ok(Book {
             state,
             clock,
             queue: Mutex::new(tx),
             writer: Some(writer),
+            store,
         })
     }
 
@@ -221,6 +226,14 @@ impl Book {
 
     pub fn clock(&self) -> Clock {
         self.clock
+    }
+
+    /// `Err` when the store would refuse a write now (it failed, or a
+    /// write has stalled, so the writer is stuck behind it): a reservation
+    /// or cancellation is refused before it takes or frees anything,
+    /// instead of waiting on that write for as long as it hangs.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        self.store.check_writable()
     }
 
     /// Queues a job; call with the state lock held, so that the queue is in
@@ -431,6 +444,33 @@ mod tests {
             .map(|r| r.seq)
             .collect();
         assert_eq!(on_disk, [1]);
+    }
+
+    /// While a store write hangs, the book says so before anything is
+    /// taken (its writer is stuck behind that write); once it returns,
+    /// reservations are written again.
+    #[test]
+    fn a_stalled_store_write_makes_the_book_unwritable_until_it_returns() {
+        use crate::store::SledStore;
+        let (sc, plan) = crate::store::tiny_solved();
+        let stock = Stock::build("p", &plan, &sc).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        store.set_stall_limit(std::time::Duration::from_millis(50));
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let book = Book::open(store.clone(), Some(stock), Clock::pinned(day)).unwrap();
+        assert!(book.writable().is_ok());
+        let stalled = store.start_write();
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let e = book.writable().unwrap_err();
+        assert!(matches!(e, StoreError::Stalled { .. }), "{e}");
+        drop(stalled);
+        assert!(book.writable().is_ok());
+        let ack = {
+            let mut st = book.lock();
+            book.add(&mut st, rec(0, "sys", "k1"))
+        };
+        assert_eq!(ack.blocking_recv().unwrap(), Ok(true));
     }
 
     #[test]

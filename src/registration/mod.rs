@@ -450,6 +450,8 @@ impl Api {
                 )),
             };
         }
+        book.writable()
+            .map_err(|e| RegistrationError::Unavailable(e.to_string()))?;
         let seq = st.next_seq;
         let stock = st
             .stock
@@ -637,6 +639,8 @@ impl Api {
                     already_cancelled: true,
                 });
             }
+            book.writable()
+                .map_err(|e| RegistrationError::Unavailable(e.to_string()))?;
             book.cancel(&st, e.rec.clone())
         };
         let changed = settled(ack).await?;
