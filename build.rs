@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/examcap/v1/drill.proto",
         "proto/examcap/v1/registration.proto",
         "proto/examcap/v1/reschedule.proto",
+        "proto/examcap/v1/audit.proto",
     ];
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("examcap_descriptor.bin"))

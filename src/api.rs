@@ -1610,6 +1610,66 @@ impl Api {
     }
 }
 
+/// Audit entries per page when the request gives no page size, and the
+/// most per page.
+const AUDIT_PAGE: u32 = 100;
+const MAX_AUDIT_PAGE: u32 = 1000;
+
+/// The page token that resumes after audit entry `id`.
+fn audit_token(id: u64) -> String {
+    format!("audit.{id}")
+}
+
+#[tonic::async_trait]
+impl proto::audit_service_server::AuditService for Api {
+    #[tracing::instrument(name = "AuditService/ListAuditEntries", skip_all, fields(caller))]
+    async fn list_audit_entries(
+        &self,
+        req: Request<proto::ListAuditEntriesRequest>,
+    ) -> Result<Response<proto::ListAuditEntriesResponse>, Status> {
+        self.check(&req, Rpc::ListAuditEntries)?;
+        let r = req.into_inner();
+        let size = match r.page_size {
+            0 => AUDIT_PAGE,
+            n => n.min(MAX_AUDIT_PAGE),
+        } as usize;
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let id = r
+                .page_token
+                .strip_prefix("audit.")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|id| audit_token(*id) == r.page_token);
+            Some(id.ok_or_else(|| {
+                ApiError::invalid("page_token", "not a token from a previous response")
+            })?)
+        };
+        let mut page = self.db(move |s| s.audit_page(after, size + 1)).await?;
+        let next_page_token = if page.len() > size {
+            page.truncate(size);
+            page.last()
+                .map(|(id, _)| audit_token(*id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(proto::ListAuditEntriesResponse {
+            entries: page
+                .into_iter()
+                .map(|(_, e)| proto::AuditEntry {
+                    who: e.who,
+                    role: e.role,
+                    rpc: e.rpc,
+                    target: e.target,
+                    unix_time: e.unix_time,
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl proto::drill_service_server::DrillService for Api {
     #[tracing::instrument(name = "DrillService/RunDrill", skip_all, fields(caller, base))]

@@ -71,6 +71,7 @@ pub enum Rpc {
     ListReservations,
     GetStock,
     Reschedule,
+    ListAuditEntries,
 }
 
 impl Rpc {
@@ -91,6 +92,7 @@ impl Rpc {
             Rpc::ListReservations => "ListReservations",
             Rpc::GetStock => "GetStock",
             Rpc::Reschedule => "Reschedule",
+            Rpc::ListAuditEntries => "ListAuditEntries",
         }
     }
 }
@@ -272,6 +274,9 @@ mod tests {
         assert!(!allowed(Role::Registration, Rpc::RunDrill));
         assert!(allowed(Role::Registration, Rpc::Reserve));
         assert!(allowed(Role::Planner, Rpc::GetStock));
+        assert!(allowed(Role::Planner, Rpc::ListAuditEntries));
+        assert!(!allowed(Role::Drill, Rpc::ListAuditEntries));
+        assert!(!allowed(Role::Registration, Rpc::ListAuditEntries));
         assert!(!allowed(Role::Planner, Rpc::Reserve));
         assert!(!allowed(Role::Drill, Rpc::Quote));
     }

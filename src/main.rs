@@ -72,8 +72,9 @@ enum Command {
     /// Reservations as observed demand: the backlog of the next scenario.
     #[command(subcommand)]
     Backlog(backlog_cli::BacklogCommand),
-    /// The audit log of a store (server stopped): every write, who made it
-    /// with which role and RPC, on what, and when.
+    /// The audit log, from a running server or a stopped server's data
+    /// directory: every write, who made it with which role and RPC, on
+    /// what, and when.
     Audit(audit_cli::AuditArgs),
     /// A plan as one self-contained HTML page with charts: flows, waits against
     /// target, capacity use, recommendations; --compare draws a drill against its base.

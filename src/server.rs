@@ -12,6 +12,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::api::{Api, SolveGate};
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError};
+use crate::proto::audit_service_server::AuditServiceServer;
 use crate::proto::drill_service_server::DrillServiceServer;
 use crate::proto::plan_service_server::PlanServiceServer;
 use crate::proto::registration_service_server::RegistrationServiceServer;
@@ -272,6 +273,7 @@ pub async fn run_until(
         <DrillServiceServer<Api> as NamedService>::NAME,
         <RegistrationServiceServer<Api> as NamedService>::NAME,
         <RescheduleServiceServer<Api> as NamedService>::NAME,
+        <AuditServiceServer<Api> as NamedService>::NAME,
     ];
     let status = Arc::new(Status::new(health, services).await);
     let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, status.clone(), stall_after)));
@@ -333,6 +335,11 @@ pub async fn run_until(
         )
         .add_service(
             RescheduleServiceServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AuditServiceServer::new(api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
@@ -433,6 +440,9 @@ async fn watch_store(sled: Arc<SledStore>, status: Arc<Status>, stall_after: Dur
     }
 }
 
+/// The services whose health is reported: the overall `""` and examcap.v1's six.
+const SERVICES: usize = 7;
+
 /// Why the server is not serving; it is SERVING when none of these holds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Down {
@@ -460,7 +470,7 @@ impl Down {
 struct Status {
     health: tonic_health::server::HealthReporter,
     /// Every service, the overall `""` among them.
-    services: [&'static str; 6],
+    services: [&'static str; SERVICES],
     down: tokio::sync::Mutex<Down>,
 }
 
@@ -468,7 +478,7 @@ impl Status {
     /// Every one of `services` SERVING.
     async fn new(
         health: tonic_health::server::HealthReporter,
-        services: [&'static str; 6],
+        services: [&'static str; SERVICES],
     ) -> Self {
         let status = Status {
             health,
@@ -505,12 +515,12 @@ mod tests {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::server::HealthService;
 
-    const SERVICES: [&str; 6] = ["", "a", "b", "c", "d", "e"];
+    const NAMES: [&str; SERVICES] = ["", "a", "b", "c", "d", "e", "f"];
 
     /// The status every service answers, if they all agree.
     async fn answered(health: &HealthService) -> Wire {
         let mut seen = BTreeSet::new();
-        for service in SERVICES {
+        for service in NAMES {
             let request = tonic::Request::new(HealthCheckRequest {
                 service: service.into(),
             });
@@ -539,7 +549,7 @@ mod tests {
         let sled = Arc::new(SledStore::open(dir.path()).unwrap());
         let (reporter, _) = tonic_health::server::health_reporter();
         let health = HealthService::from_health_reporter(reporter.clone());
-        let status = Arc::new(Status::new(reporter, SERVICES).await);
+        let status = Arc::new(Status::new(reporter, NAMES).await);
         let stall_after = Duration::from_millis(600);
         let _watch = AbortOnDrop(tokio::spawn(watch_store(
             sled.clone(),

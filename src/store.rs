@@ -429,6 +429,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(bool, bool), StoreError>;
     /// The whole audit log in order.
     fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError>;
+    /// At most `limit` audit entries with their log ids, oldest first,
+    /// from the one after id `after` (from the first when `None`).
+    fn audit_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
     /// Writes reservation records (new ones, or whole replacements such as
     /// a cancellation) as one atomic batch with one flush: the registration
     /// writer groups many calls into one such batch (group commit).
@@ -1087,6 +1094,40 @@ impl Store for SledStore {
 
     fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
         Self::all(&self.audit)
+    }
+
+    fn audit_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
+        let from = match after {
+            None => 0,
+            Some(id) => match id.checked_add(1) {
+                Some(next) => next,
+                None => return Ok(Vec::new()),
+            },
+        };
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                // Keys are big-endian ids (`stage_audit`); any other key is
+                // named as damaged by `decode`.
+                let id = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes);
+                let entry = decode(&k, &v)?;
+                match id {
+                    Ok(id) => Ok((id, entry)),
+                    Err(_) => Err(StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        source: <serde_json::Error as serde::de::Error>::custom(
+                            "an audit key is not an 8-byte id",
+                        ),
+                    }),
+                }
+            })
+            .collect()
     }
 
     fn put_reservations(&self, recs: &[ReservationRecord]) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ use common::{
 };
 use examcap::config::Config;
 use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
+use examcap::proto::audit_service_client::AuditServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{self, solve_event::Event};
@@ -1627,9 +1628,10 @@ async fn spk_drill(srv: &common::Running, base: String) -> proto::RunDrillRespon
 /// `examcap audit --data-dir` reads what the service wrote, with the server
 /// stopped: one row per write, the token's name, role and RPC (a reviewer
 /// found the README's audit log had no way to be read). With the server
-/// running, the store is in use and the command says so.
+/// running, the store is in use and the command says so, and
+/// `AuditService.ListAuditEntries` lists the same entries to a planner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_log_is_read_from_a_stopped_servers_store() {
+async fn the_audit_log_is_read_over_grpc_and_from_a_stopped_servers_store() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(config(dir.path())).await;
     let published = common::publish_scenario(srv.channel().await, &tiny()).await;
@@ -1672,6 +1674,76 @@ async fn the_audit_log_is_read_from_a_stopped_servers_store() {
     assert!(
         String::from_utf8_lossy(&busy.stderr).contains("in use by another process"),
         "{busy:?}"
+    );
+    // The running server reads the same log over gRPC, a page at a time.
+    let online = {
+        let mut audit = AuditServiceClient::new(srv.channel().await);
+        let mut entries = Vec::new();
+        let mut token = String::new();
+        let mut pages = 0;
+        loop {
+            let page = audit
+                .list_audit_entries(req(
+                    proto::ListAuditEntriesRequest {
+                        page_size: 2,
+                        page_token: token,
+                    },
+                    PLANNER,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.entries.len() <= 2);
+            entries.extend(page.entries);
+            pages += 1;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        assert_eq!(pages, 5, "9 entries, 2 a page");
+        for (who, bad_token, want) in [
+            (DRILL, "", Code::PermissionDenied),
+            (REGISTRATION, "", Code::PermissionDenied),
+            (PLANNER, "after.r0000000000000001", Code::InvalidArgument),
+            (PLANNER, "audit.01", Code::InvalidArgument),
+        ] {
+            let e = audit
+                .list_audit_entries(req(
+                    proto::ListAuditEntriesRequest {
+                        page_size: 0,
+                        page_token: bad_token.into(),
+                    },
+                    who,
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), want, "{who} {bad_token:?}: {e:?}");
+            if want == Code::InvalidArgument {
+                assert_eq!(violation_fields(&e), ["page_token"]);
+            }
+        }
+        entries
+    };
+    // `examcap audit --server` prints them; a drill token is refused (exit 2).
+    let url = format!("http://{}", srv.addr);
+    let cli = |token: &str| {
+        let (url, token) = (url.clone(), token.to_string());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+                .args(["audit", "--server", &url, "--token", &token, "--json"])
+                .env_remove("EXAMCAP_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let from_server = cli(PLANNER).await.unwrap();
+    assert_eq!(from_server.status.code(), Some(0), "{from_server:?}");
+    let refused = cli(DRILL).await.unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("PermissionDenied"),
+        "{refused:?}"
     );
     srv.stop().await;
 
@@ -1725,6 +1797,19 @@ async fn the_audit_log_is_read_from_a_stopped_servers_store() {
         text.contains("time (UTC)") && text.contains("Publish"),
         "{text}"
     );
+    // What the service listed is the stopped store's log, entry by entry.
+    let offline: Vec<proto::AuditEntry> = log
+        .iter()
+        .map(|e| proto::AuditEntry {
+            who: e["who"].as_str().unwrap().into(),
+            role: e["role"].as_str().unwrap().into(),
+            rpc: e["rpc"].as_str().unwrap().into(),
+            target: e["target"].as_str().unwrap().into(),
+            unix_time: e["unix_time"].as_i64().unwrap(),
+        })
+        .collect();
+    assert_eq!(online, offline);
+    assert_eq!(from_server.stdout, out.stdout);
 }
 
 /// With less free disk than `disk_reserve_mb`, a write is refused before
