@@ -39,11 +39,7 @@ pub fn cmd_audit(a: &AuditArgs) -> Result<(), Failure> {
     let log = match (&a.server, &a.data_dir) {
         (Some(url), _) => {
             let token = examcap::client::token_or_env(a.token.as_deref());
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(from_server(url, token.as_deref()))?
+            crate::block_on(from_server(url, token.as_deref()))??
         }
         (None, Some(dir)) => from_data_dir(dir)?,
         (None, None) => {

@@ -70,11 +70,7 @@ pub fn cmd_backlog(c: &BacklogCommand) -> Result<(), Failure> {
     let waiting: Result<Vec<Waiting>, BacklogError> = match (&a.server, &a.data_dir) {
         (Some(url), _) => {
             let token = examcap::client::token_or_env(a.token.as_deref());
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(backlog::from_server(url, token.as_deref()))
+            crate::block_on(backlog::from_server(url, token.as_deref()))?
         }
         (None, Some(dir)) => backlog::from_data_dir(dir),
         (None, None) => {

@@ -490,6 +490,15 @@ fn cmd_serve(a: &ServeArgs) -> Result<(), Failure> {
 /// the drain (a cut solve still in HiGHS) before it exits without it.
 const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
 
+/// Runs `fut` (a call to a server) to completion on a runtime of its own.
+pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(fut))
+}
+
 /// Reads a plan document; every failure is an input error naming the file.
 /// It must be a plan (its `format`); at most the scenario
 /// size limit is read.
