@@ -249,19 +249,38 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
             );
         }
     };
-    let minutes_ok =
-        |errs: &mut ValidationErrors, path: &dyn Fn() -> String, m: f64, extra: f64| {
-            if !(m.is_finite() && m >= 0.0) || over(m, extra) {
-                errs.push_at(
-                    format!("{}.minutes", path()),
-                    format_args!(
-                        "must be a number in [0, {}] (the extra_weekly_minutes there), got {}",
+    // A row's minutes and lp_minutes, against the extra there is that
+    // week: extra_weekly_minutes times the week's availability factor.
+    let minutes_ok = |errs: &mut ValidationErrors,
+                      path: &dyn Fn() -> String,
+                      row: (f64, f64),
+                      extra: f64,
+                      unavailable: &[crate::scenario::Unavailable],
+                      week: usize| {
+        let factor = crate::scenario::availability(unavailable, week);
+        let bound = extra * factor;
+        for (field, m) in [("minutes", row.0), ("lp_minutes", row.1)] {
+            if !(m.is_finite() && m >= 0.0) || over(m, bound) {
+                let there = if factor < 1.0 {
+                    format!(
+                        "the extra_weekly_minutes there, {} × the factor {} of week {week}",
                         Num(extra),
+                        Num(factor)
+                    )
+                } else {
+                    "the extra_weekly_minutes there".to_string()
+                };
+                errs.push_at(
+                    format!("{}.{field}", path()),
+                    format_args!(
+                        "must be a number in [0, {}] ({there}), got {}",
+                        Num(bound),
                         Num(m)
                     ),
                 );
             }
-        };
+        }
+    };
     let regions: HashMap<&str, HashSet<&str>> = sc
         .regions
         .iter()
@@ -284,6 +303,11 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
                 .collect();
             (l.id.as_str(), kinds)
         })
+        .collect();
+    let unavailable: HashMap<&str, &[crate::scenario::Unavailable]> = sc
+        .locations
+        .iter()
+        .map(|l| (l.id.as_str(), l.unavailable.as_slice()))
         .collect();
     for (i, row) in published.allocation.iter().enumerate() {
         let path = || format!("allocation[{i}]");
@@ -366,7 +390,14 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
                     format!("{}.kind", path()),
                     format_args!("location {:?} has no resource {:?}", x.location, x.kind),
                 ),
-                Some(&(_, extra)) => minutes_ok(&mut errs, &path, x.minutes, extra),
+                Some(&(_, extra)) => minutes_ok(
+                    &mut errs,
+                    &path,
+                    (x.minutes, x.lp_minutes),
+                    extra,
+                    unavailable[x.location.as_str()],
+                    x.week,
+                ),
             },
         }
     }
@@ -390,7 +421,14 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
                 format!("{}.pool", path()),
                 format_args!("unknown rating pool {:?}", x.pool),
             ),
-            Some(q) => minutes_ok(&mut errs, &path, x.minutes, q.extra_weekly_minutes),
+            Some(q) => minutes_ok(
+                &mut errs,
+                &path,
+                (x.minutes, x.lp_minutes),
+                q.extra_weekly_minutes,
+                &q.unavailable,
+                x.week,
+            ),
         }
     }
     errs.into_result()

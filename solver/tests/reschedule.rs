@@ -474,13 +474,25 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
         lp_minutes: 1.0,
         minutes: 1.0,
     });
-    let k = bad.extra_seats.len() - 1;
-    // Pool P has 200 extra minutes a week.
-    for (pool, minutes) in [("Q", 1.0), ("P", 200.5)] {
+    // L1 is at half capacity in week 3: 30 of its 60 extra car minutes
+    // (the extra minutes were checked against the full 60, found by a
+    // reviewer: the calendar then seated candidates at a closed location).
+    bad.extra_seats
+        .retain(|x| !(x.location == "L1" && x.kind == "car" && x.week == 3));
+    bad.extra_seats.push(examcap_solver::plan::ExtraSeats {
+        location: "L1".into(),
+        kind: "car".into(),
+        week: 3,
+        lp_minutes: 30.0,
+        minutes: 45.0,
+    });
+    let k = bad.extra_seats.len() - 2;
+    // Pool P has 200 extra minutes a week; lp_minutes are checked too.
+    for (pool, lp_minutes, minutes) in [("Q", 1.0, 1.0), ("P", -1.0, 200.5)] {
         bad.extra_raters.push(examcap_solver::plan::ExtraRaters {
             pool: pool.into(),
             week: 0,
-            lp_minutes: minutes,
+            lp_minutes,
             minutes,
         });
     }
@@ -491,8 +503,10 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
         "allocation[2].candidates".into(),
         "allocation[3].location".into(),
         format!("extra_seats[{k}].kind"),
+        format!("extra_seats[{}].minutes", k + 1),
         format!("extra_raters[{q}].pool"),
         format!("extra_raters[{}].minutes", q + 1),
+        format!("extra_raters[{}].lp_minutes", q + 1),
     ];
     let paths = |e: RescheduleError| match e {
         RescheduleError::Published(v) => v.errors.into_iter().map(|f| f.path).collect::<Vec<_>>(),
@@ -509,6 +523,14 @@ fn a_published_plan_that_does_not_fit_is_refused_field_by_field() {
     let e = repair(&shocked, &bad, &touched, 1).unwrap_err().to_string();
     assert!(
         e.contains("allocation[3].location: \"L2\" is not one of region \"R0\""),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "extra_seats[{}].minutes: must be a number in [0, 30] (the extra_weekly_minutes \
+             there, 60 × the factor 0.5 of week 3), got 45",
+            k + 1
+        )),
         "{e}"
     );
 }
