@@ -653,8 +653,20 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
     });
     let cal = calendar::sessions(&plan, &sc);
     for u in &cal.unplaced {
+        let saturday = cal
+            .closed_saturdays
+            .iter()
+            .find(|c| c.location == u.location && c.week == u.week);
+        let why = match saturday {
+            Some(c) => format!(
+                "its only minutes that week are extra ones, for Saturday {}, which is {}",
+                c.date.format("%Y-%m-%d"),
+                c.holiday
+            ),
+            None => "no open day".to_string(),
+        };
         eprintln!(
-            "examcap: warning: {} of {} at {} in week {} not placed: no open day",
+            "examcap: warning: {} of {} at {} in week {} not placed: {why}",
             count(u.candidates as usize, "candidate"),
             u.exam,
             u.location,

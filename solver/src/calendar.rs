@@ -3,16 +3,21 @@
 //!
 //! Days are Monday to Friday; Saturday is added only in a week where the plan
 //! buys extra seat minutes of that exam's resource kind at that location,
-//! and holds the candidates those minutes seat: of each exam of that kind
-//! there, the extra minutes' share of the week's seat minutes (rounded up
-//! to whole candidates), so the weekdays use no more than the regular
-//! minutes (a location with only extra capacity examines on Saturday only).
-//! Dutch public holidays ([`dutch_holidays`]) are closed; when they close
-//! the Saturday (or every weekday) its candidates go to the days left. A week whose
+//! and holds the candidates those minutes seat: whole candidates of the
+//! exams of that kind there whose seat minutes reach the minutes bought
+//! (each exam's share rounded down, then one candidate at a time by largest
+//! remainder), so the weekdays use no more than the regular minutes and
+//! Saturday less than one candidate more than was bought. A location with
+//! only extra capacity examines on Saturdays only.
+//! Dutch public holidays ([`dutch_holidays`]) are closed. When one closes
+//! the Saturday, its candidates sit in the weekday blocks, or, at a
+//! location with no regular minutes of the kind that week, are
+//! [`CalendarResult::unplaced`]; either way the week is reported
+//! ([`CalendarResult::closed_saturdays`]). A week whose
 //! holidays close weekdays while the scenario keeps more than the open
 //! weekdays' share of the location's capacity is reported
-//! ([`CalendarResult::crowded`]): the whole week's candidates then sit in
-//! fewer blocks than the plan assumed. Every open day has
+//! ([`CalendarResult::crowded`]) where it has weekday sessions: they then
+//! sit in fewer blocks than the plan assumed. Every open day has
 //! a morning and an afternoon block. An exam's candidates of one (location,
 //! week), summed over regions, are spread over that week's weekday (day,
 //! block) slots in order, those of Saturday over its two blocks: slot `i`
@@ -159,8 +164,9 @@ mod iso_date {
 }
 
 /// Allocated candidates the calendar could not date: their week has no open
-/// day (or the plan names an exam the scenario does not have, or its start
-/// week does not parse).
+/// day for them (every day a holiday, or a holiday Saturday at a location
+/// that has only extra minutes of their kind that week), or the plan names
+/// an exam the scenario does not have, or its start week does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unplaced {
     pub location: String,
@@ -186,8 +192,9 @@ pub struct CalendarResult {
     /// Weeks where the plan buys extra seat minutes at a location, which the
     /// calendar puts on Saturday, but that Saturday is a public holiday
     /// (King's Day on the 26th, Christmas): the candidates the extra minutes
-    /// were bought for sit in the weekday blocks instead. Sorted by location
-    /// (scenario order), week.
+    /// were bought for sit in the weekday blocks instead, or are unplaced
+    /// where the location has no regular minutes of the kind that week.
+    /// Sorted by location (scenario order), week.
     #[serde(default)]
     pub closed_saturdays: Vec<ClosedSaturday>,
 }
@@ -324,66 +331,65 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             .entry((x.location.as_str(), x.kind.as_str(), x.week))
             .or_default() += x.minutes;
     }
-    // Seat minutes the allocation uses per (location, kind, week).
-    let mut used: BTreeMap<(&str, &str, usize), f64> = BTreeMap::new();
-    for (&(location, week, idx, _), &n) in &cells {
-        if let Some(exam) = scenario.exams.get(idx) {
-            *used
-                .entry((location, exam.resource.as_str(), week))
-                .or_default() += n as f64 * exam.seat_minutes;
-        }
-    }
+    let on_saturday = saturday_shares(&cells, &extra, scenario);
     let mut out = CalendarResult::default();
-    // (location, week) with sessions: where a crowded week would show.
-    let mut busy: BTreeSet<(&str, usize)> = BTreeSet::new();
-    // (location, week, kind) with sessions on extra minutes' Saturday.
-    let mut on_saturday: BTreeSet<(&str, usize, &str)> = BTreeSet::new();
-    for ((location, week, idx, exam_id), n) in cells {
+    // (location, week) with weekday sessions: where a crowded week would show.
+    let mut weekday_busy: BTreeSet<(&str, usize)> = BTreeSet::new();
+    // (location, week, kind) with extra minutes bought and sessions.
+    let mut saturday_kinds: BTreeSet<(&str, usize, &str)> = BTreeSet::new();
+    for (&(location, week, idx, exam_id), &n) in &cells {
         if n == 0 {
             continue;
         }
-        let unplaced = Unplaced {
+        let unplaced = |candidates| Unplaced {
             location: location.to_string(),
             exam: exam_id.to_string(),
             week,
-            candidates: n,
+            candidates,
         };
         let (Some(exam), Some(start)) = (scenario.exams.get(idx), start) else {
-            out.unplaced.push(unplaced);
+            out.unplaced.push(unplaced(n));
             continue;
         };
         let kind_week = (location, exam.resource.as_str(), week);
-        let bought = extra.get(&kind_week).copied().unwrap_or(0.0);
+        let bought = extra.contains_key(&kind_week);
+        if bought {
+            saturday_kinds.insert((location, week, exam.resource.as_str()));
+        }
         let weekdays = open_days(start, week, false);
-        let saturday: Vec<NaiveDate> = open_days(start, week, bought > 0.0)
+        let saturday: Vec<NaiveDate> = open_days(start, week, bought)
             .into_iter()
             .filter(|d| d.weekday() == Weekday::Sat)
             .collect();
-        if weekdays.is_empty() && saturday.is_empty() {
-            out.unplaced.push(unplaced);
-            continue;
-        }
-        busy.insert((location, week));
-        if bought > 0.0 {
-            on_saturday.insert((location, week, exam.resource.as_str()));
-        }
-        // Saturday seats the extra minutes' share of this exam, rounded up.
-        let share = (bought / used.get(&kind_week).copied().unwrap_or(0.0)).min(1.0);
-        let on_sat = match (weekdays.is_empty(), saturday.is_empty()) {
-            (_, true) => 0,
-            (true, false) => n,
-            (false, false) => ((n as f64 * share - 1e-9).ceil().max(0.0) as u64).min(n),
+        let share = on_saturday
+            .get(&(location, week, idx))
+            .copied()
+            .unwrap_or(0);
+        let (on_weekdays, on_sat, lost) = match (weekdays.is_empty(), saturday.is_empty()) {
+            (false, false) => (n - share, share, 0),
+            (true, false) => (0, n, 0),
+            // A holiday Saturday: its share crowds the weekdays, unless the
+            // location has no regular minutes of the kind that week.
+            (false, true) if regular_minutes(scenario, kind_week) > 0.0 => (n, 0, 0),
+            (false, true) => (n - share, 0, share),
+            (true, true) => (0, 0, n),
         };
+        if lost > 0 {
+            out.unplaced.push(unplaced(lost));
+        }
         let blocks = |days: &[NaiveDate]| -> Vec<(NaiveDate, Block)> {
             days.iter()
                 .flat_map(|d| [(*d, Block::Morning), (*d, Block::Afternoon)])
                 .collect()
         };
         let (weekday_slots, saturday_slots) = (blocks(&weekdays), blocks(&saturday));
+        if on_weekdays > 0 {
+            weekday_busy.insert((location, week));
+        }
         let placed = weekday_slots
             .iter()
             .enumerate()
-            .map(|(i, slot)| (slot, spread(n - on_sat, weekday_slots.len(), i)))
+            .map(|(i, slot)| (slot, spread(on_weekdays, weekday_slots.len(), i)))
             .chain(
                 saturday_slots
                     .iter()
@@ -404,51 +410,151 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
             }
         }
     }
-    // Holiday weeks the scenario's capacity does not account for. A week's
-    // closed weekdays are the same at every location: found once per week.
     if let Some(start) = start {
-        let mut closed_in: BTreeMap<usize, Vec<(NaiveDate, String)>> = BTreeMap::new();
-        for loc in &scenario.locations {
-            for &(_, week) in busy.range((loc.id.as_str(), 0)..=(loc.id.as_str(), usize::MAX)) {
-                let closed = closed_in
-                    .entry(week)
-                    .or_insert_with(|| closed_weekdays(start, week));
-                let factor = availability(&loc.unavailable, week);
-                let open_share = (5 - closed.len()) as f64 / 5.0;
-                if !closed.is_empty() && factor > open_share + 1e-9 {
-                    out.crowded.push(Crowded {
-                        location: loc.id.clone(),
-                        week,
-                        closed: closed.clone(),
-                        factor,
-                        open_share,
-                    });
-                }
-                let kinds: Vec<String> = on_saturday
-                    .range((loc.id.as_str(), week, "")..)
-                    .take_while(|(l, w, _)| *l == loc.id && *w == week)
-                    .map(|(_, _, k)| k.to_string())
-                    .collect();
-                if kinds.is_empty() {
-                    continue;
-                }
-                if let Some((date, holiday)) = saturday_holiday(start, week) {
-                    out.closed_saturdays.push(ClosedSaturday {
-                        location: loc.id.clone(),
-                        week,
-                        date,
-                        holiday,
-                        kinds,
-                    });
-                }
-            }
-        }
+        holiday_warnings(scenario, start, &weekday_busy, &saturday_kinds, &mut out);
     }
     // Cells come by (location, week, exam): a stable sort by date and block
     // keeps the exam order within a block.
     out.sessions
         .sort_by(|a, b| (&a.location, a.date, a.block).cmp(&(&b.location, b.date, b.block)));
     out
+}
+
+/// Regular seat minutes of `(location, kind, week)`: the scenario's weekly
+/// minutes times the week's availability factor (0 if it has none).
+fn regular_minutes(scenario: &Scenario, (location, kind, week): (&str, &str, usize)) -> f64 {
+    scenario
+        .locations
+        .iter()
+        .find(|l| l.id == location)
+        .and_then(|l| {
+            let r = l.resources.iter().find(|r| r.kind == kind)?;
+            Some(r.weekly_minutes * availability(&l.unavailable, week))
+        })
+        .unwrap_or(0.0)
+}
+
+/// Candidates of each (location, week, exam) cell that sit on Saturday:
+/// per (location, kind, week) with extra minutes bought, whole candidates
+/// whose seat minutes reach the extra minutes (at most all of them). Each
+/// exam first gets its share of them rounded down, then one more candidate
+/// at a time by largest remainder until the extra minutes are reached, so
+/// the weekdays use at most the rest (the regular minutes) and Saturday
+/// holds little more than what was bought.
+fn saturday_shares<'a>(
+    cells: &BTreeMap<(&'a str, usize, usize, &'a str), u64>,
+    extra: &BTreeMap<(&str, &str, usize), f64>,
+    scenario: &Scenario,
+) -> BTreeMap<(&'a str, usize, usize), u64> {
+    /// An exam's cell: its index, candidates, and seat minutes each.
+    type Cell = (usize, u64, f64);
+    // (location, kind, week) → its cells.
+    let mut groups: BTreeMap<(&str, &str, usize), Vec<Cell>> = BTreeMap::new();
+    for (&(location, week, idx, _), &n) in cells {
+        if let Some(exam) = scenario.exams.get(idx) {
+            let key = (location, exam.resource.as_str(), week);
+            if n > 0 && extra.contains_key(&key) {
+                groups
+                    .entry(key)
+                    .or_default()
+                    .push((idx, n, exam.seat_minutes));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, group) in groups {
+        let (location, _, week) = key;
+        let used: f64 = group.iter().map(|&(_, n, m)| n as f64 * m).sum();
+        let bought = extra[&key].min(used);
+        let share = if used > 0.0 { bought / used } else { 0.0 };
+        // Rounded down first, then by largest remainder.
+        let mut taken: Vec<u64> = group
+            .iter()
+            .map(|&(_, n, _)| ((n as f64 * share).floor() as u64).min(n))
+            .collect();
+        let mut seated: f64 = group
+            .iter()
+            .zip(&taken)
+            .map(|(&(_, _, m), &t)| t as f64 * m)
+            .sum();
+        let mut order: Vec<usize> = (0..group.len()).collect();
+        let remainder = |i: usize| group[i].1 as f64 * share - taken[i] as f64;
+        order.sort_by(|&a, &b| remainder(b).total_cmp(&remainder(a)).then(a.cmp(&b)));
+        // Each pass adds at most one candidate per exam; a pass adds none
+        // only when every exam is all on Saturday.
+        while seated < bought - 1e-9 {
+            let mut added = false;
+            for &i in &order {
+                if seated >= bought - 1e-9 {
+                    break;
+                }
+                if taken[i] < group[i].1 {
+                    taken[i] += 1;
+                    seated += group[i].2;
+                    added = true;
+                }
+            }
+            if !added {
+                break;
+            }
+        }
+        for (&(idx, _, _), t) in group.iter().zip(taken) {
+            out.insert((location, week, idx), t);
+        }
+    }
+    out
+}
+
+/// Holiday weeks the scenario's capacity does not account for: weekday
+/// sessions at a location whose closed weekdays the availability factor
+/// does not reflect ([`CalendarResult::crowded`]), and extra minutes whose
+/// Saturday is a holiday ([`CalendarResult::closed_saturdays`]). A week's
+/// closed days are the same at every location: found once per week.
+fn holiday_warnings(
+    scenario: &Scenario,
+    start: NaiveDate,
+    weekday_busy: &BTreeSet<(&str, usize)>,
+    saturday_kinds: &BTreeSet<(&str, usize, &str)>,
+    out: &mut CalendarResult,
+) {
+    let mut closed_in: BTreeMap<usize, Vec<(NaiveDate, String)>> = BTreeMap::new();
+    for loc in &scenario.locations {
+        let id = loc.id.as_str();
+        for &(_, week) in weekday_busy.range((id, 0)..=(id, usize::MAX)) {
+            let closed = closed_in
+                .entry(week)
+                .or_insert_with(|| closed_weekdays(start, week));
+            let factor = availability(&loc.unavailable, week);
+            let open_share = (5 - closed.len()) as f64 / 5.0;
+            if !closed.is_empty() && factor > open_share + 1e-9 {
+                out.crowded.push(Crowded {
+                    location: loc.id.clone(),
+                    week,
+                    closed: closed.clone(),
+                    factor,
+                    open_share,
+                });
+            }
+        }
+        let mut weeks: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for &(_, week, kind) in saturday_kinds
+            .range((id, 0, "")..)
+            .take_while(|(l, _, _)| *l == id)
+        {
+            weeks.entry(week).or_default().push(kind.to_string());
+        }
+        for (week, kinds) in weeks {
+            if let Some((date, holiday)) = saturday_holiday(start, week) {
+                out.closed_saturdays.push(ClosedSaturday {
+                    location: loc.id.clone(),
+                    week,
+                    date,
+                    holiday,
+                    kinds,
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -608,6 +714,25 @@ mod tests {
                     weekdays <= all - bought + 1e-6,
                     "{loc} {kind} week {week}: weekdays use {weekdays} of {all} minutes, {bought} bought"
                 );
+                // Saturday holds less than one more candidate than bought.
+                let longest = sc
+                    .exams
+                    .iter()
+                    .filter(|e| e.resource == kind)
+                    .map(|e| e.seat_minutes)
+                    .fold(0.0, f64::max);
+                let saturday = all - weekdays;
+                assert!(
+                    saturday < bought + longest + 1e-6,
+                    "{loc} {kind} week {week}: Saturday holds {saturday} minutes, {bought} bought"
+                );
+            }
+            // No weekday sessions where the kind has no regular minutes.
+            if weekdays > 0.0 {
+                assert!(
+                    regular_minutes(sc, (&loc, &kind, week)) > 0.0,
+                    "{loc} {kind} week {week}: weekday sessions without regular minutes"
+                );
             }
         }
         for ((loc, exam, week), m) in minutes {
@@ -710,13 +835,9 @@ mod tests {
         }
     }
 
-    /// UTR has no regular booth minutes, only extra ones: a location that
-    /// opens on Saturdays when needed. AMS seats 10 a week (450 minutes),
-    /// demand is 12 a week with no waiting allowed, so 2 a week go to UTR
-    /// on bought minutes: on Saturday, both blocks, never a weekday.
-    #[test]
-    fn a_location_with_only_extra_minutes_examines_on_saturday() {
-        let doc = r#"{
+    /// AMS seats 10 a week; UTR has no regular booth minutes, only extra
+    /// ones (a location that opens on Saturdays when needed).
+    const SATURDAY_ONLY: &str = r#"{
           "format": "examcap/scenario@1", "name": "saturday-only",
           "start_week": "2026-W14", "horizon_weeks": 3,
           "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
@@ -733,6 +854,14 @@ mod tests {
                                    {"location": "UTR", "travel_cost": 0.5}]}],
           "demand": [{"region": "R", "exam": "SPK", "weekly": [12, 12, 12]}]
         }"#;
+
+    /// UTR has no regular booth minutes, only extra ones: a location that
+    /// opens on Saturdays when needed. AMS seats 10 a week (450 minutes),
+    /// demand is 12 a week with no waiting allowed, so 2 a week go to UTR
+    /// on bought minutes: on Saturday, both blocks, never a weekday.
+    #[test]
+    fn a_location_with_only_extra_minutes_examines_on_saturday() {
+        let doc = SATURDAY_ONLY;
         let sc = parse_scenario(doc.as_bytes()).unwrap();
         let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
         let cal = check(&plan, &sc);
@@ -759,6 +888,124 @@ mod tests {
             .iter()
             .filter(|s| s.location == "AMS")
             .all(|s| s.date.weekday() != Weekday::Sat));
+    }
+
+    /// The scenario above from 2031-W16: Easter Monday closes week 0's
+    /// Monday, and week 1's Saturday is King's Day (26 April). UTR, with
+    /// only extra minutes, examines on week 0's Saturday and is not
+    /// "crowded" by a Monday it does not use; in week 1 it has no day at
+    /// all: its candidates are unplaced, and the closed Saturday is
+    /// reported (they were put on weekdays UTR has no minutes for, and
+    /// registration sold those days).
+    #[test]
+    fn a_location_with_only_extra_minutes_has_no_day_when_its_saturday_is_a_holiday() {
+        let sc = parse_scenario(SATURDAY_ONLY.replace("2026-W14", "2031-W16").as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let cal = check(&plan, &sc);
+        let utr = |week: usize| -> u64 {
+            plan.allocation
+                .iter()
+                .filter(|r| r.location == "UTR" && r.week == week)
+                .map(|r| r.candidates)
+                .sum()
+        };
+        assert!(utr(1) > 0, "{:?}", plan.allocation);
+        assert_eq!(
+            cal.unplaced,
+            [Unplaced {
+                location: "UTR".into(),
+                exam: "SPK".into(),
+                week: 1,
+                candidates: utr(1),
+            }]
+        );
+        assert!(cal
+            .sessions
+            .iter()
+            .filter(|s| s.location == "UTR")
+            .all(|s| s.date == ymd(2031, 4, 19) || s.date == ymd(2031, 5, 3)));
+        assert_eq!(
+            cal.closed_saturdays
+                .iter()
+                .map(|c| (c.location.as_str(), c.week, c.date))
+                .collect::<Vec<_>>(),
+            [("UTR", 1, ymd(2031, 4, 26))]
+        );
+        // Week 0's closed Monday crowds AMS (factor 1, four open days), not
+        // UTR, which has no weekday sessions.
+        assert_eq!(
+            cal.crowded
+                .iter()
+                .map(|c| (c.location.as_str(), c.week))
+                .collect::<Vec<_>>(),
+            [("AMS", 0)]
+        );
+    }
+
+    /// Four exams of one kind, one candidate each, where the plan buys 8
+    /// extra minutes: one candidate (the first exam's, on a tie of
+    /// remainders) covers them on Saturday, the other three sit on weekdays.
+    /// Rounding each exam's share up put all four on Saturday (a reviewer
+    /// found Saturdays 16% over the extra bought on the national surge plan).
+    #[test]
+    fn saturday_holds_the_bought_minutes_not_one_candidate_per_exam() {
+        let exam = |id: &str, minutes: u32| {
+            format!(
+                r#"{{"id": "{id}", "name": "{id}", "resource": "pc", "seat_minutes": {minutes},
+                    "target_wait_weeks": 0}}"#
+            )
+        };
+        let exams = [exam("A", 60), exam("B", 70), exam("C", 80), exam("D", 60)].join(",");
+        let doc = format!(
+            r#"{{"format": "examcap/scenario@1", "name": "four", "start_week": "2026-W20",
+                "horizon_weeks": 1, "exams": [{exams}],
+                "locations": [{{"id": "L", "name": "L", "resources": [{{"kind": "pc",
+                    "weekly_minutes": 262, "extra_weekly_minutes": 100,
+                    "extra_cost_per_minute": 1}}]}}],
+                "regions": [{{"id": "R", "name": "R",
+                              "options": [{{"location": "L", "travel_cost": 0}}]}}],
+                "demand": [{{"region": "R", "exam": "A", "weekly": [1]}},
+                           {{"region": "R", "exam": "B", "weekly": [1]}},
+                           {{"region": "R", "exam": "C", "weekly": [1]}},
+                           {{"region": "R", "exam": "D", "weekly": [1]}}]}}"#
+        );
+        let sc = parse_scenario(doc.as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        // 270 minutes against 262 regular: the plan buys 8.
+        let bought: f64 = plan.extra_seats.iter().map(|x| x.minutes).sum();
+        assert!((bought - 8.0).abs() < 1e-6, "{:?}", plan.extra_seats);
+        let cal = check(&plan, &sc);
+        let saturday: Vec<(&str, u64)> = cal
+            .sessions
+            .iter()
+            .filter(|s| s.date.weekday() == Weekday::Sat)
+            .map(|s| (s.exam.as_str(), s.candidates))
+            .collect();
+        assert_eq!(saturday, [("A", 1)]);
+        assert_eq!(cal.sessions.len(), 4);
+    }
+
+    /// The national plan with a surge, where extra minutes are bought for
+    /// kinds that several exams share: every bound of `check` holds.
+    #[test]
+    fn a_national_surge_plan_keeps_the_calendar_bounds() {
+        let sc = national(&GenerateOptions {
+            weeks: 16,
+            surges: vec![crate::generate::Surge {
+                exam: "SPREKEN_B1".into(),
+                multiplier: 1.6,
+                from_week: 10,
+                to_week: 15,
+            }],
+            ..GenerateOptions::default()
+        });
+        let sc = parse_scenario(&serde_json::to_vec(&sc).unwrap()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let cal = check(&plan, &sc);
+        assert!(cal
+            .sessions
+            .iter()
+            .any(|s| s.date.weekday() == Weekday::Sat));
     }
 
     /// The Easter scenario of the test above, moved so that its week 1 is

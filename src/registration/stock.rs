@@ -296,7 +296,17 @@ impl Stock {
         }
         // The session calendar dates each cell; its first session is what a
         // candidate is told. Sessions come sorted by location then date.
-        for s in calendar::sessions(plan, scenario).sessions {
+        let cal = calendar::sessions(plan, scenario);
+        // Seats the calendar finds no day for (extra minutes whose Saturday
+        // is a holiday, at a location without regular ones) are not sold.
+        for u in &cal.unplaced {
+            let week = u32::try_from(u.week).ok();
+            if let Some(i) = week.and_then(|w| stock.cell(&u.location, &u.exam, w)) {
+                let lost = u32::try_from(u.candidates).unwrap_or(u32::MAX);
+                stock.planned[i] = stock.planned[i].saturating_sub(lost);
+            }
+        }
+        for s in cal.sessions {
             let week = (s.date - start).num_days().div_euclid(7);
             let Ok(week) = u32::try_from(week) else {
                 continue;
@@ -641,6 +651,47 @@ mod tests {
 
     fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// UTR has only extra booth minutes, for Saturdays; in 2031-W17 its
+    /// Saturday is King's Day. The calendar finds no day for UTR's
+    /// candidates that week, so the stock does not sell those seats (it
+    /// sold them, dated on the Monday, a day UTR has no minutes for).
+    #[test]
+    fn seats_the_calendar_finds_no_day_for_are_not_sold() {
+        let doc = br#"{
+          "format": "examcap/scenario@1", "name": "saturday-only",
+          "start_week": "2031-W16", "horizon_weeks": 2,
+          "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "booth",
+                     "seat_minutes": 45, "target_wait_weeks": 0}],
+          "locations": [
+            {"id": "AMS", "name": "Amsterdam", "resources": [{"kind": "booth",
+              "weekly_minutes": 450, "extra_weekly_minutes": 0, "extra_cost_per_minute": 0.9}]},
+            {"id": "UTR", "name": "Utrecht", "resources": [{"kind": "booth",
+              "weekly_minutes": 0, "extra_weekly_minutes": 180, "extra_cost_per_minute": 0.9}]}],
+          "regions": [{"id": "R", "name": "R",
+                       "options": [{"location": "AMS", "travel_cost": 0.5},
+                                   {"location": "UTR", "travel_cost": 0.5}]}],
+          "demand": [{"region": "R", "exam": "SPK", "weekly": [12, 12]}]
+        }"#;
+        let sc = parse_scenario(doc).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let at = |week: usize| -> u32 {
+            plan.allocation
+                .iter()
+                .filter(|r| r.location == "UTR" && r.week == week)
+                .map(|r| r.candidates as u32)
+                .sum()
+        };
+        assert!(at(0) > 0 && at(1) > 0, "{:?}", plan.allocation);
+        let stock = Stock::build("p", &plan, &sc).unwrap();
+        let (e, utr) = (stock.exam("SPK").unwrap(), stock.location("UTR").unwrap());
+        // Week 0 sells its Saturday, 19 April; week 1 sells nothing.
+        assert_eq!(stock.planned(e, utr, 0), at(0));
+        assert_eq!(stock.first_session(e, utr, 0), Some(date("2031-04-19")));
+        assert_eq!(stock.planned(e, utr, 1), 0);
+        assert_eq!(stock.free(e, utr, 1), 0);
+        assert_eq!(stock.first_session(e, utr, 1), None);
     }
 
     #[test]
