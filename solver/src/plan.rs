@@ -603,11 +603,21 @@ pub(crate) fn run_pipeline(
         })
         .filter(|x| x.lp_minutes > 1e-9 || x.minutes > 1e-9)
         .collect();
+    // Stage 2 may leave Σπ·s up to V*·1e-7 + 1e-6 over V*: the LP point's
+    // over-target within (twice) that slack makes up no V*, and is no
+    // broken target. The integral plan's own over-target always counts.
+    let slack = 2.0 * (1e-6 + 1e-7 * stage1_violation);
     let over_target = (0..inst.streams.len())
         .filter_map(|s| {
             let cw: f64 = lp_eval.over_target[s].iter().sum();
             let rcw: f64 = int_eval.over_target[s].iter().sum();
-            (cw > 1e-6 || rcw > 1e-6).then(|| OverTarget {
+            let priority = inst.priority[inst.streams[s].exam];
+            let lp_broken = if priority > 0.0 {
+                cw * priority > slack
+            } else {
+                cw > 1e-6
+            };
+            (lp_broken || rcw > 1e-6).then(|| OverTarget {
                 exam: exam(s),
                 region: region(s),
                 candidate_weeks: cw,
