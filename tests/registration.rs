@@ -231,6 +231,16 @@ async fn every_bad_field_is_named_in_one_answer() {
         violation_fields(&e),
         ["idempotency_key", "candidate_ref", "region", "location"]
     );
+    // With the plan's own checks in the same answer (a reviewer's request
+    // named four fields, not the week past the horizon).
+    let both = proto::ReserveRequest {
+        idempotency_key: String::new(),
+        exam: "NOPE".into(),
+        week: Some(99),
+        ..reserve_req("k", "cand-0000")
+    };
+    let e = reserve(&mut c, both).await.unwrap_err();
+    assert_eq!(violation_fields(&e), ["idempotency_key", "exam", "week"]);
     let unknown = proto::ReserveRequest {
         region: "NOPE".into(),
         exam: "NOPE".into(),

@@ -403,8 +403,8 @@ impl Api {
         })
     }
 
-    /// Checks a reservation request's fields before anything is locked.
-    fn reserve_ask(r: &proto::ReserveRequest) -> Result<ReservationAsk> {
+    /// Checks a reservation request's fields before a seat is looked for.
+    fn reserve_ask(&self, r: &proto::ReserveRequest) -> Result<ReservationAsk> {
         let mut bad = Bad::new();
         if let Err(m) = rules::check_idempotency_key(&r.idempotency_key) {
             bad.push(("idempotency_key", m));
@@ -416,6 +416,19 @@ impl Api {
         need(&mut bad, "exam", &r.exam);
         if r.location.as_deref() == Some("") {
             bad.push(("location", "empty: leave it out for the first offer".into()));
+        }
+        if !bad.is_empty() {
+            // What the published plan tells (an unknown exam or region, a
+            // week past its horizon) goes in the same answer.
+            let book = self.book();
+            let st = book.lock();
+            if let Some(stock) = st.stock.as_ref() {
+                resolve(stock, &r.region, &r.exam, &mut bad);
+                match r.week {
+                    None => within_horizon(stock, "from_week", r.from_week, &mut bad),
+                    Some(w) => within_horizon(stock, "week", w, &mut bad),
+                }
+            }
         }
         all(bad)?;
         Ok(ReservationAsk {
@@ -584,7 +597,7 @@ impl Api {
         made_by: &str,
         r: proto::ReserveRequest,
     ) -> Result<proto::ReserveResponse> {
-        let ask = Self::reserve_ask(&r)?;
+        let ask = self.reserve_ask(&r)?;
         let (rec, replayed) = match self.reserve_step(made_by, &r.idempotency_key, ask)? {
             Step::Replay(rec) => (rec, true),
             Step::New(rec, ack) => {
