@@ -693,14 +693,25 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
         );
     }
     for c in &cal.closed_saturdays {
+        // Where the location has no regular minutes, they were not placed
+        // (said above); elsewhere they sit in the weekday blocks.
+        let unplaced = cal
+            .unplaced
+            .iter()
+            .any(|u| u.location == c.location && u.week == c.week);
         eprintln!(
             "examcap: warning: {} week {}: the plan buys extra {} minutes, which go on Saturday, \
-             but {} is {}: the candidates they were bought for crowd the weekday blocks",
+             but {} is {}: the candidates they were bought for {}",
             c.location,
             c.week,
             c.kinds.join(" and "),
             c.date.format("%Y-%m-%d"),
-            c.holiday
+            c.holiday,
+            if unplaced {
+                "are not placed where the location has no regular minutes"
+            } else {
+                "crowd the weekday blocks"
+            }
         );
     }
     if a.json {

@@ -633,6 +633,45 @@ fn calendar_sessions_add_up_and_skip_easter() {
     assert!(!out.contains("2026-04-06"), "{out}");
 }
 
+/// UTR has only extra minutes, for Saturdays, and week 1's Saturday is
+/// King's Day: its candidates that week are not placed, and both warnings
+/// say why (the Saturday one said they crowded weekday blocks UTR does not
+/// have).
+#[test]
+fn calendar_says_why_a_saturday_only_location_has_no_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = "tests/fixtures/saturday_only.json";
+    let plan_path = dir.path().join("plan.json");
+    assert_exit(&run(&["solve", sc, "--out", arg(&plan_path), "-q"]), 0);
+    let o = run(&[
+        "calendar",
+        arg(&plan_path),
+        "--scenario",
+        sc,
+        "--location",
+        "UTR",
+    ]);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "at UTR in week 1 not placed: its only minutes that week are extra ones, for \
+             Saturday 2031-04-26, which is Koningsdag"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("UTR week 1: the plan buys extra booth minutes")
+            && err.contains("are not placed where the location has no regular minutes"),
+        "{err}"
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("2031-04-19  Sat") && !out.contains("2031-04-2"),
+        "{out}"
+    );
+}
+
 #[test]
 fn calendar_filters_by_location_and_weeks() {
     let dir = tempfile::tempdir().unwrap();

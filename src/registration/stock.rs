@@ -659,21 +659,7 @@ mod tests {
     /// sold them, dated on the Monday, a day UTR has no minutes for).
     #[test]
     fn seats_the_calendar_finds_no_day_for_are_not_sold() {
-        let doc = br#"{
-          "format": "examcap/scenario@1", "name": "saturday-only",
-          "start_week": "2031-W16", "horizon_weeks": 2,
-          "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "booth",
-                     "seat_minutes": 45, "target_wait_weeks": 0}],
-          "locations": [
-            {"id": "AMS", "name": "Amsterdam", "resources": [{"kind": "booth",
-              "weekly_minutes": 450, "extra_weekly_minutes": 0, "extra_cost_per_minute": 0.9}]},
-            {"id": "UTR", "name": "Utrecht", "resources": [{"kind": "booth",
-              "weekly_minutes": 0, "extra_weekly_minutes": 180, "extra_cost_per_minute": 0.9}]}],
-          "regions": [{"id": "R", "name": "R",
-                       "options": [{"location": "AMS", "travel_cost": 0.5},
-                                   {"location": "UTR", "travel_cost": 0.5}]}],
-          "demand": [{"region": "R", "exam": "SPK", "weekly": [12, 12]}]
-        }"#;
+        let doc = include_bytes!("../../tests/fixtures/saturday_only.json");
         let sc = parse_scenario(doc).unwrap();
         let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
         let at = |week: usize| -> u32 {
