@@ -210,6 +210,13 @@ const PUBLISHED_SLACK: f64 = 1e-9;
 /// may not, and a row that does not fit would otherwise be dropped or
 /// distort the repair without a word.
 pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
+    validate_rows(sc, published, false)
+}
+
+/// [`validate_published`]; with `factored`, extra minutes are bounded by
+/// the week's extra capacity (extra_weekly_minutes times its availability
+/// factor), which holds only against the scenario the plan was solved for.
+fn validate_rows(sc: &Scenario, published: &Plan, factored: bool) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     // The header dates the rows (calendar, report, registration stock):
     // an edited one would shift every date while the rows still fit.
@@ -257,7 +264,11 @@ pub fn validate_published(sc: &Scenario, published: &Plan) -> Result<(), Validat
                       extra: f64,
                       unavailable: &[crate::scenario::Unavailable],
                       week: usize| {
-        let factor = crate::scenario::availability(unavailable, week);
+        let factor = if factored {
+            crate::scenario::availability(unavailable, week)
+        } else {
+            1.0
+        };
         let bound = extra * factor;
         for (field, m) in [("minutes", row.0), ("lp_minutes", row.1)] {
             if !(m.is_finite() && m >= 0.0) || over(m, bound) {
@@ -685,12 +696,14 @@ pub(crate) fn check_fixed(
 /// row in every week: together they must fit each location's and pool's
 /// regular capacity plus the extra the plan itself buys there (not all the
 /// scenario offers: a calendar of such a plan put sessions on minutes
-/// nobody bought) and never examine more candidates than have registered. A plan this crate made always passes. A hand-edited one that
+/// nobody bought), buy no more extra minutes than the week has (its
+/// availability factor included), and never examine more candidates than
+/// have registered. A plan this crate made always passes. A hand-edited one that
 /// does not would otherwise be re-planned as it is: its impossible cells
 /// counted as published, the repair "removing" candidates no shock moved,
 /// and refused or not depending on `--freeze`.
 pub fn check_published(base: &Scenario, published: &Plan) -> Result<(), ValidationErrors> {
-    validate_published(base, published)?;
+    validate_rows(base, published, true)?;
     let inst = Instance::new(base, false);
     // Rows of a (region, exam) that registers nobody: the solver never
     // makes them, and the capacity sums below (per stream) would not see
