@@ -1610,10 +1610,19 @@ impl Api {
     }
 }
 
-/// Audit entries per page when the request gives no page size, and the
-/// most per page.
-const AUDIT_PAGE: u32 = 100;
-const MAX_AUDIT_PAGE: u32 = 1000;
+/// Entries per page of a paged list (ListReservations, ListAuditEntries)
+/// when the request gives no page size, and the most per page.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// The page size a paged list serves for a requested `page_size`.
+pub(crate) fn page_size(requested: u32) -> usize {
+    let size = match requested {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    size as usize
+}
 
 /// The page token that resumes after audit entry `id`.
 fn audit_token(id: u64) -> String {
@@ -1629,10 +1638,7 @@ impl proto::audit_service_server::AuditService for Api {
     ) -> Result<Response<proto::ListAuditEntriesResponse>, Status> {
         self.check(&req, Rpc::ListAuditEntries)?;
         let r = req.into_inner();
-        let size = match r.page_size {
-            0 => AUDIT_PAGE,
-            n => n.min(MAX_AUDIT_PAGE),
-        } as usize;
+        let size = page_size(r.page_size);
         let after = if r.page_token.is_empty() {
             None
         } else {

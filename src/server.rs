@@ -251,8 +251,7 @@ pub async fn run_until(
             source,
         }
     })?;
-    let stall_after = Duration::from_secs(config.store_stall_seconds);
-    sled.set_stall_limit(stall_after);
+    sled.set_stall_limit(Duration::from_secs(config.store_stall_seconds));
     let sled = Arc::new(sled);
     let store: Arc<dyn Store> = sled.clone();
     let book = Arc::new(crate::registration::open(store.clone(), config.clock())?);
@@ -276,7 +275,7 @@ pub async fn run_until(
         <AuditServiceServer<Api> as NamedService>::NAME,
     ];
     let status = Arc::new(Status::new(health, services).await);
-    let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, status.clone(), stall_after)));
+    let mut store_watch = AbortOnDrop(tokio::spawn(watch_store(sled, status.clone())));
     // Reflection v1, and v1alpha for the clients (older grpcurl, IDEs) that
     // only speak that.
     let descriptors = || {
@@ -405,10 +404,10 @@ const STORE_WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// the store has failed a write ([`SledStore::failure`]), since it takes no
 /// more writes until the process restarts, which is what an orchestrator
 /// does with a replica whose health says so; NOT_SERVING while a write has
-/// run for `stall_after` or longer ([`SledStore::oldest_write`]: a disk that
+/// run past the store's stall limit ([`SledStore::stalled`]: a disk that
 /// stopped answering), SERVING again once it returns. Reads keep being
 /// answered either way.
-async fn watch_store(sled: Arc<SledStore>, status: Arc<Status>, stall_after: Duration) {
+async fn watch_store(sled: Arc<SledStore>, status: Arc<Status>) {
     let mut stalled = false;
     loop {
         tokio::time::sleep(STORE_WATCH_INTERVAL).await;
@@ -421,16 +420,15 @@ async fn watch_store(sled: Arc<SledStore>, status: Arc<Status>, stall_after: Dur
             status.update(|down| down.store_failed = true).await;
             return;
         }
-        let age = sled.oldest_write();
-        let now = age.is_some_and(|a| a >= stall_after);
+        let age = sled.stalled();
+        let now = age.is_some();
         if now == stalled {
             continue;
         }
         stalled = now;
-        match age.filter(|_| now) {
+        match age {
             Some(age) => tracing::error!(
                 seconds = age.as_secs_f64(),
-                store_stall_seconds = stall_after.as_secs(),
                 "a store write has not returned (the data directory's disk may have stopped \
                  answering): every service is NOT_SERVING until it does"
             ),
@@ -539,7 +537,7 @@ mod tests {
         }
     }
 
-    /// A store write that runs past `stall_after` turns every service
+    /// A store write that runs past the stall limit turns every service
     /// NOT_SERVING, and SERVING again once it returns; a younger one does
     /// not; one that returns while the server drains leaves it
     /// NOT_SERVING.
@@ -547,15 +545,12 @@ mod tests {
     async fn a_stalled_store_write_turns_health_not_serving_until_it_returns() {
         let dir = tempfile::tempdir().unwrap();
         let sled = Arc::new(SledStore::open(dir.path()).unwrap());
+        let stall_after = Duration::from_millis(600);
+        sled.set_stall_limit(stall_after);
         let (reporter, _) = tonic_health::server::health_reporter();
         let health = HealthService::from_health_reporter(reporter.clone());
         let status = Arc::new(Status::new(reporter, NAMES).await);
-        let stall_after = Duration::from_millis(600);
-        let _watch = AbortOnDrop(tokio::spawn(watch_store(
-            sled.clone(),
-            status.clone(),
-            stall_after,
-        )));
+        let _watch = AbortOnDrop(tokio::spawn(watch_store(sled.clone(), status.clone())));
         assert_eq!(answered(&health).await, Wire::Serving);
 
         // Younger than the limit: still serving after two looks.

@@ -746,8 +746,9 @@ impl SledStore {
             .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The write in progress that has run past the stall limit, if any.
-    fn stalled(&self) -> Option<std::time::Duration> {
+    /// How long the write in progress that has run past the stall limit
+    /// ([`SledStore::set_stall_limit`]) has been running, if there is one.
+    pub fn stalled(&self) -> Option<std::time::Duration> {
         let limit = self
             .stall_limit_ms
             .load(std::sync::atomic::Ordering::Relaxed);

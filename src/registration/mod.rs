@@ -36,9 +36,6 @@ use stock::{CellCount, Clock, Search, Slot, Stock};
 /// Offers when a quote asks for none, and the most it may ask for.
 const DEFAULT_OFFERS: u32 = 3;
 const MAX_OFFERS: u32 = 10;
-/// Reservations per page when none is asked, and the most per page.
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 /// The `ErrorInfo` domain and reason of a sold-out cell.
 pub const ERROR_DOMAIN: &str = "examcap.v1";
 pub const NO_FREE_SEAT: &str = "NO_FREE_SEAT";
@@ -280,6 +277,15 @@ fn offer(stock: &Stock, exam: usize, s: &Slot, from_week: u32) -> proto::Offer {
 
 /// A week (`from_week`, `week`) inside the published plan's horizon: past
 /// it there is no seat to offer, and "sold out" would be the wrong answer.
+/// A Reserve's `week`, or its `from_week` when it names no week, inside
+/// the horizon.
+fn reserve_weeks_within(stock: &Stock, week: Option<u32>, from_week: u32, bad: &mut Bad) {
+    match week {
+        None => within_horizon(stock, "from_week", from_week, bad),
+        Some(w) => within_horizon(stock, "week", w, bad),
+    }
+}
+
 fn within_horizon(stock: &Stock, name: &'static str, week: u32, bad: &mut Bad) {
     if week >= stock.horizon {
         bad.push((
@@ -424,10 +430,7 @@ impl Api {
             let st = book.lock();
             if let Some(stock) = st.stock.as_ref() {
                 resolve(stock, &r.region, &r.exam, &mut bad);
-                match r.week {
-                    None => within_horizon(stock, "from_week", r.from_week, &mut bad),
-                    Some(w) => within_horizon(stock, "week", w, &mut bad),
-                }
+                reserve_weeks_within(stock, r.week, r.from_week, &mut bad);
             }
         }
         all(bad)?;
@@ -499,10 +502,7 @@ impl Api {
         // With a `week`, `from_week` is not used (ReserveRequest): a next
         // offer's wait counts from the week asked for.
         let origin = ask.week.unwrap_or(ask.from_week);
-        match ask.week {
-            None => within_horizon(stock, "from_week", ask.from_week, &mut bad),
-            Some(w) => within_horizon(stock, "week", w, &mut bad),
-        }
+        reserve_weeks_within(stock, ask.week, ask.from_week, &mut bad);
         let (exam, options) = resolved(found, bad)?;
         if let Some(w) = ask.week {
             let mut cells = options.iter().filter(|&&l| location.is_none_or(|x| x == l));
@@ -669,10 +669,7 @@ impl Api {
         &self,
         r: &proto::ListReservationsRequest,
     ) -> Result<proto::ListReservationsResponse> {
-        let size = match r.page_size {
-            0 => DEFAULT_PAGE,
-            n => n.min(MAX_PAGE),
-        } as usize;
+        let size = crate::api::page_size(r.page_size);
         // Every bad field is named in one answer, one violation each.
         let mut bad: Vec<(&'static str, String)> = Vec::new();
         let start = if r.page_token.is_empty() {
