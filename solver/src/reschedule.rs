@@ -197,8 +197,8 @@ pub enum FreezeError {
 /// plan's extra minutes are LP values, equal to the bound up to rounding.
 const PUBLISHED_SLACK: f64 = 1e-9;
 
-/// Checks that `published` fits `sc`, field by field: every allocation row
-/// names a known region and exam, one of the region's locations that has
+/// Checks that `published` fits `sc`, field by field: one row per cell;
+/// every allocation row names a known region and exam, one of the region's locations that has
 /// the exam's resource kind, a week inside the horizon, and no more
 /// candidates than that location's regular + extra minutes of the kind
 /// could ever seat in a week; every extra-capacity row names a known
@@ -320,8 +320,28 @@ fn validate_rows(sc: &Scenario, published: &Plan, factored: bool) -> Result<(), 
         .iter()
         .map(|l| (l.id.as_str(), l.unavailable.as_slice()))
         .collect();
+    // One row per (region, exam, location, week), as a plan is written,
+    // and as `extra_seats` and `extra_raters` are held to below.
+    let mut cells: HashMap<(&str, &str, &str, usize), usize> = HashMap::new();
     for (i, row) in published.allocation.iter().enumerate() {
         let path = || format!("allocation[{i}]");
+        let key = (
+            row.region.as_str(),
+            row.exam.as_str(),
+            row.location.as_str(),
+            row.week,
+        );
+        let first = *cells.entry(key).or_insert(i);
+        if first != i {
+            errs.push_at(
+                path(),
+                format_args!(
+                    "a second row for region {:?}, exam {:?} at {:?} in week {} (the first is \
+                     allocation[{first}]): a plan has one row per region, exam, location and week",
+                    row.region, row.exam, row.location, row.week
+                ),
+            );
+        }
         let region = regions.get(row.region.as_str());
         let exam = exams.get(row.exam.as_str());
         if region.is_none() {

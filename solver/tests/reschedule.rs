@@ -547,13 +547,25 @@ fn extra_minutes_beyond_the_weeks_availability_do_not_fit() {
     validate_published(&sc, &bad).expect("within the raw weekly extra");
 }
 
-/// Extra capacity split over several rows of one cell: each row fits the
-/// cell's extra minutes, together they would not, and a plan writes one
-/// row per cell. Every repeat is named with the row it repeats.
+/// A cell split over several rows: extra capacity whose rows each fit the
+/// cell's extra minutes, together not, or candidates (which the repair
+/// would add up). A plan writes one row per cell, so every repeat is
+/// refused, named with the row it repeats.
 #[test]
-fn a_cell_of_extra_capacity_in_two_rows_is_refused() {
+fn a_cell_in_two_rows_is_refused() {
     let sc = base();
     let mut bad = published(&sc);
+    // Its rows of one region, exam and location in other weeks are cells
+    // of their own: the plan passes once the repeat is gone (below).
+    let first = bad.allocation[0].clone();
+    assert!(bad.allocation[1..].iter().any(|r| {
+        (&r.region, &r.exam, &r.location) == (&first.region, &first.exam, &first.location)
+    }));
+    bad.allocation.push(AllocationRow {
+        candidates: 0,
+        ..first
+    });
+    let rows = bad.allocation.len() - 1;
     bad.extra_seats.clear();
     bad.extra_raters.clear();
     for _ in 0..3 {
@@ -583,15 +595,27 @@ fn a_cell_of_extra_capacity_in_two_rows_is_refused() {
     }
     let e = validate_published(&sc, &bad).unwrap_err();
     let paths: Vec<&str> = e.errors.iter().map(|f| f.path.as_str()).collect();
+    let again = format!("allocation[{rows}]");
     assert_eq!(
         paths,
-        ["extra_seats[1]", "extra_seats[2]", "extra_raters[1]"]
+        [
+            again.as_str(),
+            "extra_seats[1]",
+            "extra_seats[2]",
+            "extra_raters[1]"
+        ]
     );
     assert!(
-        e.errors[1].message.contains("the first is extra_seats[0]"),
+        e.errors[0].message.contains("the first is allocation[0]"),
         "{}",
-        e.errors[1].message
+        e.errors[0].message
     );
+    assert!(
+        e.errors[2].message.contains("the first is extra_seats[0]"),
+        "{}",
+        e.errors[2].message
+    );
+    bad.allocation.remove(rows);
     bad.extra_seats.truncate(1);
     bad.extra_raters.truncate(1);
     validate_published(&sc, &bad).expect("one row per cell fits");
