@@ -154,7 +154,7 @@ fn change(
             Some(l),
         );
         let (cap, _) = inst.seat_capacity(l, k, t);
-        let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+        let price = inst.cap(l, k).map_or(0.0, |c| c.price);
         dc += price * ((now - cap).max(0.0) - (now - d - cap).max(0.0));
     }
     for ((q, t), d) in raters {
@@ -426,7 +426,7 @@ fn trades(
         left.insert((a, l), la - 1.0);
         left.insert((b, l2), lb - 1.0);
         used.insert(l2, u + delta);
-        let price = inst.capacity[l2][k].map_or(0.0, |c| c.price);
+        let price = inst.cap(l2, k).map_or(0.0, |c| c.price);
         freed += delta;
         cost += travel + price * ((u + delta - cap).max(0.0) - (u - cap).max(0.0));
         out.push(((a, b, l2), freed, cost));
@@ -648,7 +648,7 @@ fn best_exchange(
                         }
                     }
                     fits &= used + delta <= cap + xcap + EPS;
-                    let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+                    let price = inst.cap(l, k).map_or(0.0, |c| c.price);
                     let before = seat_used.get(&(l, k)).copied().unwrap_or(0.0);
                     gain_c -= price * ((used + delta - cap).max(0.0) - (before - cap).max(0.0));
                 }

@@ -123,7 +123,7 @@ pub fn evaluate(inst: &Instance, alloc: &Allocation) -> Evaluation {
         ev.travel_cost += inst.streams[c.stream].travel(c.l) * v;
     }
     for (&(l, k, _), &y) in &alloc.extra_seats {
-        ev.extra_seat_cost += inst.capacity[l][k].map_or(0.0, |c| c.price) * y;
+        ev.extra_seat_cost += inst.cap(l, k).map_or(0.0, |c| c.price) * y;
     }
     for (&(q, _), &z) in &alloc.extra_raters {
         ev.extra_rater_cost += inst.pool_capacity[q].price * z;
@@ -441,7 +441,7 @@ pub fn round_pinned(
         let pays = unbought_seats <= EPS && unbought_raters <= EPS || {
             let over_target =
                 (c.t..inst.weeks).any(|t| backlog[c.stream][t] - windows[c.stream][t] > EPS);
-            let price = unbought_seats * inst.capacity[c.l][seat.1].map_or(0.0, |k| k.price)
+            let price = unbought_seats * inst.cap(c.l, seat.1).map_or(0.0, |k| k.price)
                 + pool.map_or(0.0, |p| unbought_raters * inst.pool_capacity[p.0].price);
             let travel = st.travel(c.l);
             let waiting_saved = inst.waiting_weight * (inst.weeks - c.t) as f64;
@@ -556,8 +556,7 @@ fn serve_over_target(
                         if used + m > cap + xcap + EPS {
                             continue;
                         }
-                        (used + m - cap).clamp(0.0, m)
-                            * inst.capacity[l][k].map_or(0.0, |c| c.price)
+                        (used + m - cap).clamp(0.0, m) * inst.cap(l, k).map_or(0.0, |c| c.price)
                     } else {
                         0.0
                     };
@@ -736,7 +735,7 @@ fn fill_cell(
         let (regular, _) = inst.rater_capacity(p.0, p.1);
         (p, regular, rater_limit.get(&p).copied().unwrap_or(regular))
     });
-    let seat_price = inst.capacity[c.l][k].map_or(0.0, |cap| cap.price);
+    let seat_price = inst.cap(c.l, k).map_or(0.0, |cap| cap.price);
     let waiting_saved = inst.waiting_weight * (inst.weeks - c.t) as f64;
     let travel = st.travel(c.l);
     // Whole candidates that fit in `room` minutes at `per` minutes each.
@@ -1181,7 +1180,7 @@ fn shift_effect(
         if delta > 0.0 && used + delta > cap + xcap + EPS {
             return None;
         }
-        let price = inst.capacity[l][k].map_or(0.0, |c| c.price);
+        let price = inst.cap(l, k).map_or(0.0, |c| c.price);
         dc += price * ((used + delta - cap).max(0.0) - (used - cap).max(0.0));
     }
     for ((q, t), delta) in rater_delta {
