@@ -377,9 +377,9 @@ fn mismatched_inputs_are_refused_with_the_reason() {
 
     // Hand-edited plans that do not fit their scenario, refused with each
     // bad row named and nothing written: an unknown location; a row
-    // written twice (each copy fits, together they overbook the cell or
-    // examine more than registered: the whole-plan check of `reschedule
-    // --plan`); an edited header.
+    // written twice (each copy fits, together they overbook the cell: a
+    // plan has one row per cell, as `reschedule --plan` checks); an edited
+    // header.
     let good: Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
     let mut nowhere = good.clone();
     nowhere["allocation"][0]["location"] = "NOWHERE".into();
@@ -399,7 +399,10 @@ fn mismatched_inputs_are_refused_with_the_reason() {
             nowhere,
             "allocation[0].location: unknown location \"NOWHERE\"",
         ),
-        (twice, ": the rows "),
+        (
+            twice,
+            "a plan has one row per region, exam, location and week",
+        ),
         (moved, "scenario.start_week"),
     ] {
         std::fs::write(&edited, doc.to_string()).unwrap();
