@@ -642,6 +642,51 @@ fn audit_entry(caller: &Caller, rpc: Rpc, target: &str) -> AuditEntry {
     }
 }
 
+/// Runs a request's work on the blocking pool (reading a stored scenario
+/// of up to 16 MiB, applying shocks, validating), so that it never holds
+/// a tokio worker while other calls wait; DEADLINE_EXCEEDED when the
+/// call's deadline passes first (the work then ends unheard; it has no
+/// side effects). A drill's shocks on a large scenario held the worker
+/// for seconds, and two of them stalled every other call of the server.
+pub(crate) async fn off_runtime<T, F>(
+    deadline: Option<Instant>,
+    what: &str,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    let job = tokio::task::spawn_blocking(f);
+    let joined = match deadline {
+        Some(d) => tokio::time::timeout_at(d.into(), job)
+            .await
+            .map_err(|_| ApiError::DeadlineExceeded(format!("the deadline passed while {what}")))?,
+        None => job.await,
+    };
+    joined.map_err(|e| ApiError::Internal(format!("{what} failed: {e}")))?
+}
+
+/// Refuses a shocked scenario larger than a scenario document may be: a
+/// drill or re-plan stores it, and a stored scenario past the limit could
+/// not be read back (every later solve, publish or report of it failed).
+pub(crate) fn shocked_fits(shocked: &Scenario) -> Result<(), ApiError> {
+    let limit = examcap_solver::validate::MAX_DOCUMENT_BYTES;
+    let bytes = serde_json::to_vec(shocked)
+        .map_err(|e| ApiError::Internal(format!("scenario to JSON: {e}")))?
+        .len();
+    if bytes > limit {
+        return Err(ApiError::invalid(
+            "shocks",
+            format!(
+                "the shocked scenario would be {bytes} bytes as JSON, more than the {limit} \
+                 bytes (16 MiB) a scenario may be"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Caps `opts.time_limit_seconds` at what is left until `deadline`
 /// (queueing time counts), or DEADLINE_EXCEEDED if nothing is left.
 /// Returns the time left, if there is a deadline.
@@ -1537,15 +1582,25 @@ impl Api {
         )
         .map_err(|e| also(e, name_field(&r.name)))?;
         let base_rec = self.scenario_record(id).await?;
-        let base_sc = Self::load_scenario(&base_rec)?;
-        let name = if r.name.is_empty() {
-            examcap_solver::validate::derived_name(&base_sc.name, "+drill")
-        } else {
-            r.name.clone()
-        };
-        let ((), (shocked, shocks)) =
-            both(name_field(&r.name), apply_shocks(&base_sc, &shocks, &name))?;
-        examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
+        let (rec, given_name) = (base_rec.clone(), r.name.clone());
+        let (base_sc, shocked, shocks) =
+            off_runtime(deadline, "the shocks were applied", move || {
+                let base_sc = Self::load_scenario(&rec)?;
+                let name = if given_name.is_empty() {
+                    examcap_solver::validate::derived_name(&base_sc.name, "+drill")
+                } else {
+                    given_name.clone()
+                };
+                let ((), (shocked, shocks)) = both(
+                    name_field(&given_name),
+                    apply_shocks(&base_sc, &shocks, &name),
+                )?;
+                examcap_solver::validate::validate_scenario(&shocked)
+                    .map_err(ApiError::InvalidScenario)?;
+                shocked_fits(&shocked)?;
+                Ok((base_sc, shocked, shocks))
+            })
+            .await?;
 
         let base_plan = self
             .base_plan(&caller, &base_rec, &base_sc, deadline)
@@ -1707,6 +1762,58 @@ impl proto::drill_service_server::DrillService for Api {
 mod tests {
     use super::*;
     use tonic::metadata::MetadataValue;
+
+    /// A request's work runs off the runtime: on a one-thread runtime the
+    /// call's deadline still answers while the work goes on (work run on
+    /// the runtime's thread held every other call until it was done).
+    #[tokio::test(flavor = "current_thread")]
+    async fn work_off_the_runtime_answers_at_the_deadline() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let r = off_runtime(Some(deadline), "the shocks were applied", move || {
+            // Held until the test lets go: done only after the deadline.
+            let _ = wait.recv_timeout(Duration::from_secs(30));
+            Ok(())
+        })
+        .await;
+        let _ = release.send(());
+        match r {
+            Err(ApiError::DeadlineExceeded(m)) => {
+                assert_eq!(m, "the deadline passed while the shocks were applied")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(off_runtime(None, "x", || Ok(7)).await.unwrap(), 7);
+    }
+
+    /// A shocked scenario is stored: one larger than a scenario document
+    /// may be is refused at `shocks` (a stored one past 16 MiB could not be
+    /// read back by any later call).
+    #[test]
+    fn a_shocked_scenario_past_the_document_limit_is_refused() {
+        let mut sc =
+            examcap_solver::parse_scenario(include_bytes!("../tests/fixtures/tiny.json")).unwrap();
+        shocked_fits(&sc).unwrap();
+        let range = examcap_solver::scenario::Unavailable {
+            from_week: 0,
+            to_week: 0,
+            factor: 0.5,
+        };
+        // 41 bytes of JSON each: {"from_week":0,"to_week":0,"factor":0.5},
+        sc.locations[0].unavailable = vec![range; 420_000];
+        match shocked_fits(&sc) {
+            Err(ApiError::InvalidArguments(v)) => {
+                assert_eq!(v.len(), 1);
+                assert_eq!(v[0].0, "shocks");
+                assert!(
+                    v[0].1.contains("more than the 16777216 bytes"),
+                    "{}",
+                    v[0].1
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// GetPlan's filters shrink every per-exam and per-place list, not
     /// only the allocation (found by a reviewer: waits, where targets break

@@ -5,7 +5,7 @@
 //! result is an ordinary scenario, validated and solved like any other, so
 //! a drill needs no special path through the solver.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use examcap_solver::scenario::{Scenario, Unavailable};
 use examcap_solver::validate::{FieldError, Num, ValidationErrors, MAX_VALUE};
@@ -78,30 +78,56 @@ fn past_horizon(sc: &Scenario, i: usize, field: &str, from_week: usize) -> Optio
 /// rater pool. They count as touched for a re-plan even where the shock
 /// changes no number (a surge on weeks without demand).
 pub fn named_exams(base: &Scenario, shocks: &[ShockSpec]) -> BTreeSet<String> {
-    let mut named = BTreeSet::new();
-    for shock in shocks {
-        for e in &base.exams {
-            let hit = match shock {
-                ShockSpec::Demand { exam, .. } => exam.as_ref().is_none_or(|x| x == &e.id),
-                ShockSpec::Capacity {
-                    target: CapacityTarget::Location(l),
-                    ..
-                } => base
-                    .locations
-                    .iter()
-                    .filter(|loc| &loc.id == l)
-                    .any(|loc| loc.resources.iter().any(|r| r.kind == e.resource)),
-                ShockSpec::Capacity {
-                    target: CapacityTarget::RatingPool(q),
-                    ..
-                } => e.rating_pool.as_ref() == Some(q),
-            };
-            if hit {
-                named.insert(e.id.clone());
-            }
+    // Looked up by id, not scanned per shock: a request may hold 100,000.
+    let kinds_at: HashMap<&str, BTreeSet<&str>> = base
+        .locations
+        .iter()
+        .map(|l| {
+            (
+                l.id.as_str(),
+                l.resources.iter().map(|r| r.kind.as_str()).collect(),
+            )
+        })
+        .collect();
+    let mut of_kind: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut of_pool: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in &base.exams {
+        of_kind.entry(&e.resource).or_default().push(&e.id);
+        if let Some(q) = &e.rating_pool {
+            of_pool.entry(q).or_default().push(&e.id);
         }
     }
-    named
+    let mut named: BTreeSet<&str> = BTreeSet::new();
+    let mut every = false;
+    for shock in shocks {
+        match shock {
+            ShockSpec::Demand { exam: None, .. } => every = true,
+            ShockSpec::Demand { exam: Some(x), .. } => {
+                named.extend(
+                    base.exams
+                        .iter()
+                        .filter(|e| &e.id == x)
+                        .map(|e| e.id.as_str()),
+                );
+            }
+            ShockSpec::Capacity {
+                target: CapacityTarget::Location(l),
+                ..
+            } => {
+                for k in kinds_at.get(l.as_str()).into_iter().flatten() {
+                    named.extend(of_kind.get(k).into_iter().flatten());
+                }
+            }
+            ShockSpec::Capacity {
+                target: CapacityTarget::RatingPool(q),
+                ..
+            } => named.extend(of_pool.get(q.as_str()).into_iter().flatten()),
+        }
+    }
+    if every {
+        named.extend(base.exams.iter().map(|e| e.id.as_str()));
+    }
+    named.into_iter().map(str::to_string).collect()
 }
 
 /// Applies the shocks in order to a copy of `base`, renamed to `name`.
@@ -128,6 +154,8 @@ pub fn apply_parsed<'a>(
 ) -> Result<Scenario, ValidationErrors> {
     let mut sc = base.clone();
     sc.name = name.to_string();
+    let ids = Ids::of(base);
+    let mut work = 0u64;
     let mut errors = Vec::new();
     for (i, shock) in shocks.into_iter().enumerate() {
         let shock = match shock {
@@ -137,9 +165,9 @@ pub fn apply_parsed<'a>(
                 continue;
             }
         };
-        let found = check(&sc, i, shock);
+        let found = check(&sc, &ids, i, shock);
         if found.is_empty() {
-            errors.extend(apply_one(&mut sc, i, shock).err());
+            errors.extend(apply_one(&mut sc, &ids, &mut work, i, shock).err());
         } else {
             errors.extend(found);
         }
@@ -151,8 +179,36 @@ pub fn apply_parsed<'a>(
     Ok(sc)
 }
 
+/// The most demand cells (row × week) one request's shocks may change in
+/// all: each shock with no region or exam changes every row, so 100,000 of
+/// them on a national scenario held a core for minutes (before the solve,
+/// so no deadline stopped it). A national scenario has ~27,000 cells.
+pub const MAX_SHOCKED_CELLS: u64 = 20_000_000;
+
+/// The base scenario's ids, looked up once for all shocks.
+struct Ids {
+    regions: HashSet<String>,
+    exams: HashSet<String>,
+    locations: HashMap<String, usize>,
+    pools: HashMap<String, usize>,
+}
+
+impl Ids {
+    fn of(sc: &Scenario) -> Ids {
+        let index = |ids: &mut dyn Iterator<Item = &String>| -> HashMap<String, usize> {
+            ids.enumerate().map(|(i, id)| (id.clone(), i)).collect()
+        };
+        Ids {
+            regions: sc.regions.iter().map(|r| r.id.clone()).collect(),
+            exams: sc.exams.iter().map(|e| e.id.clone()).collect(),
+            locations: index(&mut sc.locations.iter().map(|l| &l.id)),
+            pools: index(&mut sc.rating_pools.iter().map(|q| &q.id)),
+        }
+    }
+}
+
 /// The fields of shock `i` that do not fit `sc`: weeks, ids and numbers.
-fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
+fn check(sc: &Scenario, ids: &Ids, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
     match shock {
         ShockSpec::Demand {
@@ -166,16 +222,10 @@ fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
                 out.push(err(i, "demand.to_week", "must be >= from_week"));
             }
             out.extend(past_horizon(sc, i, "demand.from_week", *from_week));
-            if let Some(r) = region
-                .as_ref()
-                .filter(|r| !sc.regions.iter().any(|x| &x.id == *r))
-            {
+            if let Some(r) = region.as_ref().filter(|r| !ids.regions.contains(*r)) {
                 out.push(err(i, "demand.region", format!("unknown region {r:?}")));
             }
-            if let Some(e) = exam
-                .as_ref()
-                .filter(|e| !sc.exams.iter().any(|x| &x.id == *e))
-            {
+            if let Some(e) = exam.as_ref().filter(|e| !ids.exams.contains(*e)) {
                 out.push(err(i, "demand.exam", format!("unknown exam {e:?}")));
             }
             match *change {
@@ -210,19 +260,16 @@ fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
                 ));
             }
             match target {
-                CapacityTarget::Location(id) if !sc.locations.iter().any(|l| &l.id == id) => out
-                    .push(err(
-                        i,
-                        "capacity.location",
-                        format!("unknown location {id:?}"),
-                    )),
-                CapacityTarget::RatingPool(id) if !sc.rating_pools.iter().any(|q| &q.id == id) => {
-                    out.push(err(
-                        i,
-                        "capacity.rating_pool",
-                        format!("unknown rating pool {id:?}"),
-                    ))
-                }
+                CapacityTarget::Location(id) if !ids.locations.contains_key(id) => out.push(err(
+                    i,
+                    "capacity.location",
+                    format!("unknown location {id:?}"),
+                )),
+                CapacityTarget::RatingPool(id) if !ids.pools.contains_key(id) => out.push(err(
+                    i,
+                    "capacity.rating_pool",
+                    format!("unknown rating pool {id:?}"),
+                )),
                 _ => {}
             }
         }
@@ -231,8 +278,21 @@ fn check(sc: &Scenario, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
 }
 
 /// Applies shock `i`, which [`check`] passed, to `sc`. A demand it would
-/// take past the scenario limit is the shock's fault, named so.
-fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), FieldError> {
+/// take past the scenario limit is the shock's fault, named so; so are
+/// shocks past [`MAX_SHOCKED_CELLS`] (`work` counts the cells so far).
+///
+/// A demand shock changes the rows that match it. One that names both a
+/// region and an exam without a row adds the row (demand 0 until then)
+/// when its delta is positive: "40 more a week" where nobody registered
+/// yet. A shock that matches no row and adds none changes nothing, and is
+/// refused as one starting past the horizon is.
+fn apply_one(
+    sc: &mut Scenario,
+    ids: &Ids,
+    work: &mut u64,
+    i: usize,
+    shock: &ShockSpec,
+) -> Result<(), FieldError> {
     match shock {
         ShockSpec::Demand {
             region,
@@ -245,10 +305,65 @@ fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), Field
                 DemandChange::Multiplier(m) => ("demand.multiplier", Box::new(move |v| v * m)),
                 DemandChange::Delta(d) => ("demand.delta", Box::new(move |v| (v + d).max(0.0))),
             };
+            let hits = |row: &examcap_solver::scenario::Demand| {
+                region.as_ref().is_none_or(|r| &row.region == r)
+                    && exam.as_ref().is_none_or(|e| &row.exam == e)
+            };
+            let mut rows = sc.demand.iter().filter(|row| hits(row)).count();
+            if rows == 0 {
+                match (region, exam, change) {
+                    (Some(r), Some(e), DemandChange::Delta(d)) if *d > 0.0 => {
+                        sc.demand.push(examcap_solver::scenario::Demand {
+                            region: r.clone(),
+                            exam: e.clone(),
+                            weekly: vec![0.0; sc.horizon_weeks],
+                        });
+                        rows = 1;
+                    }
+                    _ => {
+                        let (what, path) = match (region, exam) {
+                            (Some(r), Some(e)) => (
+                                format!("region {r:?} has no demand row for exam {e:?}"),
+                                "demand",
+                            ),
+                            (Some(r), None) => {
+                                (format!("region {r:?} has no demand row"), "demand.region")
+                            }
+                            (None, Some(e)) => {
+                                (format!("exam {e:?} has no demand row"), "demand.exam")
+                            }
+                            (None, None) => {
+                                ("the scenario has no demand row".to_string(), "demand")
+                            }
+                        };
+                        return Err(err(
+                            i,
+                            path,
+                            format!(
+                                "{what}: the shock would change nothing (a positive delta \
+                                 naming both a region and an exam adds the row)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            let last = (*to_week).min(sc.horizon_weeks.saturating_sub(1));
+            let weeks = (last + 1).saturating_sub(*from_week) as u64;
+            *work = work.saturating_add(weeks.saturating_mul(rows as u64));
+            if *work > MAX_SHOCKED_CELLS {
+                return Err(err(
+                    i,
+                    "demand",
+                    format!(
+                        "the shocks up to this one change {} demand cells (row × week), more \
+                         than the {MAX_SHOCKED_CELLS} a request may change: combine shocks \
+                         of one region and exam into one",
+                        *work
+                    ),
+                ));
+            }
             for (j, row) in sc.demand.iter_mut().enumerate() {
-                let hit = region.as_ref().is_none_or(|r| &row.region == r)
-                    && exam.as_ref().is_none_or(|e| &row.exam == e);
-                if !hit {
+                if !hits(row) {
                     continue;
                 }
                 let last = (*to_week).min(row.weekly.len().saturating_sub(1));
@@ -292,15 +407,15 @@ fn apply_one(sc: &mut Scenario, i: usize, shock: &ShockSpec) -> Result<(), Field
                 factor: *factor,
             };
             let ranges = match target {
-                CapacityTarget::Location(id) => sc
+                CapacityTarget::Location(id) => ids
                     .locations
-                    .iter_mut()
-                    .find(|l| &l.id == id)
+                    .get(id)
+                    .and_then(|&l| sc.locations.get_mut(l))
                     .map(|l| &mut l.unavailable),
-                CapacityTarget::RatingPool(id) => sc
-                    .rating_pools
-                    .iter_mut()
-                    .find(|q| &q.id == id)
+                CapacityTarget::RatingPool(id) => ids
+                    .pools
+                    .get(id)
+                    .and_then(|&q| sc.rating_pools.get_mut(q))
                     .map(|q| &mut q.unavailable),
             };
             // `check` found the target; were it gone, the shock is named.
@@ -388,6 +503,125 @@ mod tests {
             ["A", "C"]
         );
         assert!(names(&[]).is_empty());
+    }
+
+    fn demand(region: Option<&str>, exam: Option<&str>, change: DemandChange) -> ShockSpec {
+        ShockSpec::Demand {
+            region: region.map(Into::into),
+            exam: exam.map(Into::into),
+            from_week: 1,
+            to_week: 99,
+            change,
+        }
+    }
+
+    /// "40 more a week in R for an exam nobody in R registered for": the
+    /// row is added (demand 0 until then), in the shock's weeks only. A
+    /// shock that matches no row and adds none changes nothing, and says
+    /// so at the field that matched nothing (it was silently a no-op).
+    #[test]
+    fn a_positive_delta_on_a_pair_without_a_row_adds_it_other_shocks_on_no_row_are_refused() {
+        let mut base = tiny();
+        base.exams.push(examcap_solver::scenario::Exam {
+            id: "LEZ".into(),
+            name: "L".into(),
+            ..base.exams[0].clone()
+        });
+        let out = apply(
+            &base,
+            &[demand(Some("R"), Some("LEZ"), DemandChange::Delta(40.0))],
+            "d",
+        )
+        .unwrap();
+        assert_eq!(out.demand.len(), 2);
+        assert_eq!(out.demand[0], base.demand[0]);
+        assert_eq!(
+            (out.demand[1].region.as_str(), out.demand[1].exam.as_str()),
+            ("R", "LEZ")
+        );
+        assert_eq!(out.demand[1].weekly, [0.0, 40.0, 40.0]);
+        examcap_solver::validate::validate_scenario(&out).unwrap();
+        // Applied twice, the second finds the row the first added.
+        let delta = demand(Some("R"), Some("LEZ"), DemandChange::Delta(40.0));
+        let twice = apply(&base, &[delta.clone(), delta], "d").unwrap();
+        assert_eq!(twice.demand[1].weekly, [0.0, 80.0, 80.0]);
+
+        let refused = |shock: ShockSpec| -> String {
+            let e = apply(&base, &[shock], "d").unwrap_err();
+            assert_eq!(e.errors.len(), 1, "{e}");
+            format!("{}: {}", e.errors[0].path, e.errors[0].message)
+        };
+        for (shock, want) in [
+            (
+                demand(Some("R"), Some("LEZ"), DemandChange::Multiplier(2.0)),
+                "shocks[0].demand: region \"R\" has no demand row for exam \"LEZ\": the shock would change nothing",
+            ),
+            (
+                demand(Some("R"), Some("LEZ"), DemandChange::Delta(-3.0)),
+                "shocks[0].demand: region \"R\" has no demand row for exam \"LEZ\"",
+            ),
+            (
+                demand(None, Some("LEZ"), DemandChange::Delta(40.0)),
+                "shocks[0].demand.exam: exam \"LEZ\" has no demand row",
+            ),
+        ] {
+            let got = refused(shock);
+            assert!(got.starts_with(want), "{got}");
+        }
+        // A shock on a row that exists, in weeks without demand, is no
+        // such case: it names a row, whose numbers happen to stay.
+        let mut zeros = tiny();
+        zeros.demand[0].weekly = vec![0.0; 3];
+        let out = apply(
+            &zeros,
+            &[demand(
+                Some("R"),
+                Some("SPK"),
+                DemandChange::Multiplier(2.0),
+            )],
+            "d",
+        )
+        .unwrap();
+        assert_eq!(out.demand, zeros.demand);
+    }
+
+    /// Shocks that together change more than [`MAX_SHOCKED_CELLS`] demand
+    /// cells are refused at the shock that passes it: 2,000 rows × 520
+    /// weeks is 1,040,000 cells a shock on every row, so the 20th passes
+    /// 20 million.
+    #[test]
+    fn shocks_changing_too_many_demand_cells_are_refused() {
+        let mut base = tiny();
+        base.horizon_weeks = 520;
+        base.regions = (0..2000)
+            .map(|i| examcap_solver::scenario::Region {
+                id: format!("R{i}"),
+                ..base.regions[0].clone()
+            })
+            .collect();
+        base.demand = (0..2000)
+            .map(|i| examcap_solver::scenario::Demand {
+                region: format!("R{i}"),
+                exam: "SPK".into(),
+                weekly: vec![1.0; 520],
+            })
+            .collect();
+        let every = ShockSpec::Demand {
+            region: None,
+            exam: None,
+            from_week: 0,
+            to_week: 519,
+            change: DemandChange::Multiplier(1.0),
+        };
+        apply(&base, &vec![every.clone(); 19], "d").expect("19,760,000 cells");
+        let e = apply(&base, &vec![every; 20], "d").unwrap_err();
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].path, "shocks[19].demand");
+        assert!(
+            e.errors[0].message.contains("change 20800000 demand cells"),
+            "{}",
+            e.errors[0].message
+        );
     }
 
     #[test]

@@ -35,7 +35,8 @@ use tracing::Instrument;
 
 use crate::api::{
     apply_shocks, cancel_on_close, cap_time_limit, deadline_margin, extra_capacity, grpc_timeout,
-    progress_proto, shock_specs, summary, wait_changes_of, Api, ApiError, Ticket,
+    off_runtime, progress_proto, shock_specs, shocked_fits, summary, wait_changes_of, Api,
+    ApiError, Ticket,
 };
 use crate::auth::{Caller, Rpc};
 use crate::drill::{self, ShockSpec};
@@ -255,31 +256,43 @@ impl Api {
             self.plan_record(&r.plan_id).await?
         };
         let base_rec = self.scenario_record(&plan_rec.scenario_id).await?;
-        let base = Self::load_scenario(&base_rec)?;
-        let freeze = if params.freeze_weeks > base.horizon_weeks {
-            Err(ApiError::invalid(
-                "freeze_weeks",
-                format!(
-                    "must be <= the horizon ({} weeks), got {}",
-                    base.horizon_weeks, params.freeze_weeks
-                ),
-            ))
-        } else {
-            Ok(())
-        };
-        let name = if params.name.is_empty() {
-            examcap_solver::validate::derived_name(&base.name, "+reschedule")
-        } else {
-            params.name.clone()
-        };
-        // A freeze past the horizon, the request's other bad fields and bad
-        // shocks in one answer.
-        let own = ApiError::fields(std::mem::take(&mut params.bad));
-        let (((), ()), (shocked, shocks)) = crate::api::both(
-            crate::api::both(freeze, own),
-            apply_shocks(&base, &params.shocks, &name),
-        )?;
-        examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
+        let rec = base_rec.clone();
+        let (shock_specs, bad) = (
+            std::mem::take(&mut params.shocks),
+            std::mem::take(&mut params.bad),
+        );
+        let (freeze_weeks, given_name) = (params.freeze_weeks, params.name.clone());
+        let (base, shocked, shocks) = off_runtime(deadline, "the shocks were applied", move || {
+            let base = Self::load_scenario(&rec)?;
+            let freeze = if freeze_weeks > base.horizon_weeks {
+                Err(ApiError::invalid(
+                    "freeze_weeks",
+                    format!(
+                        "must be <= the horizon ({} weeks), got {}",
+                        base.horizon_weeks, freeze_weeks
+                    ),
+                ))
+            } else {
+                Ok(())
+            };
+            let name = if given_name.is_empty() {
+                examcap_solver::validate::derived_name(&base.name, "+reschedule")
+            } else {
+                given_name
+            };
+            // A freeze past the horizon, the request's other bad fields and bad
+            // shocks in one answer.
+            let own = ApiError::fields(bad);
+            let (((), ()), (shocked, shocks)) = crate::api::both(
+                crate::api::both(freeze, own),
+                apply_shocks(&base, &shock_specs, &name),
+            )?;
+            examcap_solver::validate::validate_scenario(&shocked)
+                .map_err(ApiError::InvalidScenario)?;
+            shocked_fits(&shocked)?;
+            Ok((base, shocked, shocks))
+        })
+        .await?;
         let origin = DrillOrigin {
             base_scenario_id: base_rec.id.clone(),
             shocks: serde_json::to_value(&shocks)
