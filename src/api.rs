@@ -61,6 +61,12 @@ pub enum ApiError {
     NothingPublished,
     #[error("plan {plan_id} has status {status}: only an optimal plan can be published")]
     NotOptimal { plan_id: String, status: String },
+    /// A drill's plan: a what-if, which registration must never sell.
+    #[error(
+        "plan {plan_id} is a drill's what-if and cannot be published: to act on its shocks, \
+         run Reschedule with them from the published plan, and publish that re-plan"
+    )]
+    DrillPlan { plan_id: String },
     /// A plan with a cell the registration stock cannot count.
     #[error("plan {plan_id} cannot be published: {cell}")]
     TooLargeToSell {
@@ -207,9 +213,10 @@ impl ApiError {
             | ApiError::InvalidArguments(_)
             | ApiError::InvalidShock(_) => Code::InvalidArgument,
             ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
-            ApiError::NotOptimal { .. } | ApiError::TooLargeToSell { .. } | ApiError::Freeze(_) => {
-                Code::FailedPrecondition
-            }
+            ApiError::NotOptimal { .. }
+            | ApiError::DrillPlan { .. }
+            | ApiError::TooLargeToSell { .. }
+            | ApiError::Freeze(_) => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::Store(e) if e.is_full() => Code::ResourceExhausted,
             // Another replica, or this one restarted, can take the call.
@@ -311,9 +318,15 @@ impl From<PlanError> for ApiError {
     }
 }
 
-/// Whether a plan may be published: only an optimal one, whose cost is minimal.
-/// Its cells must also fit the registration stock's counts.
+/// Whether a plan may be published: not a drill's (a what-if), and only an
+/// optimal one, whose cost is minimal. Its cells must also fit the
+/// registration stock's counts.
 pub fn check_publishable(rec: &PlanRecord) -> Result<(), ApiError> {
+    if rec.drill {
+        return Err(ApiError::DrillPlan {
+            plan_id: rec.id.clone(),
+        });
+    }
     match rec.plan.status {
         PlanStatus::Optimal => {}
         PlanStatus::Stage2TimeLimit => {
@@ -2058,6 +2071,13 @@ mod tests {
             ApiError::NotOptimal {
                 plan_id: "p".into(),
                 status: "s".into()
+            }
+            .code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            ApiError::DrillPlan {
+                plan_id: "p".into()
             }
             .code(),
             Code::FailedPrecondition

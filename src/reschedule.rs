@@ -226,6 +226,9 @@ struct ReplanJob {
     shocked: Scenario,
     scenario_id: String,
     published: Plan,
+    /// The plan re-planned is a drill's: the re-plan is a what-if too,
+    /// stored as a drill's and never published.
+    what_if: bool,
     touched: BTreeSet<String>,
     params: Params,
     deadline: Option<Instant>,
@@ -297,8 +300,9 @@ impl Api {
             base_scenario_id: base_rec.id.clone(),
             shocks: serde_json::to_value(&shocks)
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
-            reschedule: true,
+            reschedule: !plan_rec.drill,
         };
+        let what_if = plan_rec.drill;
         // Admitted before the stream starts, so a full queue is the call's status.
         let ticket = self.gate().admit()?;
 
@@ -344,6 +348,7 @@ impl Api {
             shocked,
             scenario_id: shocked_rec.id,
             published,
+            what_if,
             touched,
             params,
             deadline,
@@ -412,6 +417,7 @@ impl Api {
             shocked,
             scenario_id,
             published,
+            what_if,
             touched,
             params,
             start,
@@ -458,10 +464,18 @@ impl Api {
         }
         let status = re.status;
         let rec = self
-            .store_plan(re, &scenario_id, false, (&caller, Rpc::Reschedule))
+            .store_plan(re, &scenario_id, what_if, (&caller, Rpc::Reschedule))
             .await?;
         tracing::info!(plan = %rec.id, "re-plan stored (not published)");
         let (end_status, message) = match status {
+            PlanStatus::Optimal if rec.drill => (
+                proto::RescheduleStatus::Optimal,
+                format!(
+                    "optimal re-plan {} stored as a what-if: it re-plans a drill's plan, and \
+                     cannot be published",
+                    rec.id
+                ),
+            ),
             PlanStatus::Optimal => (
                 proto::RescheduleStatus::Optimal,
                 format!(

@@ -587,3 +587,115 @@ async fn a_caller_that_goes_away_while_the_replan_is_queued_gives_its_place_up()
     drop((admitted, running));
     srv.stop().await;
 }
+
+/// A drill's plan is a what-if: Publish refuses it (registration would
+/// sell seats against it), and a re-plan started from it is a what-if too,
+/// stored as a drill's and refused by Publish in turn. A re-plan of the
+/// published plan with the same shocks is the one to publish. (A reviewer
+/// published an "Amsterdam closed" drill, and a re-plan of it lost its
+/// drill marking.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drills_plan_and_its_replans_cannot_be_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let published = publish_scenario(srv.channel().await, &common::tiny()).await;
+    let base_id = stored_scenarios(&srv).await[0].scenario_id.clone();
+    let shock = demand_shock("SPK", 1, 2, 1.5);
+    let drill = srv
+        .drills()
+        .await
+        .run_drill(req(
+            proto::RunDrillRequest {
+                base_scenario_id: base_id,
+                shocks: vec![shock.clone()],
+                name: String::new(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let drill_plan = drill.drill.unwrap().plan_id;
+    let mut plans = srv.plans().await;
+    let publish = |id: &str| {
+        req(
+            proto::PublishRequest {
+                plan_id: id.to_string(),
+            },
+            PLANNER,
+        )
+    };
+    let refused = plans.publish(publish(&drill_plan)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("is a drill's what-if and cannot be published"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(live_plan(&srv).await, published.plan_id);
+
+    let mut c = srv.reschedules().await;
+    let replan_of = |plan_id: &str| {
+        req(
+            proto::RescheduleRequest {
+                plan_id: plan_id.to_string(),
+                shocks: vec![shock.clone()],
+                ..Default::default()
+            },
+            PLANNER,
+        )
+    };
+    let evs = events(&mut c, replan_of(&drill_plan)).await.unwrap();
+    let end = ends(&evs);
+    assert_eq!(end.status(), RescheduleStatus::Optimal);
+    assert!(
+        end.message.contains("stored as a what-if"),
+        "{}",
+        end.message
+    );
+    let what_if = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::Replan(r) => Some(r.plan.clone().unwrap()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(what_if.drill);
+    let err = plans.publish(publish(&what_if.plan_id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let scenario = stored_scenarios(&srv)
+        .await
+        .into_iter()
+        .find(|s| s.scenario_id == what_if.scenario_id)
+        .unwrap();
+    assert!(scenario.drill && !scenario.reschedule, "{scenario:?}");
+
+    // From the published plan, the same shocks make a plan to publish.
+    let evs = events(&mut c, replan_of("")).await.unwrap();
+    let real = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::Replan(r) => Some(r.plan.clone().unwrap()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!real.drill);
+    plans.publish(publish(&real.plan_id)).await.unwrap();
+    assert_eq!(live_plan(&srv).await, real.plan_id);
+    srv.stop().await;
+}
+
+/// The id of the published plan.
+async fn live_plan(srv: &Running) -> String {
+    srv.plans()
+        .await
+        .get_published(req(proto::GetPublishedRequest {}, PLANNER))
+        .await
+        .unwrap()
+        .into_inner()
+        .summary
+        .unwrap()
+        .plan_id
+}
