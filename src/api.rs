@@ -219,10 +219,14 @@ impl ApiError {
             | ApiError::Freeze(_) => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
             ApiError::Store(e) if e.is_full() => Code::ResourceExhausted,
-            // Another replica, or this one restarted, can take the call.
-            ApiError::Store(StoreError::Failed(_) | StoreError::Stalled { .. }) => {
-                Code::Unavailable
-            }
+            // Another replica, or this one restarted, can take the call:
+            // also after the first failed write itself (a disk error: the
+            // health service turns NOT_SERVING and the server restarts).
+            ApiError::Store(
+                StoreError::Failed(_)
+                | StoreError::Stalled { .. }
+                | StoreError::Db(sled::Error::Io(_)),
+            ) => Code::Unavailable,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Cancelled => Code::Cancelled,
             ApiError::Store(_) | ApiError::Internal(_) => Code::Internal,
@@ -974,8 +978,11 @@ pub fn scenario_from_proto(p: proto::Scenario) -> Scenario {
                 candidates: b.candidates,
             })
             .collect(),
+        // Left out, as in the JSON form: 1 (a plain proto3 double read 0).
         weights: p.weights.map_or_else(s::Weights::default, |w| s::Weights {
-            waiting_per_candidate_week: w.waiting_per_candidate_week,
+            waiting_per_candidate_week: w
+                .waiting_per_candidate_week
+                .unwrap_or(s::Weights::default().waiting_per_candidate_week),
         }),
     }
 }
@@ -2110,7 +2117,14 @@ mod tests {
         let io = |kind| ApiError::Store(StoreError::Db(sled::Error::Io(Error::from(kind))));
         assert_eq!(io(ErrorKind::StorageFull).code(), Code::ResourceExhausted);
         assert_eq!(io(ErrorKind::QuotaExceeded).code(), Code::ResourceExhausted);
-        assert_eq!(io(ErrorKind::PermissionDenied).code(), Code::Internal);
+        // The first failed write of a disk that went read-only, say: the
+        // calls after it are UNAVAILABLE (Failed), and so is it.
+        assert_eq!(io(ErrorKind::PermissionDenied).code(), Code::Unavailable);
+        let status = Status::from(io(ErrorKind::PermissionDenied));
+        assert_eq!(
+            status.message(),
+            "storage: I/O error on the store's files: permission denied"
+        );
         assert_eq!(
             ApiError::Store(StoreError::Db(sled::Error::Unsupported("x".into()))).code(),
             Code::Internal

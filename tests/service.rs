@@ -1442,6 +1442,28 @@ async fn a_structured_scenario_is_the_same_as_its_json() {
         .into_inner();
     assert_eq!(from_proto.scenario_id, from_json.scenario_id);
     assert!(!from_proto.created);
+    // `weights {}` is `"weights": {}`: the waiting weight's default, 1, in
+    // both (the structured form read 0, a different scenario and plan).
+    let mut json_weights = tiny();
+    json_weights["weights"] = serde_json::json!({});
+    let mut proto_weights = tiny_proto();
+    proto_weights.weights = Some(proto::Weights::default());
+    let from_proto = s
+        .put_scenario(req(
+            proto::PutScenarioRequest {
+                scenario_json: String::new(),
+                scenario: Some(proto_weights),
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_proto.scenario_id, from_json.scenario_id);
+    assert_eq!(
+        put(&mut s, json_weights.to_string()).await.scenario_id,
+        from_json.scenario_id
+    );
 
     let mut bad = tiny_proto();
     bad.demand[0].exam = "NOPE".into();
