@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 /// What can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage: {0}")]
+    /// An error of sled's. Its I/O errors are said plainly (sled's own
+    /// text is the Rust debug form: `Os { code: 1, kind: ... }`).
+    #[error("storage: {}", describe_sled(.0))]
     Db(#[from] sled::Error),
     #[error("storage: corrupt record {key}: {source}")]
     Corrupt {
@@ -82,6 +84,14 @@ pub enum StoreError {
     /// [`SledStore::open_existing`] of a directory without a store.
     #[error("{0}: no examcap store there (give the server's data_dir)")]
     NoStore(String),
+}
+
+/// sled's error as a sentence: an I/O error with the system's own words.
+fn describe_sled(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) => format!("I/O error on the store's files: {io}"),
+        other => other.to_string(),
+    }
 }
 
 impl StoreError {

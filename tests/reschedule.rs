@@ -655,13 +655,7 @@ async fn a_drills_plan_and_its_replans_cannot_be_published() {
         "{}",
         end.message
     );
-    let what_if = evs
-        .iter()
-        .find_map(|e| match e {
-            Event::Replan(r) => Some(r.plan.clone().unwrap()),
-            _ => None,
-        })
-        .unwrap();
+    let what_if = replan_summary(&evs);
     assert!(what_if.drill);
     let err = plans.publish(publish(&what_if.plan_id)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -674,13 +668,7 @@ async fn a_drills_plan_and_its_replans_cannot_be_published() {
 
     // From the published plan, the same shocks make a plan to publish.
     let evs = events(&mut c, replan_of("")).await.unwrap();
-    let real = evs
-        .iter()
-        .find_map(|e| match e {
-            Event::Replan(r) => Some(r.plan.clone().unwrap()),
-            _ => None,
-        })
-        .unwrap();
+    let real = replan_summary(&evs);
     assert!(!real.drill);
     plans.publish(publish(&real.plan_id)).await.unwrap();
     assert_eq!(live_plan(&srv).await, real.plan_id);
@@ -698,4 +686,15 @@ async fn live_plan(srv: &Running) -> String {
         .summary
         .unwrap()
         .plan_id
+}
+
+/// The summary of a stream's re-plan.
+fn replan_summary(events: &[Event]) -> proto::PlanSummary {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Replan(r) => r.plan.clone(),
+            _ => None,
+        })
+        .expect("a re-plan")
 }
