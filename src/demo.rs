@@ -17,8 +17,7 @@ use examcap::proto::drill_service_client::DrillServiceClient;
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::scenario_service_client::ScenarioServiceClient;
 use examcap::proto::{
-    solve_event, ExamWait, GetPlanRequest, PublishRequest, PutScenarioRequest, RunDrillRequest,
-    SolveRequest,
+    solve_event, GetPlanRequest, PublishRequest, PutScenarioRequest, RunDrillRequest, SolveRequest,
 };
 use examcap_solver::Plan;
 use sha2::{Digest, Sha256};
@@ -46,18 +45,6 @@ fn token(label: &str) -> String {
 
 fn authed<T>(msg: T, token: &str) -> anyhow::Result<Request<T>> {
     examcap::client::authed(msg, Some(token)).context("token as metadata")
-}
-
-fn wait_cell(w: Option<&ExamWait>) -> String {
-    let p = |p: &Option<examcap::proto::Percentile>| match p {
-        Some(p) if p.at_least => format!(">={}", p.weeks),
-        Some(p) => p.weeks.to_string(),
-        None => "-".into(),
-    };
-    match w {
-        Some(w) => format!("{}/{}/{}", p(&w.p50), p(&w.p90), p(&w.max)),
-        None => "-".into(),
-    }
 }
 
 /// Runs the demo with its store under `dir`; returns the text to print.
@@ -238,32 +225,10 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
             &published.previous_plan_id
         }
     ));
-    if let Some(c) = &drill.comparison {
-        text.push_str(&format!(
-            "\nDrill: {exam} demand ×{mult} in weeks {from}-{to} (scenario {})\n  \
-             LP:            ΔV* {:>+9.1}   ΔC {:>+12.2}   (V: over-target candidate-weeks)\n  \
-             integral plan: ΔV  {:>+9.1}   ΔC {:>+12.2}\n",
-            drill.drill_scenario_id,
-            c.delta_violation,
-            c.delta_cost,
-            c.delta_rounded_violation,
-            c.delta_rounded_cost
-        ));
-        if let (Some(b), Some(a)) = (&c.extra_before, &c.extra_after) {
-            text.push_str(&format!(
-                "  extra seat minutes {:.0} → {:.0}, extra rater minutes {:.0} → {:.0}\n",
-                b.seat_minutes, a.seat_minutes, b.rater_minutes, a.rater_minutes
-            ));
-        }
-        text.push_str("  waits p50/p90/max (weeks)   before        after\n");
-        for w in &c.waits {
-            let (before, after) = (wait_cell(w.before.as_ref()), wait_cell(w.after.as_ref()));
-            if before != after {
-                text.push_str(&format!("  {:<26}  {before:<12}  {after}\n", w.exam));
-            }
-        }
-        text.push_str("  (exams whose waits do not change are left out)\n");
-    }
+    text.push_str(&crate::drill_cli::render_drill(
+        &format!("{exam} demand ×{mult} in weeks {from}-{to}"),
+        &drill,
+    ));
     Ok(text)
 }
 

@@ -8,9 +8,11 @@
 mod audit_cli;
 mod backlog_cli;
 mod demo;
+mod drill_cli;
 mod progress;
 mod report;
 mod reschedule_cli;
+mod shock_cli;
 mod summary;
 
 use std::fs::{self, OpenOptions};
@@ -79,6 +81,10 @@ enum Command {
     /// A plan as one self-contained HTML page with charts: flows, waits against
     /// target, capacity use, recommendations; --compare draws a drill against its base.
     Report(report::ReportArgs),
+    /// A what-if drill against a running service, as ops run it: shocks
+    /// (surge, demand delta, location closure, rater shortage) on a copy of
+    /// a scenario, solved and compared with its plan; never published.
+    Drill(drill_cli::DrillArgs),
     /// Re-plan the published plan after a surge: a feasible repair at once,
     /// then the optimal re-plan and what it moves (against a running
     /// service with --server, or offline with --plan and --scenario).
@@ -273,6 +279,7 @@ fn main() -> ExitCode {
         Command::Backlog(c) => backlog_cli::cmd_backlog(&c),
         Command::Audit(a) => audit_cli::cmd_audit(&a),
         Command::Report(a) => report::run(&a),
+        Command::Drill(a) => drill_cli::cmd_drill(&a),
         Command::Reschedule(a) => reschedule_cli::cmd_reschedule(&a),
     };
     match result {

@@ -265,36 +265,40 @@ impl Api {
             std::mem::take(&mut params.bad),
         );
         let (freeze_weeks, given_name) = (params.freeze_weeks, params.name.clone());
-        let (base, shocked, shocks) = off_runtime(deadline, "the shocks were applied", move || {
-            let base = Self::load_scenario(&rec)?;
-            let freeze = if freeze_weeks > base.horizon_weeks {
-                Err(ApiError::invalid(
-                    "freeze_weeks",
-                    format!(
-                        "must be <= the horizon ({} weeks), got {}",
-                        base.horizon_weeks, freeze_weeks
-                    ),
-                ))
-            } else {
-                Ok(())
-            };
-            let name = if given_name.is_empty() {
-                examcap_solver::validate::derived_name(&base.name, "+reschedule")
-            } else {
-                given_name
-            };
-            // A freeze past the horizon, the request's other bad fields and bad
-            // shocks in one answer.
-            let own = ApiError::fields(bad);
-            let (((), ()), (shocked, shocks)) = crate::api::both(
-                crate::api::both(freeze, own),
-                apply_shocks(&base, &shock_specs, &name),
-            )?;
-            examcap_solver::validate::validate_scenario(&shocked)
-                .map_err(ApiError::InvalidScenario)?;
-            shocked_fits(&shocked)?;
-            Ok((base, shocked, shocks))
-        })
+        let (base, shocked, shocks) = off_runtime(
+            deadline,
+            "the shocks were applied, before the repair",
+            move || {
+                let base = Self::load_scenario(&rec)?;
+                let freeze = if freeze_weeks > base.horizon_weeks {
+                    Err(ApiError::invalid(
+                        "freeze_weeks",
+                        format!(
+                            "must be <= the horizon ({} weeks), got {}",
+                            base.horizon_weeks, freeze_weeks
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                };
+                let name = if given_name.is_empty() {
+                    examcap_solver::validate::derived_name(&base.name, "+reschedule")
+                } else {
+                    given_name
+                };
+                // A freeze past the horizon, the request's other bad fields and bad
+                // shocks in one answer.
+                let own = ApiError::fields(bad);
+                let (((), ()), (shocked, shocks)) = crate::api::both(
+                    crate::api::both(freeze, own),
+                    apply_shocks(&base, &shock_specs, &name),
+                )?;
+                examcap_solver::validate::validate_scenario(&shocked)
+                    .map_err(ApiError::InvalidScenario)?;
+                shocked_fits(&shocked)?;
+                Ok((base, shocked, shocks))
+            },
+        )
         .await?;
         let origin = DrillOrigin {
             base_scenario_id: base_rec.id.clone(),

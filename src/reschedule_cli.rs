@@ -11,18 +11,18 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use examcap::api::shock_proto;
 use examcap::client::{authed, call_failure, connect, is_caller_code, ClientError, MAX_MESSAGE};
-use examcap::drill::{self, DemandChange, ShockSpec};
+use examcap::drill::{self, ShockSpec};
 use examcap::proto::reschedule_event::Event;
 use examcap::proto::reschedule_service_client::RescheduleServiceClient;
 use examcap::proto::{self, RescheduleStatus};
 use examcap::reschedule::{diff_event, end, repair_event, replan_event, MAX_SIGMA};
 use examcap::store::PlanRecord;
-use examcap_solver::generate::Surge;
 use examcap_solver::plan::PlanStatus;
 use examcap_solver::repair::repair;
 use examcap_solver::reschedule::{check_published, replan, touched_by, RescheduleError};
 use examcap_solver::PlanOptions;
 
+use crate::shock_cli::ShockArgs;
 use crate::{load, plan_bytes, scenario_bytes, Failure};
 
 /// Largest message accepted from the server (a national plan's diff is small,
@@ -41,11 +41,8 @@ pub struct RescheduleArgs {
     /// Offline: the scenario file the plan was solved for.
     #[arg(long, value_name = "FILE", requires = "plan")]
     scenario: Option<PathBuf>,
-    /// Multiply one exam's demand in weeks FROM..=TO (all regions), e.g.
-    /// SPREKEN_B1:1.6:10:16. Repeat for several.
-    #[arg(long = "surge", value_name = "EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK", required = true,
-          value_parser = surge)]
-    surges: Vec<ShockSpec>,
+    #[command(flatten)]
+    shocks: ShockArgs,
     /// Weeks 0..F-1 keep the published allocation (invitations are out).
     #[arg(long, value_name = "F", default_value_t = 0, value_parser = crate::whole::<u32>,
           allow_negative_numbers = true)]
@@ -68,20 +65,6 @@ pub struct RescheduleArgs {
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = crate::whole::<usize>,
           allow_negative_numbers = true)]
     rows: usize,
-}
-
-/// Parses `EXAM:MULTIPLIER:FROM:TO` into a demand shock on every region,
-/// with the generator's `--surge` syntax; any exam id is accepted here (the
-/// scenario decides which exist, and the error then names it).
-fn surge(s: &str) -> Result<ShockSpec, String> {
-    let g = Surge::parse_any_exam(s)?;
-    Ok(ShockSpec::Demand {
-        region: None,
-        exam: Some(g.exam),
-        from_week: g.from_week,
-        to_week: g.to_week,
-        change: DemandChange::Multiplier(g.multiplier),
-    })
 }
 
 fn sigma(s: &str) -> Result<f64, String> {
@@ -138,7 +121,12 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
     let token = examcap::client::token_or_env(a.token.as_deref());
     let msg = proto::RescheduleRequest {
         plan_id,
-        shocks: a.surges.iter().map(shock_proto).collect(),
+        shocks: a
+            .shocks
+            .shocks()
+            .iter()
+            .map(|(_, s)| shock_proto(s))
+            .collect(),
         freeze_weeks: a.freeze,
         sigma: a.sigma,
         ..Default::default()
@@ -147,6 +135,7 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let labels: Vec<String> = a.shocks.shocks().into_iter().map(|(l, _)| l).collect();
     rt.block_on(async move {
         let client_error = |e: ClientError| {
             if e.is_input() {
@@ -162,7 +151,7 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         let token_given = token.is_some();
         let status = |s: tonic::Status| {
             if is_caller_code(s.code()) {
-                let said = in_flags(&s).unwrap_or_else(|| call_failure(&s, token_given));
+                let said = in_flags(&s, &labels).unwrap_or_else(|| call_failure(&s, token_given));
                 Failure::Input(format!("examcap reschedule: {said}"))
             } else {
                 Failure::Internal(anyhow!("{}: {}", s.code(), s.message()))
@@ -181,33 +170,26 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
 /// A refused request's field violations in the flags that set them, as the
 /// offline form words them: the request's field paths are not what the user
 /// typed. `None` without a BadRequest detail.
-fn in_flags(s: &tonic::Status) -> Option<String> {
+fn in_flags(s: &tonic::Status, labels: &[String]) -> Option<String> {
     use tonic_types::StatusExt;
     let br = s.get_details_bad_request()?;
     let said: Vec<String> = br
         .field_violations
         .iter()
-        .map(|v| format!("{}: {}", flag_of(&v.field), v.description))
+        .map(|v| format!("{}: {}", flag_of(&v.field, labels), v.description))
         .collect();
     (!said.is_empty()).then(|| said.join("; "))
 }
 
 /// The flag that sets a request field: `freeze_weeks` is `--freeze`,
-/// `shocks[2]...` the third `--surge` (the shocks are the surges in order).
-fn flag_of(field: &str) -> String {
-    match field.strip_prefix("shocks[") {
-        Some(rest) => rest
-            .split(']')
-            .next()
-            .and_then(|i| i.parse::<usize>().ok())
-            .map_or_else(|| "--surge".to_string(), |i| format!("--surge #{}", i + 1)),
-        None => match field {
-            "freeze_weeks" => "--freeze".to_string(),
-            "sigma" => "--sigma".to_string(),
-            "plan_id" => "--plan".to_string(),
-            other => other.to_string(),
-        },
-    }
+/// `shocks[2]...` the flag of the third shock (see [`ShockArgs::shocks`]).
+fn flag_of(field: &str, labels: &[String]) -> String {
+    crate::shock_cli::flag_of(field, labels, |f| match f {
+        "freeze_weeks" => "--freeze".to_string(),
+        "sigma" => "--sigma".to_string(),
+        "plan_id" => "--plan".to_string(),
+        other => other.to_string(),
+    })
 }
 
 fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
@@ -234,9 +216,10 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
             scenario_file.display()
         ))
     })?;
+    let (labels, specs): (Vec<String>, Vec<ShockSpec>) = a.shocks.shocks().into_iter().unzip();
     let shocked = drill::apply(
         &base,
-        &a.surges,
+        &specs,
         &examcap_solver::validate::derived_name(&base.name, "+reschedule"),
     )
     .map_err(|e| {
@@ -244,7 +227,7 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         let mut said: Vec<String> = e
             .errors
             .into_iter()
-            .map(|f| format!("{}: {}", flag_of(&f.path), f.message))
+            .map(|f| format!("{}: {}", flag_of(&f.path, &labels), f.message))
             .collect();
         if e.total > said.len() {
             said.push(format!("... and {} more", e.total - said.len()));
@@ -270,7 +253,7 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         }
         other => Failure::Internal(anyhow!(other)),
     };
-    let touched = touched_by(&base, &shocked, &drill::named_exams(&base, &a.surges));
+    let touched = touched_by(&base, &shocked, &drill::named_exams(&base, &specs));
     let rep = repair(&shocked, &published, &touched, freeze).map_err(failed)?;
     let scenario_id = shocked.content_hash();
     let first = repair_event(
@@ -454,6 +437,9 @@ pub fn render(e: &Event, rows: usize, base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::shock_cli::surge;
+    use examcap::drill::DemandChange;
 
     #[test]
     fn surges_parse_or_say_why() {

@@ -698,3 +698,118 @@ fn replan_summary(events: &[Event]) -> proto::PlanSummary {
         })
         .expect("a re-plan")
 }
+
+/// `examcap drill` runs a drill as ops would, from the command line: the
+/// shocks DESIGN names (a demand change, a location closure, a rater
+/// shortage) as flags, applied in flag order (surges, deltas, locations,
+/// raters), against the published plan's scenario by default. The drill's
+/// scenario is the one the same shocks make locally; a bad shock is named
+/// by its flag (exit 2); nothing is published. `reschedule` takes the same
+/// flags. (There was no drill command, and `reschedule` took `--surge` only.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drills_and_reschedules_with_every_kind_of_shock() {
+    use examcap::drill::{CapacityTarget, DemandChange, ShockSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let before = publish_national(&srv).await;
+    let url = format!("http://{}", srv.addr);
+    let run = move |args: Vec<&'static str>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+                .args([args[0], "--server", &url, "--token", DRILL])
+                .args(&args[1..])
+                .output()
+                .unwrap()
+        })
+    };
+    let sc = national(&GenerateOptions {
+        weeks: 16,
+        ..GenerateOptions::default()
+    });
+    let (location, pool) = (sc.locations[0].id.clone(), sc.rating_pools[0].id.clone());
+    let region = sc.regions[0].id.clone();
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let o = run(vec![
+        "drill",
+        "--raters",
+        leak(format!("{pool}:0.8:3:5")),
+        "--location",
+        leak(format!("{location}:0:4:4")),
+        "--delta",
+        leak(format!("{region}:SPREKEN_B1:25:2:6")),
+    ])
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}");
+    let shocked = examcap::drill::apply(
+        &sc,
+        &[
+            ShockSpec::Demand {
+                region: Some(region.clone()),
+                exam: Some("SPREKEN_B1".into()),
+                from_week: 2,
+                to_week: 6,
+                change: DemandChange::Delta(25.0),
+            },
+            ShockSpec::Capacity {
+                target: CapacityTarget::Location(location.clone()),
+                from_week: 4,
+                to_week: 4,
+                factor: 0.0,
+            },
+            ShockSpec::Capacity {
+                target: CapacityTarget::RatingPool(pool.clone()),
+                from_week: 3,
+                to_week: 5,
+                factor: 0.8,
+            },
+        ],
+        &examcap_solver::validate::derived_name(&sc.name, "+drill"),
+    )
+    .unwrap();
+    let headline = format!("(scenario {})", shocked.content_hash());
+    for part in [
+        headline.as_str(),
+        "LP:",
+        "integral plan:",
+        "never published",
+    ] {
+        assert!(stdout.contains(part), "no {part:?} in:\n{stdout}");
+    }
+    assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+
+    let o = run(vec![
+        "drill",
+        "--surge",
+        "SPREKEN_B1:1.2:1:2",
+        "--location",
+        "AMS_NOWHERE:0.5:1:2",
+    ])
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--location #1: unknown location \"AMS_NOWHERE\""),
+        "{err}"
+    );
+
+    let o = run(vec![
+        "reschedule",
+        "--location",
+        leak(format!("{location}:0:4:5")),
+        "--freeze",
+        "2",
+    ])
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("RESCHEDULE_STATUS_OPTIMAL"), "{stdout}");
+    assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+}

@@ -53,6 +53,29 @@ pub struct Surge {
     pub to_week: usize,
 }
 
+/// The `FROM`, `TO` week indexes of a command-line value `s` (of the
+/// flag `label`), with FROM ≤ TO; else why not, quoting `s`.
+pub fn week_range(label: &str, s: &str, from: &str, to: &str) -> Result<(usize, usize), String> {
+    let week = |w: &str, what: &str| {
+        w.parse::<usize>().map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => {
+                format!(
+                    "{label} {s:?}: {what} {w:?} is too large (at most {})",
+                    usize::MAX
+                )
+            }
+            _ => format!("{label} {s:?}: {what} {w:?} must be a week index >= 0"),
+        })
+    };
+    let (from_week, to_week) = (week(from, "from week")?, week(to, "to week")?);
+    if from_week > to_week {
+        return Err(format!(
+            "{label} {s:?}: from week {from_week} is after to week {to_week}"
+        ));
+    }
+    Ok((from_week, to_week))
+}
+
 impl Surge {
     /// Parses `EXAM:MULTIPLIER:FROM_WEEK:TO_WEEK` for any exam id: a
     /// reschedule applies it to whatever scenario it is given, which names
@@ -71,23 +94,7 @@ impl Surge {
             .ok_or_else(|| {
                 format!("surge {s:?}: multiplier {mult:?} must be a number in 0..=1000")
             })?;
-        let week = |w: &str, what: &str| {
-            w.parse::<usize>().map_err(|e| match e.kind() {
-                std::num::IntErrorKind::PosOverflow => {
-                    format!(
-                        "surge {s:?}: {what} {w:?} is too large (at most {})",
-                        usize::MAX
-                    )
-                }
-                _ => format!("surge {s:?}: {what} {w:?} must be a week index >= 0"),
-            })
-        };
-        let (from_week, to_week) = (week(from, "from week")?, week(to, "to week")?);
-        if from_week > to_week {
-            return Err(format!(
-                "surge {s:?}: from week {from_week} is after to week {to_week}"
-            ));
-        }
+        let (from_week, to_week) = week_range("surge", s, from, to)?;
         if exam.is_empty() {
             return Err(format!("surge {s:?}: the exam id is empty"));
         }
