@@ -324,9 +324,11 @@ impl From<PlanError> for ApiError {
 
 /// Whether a plan may be published: not a drill's (a what-if), and only an
 /// optimal one, whose cost is minimal. Its cells must also fit the
-/// registration stock's counts.
-pub fn check_publishable(rec: &PlanRecord) -> Result<(), ApiError> {
-    if rec.drill {
+/// registration stock's counts. `what_if`: its scenario is a drill's (a
+/// Solve of a drill's scenario, with other options than the drill's own,
+/// makes a plan not marked as a drill's).
+pub fn check_publishable(rec: &PlanRecord, what_if: bool) -> Result<(), ApiError> {
+    if rec.drill || what_if {
         return Err(ApiError::DrillPlan {
             plan_id: rec.id.clone(),
         });
@@ -1350,7 +1352,9 @@ impl proto::plan_service_server::PlanService for Api {
         let id = req.into_inner().plan_id;
         tracing::Span::current().record("plan", id.as_str());
         let rec = self.plan_record(given("plan_id", &id)?).await?;
-        check_publishable(&rec)?;
+        let scenario = self.scenario_record(&rec.scenario_id).await?;
+        let what_if = scenario.drill.as_ref().is_some_and(|d| !d.reschedule);
+        check_publishable(&rec, what_if)?;
         let stock = crate::registration::stock_for_publish(self, rec).await?;
         let key = id.clone();
         let (previous, conflicts) = {

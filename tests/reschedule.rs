@@ -666,6 +666,33 @@ async fn a_drills_plan_and_its_replans_cannot_be_published() {
         .unwrap();
     assert!(scenario.drill && !scenario.reschedule, "{scenario:?}");
 
+    // A Solve of the drill's scenario with other options than the drill's
+    // own makes another plan, not marked as a drill's: its scenario still
+    // is one, and Publish refuses it (a reviewer published a what-if so).
+    let mut stream = plans
+        .solve(req(
+            proto::SolveRequest {
+                scenario_id: drill.drill_scenario_id.clone(),
+                recommendations: 1,
+                ..Default::default()
+            },
+            PLANNER,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut solved = None;
+    while let Some(ev) = stream.message().await.unwrap() {
+        if let Some(proto::solve_event::Event::Done(s)) = ev.event {
+            solved = Some(s);
+        }
+    }
+    let solved = solved.unwrap();
+    assert!(solved.plan_id != drill_plan && !solved.drill);
+    let err = plans.publish(publish(&solved.plan_id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(live_plan(&srv).await, published.plan_id);
+
     // From the published plan, the same shocks make a plan to publish.
     let evs = events(&mut c, replan_of("")).await.unwrap();
     let real = replan_summary(&evs);
