@@ -89,8 +89,27 @@ pub enum StoreError {
 /// sled's error as a sentence: an I/O error with the system's own words.
 fn describe_sled(e: &sled::Error) -> String {
     match e {
-        sled::Error::Io(io) => format!("I/O error on the store's files: {io}"),
+        sled::Error::Io(io) => format!("I/O error on the store's files: {}", plain_io(io)),
         other => other.to_string(),
+    }
+}
+
+/// An I/O error in the system's words ("Operation not permitted (os error
+/// 1)"). sled hands some back as text holding Rust's debug form of the
+/// original (`Os { code: 1, kind: PermissionDenied, .. }`): its code is
+/// read back out of it.
+fn plain_io(io: &std::io::Error) -> String {
+    if let Some(code) = io.raw_os_error() {
+        return std::io::Error::from_raw_os_error(code).to_string();
+    }
+    let text = io.to_string();
+    let code = text
+        .split_once("Os { code: ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit() && c != '-').next())
+        .and_then(|c| c.parse::<i32>().ok());
+    match code {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => text,
     }
 }
 
@@ -1178,6 +1197,27 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk error reads in the system's words, also where sled handed it
+    /// back as text holding Rust's debug form (a reviewer's `chattr +i`
+    /// data directory gave `IO error: Os { code: 1, kind: PermissionDenied,
+    /// message: "Operation not permitted" }`).
+    #[test]
+    fn a_disk_error_is_said_in_the_systems_words() {
+        let eperm = std::io::Error::from_raw_os_error(1);
+        let words = eperm.to_string();
+        assert!(words.contains("(os error 1)"), "{words}");
+        let want = format!("storage: I/O error on the store's files: {words}");
+        let said = |io| StoreError::Db(sled::Error::Io(io)).to_string();
+        assert_eq!(said(std::io::Error::from_raw_os_error(1)), want);
+        let wrapped = std::io::Error::other(format!("{eperm:?}"));
+        assert!(wrapped.to_string().contains("Os { code: 1"));
+        assert_eq!(said(wrapped), want);
+        assert_eq!(
+            said(std::io::Error::other("sled: broken pipe")),
+            "storage: I/O error on the store's files: sled: broken pipe"
+        );
+    }
     use examcap_solver::plan::PlanStatus;
 
     fn rec(id: &str, t: i64) -> ScenarioRecord {
