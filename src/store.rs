@@ -838,7 +838,7 @@ impl SledStore {
     /// Keeps a sled error of a write as the store's failure.
     fn noting<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Db(e)) = &result {
-            if self.failed.set(e.to_string()).is_ok() {
+            if self.failed.set(describe_sled(e)).is_ok() {
                 tracing::error!(error = %e, dir = %self.dir.display(),
                     "a store write failed: no more writes until examcap restarts");
             }
