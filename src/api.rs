@@ -1207,9 +1207,14 @@ impl proto::scenario_service_server::ScenarioService for Api {
         req: Request<proto::ListScenariosRequest>,
     ) -> Result<Response<proto::ListScenariosResponse>, Status> {
         self.check(&req, Rpc::ListScenarios)?;
+        let r = req.into_inner();
+        let after = list_after("scenarios", &r.page_token)?;
         let all = self.db(|s| s.list_scenario_heads()).await?;
+        let key = |h: &ScenarioHead| (h.created_unix, h.seq, h.id.clone());
+        let (page, next_page_token) = page_of(all, key, after, r.page_size, "scenarios");
         Ok(Response::new(proto::ListScenariosResponse {
-            scenarios: all.iter().map(scenario_info).collect(),
+            scenarios: page.iter().map(scenario_info).collect(),
+            next_page_token,
         }))
     }
 }
@@ -1317,7 +1322,9 @@ impl proto::plan_service_server::PlanService for Api {
         req: Request<proto::ListPlansRequest>,
     ) -> Result<Response<proto::ListPlansResponse>, Status> {
         self.check(&req, Rpc::ListPlans)?;
-        let scenario = req.into_inner().scenario_id;
+        let r = req.into_inner();
+        let after = list_after("plans", &r.page_token)?;
+        let scenario = r.scenario_id;
         // A mistyped id is NOT_FOUND, not an empty list that reads as
         // "this scenario has no plans".
         if !scenario.is_empty() {
@@ -1326,9 +1333,14 @@ impl proto::plan_service_server::PlanService for Api {
         let (plans, published) = self
             .db(|s| Ok((s.list_plan_heads()?, s.published()?)))
             .await?;
-        let plans = plans
-            .iter()
+        let plans: Vec<_> = plans
+            .into_iter()
             .filter(|p| scenario.is_empty() || p.scenario_id == scenario)
+            .collect();
+        let key = |h: &crate::store::PlanHead| (h.created_unix, h.seq, h.id.clone());
+        let (page, next_page_token) = page_of(plans, key, after, r.page_size, "plans");
+        let plans = page
+            .iter()
             .map(|p| proto::PlanInfo {
                 plan_id: p.id.clone(),
                 scenario_id: p.scenario_id.clone(),
@@ -1340,7 +1352,10 @@ impl proto::plan_service_server::PlanService for Api {
                 drill: p.drill,
             })
             .collect();
-        Ok(Response::new(proto::ListPlansResponse { plans }))
+        Ok(Response::new(proto::ListPlansResponse {
+            plans,
+            next_page_token,
+        }))
     }
 
     #[tracing::instrument(name = "PlanService/Publish", skip_all, fields(caller, plan))]
@@ -1703,9 +1718,80 @@ pub(crate) fn page_size(requested: u32) -> usize {
     size as usize
 }
 
-/// The page token that resumes after audit entry `id`.
-fn audit_token(id: u64) -> String {
-    format!("audit.{id}")
+/// The page token that resumes after the entry numbered `id` of a list
+/// (`kind`: audit).
+fn page_token(kind: &str, id: u64) -> String {
+    format!("{kind}.{id}")
+}
+
+/// The entry number a `page_token` of a `kind` list resumes after: `None`
+/// for the first page (an empty token); a token not made by
+/// [`page_token`] for this list is INVALID_ARGUMENT.
+fn page_after(kind: &str, token: &str) -> Result<Option<u64>, ApiError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|&id| page_token(kind, id) == token)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("page_token", "not a token from a previous response"))
+}
+
+/// Where a list of stored heads is in order (oldest first): created_unix,
+/// then the store's sequence number, then the id (heads made for records
+/// from before heads all have sequence number 0).
+type ListKey = (i64, u64, String);
+
+/// The page token that resumes a `kind` list (scenarios, plans) after the
+/// head at `key`.
+fn list_token(kind: &str, key: &ListKey) -> String {
+    format!("{kind}.{}.{}.{}", key.0, key.1, key.2)
+}
+
+/// The head a `kind` list's `page_token` resumes after (see
+/// [`page_after`]).
+fn list_after(kind: &str, token: &str) -> Result<Option<ListKey>, ApiError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let key = token
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| {
+            let mut parts = rest.splitn(3, '.');
+            let created = parts.next()?.parse::<i64>().ok()?;
+            let seq = parts.next()?.parse::<u64>().ok()?;
+            Some((created, seq, parts.next()?.to_string()))
+        })
+        .filter(|key| list_token(kind, key) == token);
+    key.map(Some)
+        .ok_or_else(|| ApiError::invalid("page_token", "not a token from a previous response"))
+}
+
+/// One page of `items`, listed in `key` order: those after `after`, at most
+/// [`page_size`]`(requested)`, and the token of the next page (empty on
+/// the last). Keyed by the last head shown, so heads stored meanwhile
+/// neither repeat nor hide one.
+fn page_of<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> ListKey,
+    after: Option<ListKey>,
+    requested: u32,
+    kind: &str,
+) -> (Vec<T>, String) {
+    let size = page_size(requested);
+    let mut rest = items
+        .into_iter()
+        .filter(|x| after.as_ref().is_none_or(|a| key(x) > *a));
+    let page: Vec<T> = rest.by_ref().take(size).collect();
+    let next = match (rest.next(), page.last()) {
+        (Some(_), Some(last)) => list_token(kind, &key(last)),
+        _ => String::new(),
+    };
+    (page, next)
 }
 
 #[tonic::async_trait]
@@ -1718,23 +1804,12 @@ impl proto::audit_service_server::AuditService for Api {
         self.check(&req, Rpc::ListAuditEntries)?;
         let r = req.into_inner();
         let size = page_size(r.page_size);
-        let after = if r.page_token.is_empty() {
-            None
-        } else {
-            let id = r
-                .page_token
-                .strip_prefix("audit.")
-                .and_then(|n| n.parse::<u64>().ok())
-                .filter(|id| audit_token(*id) == r.page_token);
-            Some(id.ok_or_else(|| {
-                ApiError::invalid("page_token", "not a token from a previous response")
-            })?)
-        };
+        let after = page_after("audit", &r.page_token)?;
         let mut page = self.db(move |s| s.audit_page(after, size + 1)).await?;
         let next_page_token = if page.len() > size {
             page.truncate(size);
             page.last()
-                .map(|(id, _)| audit_token(*id))
+                .map(|(id, _)| page_token("audit", *id))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -332,7 +332,7 @@ async fn a_deadline_at_the_repair_leaves_no_unaudited_scenario() {
 async fn stored_scenarios(srv: &common::Running) -> Vec<proto::ScenarioInfo> {
     srv.scenarios()
         .await
-        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .list_scenarios(req(proto::ListScenariosRequest::default(), PLANNER))
         .await
         .unwrap()
         .into_inner()

@@ -243,6 +243,7 @@ async fn put_solve_publish_get() {
         req(
             proto::ListPlansRequest {
                 scenario_id: scenario_id.into(),
+                ..Default::default()
             },
             PLANNER,
         )
@@ -300,7 +301,7 @@ async fn same_content_twice_gives_the_same_id() {
     assert!(!second.created);
     assert_eq!(first.scenario_id, second.scenario_id);
     let list = s
-        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .list_scenarios(req(proto::ListScenariosRequest::default(), PLANNER))
         .await
         .unwrap()
         .into_inner();
@@ -374,7 +375,7 @@ async fn invalid_scenario_names_every_field() {
     assert_eq!(e.code(), Code::InvalidArgument);
     // Nothing was stored.
     let list = s
-        .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+        .list_scenarios(req(proto::ListScenariosRequest::default(), PLANNER))
         .await
         .unwrap()
         .into_inner();
@@ -555,7 +556,7 @@ async fn tokens_and_roles() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(config(dir.path())).await;
     let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
-    let list = || proto::ListScenariosRequest {};
+    let list = || proto::ListScenariosRequest::default();
     let e = s.list_scenarios(Request::new(list())).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     let e = s
@@ -623,13 +624,13 @@ async fn no_tokens_refuses_to_start_unless_allowed() {
     c.allow_unauthenticated = true;
     let srv = start(c).await;
     let mut s = srv.scenarios().await;
-    s.list_scenarios(Request::new(proto::ListScenariosRequest {}))
+    s.list_scenarios(Request::new(proto::ListScenariosRequest::default()))
         .await
         .unwrap();
     // A token presented must still be a configured one, even then.
     let e = s
         .list_scenarios(req(
-            proto::ListScenariosRequest {},
+            proto::ListScenariosRequest::default(),
             "not-a-configured-token",
         ))
         .await
@@ -1235,7 +1236,7 @@ async fn tls_with_the_configured_certificate() {
         .await;
     if let Ok(ch) = plain {
         let r = ScenarioServiceClient::new(ch)
-            .list_scenarios(req(proto::ListScenariosRequest {}, PLANNER))
+            .list_scenarios(req(proto::ListScenariosRequest::default(), PLANNER))
             .await;
         assert!(r.is_err(), "plaintext call succeeded against TLS");
     }
@@ -1322,7 +1323,7 @@ async fn a_drill_past_its_deadline_is_deadline_exceeded() {
     // The service still answers, and the cut drills left no scenario
     // without a plan behind: only the base is listed.
     let listed = s
-        .list_scenarios(req(proto::ListScenariosRequest {}, DRILL))
+        .list_scenarios(req(proto::ListScenariosRequest::default(), DRILL))
         .await
         .unwrap()
         .into_inner()
@@ -1863,4 +1864,111 @@ async fn writes_below_the_disk_reserve_are_refused_and_write_nothing() {
     let store = SledStore::open(dir.path()).unwrap();
     assert!(store.list_scenarios().unwrap().is_empty());
     assert!(store.audit_log().unwrap().is_empty());
+}
+
+/// ListScenarios and ListPlans page as ListAuditEntries does: every drill
+/// and re-plan stores a scenario and a plan, and the whole list outgrew
+/// the message limit (then every call was RESOURCE_EXHAUSTED; a reviewer
+/// reached it with a small limit). Pages walk the whole list in order, a
+/// head stored between pages shows up once, and a token not from a
+/// previous page is INVALID_ARGUMENT naming `page_token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_and_plans_are_listed_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let (mut s, mut p) = (srv.scenarios().await, srv.plans().await);
+    let named = |i: usize| {
+        let mut v = tiny();
+        v["name"] = format!("tiny-{i}").into();
+        v.to_string()
+    };
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(put(&mut s, named(i)).await.scenario_id);
+    }
+    for id in &ids[..3] {
+        solve(&mut p, solve_req(id, PLANNER)).await.unwrap();
+    }
+    let list = |page_size: u32, page_token: String| proto::ListScenariosRequest {
+        page_size,
+        page_token,
+    };
+    let whole = s
+        .list_scenarios(req(list(0, String::new()), PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(whole.next_page_token.is_empty());
+    let whole: Vec<String> = whole.scenarios.into_iter().map(|x| x.scenario_id).collect();
+    assert_eq!(whole, ids);
+
+    let (mut seen, mut sizes, mut token) = (Vec::new(), Vec::new(), String::new());
+    loop {
+        let page = s
+            .list_scenarios(req(list(2, token), PLANNER))
+            .await
+            .unwrap()
+            .into_inner();
+        sizes.push(page.scenarios.len());
+        seen.extend(page.scenarios.into_iter().map(|x| x.scenario_id));
+        if seen.len() == 2 {
+            // Stored between two pages: listed once, at the end.
+            ids.push(put(&mut s, named(5)).await.scenario_id);
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(sizes, [2, 2, 2]);
+    assert_eq!(seen, ids);
+
+    let plans = |scenario_id: &str, page_token: String| proto::ListPlansRequest {
+        scenario_id: scenario_id.to_string(),
+        page_size: 1,
+        page_token,
+    };
+    let (mut listed, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = p
+            .list_plans(req(plans("", token), PLANNER))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.plans.len() <= 1);
+        listed.extend(page.plans.into_iter().map(|x| x.scenario_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(listed, ids[..3]);
+    let one = p
+        .list_plans(req(plans(&ids[1], String::new()), PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.plans.len(), 1);
+    assert!(one.next_page_token.is_empty());
+
+    for bad in [
+        "bogus",
+        "scenarios.1",
+        "scenarios.x.0.ab",
+        "plans.0.0.ab",
+        "audit.3",
+    ] {
+        let e = s
+            .list_scenarios(req(list(2, bad.into()), PLANNER))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad}: {e:?}");
+        assert_eq!(violation_fields(&e), ["page_token"], "{bad}");
+    }
+    let e = p
+        .list_plans(req(plans("", "scenarios.0.0.ab".into()), PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&e), ["page_token"]);
+    srv.stop().await;
 }
