@@ -73,7 +73,11 @@ pub enum ApiError {
         plan_id: String,
         cell: crate::registration::stock::CellTooLarge,
     },
-    #[error("solve queue full: {limit} solves running or queued; try again later")]
+    #[error(
+        "solve queue full: {limit} solves running or queued (a call that has gone, past its \
+         deadline or cancelled, keeps its slot until its HiGHS run ends: one cannot be \
+         interrupted); try again later"
+    )]
     QueueFull { limit: usize },
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -2168,6 +2172,13 @@ mod tests {
             .code(),
             Code::FailedPrecondition
         );
+        // Says why a slot may be held by a call its caller gave up on (a
+        // reviewer's retry just after a deadline was refused, unexplained).
+        let full = ApiError::QueueFull { limit: 1 };
+        assert_eq!(full.code(), Code::ResourceExhausted);
+        assert!(full
+            .to_string()
+            .contains("keeps its slot until its HiGHS run ends"));
         let cell = crate::registration::stock::CellTooLarge {
             location: "AMS".into(),
             exam: "SPK".into(),
