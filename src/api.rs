@@ -626,6 +626,13 @@ impl Api {
     }
 }
 
+/// Whether a stored scenario is a what-if: a drill's, or a re-plan's of a
+/// drill's plan. Every plan of it is a drill's (Solve with any options
+/// included), never published, and a re-plan of one is a what-if too.
+pub(crate) fn what_if(rec: &ScenarioRecord) -> bool {
+    rec.drill.as_ref().is_some_and(|d| !d.reschedule)
+}
+
 /// The record a scenario is stored as (its id is its content hash).
 fn scenario_record(
     sc: &Scenario,
@@ -1215,7 +1222,7 @@ impl proto::scenario_service_server::ScenarioService for Api {
         let after = list_after("scenarios", &r.page_token)?;
         let all = self.db(|s| s.list_scenario_heads()).await?;
         let key = |h: &ScenarioHead| (h.created_unix, h.seq, h.id.clone());
-        let (page, next_page_token) = page_of(all, key, after, r.page_size, "scenarios");
+        let (page, next_page_token) = page_of(all, key, after, r.page_size, "scenarios")?;
         Ok(Response::new(proto::ListScenariosResponse {
             scenarios: page.iter().map(scenario_info).collect(),
             next_page_token,
@@ -1244,6 +1251,7 @@ impl proto::plan_service_server::PlanService for Api {
         let ticket = self.gate().admit()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let api = self.clone();
+        let what_if = what_if(&rec);
         let scenario_id = rec.id;
         tokio::spawn(
             async move {
@@ -1255,7 +1263,7 @@ impl proto::plan_service_server::PlanService for Api {
                     // solve is cancelled all the same, and stores nothing.
                     Ok(_) if tx.is_closed() => Err(ApiError::Cancelled),
                     Ok(plan) => api
-                        .store_plan(plan, &scenario_id, false, (&caller, Rpc::Solve))
+                        .store_plan(plan, &scenario_id, what_if, (&caller, Rpc::Solve))
                         .await
                         .map(|rec| {
                             tracing::info!(plan = %rec.id, "plan stored");
@@ -1342,7 +1350,7 @@ impl proto::plan_service_server::PlanService for Api {
             .filter(|p| scenario.is_empty() || p.scenario_id == scenario)
             .collect();
         let key = |h: &crate::store::PlanHead| (h.created_unix, h.seq, h.id.clone());
-        let (page, next_page_token) = page_of(plans, key, after, r.page_size, "plans");
+        let (page, next_page_token) = page_of(plans, key, after, r.page_size, "plans")?;
         let plans = page
             .iter()
             .map(|p| proto::PlanInfo {
@@ -1372,8 +1380,7 @@ impl proto::plan_service_server::PlanService for Api {
         tracing::Span::current().record("plan", id.as_str());
         let rec = self.plan_record(given("plan_id", &id)?).await?;
         let scenario = self.scenario_record(&rec.scenario_id).await?;
-        let what_if = scenario.drill.as_ref().is_some_and(|d| !d.reschedule);
-        check_publishable(&rec, what_if)?;
+        check_publishable(&rec, what_if(&scenario))?;
         let stock = crate::registration::stock_for_publish(self, rec).await?;
         let key = id.clone();
         let (previous, conflicts) = {
@@ -1598,7 +1605,7 @@ impl Api {
             .run_solve(ticket, sc.clone(), PlanOptions::default(), deadline, None)
             .await?;
         // Stored with its audit entry in one write.
-        self.store_plan(plan, &base.id, false, (caller, Rpc::RunDrill))
+        self.store_plan(plan, &base.id, what_if(base), (caller, Rpc::RunDrill))
             .await
     }
 }
@@ -1778,14 +1785,25 @@ fn list_after(kind: &str, token: &str) -> Result<Option<ListKey>, ApiError> {
 /// One page of `items`, listed in `key` order: those after `after`, at most
 /// [`page_size`]`(requested)`, and the token of the next page (empty on
 /// the last). Keyed by the last head shown, so heads stored meanwhile
-/// neither repeat nor hide one.
+/// neither repeat nor hide one. Records are never deleted, so a token of a
+/// previous page names one of `items`; one that does not (forged, or from
+/// a list with another filter, which skipped this list's heads) is
+/// INVALID_ARGUMENT.
 fn page_of<T>(
     items: Vec<T>,
     key: impl Fn(&T) -> ListKey,
     after: Option<ListKey>,
     requested: u32,
     kind: &str,
-) -> (Vec<T>, String) {
+) -> Result<(Vec<T>, String), ApiError> {
+    if let Some(a) = &after {
+        if !items.iter().any(|x| key(x) == *a) {
+            return Err(ApiError::invalid(
+                "page_token",
+                "not a token from a previous response to this request",
+            ));
+        }
+    }
     let size = page_size(requested);
     let mut rest = items
         .into_iter()
@@ -1795,7 +1813,7 @@ fn page_of<T>(
         (Some(_), Some(last)) => list_token(kind, &key(last)),
         _ => String::new(),
     };
-    (page, next)
+    Ok((page, next))
 }
 
 #[tonic::async_trait]

@@ -304,9 +304,9 @@ impl Api {
             base_scenario_id: base_rec.id.clone(),
             shocks: serde_json::to_value(&shocks)
                 .map_err(|e| ApiError::Internal(format!("shocks to JSON: {e}")))?,
-            reschedule: !plan_rec.drill,
+            reschedule: !(plan_rec.drill || crate::api::what_if(&base_rec)),
         };
-        let what_if = plan_rec.drill;
+        let what_if = plan_rec.drill || crate::api::what_if(&base_rec);
         // Admitted before the stream starts, so a full queue is the call's status.
         let ticket = self.gate().admit()?;
 

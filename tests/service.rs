@@ -1970,5 +1970,26 @@ async fn scenarios_and_plans_are_listed_in_pages() {
         .await
         .unwrap_err();
     assert_eq!(violation_fields(&e), ["page_token"]);
+    // Shaped as a token, but naming no listed head: a forged one, or one
+    // from the list of another scenario (which would skip this one's).
+    let first = p
+        .list_plans(req(plans("", String::new()), PLANNER))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = first.next_page_token;
+    assert!(token.starts_with("plans."), "{token}");
+    for bad in [format!("{token}0"), token.replace("plans.", "plans.-")] {
+        let e = p
+            .list_plans(req(plans("", bad.clone()), PLANNER))
+            .await
+            .unwrap_err();
+        assert_eq!(violation_fields(&e), ["page_token"], "{bad}");
+    }
+    let e = p
+        .list_plans(req(plans(&ids[1], token), PLANNER))
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&e), ["page_token"]);
     srv.stop().await;
 }
