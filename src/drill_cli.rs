@@ -142,7 +142,14 @@ async fn run(
             let published = plans
                 .get_published(req)
                 .await
-                .map_err(|s| status("GetPublished (no --base given)", s))?
+                .map_err(|s| match s.code() {
+                    tonic::Code::NotFound => Failure::Input(
+                        "examcap drill: no plan is published yet: give the scenario to shock \
+                         with --base SCENARIO_ID"
+                            .into(),
+                    ),
+                    _ => status("GetPublished (no --base given)", s),
+                })?
                 .into_inner();
             published
                 .summary

@@ -953,6 +953,11 @@ pub(crate) fn write_scenario(out: &Path, sc: &Scenario) -> Result<(), Failure> {
 /// A scenario document as written to a file.
 pub(crate) fn scenario_bytes(sc: &Scenario) -> Result<Vec<u8>, Failure> {
     let mut bytes = serde_json::to_vec_pretty(sc).context("scenario to JSON")?;
+    // Indented where it fits the document limit; compact where only that
+    // does, so that `validate`, `solve` and the service read it back.
+    if bytes.len() >= examcap_solver::validate::MAX_DOCUMENT_BYTES {
+        bytes = serde_json::to_vec(sc).context("scenario to JSON")?;
+    }
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -1133,6 +1138,29 @@ fn shell_arg(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scenario file is indented where that fits the document limit and
+    /// compact where only that does: an indented re-plan scenario of 28.8
+    /// MB was written that `validate` then refused (found by a reviewer).
+    #[test]
+    fn a_scenario_file_is_compact_where_indented_would_pass_the_limit() {
+        let mut sc =
+            examcap_solver::parse_scenario(include_bytes!("../tests/fixtures/tiny.json")).unwrap();
+        let small = scenario_bytes(&sc).unwrap();
+        assert!(small.starts_with(b"{\n  "), "indented");
+        let range = examcap_solver::scenario::Unavailable {
+            from_week: 0,
+            to_week: 0,
+            factor: 0.5,
+        };
+        sc.locations[0].unavailable = vec![range; 300_000];
+        let pretty = serde_json::to_vec_pretty(&sc).unwrap().len();
+        let limit = examcap_solver::validate::MAX_DOCUMENT_BYTES;
+        assert!(pretty > limit, "{pretty}");
+        let bytes = scenario_bytes(&sc).unwrap();
+        assert!(bytes.len() <= limit, "{}", bytes.len());
+        assert_eq!(examcap_solver::parse_scenario(&bytes).unwrap(), sc);
+    }
     use clap::CommandFactory;
 
     #[test]

@@ -234,6 +234,18 @@ fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
         }
         Failure::Input(format!("examcap reschedule: {}", said.join("; ")))
     })?;
+    // As the service refuses it: a scenario past the document limit could
+    // not be read back (`--out-scenario` wrote one `validate` refused).
+    let limit = examcap_solver::validate::MAX_DOCUMENT_BYTES;
+    let size = serde_json::to_vec(&shocked)
+        .context("scenario to JSON")?
+        .len();
+    if size > limit {
+        return Err(Failure::Input(format!(
+            "examcap reschedule: the shocks: the shocked scenario would be {size} bytes as \
+             JSON, more than the {limit} bytes (16 MiB) a scenario may be"
+        )));
+    }
     let freeze = a.freeze as usize;
     if freeze > base.horizon_weeks {
         // As the service words it (reschedule::params), in flag terms.

@@ -86,6 +86,20 @@ pub fn surge(s: &str) -> Result<ShockSpec, String> {
     })
 }
 
+/// [`weeks`], with FROM within what a request carries (a week index is
+/// 32-bit there; a larger one read as the largest, and the error named a
+/// week nobody typed).
+fn flag_weeks(flag: &str, s: &str, from: &str, to: &str) -> Result<(usize, usize), String> {
+    let (from_week, to_week) = weeks(flag, s, from, to)?;
+    if u32::try_from(from_week).is_err() {
+        return Err(format!(
+            "{flag} {s:?}: from week {from_week} is too large (at most {})",
+            u32::MAX
+        ));
+    }
+    Ok((from_week, to_week))
+}
+
 /// An id part of a flag's value: non-empty; `*` (where `any`) is `None`.
 fn id(flag: &str, s: &str, what: &str, v: &str, any: bool) -> Result<Option<String>, String> {
     match v {
@@ -109,7 +123,7 @@ pub fn delta(s: &str) -> Result<ShockSpec, String> {
         .ok()
         .filter(|d| d.is_finite() && d.abs() <= examcap_solver::validate::MAX_VALUE)
         .ok_or_else(|| format!("--delta {s:?}: delta {delta:?} must be a number in -1e9..=1e9"))?;
-    let (from_week, to_week) = weeks("--delta", s, from, to)?;
+    let (from_week, to_week) = flag_weeks("--delta", s, from, to)?;
     Ok(ShockSpec::Demand {
         region: id("--delta", s, "region", region, true)?,
         exam: id("--delta", s, "exam", exam, true)?,
@@ -136,7 +150,7 @@ fn capacity(
         .ok()
         .filter(|f| f.is_finite() && (0.0..=1.0).contains(f))
         .ok_or_else(|| format!("{flag} {s:?}: factor {factor:?} must be a number in [0, 1]"))?;
-    let (from_week, to_week) = weeks(flag, s, from, to)?;
+    let (from_week, to_week) = flag_weeks(flag, s, from, to)?;
     let who = id(flag, s, "id", who, false)?.unwrap_or_default();
     Ok(ShockSpec::Capacity {
         target: target(who),
@@ -214,6 +228,10 @@ mod tests {
                 "from week \"-1\" must be a week index >= 0",
             ),
             (raters("P:0.5:1"), "expected ID:FACTOR:FROM_WEEK:TO_WEEK"),
+            (
+                location("AMS:0:4294967296:4294967297"),
+                "from week 4294967296 is too large (at most 4294967295)",
+            ),
         ] {
             let e = got.unwrap_err();
             assert!(e.contains(says), "{e}");

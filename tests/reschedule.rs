@@ -667,8 +667,9 @@ async fn a_drills_plan_and_its_replans_cannot_be_published() {
     assert!(scenario.drill && !scenario.reschedule, "{scenario:?}");
 
     // A Solve of the drill's scenario with other options than the drill's
-    // own makes another plan, not marked as a drill's: its scenario still
-    // is one, and Publish refuses it (a reviewer published a what-if so).
+    // own makes another plan, a drill's too: Publish refuses it, and a
+    // re-plan of it is a what-if (a reviewer published one through such a
+    // re-plan, while the Solve's plan was marked as no drill's).
     let mut stream = plans
         .solve(req(
             proto::SolveRequest {
@@ -688,8 +689,13 @@ async fn a_drills_plan_and_its_replans_cannot_be_published() {
         }
     }
     let solved = solved.unwrap();
-    assert!(solved.plan_id != drill_plan && !solved.drill);
+    assert!(solved.plan_id != drill_plan && solved.drill);
     let err = plans.publish(publish(&solved.plan_id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let evs = events(&mut c, replan_of(&solved.plan_id)).await.unwrap();
+    let again = replan_summary(&evs);
+    assert!(again.drill);
+    let err = plans.publish(publish(&again.plan_id)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert_eq!(live_plan(&srv).await, published.plan_id);
 
@@ -839,4 +845,30 @@ async fn the_cli_drills_and_reschedules_with_every_kind_of_shock() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("RESCHEDULE_STATUS_OPTIMAL"), "{stdout}");
     assert_eq!(published(&srv).await.fingerprint(), before.fingerprint());
+}
+
+/// With nothing published and no `--base`, `examcap drill` says which flag
+/// to give (the service's message names a plan id, which drill does not
+/// take).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_with_nothing_published_asks_for_its_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    let url = format!("http://{}", srv.addr);
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_examcap"))
+            .args(["drill", "--server", &url, "--token", DRILL])
+            .args(["--surge", "SPK:1.2:0:1"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no plan is published yet: give the scenario to shock with --base"),
+        "{err}"
+    );
+    srv.stop().await;
 }
