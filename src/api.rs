@@ -67,6 +67,20 @@ pub enum ApiError {
          run Reschedule with them from the published plan, and publish that re-plan"
     )]
     DrillPlan { plan_id: String },
+    /// A plan not marked as a drill's whose scenario is stored as one: a
+    /// re-plan whose shocked scenario, name included, has the content of
+    /// an earlier drill's (scenarios are stored once, by content, with the
+    /// flags of their first writer), or a plan stored before Solve marked
+    /// the plans of a drill's scenario.
+    #[error(
+        "plan {plan_id} cannot be published: its scenario {scenario_id} is stored as a drill's \
+         what-if (a drill's shocked scenario had the same content first, its name included): \
+         re-plan with another name"
+    )]
+    DrillScenario {
+        plan_id: String,
+        scenario_id: String,
+    },
     /// A plan with a cell the registration stock cannot count.
     #[error("plan {plan_id} cannot be published: {cell}")]
     TooLargeToSell {
@@ -219,6 +233,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NothingPublished => Code::NotFound,
             ApiError::NotOptimal { .. }
             | ApiError::DrillPlan { .. }
+            | ApiError::DrillScenario { .. }
             | ApiError::TooLargeToSell { .. }
             | ApiError::Freeze(_) => Code::FailedPrecondition,
             ApiError::QueueFull { .. } => Code::ResourceExhausted,
@@ -328,13 +343,18 @@ impl From<PlanError> for ApiError {
 
 /// Whether a plan may be published: not a drill's (a what-if), and only an
 /// optimal one, whose cost is minimal. Its cells must also fit the
-/// registration stock's counts. `what_if`: its scenario is a drill's (a
-/// Solve of a drill's scenario, with other options than the drill's own,
-/// makes a plan not marked as a drill's).
+/// registration stock's counts. `what_if`: its scenario is stored as a
+/// drill's (see [`ApiError::DrillScenario`]).
 pub fn check_publishable(rec: &PlanRecord, what_if: bool) -> Result<(), ApiError> {
-    if rec.drill || what_if {
+    if rec.drill {
         return Err(ApiError::DrillPlan {
             plan_id: rec.id.clone(),
+        });
+    }
+    if what_if {
+        return Err(ApiError::DrillScenario {
+            plan_id: rec.id.clone(),
+            scenario_id: rec.scenario_id.clone(),
         });
     }
     match rec.plan.status {
@@ -2186,6 +2206,14 @@ mod tests {
         assert_eq!(
             ApiError::DrillPlan {
                 plan_id: "p".into()
+            }
+            .code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            ApiError::DrillScenario {
+                plan_id: "p".into(),
+                scenario_id: "s".into()
             }
             .code(),
             Code::FailedPrecondition

@@ -872,3 +872,51 @@ async fn a_drill_with_nothing_published_asks_for_its_base() {
     );
     srv.stop().await;
 }
+
+/// A re-plan of the published plan whose shocked scenario has, name
+/// included, the content of an earlier drill's is stored under the
+/// drill's scenario (scenarios are stored once, by content): Publish
+/// refuses it and says to re-plan under another name, which publishes
+/// (the message sent the planner to do what they had just done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replan_sharing_a_drills_scenario_is_told_to_take_another_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path())).await;
+    publish_scenario(srv.channel().await, &common::tiny()).await;
+    let base_id = stored_scenarios(&srv).await[0].scenario_id.clone();
+    let shock = demand_shock("SPK", 1, 2, 1.5);
+    srv.drills()
+        .await
+        .run_drill(req(
+            proto::RunDrillRequest {
+                base_scenario_id: base_id,
+                shocks: vec![shock.clone()],
+                name: "surge-x".into(),
+            },
+            DRILL,
+        ))
+        .await
+        .unwrap();
+    let mut c = srv.reschedules().await;
+    let mut plans = srv.plans().await;
+    let replan = |name: &str| {
+        req(
+            proto::RescheduleRequest {
+                shocks: vec![shock.clone()],
+                name: name.into(),
+                ..Default::default()
+            },
+            PLANNER,
+        )
+    };
+    let publish = |id: String| req(proto::PublishRequest { plan_id: id }, PLANNER);
+    let same = replan_summary(&events(&mut c, replan("surge-x")).await.unwrap());
+    assert!(!same.drill);
+    let e = plans.publish(publish(same.plan_id)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("re-plan with another name"), "{e:?}");
+    let other = replan_summary(&events(&mut c, replan("surge-y")).await.unwrap());
+    plans.publish(publish(other.plan_id.clone())).await.unwrap();
+    assert_eq!(live_plan(&srv).await, other.plan_id);
+    srv.stop().await;
+}
