@@ -212,14 +212,27 @@ pub fn render_drill(title: &str, drill: &proto::RunDrillResponse) -> String {
             b.seat_minutes, a.seat_minutes, b.rater_minutes, a.rater_minutes
         ));
     }
-    text.push_str("  waits p50/p90/max (weeks)   before        after\n");
+    // Late: examined after the target, or not within the horizon though
+    // due in it. A surge can raise it while p50/p90/max stay (the surged
+    // exam was left out of the table then).
+    let late = |w: Option<&ExamWait>| {
+        w.map_or(0.0, |w| w.late_candidates + w.beyond_candidates)
+            .round()
+    };
+    text.push_str("  waits p50/p90/max (weeks)   before        after         late candidates\n");
     for w in &c.waits {
-        let (before, after) = (wait_cell(w.before.as_ref()), wait_cell(w.after.as_ref()));
-        if before != after {
-            text.push_str(&format!("  {:<26}  {before:<12}  {after}\n", w.exam));
+        let (b, a) = (w.before.as_ref(), w.after.as_ref());
+        let (before, after) = (wait_cell(b), wait_cell(a));
+        if before != after || late(b) != late(a) {
+            text.push_str(&format!(
+                "  {:<26}  {before:<12}  {after:<12}  {} → {}\n",
+                w.exam,
+                late(b),
+                late(a)
+            ));
         }
     }
-    text.push_str("  (exams whose waits do not change are left out)\n");
+    text.push_str("  (exams whose waits and late candidates do not change are left out)\n");
     if let (Some(d), Some(b)) = (&drill.drill, &drill.base) {
         text.push_str(&format!(
             "  drill plan {} against base plan {}: stored, never published\n",
@@ -227,4 +240,50 @@ pub fn render_drill(title: &str, drill: &proto::RunDrillResponse) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An exam whose wait percentiles stay but whose late candidates rise
+    /// is listed, with both counts; one where nothing changes is not.
+    #[test]
+    fn the_drill_lists_exams_whose_late_candidates_change() {
+        let wait = |max: i64, late: f64| ExamWait {
+            max: Some(proto::Percentile {
+                weeks: max,
+                at_least: false,
+            }),
+            late_candidates: late,
+            beyond_candidates: 1.0,
+            ..Default::default()
+        };
+        let change = |exam: &str, before: ExamWait, after: ExamWait| proto::WaitChange {
+            exam: exam.into(),
+            before: Some(before),
+            after: Some(after),
+        };
+        let drill = proto::RunDrillResponse {
+            drill_scenario_id: "d".into(),
+            comparison: Some(proto::Comparison {
+                waits: vec![
+                    change("SURGED", wait(4, 29.0), wait(4, 53.0)),
+                    change("CALM", wait(4, 2.0), wait(4, 2.0)),
+                    change("LONGER", wait(4, 2.0), wait(6, 2.0)),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render_drill("t", &drill);
+        let row = |exam: &str| text.lines().find(|l| l.trim_start().starts_with(exam));
+        let surged = row("SURGED").unwrap_or_else(|| panic!("{text}"));
+        assert!(surged.ends_with("30 → 54"), "{surged}");
+        assert!(
+            row("LONGER").is_some_and(|l| l.ends_with("3 → 3")),
+            "{text}"
+        );
+        assert!(row("CALM").is_none(), "{text}");
+    }
 }
