@@ -720,7 +720,7 @@ where
 /// Refuses a shocked scenario larger than a scenario document may be: a
 /// drill or re-plan stores it, and a stored scenario past the limit could
 /// not be read back (every later solve, publish or report of it failed).
-pub(crate) fn shocked_fits(shocked: &Scenario) -> Result<(), ApiError> {
+fn shocked_fits(shocked: &Scenario) -> Result<(), ApiError> {
     let limit = examcap_solver::validate::MAX_DOCUMENT_BYTES;
     let bytes = serde_json::to_vec(shocked)
         .map_err(|e| ApiError::Internal(format!("scenario to JSON: {e}")))?
@@ -1401,7 +1401,7 @@ impl proto::plan_service_server::PlanService for Api {
         let rec = self.plan_record(given("plan_id", &id)?).await?;
         let scenario = self.scenario_record(&rec.scenario_id).await?;
         check_publishable(&rec, what_if(&scenario))?;
-        let stock = crate::registration::stock_for_publish(self, rec).await?;
+        let stock = crate::registration::stock_for_publish(rec, scenario).await?;
         let key = id.clone();
         let (previous, conflicts) = {
             let _one_at_a_time = self.inner.publishing.lock().await;
@@ -1492,6 +1492,21 @@ pub(crate) fn apply_shocks(
         .iter()
         .filter_map(|s| s.as_ref().ok().cloned())
         .collect();
+    Ok((shocked, specs))
+}
+
+/// A drill's or re-plan's shocked scenario, checked as a stored scenario
+/// must be (valid, within the document limit): [`apply_shocks`], with the
+/// request's `other` field errors in the same answer as the shocks'.
+pub(crate) fn shocked_scenario(
+    base: &Scenario,
+    shocks: &[Result<ShockSpec, FieldError>],
+    name: &str,
+    other: Result<(), ApiError>,
+) -> Result<(Scenario, Vec<ShockSpec>), ApiError> {
+    let ((), (shocked, specs)) = both(other, apply_shocks(base, shocks, name))?;
+    examcap_solver::validate::validate_scenario(&shocked).map_err(ApiError::InvalidScenario)?;
+    shocked_fits(&shocked)?;
     Ok((shocked, specs))
 }
 
@@ -1661,13 +1676,8 @@ impl Api {
                 } else {
                     given_name.clone()
                 };
-                let ((), (shocked, shocks)) = both(
-                    name_field(&given_name),
-                    apply_shocks(&base_sc, &shocks, &name),
-                )?;
-                examcap_solver::validate::validate_scenario(&shocked)
-                    .map_err(ApiError::InvalidScenario)?;
-                shocked_fits(&shocked)?;
+                let (shocked, shocks) =
+                    shocked_scenario(&base_sc, &shocks, &name, name_field(&given_name))?;
                 Ok((base_sc, shocked, shocks))
             })
             .await?;

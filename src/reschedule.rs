@@ -34,9 +34,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::api::{
-    apply_shocks, cancel_on_close, cap_time_limit, deadline_margin, extra_capacity, grpc_timeout,
-    off_runtime, progress_proto, shock_specs, shocked_fits, summary, wait_changes_of, Api,
-    ApiError, Ticket,
+    cancel_on_close, cap_time_limit, deadline_margin, extra_capacity, grpc_timeout, off_runtime,
+    progress_proto, shock_specs, shocked_scenario, summary, wait_changes_of, Api, ApiError, Ticket,
 };
 use crate::auth::{Caller, Rpc};
 use crate::drill::{self, ShockSpec};
@@ -66,7 +65,7 @@ impl From<RescheduleError> for ApiError {
 
 /// A checked request.
 struct Params {
-    /// As read from the request: [`apply_shocks`] checks them.
+    /// As read from the request: [`shocked_scenario`] checks them.
     shocks: Vec<Result<ShockSpec, FieldError>>,
     freeze_weeks: usize,
     sigma: f64,
@@ -288,14 +287,8 @@ impl Api {
                 };
                 // A freeze past the horizon, the request's other bad fields and bad
                 // shocks in one answer.
-                let own = ApiError::fields(bad);
-                let (((), ()), (shocked, shocks)) = crate::api::both(
-                    crate::api::both(freeze, own),
-                    apply_shocks(&base, &shock_specs, &name),
-                )?;
-                examcap_solver::validate::validate_scenario(&shocked)
-                    .map_err(ApiError::InvalidScenario)?;
-                shocked_fits(&shocked)?;
+                let own = crate::api::both(freeze, ApiError::fields(bad)).map(|_| ());
+                let (shocked, shocks) = shocked_scenario(&base, &shock_specs, &name, own)?;
                 Ok((base, shocked, shocks))
             },
         )

@@ -28,7 +28,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::api::{clip, need, status, Api, ApiError, MAX_STATUS_MESSAGE};
 use crate::auth::Rpc;
 use crate::proto;
-use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, Store};
+use crate::store::{PlanRecord, ReservationAsk, ReservationRecord, ScenarioRecord, Store};
 use book::{Book, Durability, OpenError};
 use rules::{page_token, parse_page_token, parse_reservation_id, reservation_id};
 use stock::{CellCount, Clock, Search, Slot, Stock};
@@ -187,14 +187,22 @@ fn all(bad: Bad) -> Result<()> {
 /// The stock of a plan record: its scenario from the store, validated, and
 /// the allocation counted per cell.
 pub fn stock_of(store: &dyn Store, rec: &PlanRecord) -> Result<Stock, OpenError> {
+    let sc = store
+        .get_scenario(&rec.scenario_id)?
+        .ok_or_else(|| OpenError::Published {
+            plan_id: rec.id.clone(),
+            message: format!("its scenario {} is not stored", rec.scenario_id),
+        })?;
+    stock_from(rec, &sc)
+}
+
+/// The stock of `rec` from its scenario's record `sc`.
+fn stock_from(rec: &PlanRecord, sc: &ScenarioRecord) -> Result<Stock, OpenError> {
     let broken = |message: String| OpenError::Published {
         plan_id: rec.id.clone(),
         message,
     };
-    let sc = store
-        .get_scenario(&rec.scenario_id)?
-        .ok_or_else(|| broken(format!("its scenario {} is not stored", rec.scenario_id)))?;
-    let sc = Api::load_scenario(&sc).map_err(|e| broken(e.to_string()))?;
+    let sc = Api::load_scenario(sc).map_err(|e| broken(e.to_string()))?;
     Stock::build(&rec.id, &rec.plan, &sc).map_err(|e| broken(e.to_string()))
 }
 
@@ -214,11 +222,17 @@ pub fn open(store: Arc<dyn Store>, clock: Clock) -> Result<Book, OpenError> {
     Book::open(store, stock, clock)
 }
 
-/// The stock of a plan about to be published, built on the blocking pool.
-pub(crate) async fn stock_for_publish(api: &Api, rec: PlanRecord) -> Result<Stock, ApiError> {
-    api.db(move |s| Ok(stock_of(s, &rec)))
-        .await?
-        .map_err(|e| ApiError::Internal(e.to_string()))
+/// The stock of a plan about to be published, built on the blocking pool
+/// from its scenario's record, which Publish has read already (to check
+/// that it is no drill's).
+pub(crate) async fn stock_for_publish(
+    rec: PlanRecord,
+    sc: ScenarioRecord,
+) -> Result<Stock, ApiError> {
+    crate::api::off_runtime(None, "building the stock", move || {
+        stock_from(&rec, &sc).map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await
 }
 
 /// A cell count as the proto says it.
