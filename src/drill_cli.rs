@@ -103,28 +103,12 @@ async fn run(
     // The caller's mistakes (a bad shock, an unknown base, the wrong role)
     // exit 2, each shock's named by its flag.
     let status = |rpc: &str, s: tonic::Status| {
-        use tonic_types::StatusExt;
-        let fields: Vec<String> = s
-            .get_details_bad_request()
-            .map(|br| {
-                br.field_violations
-                    .iter()
-                    .map(|v| {
-                        let flag = crate::shock_cli::flag_of(&v.field, labels, |f| match f {
-                            "base_scenario_id" => "--base".to_string(),
-                            "name" => "--name".to_string(),
-                            other => other.to_string(),
-                        });
-                        format!("{flag}: {}", v.description)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let said = if fields.is_empty() {
-            call_failure(&s, token.is_some())
-        } else {
-            fields.join("; ")
-        };
+        let said = crate::shock_cli::in_flags(&s, labels, |f| match f {
+            "base_scenario_id" => "--base".to_string(),
+            "name" => "--name".to_string(),
+            other => other.to_string(),
+        })
+        .unwrap_or_else(|| call_failure(&s, token.is_some()));
         let message = format!("examcap drill: {rpc}: {said}");
         if is_caller_code(s.code()) {
             Failure::Input(message)

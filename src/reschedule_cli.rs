@@ -168,28 +168,25 @@ fn online(url: &str, a: &RescheduleArgs, show: Show) -> Result<(), Failure> {
 }
 
 /// A refused request's field violations in the flags that set them, as the
-/// offline form words them: the request's field paths are not what the user
-/// typed. `None` without a BadRequest detail.
+/// offline form words them. `None` without a BadRequest detail.
 fn in_flags(s: &tonic::Status, labels: &[String]) -> Option<String> {
-    use tonic_types::StatusExt;
-    let br = s.get_details_bad_request()?;
-    let said: Vec<String> = br
-        .field_violations
-        .iter()
-        .map(|v| format!("{}: {}", flag_of(&v.field, labels), v.description))
-        .collect();
-    (!said.is_empty()).then(|| said.join("; "))
+    crate::shock_cli::in_flags(s, labels, request_flag)
 }
 
 /// The flag that sets a request field: `freeze_weeks` is `--freeze`,
 /// `shocks[2]...` the flag of the third shock (see [`ShockArgs::shocks`]).
 fn flag_of(field: &str, labels: &[String]) -> String {
-    crate::shock_cli::flag_of(field, labels, |f| match f {
+    crate::shock_cli::flag_of(field, labels, request_flag)
+}
+
+/// The flag of a request field other than a shock's.
+fn request_flag(field: &str) -> String {
+    match field {
         "freeze_weeks" => "--freeze".to_string(),
         "sigma" => "--sigma".to_string(),
         "plan_id" => "--plan".to_string(),
         other => other.to_string(),
-    })
+    }
 }
 
 fn offline(a: &RescheduleArgs, show: Show) -> Result<(), Failure> {

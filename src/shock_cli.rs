@@ -72,6 +72,24 @@ pub fn flag_of(field: &str, labels: &[String], other: impl Fn(&str) -> String) -
     }
 }
 
+/// A refused request's field violations in the flags that set them (see
+/// [`flag_of`]): the request's field paths are not what the user typed.
+/// `None` without a BadRequest detail.
+pub fn in_flags(
+    s: &tonic::Status,
+    labels: &[String],
+    other: impl Fn(&str) -> String,
+) -> Option<String> {
+    use tonic_types::StatusExt;
+    let br = s.get_details_bad_request()?;
+    let said: Vec<String> = br
+        .field_violations
+        .iter()
+        .map(|v| format!("{}: {}", flag_of(&v.field, labels, &other), v.description))
+        .collect();
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
 /// Parses `EXAM:MULTIPLIER:FROM:TO` into a demand shock on every region,
 /// with the generator's `--surge` syntax; any exam id is accepted here (the
 /// scenario decides which exist, and the error then names it).
