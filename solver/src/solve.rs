@@ -592,7 +592,11 @@ pub fn solve_blocks(
             }
             for (b, tx) in final_txs.iter().enumerate() {
                 let start = lower_hull(&points[b]).first().map_or(0.0, |p| p.0);
-                let msg = if split[b] > start {
+                // A budget below the tiny one is below HiGHS's tolerance on
+                // the budget row (at V*_b = 7e7 a budget of 3.5e-11 made
+                // stage 2 "infeasible"), and the tiny-budget point is
+                // already the optimum of any budget up to it.
+                let msg = if split[b] > start && split[b] > tiny_budget(v[b]) {
                     Final::Resolve(split[b])
                 } else {
                     Final::KeepTiny

@@ -571,3 +571,16 @@ fn the_stage2_slack_is_not_a_broken_target() {
     assert!(plan.lp.violation <= 2e-6, "{}", plan.lp.violation);
     assert!(plan.over_target.is_empty(), "{:?}", plan.over_target);
 }
+
+/// A reviewer's scenario at 1e7 candidates (every number valid: at most
+/// 1e9). HiGHS's primal simplex called stage 2 infeasible, which it never
+/// is (stage 1's optimum satisfies it), and the solve failed. The values
+/// are an independent highspy implementation of DESIGN.md's model; scaled
+/// by 0.5 or 2 the old solver agreed with it, so the LP is not in doubt.
+#[test]
+fn stage2_at_1e7_candidates_is_solved() {
+    let sc = parse_scenario(include_bytes!("fixtures/stage2_infeasible_1e7.json")).expect("valid");
+    let plan = solve(&sc);
+    let got = (plan.stage1_violation, plan.stage2_cost);
+    assert_values_close("plan", got, (74_406_983.417_422_37, 336_596_306.125_086_5));
+}
