@@ -666,7 +666,8 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
             .find(|c| c.location == u.location && c.week == u.week);
         let why = match saturday {
             Some(c) => format!(
-                "its only minutes that week are extra ones, for Saturday {}, which is {}",
+                "they are what the extra minutes bought that week seat, on Saturday {}, \
+                 which is {}",
                 c.date.format("%Y-%m-%d"),
                 c.holiday
             ),
@@ -700,25 +701,15 @@ fn cmd_calendar(a: &CalendarArgs) -> Result<(), Failure> {
         );
     }
     for c in &cal.closed_saturdays {
-        // Where the location has no regular minutes, they were not placed
-        // (said above); elsewhere they sit in the weekday blocks.
-        let unplaced = cal
-            .unplaced
-            .iter()
-            .any(|u| u.location == c.location && u.week == c.week);
         eprintln!(
             "examcap: warning: {} week {}: the plan buys extra {} minutes, which go on Saturday, \
-             but {} is {}: the candidates they were bought for {}",
+             but {} is {}: the candidates they were bought for are not placed (the weekdays \
+             have only the regular minutes)",
             c.location,
             c.week,
             c.kinds.join(" and "),
             c.date.format("%Y-%m-%d"),
             c.holiday,
-            if unplaced {
-                "are not placed where the location has no regular minutes"
-            } else {
-                "crowd the weekday blocks"
-            }
         );
     }
     if a.json {

@@ -655,14 +655,14 @@ fn calendar_says_why_a_saturday_only_location_has_no_day() {
     let err = stderr(&o);
     assert!(
         err.contains(
-            "at UTR in week 1 not placed: its only minutes that week are extra ones, for \
-             Saturday 2031-04-26, which is Koningsdag"
+            "at UTR in week 1 not placed: they are what the extra minutes bought that week \
+             seat, on Saturday 2031-04-26, which is Koningsdag"
         ),
         "{err}"
     );
     assert!(
         err.contains("UTR week 1: the plan buys extra booth minutes")
-            && err.contains("are not placed where the location has no regular minutes"),
+            && err.contains("are not placed (the weekdays have only the regular minutes)"),
         "{err}"
     );
     let out = stdout(&o);

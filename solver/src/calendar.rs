@@ -10,9 +10,9 @@
 //! Saturday less than one candidate more than was bought. A location with
 //! only extra capacity examines on Saturdays only.
 //! Dutch public holidays ([`dutch_holidays`]) are closed. When one closes
-//! the Saturday, its candidates sit in the weekday blocks, or, at a
-//! location with no regular minutes of the kind that week, are
-//! [`CalendarResult::unplaced`]; either way the week is reported
+//! the Saturday, the candidates it would hold are
+//! [`CalendarResult::unplaced`] (the weekdays have no minutes for them, so
+//! registration must not sell them) and the week is reported
 //! ([`CalendarResult::closed_saturdays`]). A week whose
 //! holidays close weekdays while the scenario keeps more than the open
 //! weekdays' share of the location's capacity is reported
@@ -164,9 +164,9 @@ mod iso_date {
 }
 
 /// Allocated candidates the calendar could not date: their week has no open
-/// day for them (every day a holiday, or a holiday Saturday at a location
-/// that has only extra minutes of their kind that week), or the plan names
-/// an exam the scenario does not have, or its start week does not parse.
+/// day for them (every day a holiday, or they are the share of extra
+/// minutes whose Saturday is a holiday), or the plan names an exam the
+/// scenario does not have, or its start week does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unplaced {
     pub location: String,
@@ -192,8 +192,8 @@ pub struct CalendarResult {
     /// Weeks where the plan buys extra seat minutes at a location, which the
     /// calendar puts on Saturday, but that Saturday is a public holiday
     /// (King's Day on the 26th, Christmas): the candidates the extra minutes
-    /// were bought for sit in the weekday blocks instead, or are unplaced
-    /// where the location has no regular minutes of the kind that week.
+    /// were bought for are unplaced (the weekdays have only the regular
+    /// minutes).
     /// Sorted by location (scenario order), week.
     #[serde(default)]
     pub closed_saturdays: Vec<ClosedSaturday>,
@@ -368,9 +368,9 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
         let (on_weekdays, on_sat, lost) = match (weekdays.is_empty(), saturday.is_empty()) {
             (false, false) => (n - share, share, 0),
             (true, false) => (0, n, 0),
-            // A holiday Saturday: its share crowds the weekdays, unless the
-            // location has no regular minutes of the kind that week.
-            (false, true) if regular_minutes(scenario, kind_week) > 0.0 => (n, 0, 0),
+            // A holiday Saturday: its share has no day. On the weekdays it
+            // would use minutes the location does not have that week (a
+            // reviewer found them sold there, 29% over the regular ones).
             (false, true) => (n - share, 0, share),
             (true, true) => (0, 0, n),
         };
@@ -420,6 +420,7 @@ pub fn sessions(plan: &Plan, scenario: &Scenario) -> CalendarResult {
     out
 }
 
+#[cfg(test)]
 /// Regular seat minutes of `(location, kind, week)`: the scenario's weekly
 /// minutes times the week's availability factor (0 if it has none).
 fn regular_minutes(scenario: &Scenario, (location, kind, week): (&str, &str, usize)) -> f64 {
@@ -684,6 +685,8 @@ mod tests {
             *got.entry(key.clone()).or_default() += s.candidates;
             *minutes.entry(key).or_default() += s.seat_minutes;
         }
+        // A session's minutes are its candidates' (before the unplaced).
+        let placed = got.clone();
         for u in &cal.unplaced {
             *got.entry((u.location.clone(), u.exam.clone(), u.week))
                 .or_default() += u.candidates;
@@ -709,6 +712,13 @@ mod tests {
                 .filter(|x| x.location == loc && x.kind == kind && x.week == week)
                 .map(|x| x.minutes)
                 .sum();
+            // The weekdays never use more than the regular minutes, open
+            // Saturday or not.
+            let regular = regular_minutes(sc, (&loc, &kind, week));
+            assert!(
+                weekdays <= regular + 1e-6,
+                "{loc} {kind} week {week}: weekdays use {weekdays} of {regular} regular minutes"
+            );
             if bought > 0.0 && saturday_holiday(monday, week).is_none() {
                 assert!(
                     weekdays <= all - bought + 1e-6,
@@ -737,7 +747,7 @@ mod tests {
         }
         for ((loc, exam, week), m) in minutes {
             let e = &sc.exams[sc.exam_index(&exam).unwrap()];
-            let n = want[&(loc.clone(), exam.clone(), week)];
+            let n = placed[&(loc.clone(), exam.clone(), week)];
             assert!(
                 (m - n as f64 * e.seat_minutes).abs() < 1e-6,
                 "{loc} {exam} {week}"
@@ -771,23 +781,17 @@ mod tests {
         }
     }
 
+    /// One location with 450 regular booth minutes (ten candidates a week)
+    /// and 180 extra, demand 8, 13, 10: week 1 buys extra minutes.
+    fn one_booth(start_week: &str) -> String {
+        include_str!("../tests/fixtures/one_booth.json").replace("2026-W14", start_week)
+    }
+
     #[test]
     fn small_plan_over_easter_with_a_saturday() {
         // 2026-W14: Easter Monday in week 1; demand 13 in week 1 needs
         // the extra seats.
-        let doc = r#"{
-          "format": "examcap/scenario@1", "name": "easter",
-          "start_week": "2026-W14", "horizon_weeks": 3,
-          "exams": [{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
-                     "seat_minutes": 45, "target_wait_weeks": 0}],
-          "locations": [{"id": "AMS", "name": "Amsterdam",
-                         "resources": [{"kind": "speaking_booth", "weekly_minutes": 450,
-                                        "extra_weekly_minutes": 180,
-                                        "extra_cost_per_minute": 0.9}]}],
-          "regions": [{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
-                       "options": [{"location": "AMS", "travel_cost": 0.5}]}],
-          "demand": [{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 13, 10]}]
-        }"#;
+        let doc = one_booth("2026-W14");
         let sc = parse_scenario(doc.as_bytes()).unwrap();
         let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
         let cal = check(&plan, &sc);
@@ -1013,24 +1017,7 @@ mod tests {
     /// Sunday), the Saturday week 1's extra booth minutes would use.
     #[test]
     fn extra_minutes_on_a_closed_saturday_are_reported() {
-        let doc = |start: &str| {
-            format!(
-                r#"{{
-          "format": "examcap/scenario@1", "name": "kings-day",
-          "start_week": "{start}", "horizon_weeks": 3,
-          "exams": [{{"id": "SPK", "name": "Spreken B1", "resource": "speaking_booth",
-                     "seat_minutes": 45, "target_wait_weeks": 0}}],
-          "locations": [{{"id": "AMS", "name": "Amsterdam",
-                         "resources": [{{"kind": "speaking_booth", "weekly_minutes": 450,
-                                        "extra_weekly_minutes": 180,
-                                        "extra_cost_per_minute": 0.9}}]}}],
-          "regions": [{{"id": "AMSTERDAM", "name": "Groot-Amsterdam",
-                       "options": [{{"location": "AMS", "travel_cost": 0.5}}]}}],
-          "demand": [{{"region": "AMSTERDAM", "exam": "SPK", "weekly": [8, 13, 10]}}]
-        }}"#
-            )
-        };
-        let sc = parse_scenario(doc("2031-W16").as_bytes()).unwrap();
+        let sc = parse_scenario(one_booth("2031-W16").as_bytes()).unwrap();
         let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
         assert!(plan
             .extra_seats
@@ -1048,11 +1035,31 @@ mod tests {
                 kinds: vec!["speaking_booth".into()],
             }]
         );
+        // The candidates the extra minutes were bought for have no day: on
+        // the weekdays they would use more than the 450 regular minutes
+        // (`check` holds every week's weekdays to those), and registration
+        // would sell seats that do not exist.
+        let week1: u64 = plan
+            .allocation
+            .iter()
+            .filter(|r| r.week == 1)
+            .map(|r| r.candidates)
+            .sum();
+        assert!(week1 * 45 > 450, "{:?}", plan.allocation);
+        assert_eq!(
+            cal.unplaced,
+            [Unplaced {
+                location: "AMS".into(),
+                exam: "SPK".into(),
+                week: 1,
+                candidates: week1 - 450 / 45,
+            }]
+        );
         // No weekday of week 1 is closed: not crowded by the factor (week 0
         // is, by Easter Monday 14 April).
         assert!(cal.crowded.iter().all(|c| c.week != 1), "{:?}", cal.crowded);
         // A year later the Saturday is open and used.
-        let sc = parse_scenario(doc("2032-W16").as_bytes()).unwrap();
+        let sc = parse_scenario(one_booth("2032-W16").as_bytes()).unwrap();
         let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
         let cal = check(&plan, &sc);
         assert!(

@@ -792,6 +792,29 @@ mod tests {
         assert_eq!(stock.first_session(e, utr, 1), None);
     }
 
+    /// AMS has 450 regular booth minutes (ten candidates) and buys extra
+    /// ones in week 1, for Saturday 26 April 2031: King's Day. The stock
+    /// sells the ten the weekdays hold, not the Saturday's on top (it sold
+    /// them on weekdays that have no minutes for them).
+    #[test]
+    fn a_holiday_saturdays_seats_are_not_sold_beside_regular_ones() {
+        let doc = include_str!("../../solver/tests/fixtures/one_booth.json")
+            .replace("2026-W14", "2031-W16");
+        let sc = parse_scenario(doc.as_bytes()).unwrap();
+        let plan = plan_scenario(&sc, &PlanOptions::default(), &|_| {}).unwrap();
+        let week1: u32 = plan
+            .allocation
+            .iter()
+            .filter(|r| r.week == 1)
+            .map(|r| r.candidates as u32)
+            .sum();
+        assert!(week1 > 10, "{:?}", plan.allocation);
+        let stock = Stock::build("p", &plan, &sc).unwrap();
+        let (e, ams) = (stock.exam("SPK").unwrap(), stock.location("AMS").unwrap());
+        assert_eq!(stock.planned(e, ams, 1), 10);
+        assert_eq!(stock.first_session(e, ams, 1), Some(date("2031-04-21")));
+    }
+
     #[test]
     fn the_dutch_date_turns_at_local_midnight_in_winter_and_summer() {
         // Winter, UTC+1: Amsterdam's midnight is 23:00 UTC.
