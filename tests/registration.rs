@@ -456,7 +456,36 @@ async fn keys_belong_to_the_system_that_used_them() {
     )
     .await
     .unwrap();
-    assert_eq!(found, [theirs]);
+    assert_eq!(found, [theirs.clone()]);
+    // Page by page, in booking order, and only theirs.
+    let second = c
+        .clone()
+        .reserve(req(reserve_req("order-2", "cand-0002"), OTHER))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservation
+        .unwrap();
+    let page = |token: String| {
+        let mut c = c.clone();
+        async move {
+            let r = proto::ListReservationsRequest {
+                candidate_ref: "cand-0002".into(),
+                page_size: 1,
+                page_token: token,
+                ..Default::default()
+            };
+            c.list_reservations(req(r, REGISTRATION))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    assert_eq!(first.reservations, [theirs]);
+    let next = page(first.next_page_token).await;
+    assert_eq!(next.reservations, [second]);
+    assert!(next.next_page_token.is_empty());
     // A filter Reserve would refuse is refused, naming it.
     for bad in ["111222333", "a b", "ab"] {
         let e = list(
@@ -470,7 +499,7 @@ async fn keys_belong_to_the_system_that_used_them() {
         .unwrap_err();
         assert_eq!(violation_field(&e), "candidate_ref", "{bad}: {e:?}");
     }
-    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 2);
+    assert_eq!(cell(&stock(&mut c).await, 0).reserved, 3);
     srv.stop().await;
 }
 
@@ -585,6 +614,22 @@ async fn bad_requests_name_their_field() {
     .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(violation_fields(&e), ["candidate_ref", "to_week", "exam"]);
+    // A bad page token beside them hides none (it hid the unknown ids).
+    let e = list(
+        &mut c,
+        proto::ListReservationsRequest {
+            page_token: "zz".into(),
+            from_week: Some(5),
+            to_week: Some(2),
+            ..listed("XYZ", "NOWHERE", "")
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        ["page_token", "to_week", "exam", "region"]
+    );
     // Known ids that hold nothing here are an empty page.
     let none = proto::ListReservationsRequest {
         candidate_ref: "cand-7777".into(),

@@ -17,7 +17,7 @@
 //! at once, so a retry books anew. Cancellations give their seat back only
 //! once the cancelled record is flushed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use chrono::NaiveDate;
@@ -53,6 +53,11 @@ pub struct State {
     pub reservations: BTreeMap<u64, Entry>,
     /// Reservations by [`scoped_key`].
     pub by_key: HashMap<String, u64>,
+    /// Reservations (their seqs) by candidate: ListReservations' lookup of
+    /// one candidate, the way to find a booking after a lost reply, reads
+    /// these instead of every reservation under the lock (at 98k
+    /// reservations the scan took 20 ms and held Reserve up as long).
+    pub by_candidate: HashMap<String, BTreeSet<u64>>,
     pub next_seq: u64,
 }
 
@@ -73,6 +78,10 @@ impl State {
     /// Adds a reservation and indexes its key.
     fn insert(&mut self, rec: ReservationRecord, durability: Durability) {
         self.by_key.insert(rec.scoped_key(), rec.seq);
+        self.by_candidate
+            .entry(rec.ask.candidate_ref.clone())
+            .or_default()
+            .insert(rec.seq);
         self.reservations.insert(rec.seq, Entry { rec, durability });
     }
 
@@ -355,6 +364,13 @@ fn settle(state: &Mutex<State>, batch: &[Queued], outcome: Outcome) -> Vec<bool>
                 // Never on disk: as if it had not been asked.
                 if let Some(e) = state.reservations.remove(&r.seq) {
                     state.by_key.remove(&e.rec.scoped_key());
+                    let cand = &e.rec.ask.candidate_ref;
+                    if let Some(seqs) = state.by_candidate.get_mut(cand) {
+                        seqs.remove(&r.seq);
+                        if seqs.is_empty() {
+                            state.by_candidate.remove(cand);
+                        }
+                    }
                     if let (Some(stock), false) = (&mut state.stock, e.rec.cancelled) {
                         stock.release(stock.place(&e.rec));
                     }
@@ -429,6 +445,7 @@ mod tests {
         assert_eq!(free(), before);
         assert!(book.lock().by_key("sys", "k1").is_none());
         assert!(book.lock().reservations.is_empty());
+        assert!(book.lock().by_candidate.is_empty());
 
         store.set_disk_reserve(0);
         assert_eq!(reserve(1).blocking_recv().unwrap(), Ok(true));
@@ -436,6 +453,8 @@ mod tests {
         let st = book.lock();
         let (seq, entry) = st.by_key("sys", "k1").unwrap();
         assert_eq!((seq, entry.durability), (1, Durability::Committed));
+        let cand = &entry.rec.ask.candidate_ref;
+        assert_eq!(st.by_candidate[cand].iter().collect::<Vec<_>>(), [&1]);
         drop(st);
         let on_disk: Vec<u64> = store
             .list_reservations()

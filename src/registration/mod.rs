@@ -134,28 +134,34 @@ fn unknown_filters(
     r: &proto::ListReservationsRequest,
 ) -> Vec<(&'static str, String)> {
     let stock = st.stock.as_ref();
+    // A filter left empty is never looked up: the reservations are read
+    // only for an id the plan does not know.
     let held = |f: &dyn Fn(&ReservationRecord) -> bool| st.reservations.values().any(|e| f(&e.rec));
     [
         (
             "exam",
             &r.exam,
-            stock.is_some_and(|s| s.exam(&r.exam).is_some()) || held(&|rec| rec.ask.exam == r.exam),
+            r.exam.is_empty()
+                || stock.is_some_and(|s| s.exam(&r.exam).is_some())
+                || held(&|rec| rec.ask.exam == r.exam),
         ),
         (
             "region",
             &r.region,
-            stock.is_some_and(|s| s.options(&r.region).is_some())
+            r.region.is_empty()
+                || stock.is_some_and(|s| s.options(&r.region).is_some())
                 || held(&|rec| rec.ask.region == r.region),
         ),
         (
             "location",
             &r.location,
-            stock.is_some_and(|s| s.location(&r.location).is_some())
+            r.location.is_empty()
+                || stock.is_some_and(|s| s.location(&r.location).is_some())
                 || held(&|rec| rec.location == r.location),
         ),
     ]
     .into_iter()
-    .filter(|(_, id, known)| !id.is_empty() && !known)
+    .filter(|(_, _, known)| !known)
     .map(|(name, id, _)| {
         (
             name,
@@ -709,10 +715,9 @@ impl Api {
         }
         let st = self.book().lock();
         if !bad.is_empty() {
-            // Unknown filters of a first request go in the same answer.
-            if start == Some(0) {
-                bad.extend(unknown_filters(&st, r));
-            }
+            // Unknown filters go in the same answer (also beside a bad
+            // page token, which said nothing of them).
+            bad.extend(unknown_filters(&st, r));
             all(bad)?;
         }
         let start = start.unwrap_or(0);
@@ -738,10 +743,19 @@ impl Api {
                 && (r.candidate_ref.is_empty() || rec.ask.candidate_ref == r.candidate_ref)
                 && in_weeks(rec)
         };
-        let mut page: Vec<&ReservationRecord> = st
-            .reservations
-            .range(start..)
-            .map(|(_, e)| e)
+        // One candidate's reservations come from their index, in seq order
+        // as the whole book's do.
+        let entries: Box<dyn Iterator<Item = &book::Entry>> = if r.candidate_ref.is_empty() {
+            Box::new(st.reservations.range(start..).map(|(_, e)| e))
+        } else {
+            let seqs = st.by_candidate.get(&r.candidate_ref);
+            Box::new(
+                seqs.into_iter()
+                    .flat_map(|s| s.range(start..))
+                    .filter_map(|seq| st.reservations.get(seq)),
+            )
+        };
+        let mut page: Vec<&ReservationRecord> = entries
             .filter(|e| e.durability == Durability::Committed && matches(&e.rec))
             .map(|e| &e.rec)
             .take(size + 1)
