@@ -61,7 +61,8 @@ pub struct RescheduleArgs {
     /// that `report --compare` and `calendar` can read the re-plan.
     #[arg(long, value_name = "FILE")]
     out_scenario: Option<PathBuf>,
-    /// Rows of the moves table to print (the largest changes first).
+    /// Rows of the moves and extra-capacity tables to print (the largest
+    /// changes first).
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = crate::whole::<usize>,
           allow_negative_numbers = true)]
     rows: usize,
@@ -377,8 +378,13 @@ fn moves_table(out: &mut String, moves: &[proto::CandidateMove], rows: usize) {
             delta(x)
         ));
     }
-    if m.len() > rows {
-        out.push_str(&format!("  ... and {} more (--rows)\n", m.len() - rows));
+    cut_rows(out, m.len(), rows);
+}
+
+/// The line a table cut at `rows` of `total` ends with.
+fn cut_rows(out: &mut String, total: usize, rows: usize) {
+    if total > rows {
+        out.push_str(&format!("  ... and {} more (--rows)\n", total - rows));
     }
 }
 
@@ -419,7 +425,11 @@ pub fn render(e: &Event, rows: usize, base: &str) -> String {
                     "before",
                     "after"
                 ));
-                for c in d.extra_changes.iter().take(rows) {
+                // Largest change first, as the moves are.
+                let mut changes: Vec<&proto::ExtraChange> = d.extra_changes.iter().collect();
+                let change = |c: &proto::ExtraChange| (c.after_minutes - c.before_minutes).abs();
+                changes.sort_by(|a, b| change(b).total_cmp(&change(a)).then(a.week.cmp(&b.week)));
+                for c in changes.iter().take(rows) {
                     let place = if c.pool.is_empty() {
                         format!("{}/{}", c.location, c.kind)
                     } else {
@@ -430,6 +440,7 @@ pub fn render(e: &Event, rows: usize, base: &str) -> String {
                         place, c.week, c.before_minutes, c.after_minutes
                     ));
                 }
+                cut_rows(&mut out, changes.len(), rows);
             }
             waits_table(&mut out, &d.waits);
         }
@@ -449,6 +460,40 @@ mod tests {
 
     use crate::shock_cli::surge;
     use examcap::drill::DemandChange;
+
+    /// The extra-capacity table is cut at --rows like the moves, largest
+    /// change first, and says how many it left out (it showed the first
+    /// cells in location order, silently).
+    #[test]
+    fn the_extra_capacity_table_shows_the_largest_changes_and_says_it_is_cut() {
+        let change = |location: &str, week: u32, before: f64, after: f64| proto::ExtraChange {
+            location: location.into(),
+            kind: "booth".into(),
+            week,
+            before_minutes: before,
+            after_minutes: after,
+            ..Default::default()
+        };
+        let diff = Event::Diff(proto::RescheduleDiff {
+            extra_changes: vec![
+                change("AMS", 1, 0.0, 10.0),
+                change("AMS", 2, 500.0, 0.0),
+                change("UTR", 3, 0.0, 90.0),
+            ],
+            ..Default::default()
+        });
+        let text = render(&diff, 2, "plan p");
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("/booth")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(
+            rows[0].trim_start().starts_with("AMS/booth") && rows[0].contains("500"),
+            "{text}"
+        );
+        assert!(rows[1].trim_start().starts_with("UTR/booth"), "{text}");
+        assert!(text.contains("extra capacity changed in 3 cells"), "{text}");
+        assert!(text.contains("  ... and 1 more (--rows)\n"), "{text}");
+        assert!(!render(&diff, 3, "plan p").contains("more (--rows)"));
+    }
 
     #[test]
     fn surges_parse_or_say_why() {
