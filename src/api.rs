@@ -1661,11 +1661,19 @@ impl Api {
     ) -> Result<proto::RunDrillResponse, ApiError> {
         // The name is checked with whatever stops the call first, and else
         // with the shocks, so that one answer names every bad field.
-        let (shocks, id) = both(
-            shock_specs(&r.shocks),
-            given("base_scenario_id", &r.base_scenario_id),
-        )
-        .map_err(|e| also(e, name_field(&r.name)))?;
+        // Without a base, the shocks' fields that need no scenario are
+        // named beside it (only the missing base was).
+        let shocks = shock_specs(&r.shocks);
+        let id = given("base_scenario_id", &r.base_scenario_id).map_err(|e| {
+            let own = shocks.as_ref().map(|s| {
+                drill::check_without_scenario(s.iter().map(|s| s.as_ref().map_err(Clone::clone)))
+            });
+            match own {
+                Ok(Err(v)) => join(ApiError::InvalidShock(v), e),
+                _ => e,
+            }
+        });
+        let (shocks, id) = both(shocks, id).map_err(|e| also(e, name_field(&r.name)))?;
         let base_rec = self.scenario_record(id).await?;
         let (rec, given_name) = (base_rec.clone(), r.name.clone());
         let (base_sc, shocked, shocks) =

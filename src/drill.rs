@@ -207,26 +207,19 @@ impl Ids {
     }
 }
 
-/// The fields of shock `i` that do not fit `sc`: weeks, ids and numbers.
-fn check(sc: &Scenario, ids: &Ids, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
+/// The fields of shock `i` that are wrong whatever the scenario: a week
+/// range backwards, a multiplier, delta or factor out of range.
+fn check_own(i: usize, shock: &ShockSpec) -> Vec<FieldError> {
     let mut out = Vec::new();
     match shock {
         ShockSpec::Demand {
-            region,
-            exam,
             from_week,
             to_week,
             change,
+            ..
         } => {
             if from_week > to_week {
                 out.push(err(i, "demand.to_week", "must be >= from_week"));
-            }
-            out.extend(past_horizon(sc, i, "demand.from_week", *from_week));
-            if let Some(r) = region.as_ref().filter(|r| !ids.regions.contains(*r)) {
-                out.push(err(i, "demand.region", format!("unknown region {r:?}")));
-            }
-            if let Some(e) = exam.as_ref().filter(|e| !ids.exams.contains(*e)) {
-                out.push(err(i, "demand.exam", format!("unknown exam {e:?}")));
             }
             match *change {
                 DemandChange::Multiplier(m) if !(m.is_finite() && m >= 0.0) => out.push(err(
@@ -243,15 +236,14 @@ fn check(sc: &Scenario, ids: &Ids, i: usize, shock: &ShockSpec) -> Vec<FieldErro
             }
         }
         ShockSpec::Capacity {
-            target,
             from_week,
             to_week,
             factor,
+            ..
         } => {
             if from_week > to_week {
                 out.push(err(i, "capacity.to_week", "must be >= from_week"));
             }
-            out.extend(past_horizon(sc, i, "capacity.from_week", *from_week));
             if !(factor.is_finite() && (0.0..=1.0).contains(factor)) {
                 out.push(err(
                     i,
@@ -259,6 +251,51 @@ fn check(sc: &Scenario, ids: &Ids, i: usize, shock: &ShockSpec) -> Vec<FieldErro
                     format!("must be in [0, 1], got {}", Num(*factor)),
                 ));
             }
+        }
+    }
+    out
+}
+
+/// What is wrong with parsed shocks before any scenario is known (their
+/// missing parts and [`check_own`]): said beside a request's missing base,
+/// so that one answer names every bad field the request can show.
+pub fn check_without_scenario<'a>(
+    shocks: impl IntoIterator<Item = Result<&'a ShockSpec, FieldError>>,
+) -> Result<(), ValidationErrors> {
+    shocks
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, s)| match s {
+            Ok(s) => check_own(i, s),
+            Err(missing) => vec![missing],
+        })
+        .collect::<ValidationErrors>()
+        .into_result()
+}
+
+/// The fields of shock `i` that do not fit `sc`: [`check_own`]'s, then
+/// the horizon and the ids.
+fn check(sc: &Scenario, ids: &Ids, i: usize, shock: &ShockSpec) -> Vec<FieldError> {
+    let mut out = check_own(i, shock);
+    match shock {
+        ShockSpec::Demand {
+            region,
+            exam,
+            from_week,
+            ..
+        } => {
+            out.extend(past_horizon(sc, i, "demand.from_week", *from_week));
+            if let Some(r) = region.as_ref().filter(|r| !ids.regions.contains(*r)) {
+                out.push(err(i, "demand.region", format!("unknown region {r:?}")));
+            }
+            if let Some(e) = exam.as_ref().filter(|e| !ids.exams.contains(*e)) {
+                out.push(err(i, "demand.exam", format!("unknown exam {e:?}")));
+            }
+        }
+        ShockSpec::Capacity {
+            target, from_week, ..
+        } => {
+            out.extend(past_horizon(sc, i, "capacity.from_week", *from_week));
             match target {
                 CapacityTarget::Location(id) if !ids.locations.contains_key(id) => out.push(err(
                     i,
@@ -790,11 +827,11 @@ mod tests {
             paths,
             [
                 "shocks[0].demand.to_week",
+                "shocks[0].demand.multiplier",
                 "shocks[0].demand.region",
                 "shocks[0].demand.exam",
-                "shocks[0].demand.multiplier",
-                "shocks[2].capacity.from_week",
                 "shocks[2].capacity.factor",
+                "shocks[2].capacity.from_week",
                 "shocks[2].capacity.location",
             ]
         );

@@ -1141,16 +1141,13 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
     // Every bad field of every shock comes in one answer, a shock with no
     // kind among them (it used to be named alone, the others' fields only
     // on the next try), in the shocks' order.
+    let bad = vec![
+        demand_shock("NOPE", 2, 1, -1.0),
+        proto::Shock { kind: None },
+        demand_shock("SPK", 0, 0, 2.0),
+    ];
     let e = d
-        .run_drill(run(
-            vec![
-                demand_shock("NOPE", 2, 1, -1.0),
-                proto::Shock { kind: None },
-                demand_shock("SPK", 0, 0, 2.0),
-            ],
-            &base_id,
-            DRILL,
-        ))
+        .run_drill(run(bad.clone(), &base_id, DRILL))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -1158,9 +1155,21 @@ async fn a_drill_solves_the_base_when_it_has_no_plan_and_checks_its_shocks() {
         violation_fields(&e),
         [
             "shocks[0].demand.to_week",
-            "shocks[0].demand.exam",
             "shocks[0].demand.multiplier",
+            "shocks[0].demand.exam",
             "shocks[1].kind"
+        ]
+    );
+    // With no base, the shocks' fields that need no scenario are named
+    // beside it (only the base was).
+    let e = d.run_drill(run(bad, "", DRILL)).await.unwrap_err();
+    assert_eq!(
+        violation_fields(&e),
+        [
+            "shocks[0].demand.to_week",
+            "shocks[0].demand.multiplier",
+            "shocks[1].kind",
+            "base_scenario_id"
         ]
     );
     // At most MAX_SHOCKS: a million were taken before, and held a solve
