@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use examcap::proto::plan_service_client::PlanServiceClient;
 use examcap::proto::registration_service_client::RegistrationServiceClient;
 use examcap::proto::{
-    CancelRequest, GetPublishedRequest, GetStockRequest, ListReservationsRequest, QuoteRequest,
-    Reservation, ReservationState, ReserveRequest, StockCell,
+    CancelRequest, GetPublishedRequest, GetPublishedResponse, GetStockRequest,
+    ListReservationsRequest, QuoteRequest, Reservation, ReservationState, ReserveRequest,
+    StockCell,
 };
 use serde::Deserialize;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -37,6 +38,22 @@ pub enum DiscoverError {
     Plan(String),
     #[error("the published plan allocates no seats{0}")]
     Empty(String),
+    /// A `--region` or `--exam` the published plan does not allocate.
+    #[error("{flag}: {id:?} has no seats in the published plan")]
+    Unknown { flag: &'static str, id: String },
+}
+
+impl DiscoverError {
+    /// Whether the arguments, not the plan, are wrong: a filter naming
+    /// what the plan does not allocate, or filters that together match
+    /// nothing.
+    pub fn is_bad_argument(&self) -> bool {
+        match self {
+            DiscoverError::Unknown { .. } => true,
+            DiscoverError::Empty(filter) => !filter.is_empty(),
+            DiscoverError::Plan(_) => false,
+        }
+    }
 }
 
 /// The (region, exam) pairs to book, weighted by their planned seats so the
@@ -83,6 +100,27 @@ impl Targets {
             .scenario
             .map_or(last_allocated, |s| s.horizon_weeks.max(last_allocated));
         let keep = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
+        for (flag, list, of_row) in [
+            (
+                "--region",
+                regions,
+                (|r: &Row| &r.region) as fn(&Row) -> &String,
+            ),
+            ("--exam", exams, |r: &Row| &r.exam),
+        ] {
+            let allocated: BTreeSet<&String> = doc
+                .allocation
+                .iter()
+                .filter(|r| r.candidates > 0)
+                .map(of_row)
+                .collect();
+            if let Some(id) = list.iter().find(|id| !allocated.contains(id)) {
+                return Err(DiscoverError::Unknown {
+                    flag,
+                    id: id.clone(),
+                });
+            }
+        }
         let mut seats: BTreeMap<(String, String), u64> = BTreeMap::new();
         for r in doc.allocation {
             if r.candidates > 0 && keep(regions, &r.region) && keep(exams, &r.exam) {
@@ -171,18 +209,29 @@ pub async fn discover(
     regions: &[String],
     exams: &[String],
 ) -> anyhow::Result<Targets> {
-    let mut plans =
-        PlanServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE);
-    let published = plans
-        .get_published(GetPublishedRequest {})
-        .await
-        .map_err(|s| status("GetPublished", s))?
-        .into_inner();
+    let published = get_published(channel, auth).await?;
     Ok(Targets::from_plan_json(
         &published.plan_json,
         regions,
         exams,
     )?)
+}
+
+/// The published plan's id (empty when none is published), to tell
+/// whether another plan was published while the load ran.
+pub async fn published_id(channel: Channel, auth: Bearer) -> anyhow::Result<String> {
+    let published = get_published(channel, auth).await?;
+    Ok(published.summary.map(|s| s.plan_id).unwrap_or_default())
+}
+
+async fn get_published(channel: Channel, auth: Bearer) -> anyhow::Result<GetPublishedResponse> {
+    let mut plans =
+        PlanServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE);
+    Ok(plans
+        .get_published(GetPublishedRequest {})
+        .await
+        .map_err(|s| status("GetPublished", s))?
+        .into_inner())
 }
 
 /// What every client shares.
@@ -561,7 +610,7 @@ mod tests {
         );
         let mut expected = Expected::new();
         expected.insert("r1".into(), (key, Expect::Active));
-        let v = crate::verify::verify(&after, &after, &expected, &listed);
+        let v = crate::verify::verify(&after, &after, &expected, &listed, None);
         assert!(v.passed(), "{v:?}");
     }
 
@@ -606,6 +655,22 @@ mod tests {
             matches!(e, DiscoverError::Empty(ref f) if f.contains("R2")),
             "{e}"
         );
+        assert!(e.is_bad_argument());
+        // An id the plan does not allocate is named with its flag.
+        for (regions, exams, flag, id) in [
+            (vec!["R1".into(), "NOPE".into()], vec![], "--region", "NOPE"),
+            (vec![], vec!["XYZ".into()], "--exam", "XYZ"),
+        ] {
+            let e = Targets::from_plan_json(PLAN, &regions, &exams).unwrap_err();
+            assert_eq!(
+                e,
+                DiscoverError::Unknown {
+                    flag,
+                    id: id.into()
+                }
+            );
+            assert!(e.is_bad_argument());
+        }
         // A scenario reference must carry the horizon; with no reference at
         // all, the last allocated week bounds it.
         let t = Targets::from_plan_json(&PLAN.replace("\"horizon_weeks\":8", "\"x\":0"), &[], &[]);
@@ -620,6 +685,7 @@ mod tests {
         );
         let e = Targets::from_plan_json("{\"allocation\":[]}", &[], &[]).unwrap_err();
         assert_eq!(e, DiscoverError::Empty(String::new()));
+        assert!(!e.is_bad_argument());
         let e = Targets::from_plan_json("not json", &[], &[]).unwrap_err();
         assert!(matches!(e, DiscoverError::Plan(_)));
     }

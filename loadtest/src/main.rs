@@ -28,7 +28,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::client::{Bearer, ClientLog, Shared, CALL_TIMEOUT};
 use crate::mix::{Mix, Op};
 use crate::stats::{render_table, RpcStats, RpcSummary};
-use crate::verify::{render_verdict, verify, Verdict};
+use crate::verify::{render_verdict, verify, Republished, Verdict};
 
 /// Longest run accepted.
 const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -243,11 +243,18 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
             .with_context(|| format!("connecting to {}", cli.server))?;
         channels.push(ch);
     }
-    let targets = client::discover(channels[0].clone(), auth.clone(), &cli.region, &cli.exam)
-        .await
-        .context("reading the published plan")?;
+    let targets =
+        match client::discover(channels[0].clone(), auth.clone(), &cli.region, &cli.exam).await {
+            Ok(t) => t,
+            // A filter the plan does not allocate is a wrong argument: exit 2.
+            Err(e) => match e.downcast_ref::<client::DiscoverError>() {
+                Some(d) if d.is_bad_argument() => return Err(BadArgument(d.to_string()).into()),
+                _ => return Err(e.context("reading the published plan")),
+            },
+        };
     let exams = targets.exams();
     let mut checker = client::registration(channels[0].clone(), auth.clone());
+    let plan_before = client::published_id(channels[0].clone(), auth.clone()).await?;
     let before = client::stock(&mut checker, &exams)
         .await
         .context("stock before the run")?;
@@ -327,7 +334,9 @@ async fn run(cli: Cli, uri: tonic::transport::Uri, threads: usize) -> anyhow::Re
     let listed = client::list_all(&mut checker, &exams)
         .await
         .context("listing the reservations")?;
-    let mut verdict = verify(&before, &after, &expected, &listed);
+    let plan_after = client::published_id(channels[0].clone(), auth.clone()).await?;
+    let republished = (plan_after != plan_before).then_some(Republished { unknown_reserves });
+    let mut verdict = verify(&before, &after, &expected, &listed, republished);
     verdict.replays_checked = replays_checked;
     verdict.replays_wrong = replays_wrong;
     let never = stats::never_succeeded(&rows);

@@ -134,6 +134,18 @@ pub struct Verdict {
     /// Idempotent replays checked during the run (filled in by the caller).
     pub replays_checked: u64,
     pub replays_wrong: Vec<ReplayMismatch>,
+    /// Another plan was published during the run (see [`verify`]).
+    pub republished: bool,
+}
+
+/// Another plan was published while the load ran. The service keeps the
+/// reservations a cell held at that moment, even above its new planned
+/// seats (and lists them as the publish's conflicts), so a cell may hold
+/// what it had before the run plus what this run booked there; `unknown`
+/// reserves (answers lost) may have booked anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Republished {
+    pub unknown_reserves: u64,
 }
 
 impl Verdict {
@@ -153,19 +165,40 @@ impl Verdict {
 ///   (the service keeps such reservations) but must not grow.
 /// - `expected`: every reservation id the run was answered about.
 /// - `listed`: every reservation of those exams, cancelled ones included.
-pub fn verify(before: &Stock, after: &Stock, expected: &Expected, listed: &Listing) -> Verdict {
+/// - `republished`: set when another plan was published during the run
+///   ([`Republished`]): the bound on a cell is then what it held before
+///   plus what the run booked there, as the publish may have kept them all.
+pub fn verify(
+    before: &Stock,
+    after: &Stock,
+    expected: &Expected,
+    listed: &Listing,
+    republished: Option<Republished>,
+) -> Verdict {
     let mut v = Verdict {
         cells_checked: after.len(),
         reservations_checked: expected.len(),
+        republished: republished.is_some(),
         ..Verdict::default()
     };
+    let mut booked: HashMap<&CellKey, u64> = HashMap::new();
+    for (cell, _) in expected.values() {
+        *booked.entry(cell).or_default() += 1;
+    }
     let mut cells: Vec<(&CellKey, &StockCount)> = after.iter().collect();
     cells.sort_by(|a, b| a.0.cmp(b.0));
     for (cell, now) in &cells {
-        let inherited = before
-            .get(*cell)
-            .filter(|b| b.conflict > 0 || b.reserved > b.planned)
-            .map_or(0, |b| b.reserved);
+        let inherited = match republished {
+            None => before
+                .get(*cell)
+                .filter(|b| b.conflict > 0 || b.reserved > b.planned)
+                .map_or(0, |b| b.reserved),
+            Some(r) => {
+                let held = before.get(*cell).map_or(0, |b| u64::from(b.reserved));
+                let kept = held + booked.get(*cell).copied().unwrap_or(0) + r.unknown_reserves;
+                u32::try_from(kept).unwrap_or(u32::MAX)
+            }
+        };
         let allowed = now.planned.max(inherited);
         if now.reserved > allowed {
             v.oversold.push(Oversold {
@@ -252,6 +285,12 @@ pub fn render_verdict(v: &Verdict) -> String {
         v.replays_wrong.len(),
         v.replays_checked,
     );
+    if v.republished {
+        out.push_str(
+            "  another plan was published during the run: a cell may keep what it held then, \
+             so it is checked against what it held before plus what this run booked there\n",
+        );
+    }
     for o in v.oversold.iter().take(20) {
         out.push_str(&format!(
             "  OVERSOLD {}: {} reserved, {} planned, at most {} allowed\n",
@@ -342,7 +381,7 @@ mod tests {
     #[test]
     fn a_consistent_run_passes() {
         let (before, after, expected, listed) = consistent();
-        let v = verify(&before, &after, &expected, &listed);
+        let v = verify(&before, &after, &expected, &listed, None);
         assert!(v.passed(), "{v:?}");
         assert_eq!((v.cells_checked, v.reservations_checked), (2, 3));
         assert!(render_verdict(&v).contains("oversold: 0, lost acks: 0"));
@@ -355,7 +394,7 @@ mod tests {
         after.get_mut(&a0).unwrap().reserved = 3;
         listed.insert("x1".into(), found(Listed::Active, &a0));
         listed.insert("x2".into(), found(Listed::Active, &a0));
-        let v = verify(&before, &after, &expected, &listed);
+        let v = verify(&before, &after, &expected, &listed, None);
         assert_eq!(
             v.oversold,
             [Oversold {
@@ -382,13 +421,58 @@ mod tests {
                 .collect()
         };
         let same = stock(&[(c.clone(), 1, 3, 2)]);
-        assert!(verify(&before, &same, &none, &listed(3)).passed());
+        assert!(verify(&before, &same, &none, &listed(3), None).passed());
         let fewer = stock(&[(c.clone(), 1, 2, 1)]);
-        assert!(verify(&before, &fewer, &none, &listed(2)).passed());
+        assert!(verify(&before, &fewer, &none, &listed(2), None).passed());
         let grew = stock(&[(c.clone(), 1, 4, 3)]);
-        let v = verify(&before, &grew, &none, &listed(4));
+        let v = verify(&before, &grew, &none, &listed(4), None);
         assert_eq!(v.oversold.len(), 1, "{v:?}");
         assert_eq!(v.oversold[0].allowed, 3);
+    }
+
+    /// A plan published during the run may cut a cell under the seats this
+    /// run booked there: it keeps them (a reviewer's run failed with 92
+    /// such cells, every one in that publish's conflicts). More than held
+    /// before plus booked (plus lost answers) is still oversold.
+    #[test]
+    fn a_publish_during_the_run_may_keep_what_the_run_booked() {
+        let c = cell("AMS", 0);
+        let before = stock(&[(c.clone(), 2, 1, 0)]);
+        let mut booked = Expected::new();
+        for i in 0..2 {
+            booked.insert(format!("r{i}"), (c.clone(), Expect::Active));
+        }
+        let listed = |n: usize| -> Listing {
+            (0..n)
+                .map(|i| (format!("r{i}"), found(Listed::Active, &c)))
+                .collect()
+        };
+        // The new plan has no seats there; 1 held before, 2 booked since.
+        let cut = stock(&[(c.clone(), 0, 3, 3)]);
+        let republished = Some(Republished {
+            unknown_reserves: 0,
+        });
+        let v = verify(&before, &cut, &booked, &listed(3), republished);
+        assert!(v.passed(), "{v:?}");
+        assert!(render_verdict(&v).contains("another plan was published during the run"));
+        // Without the publish it would be oversold, as it would with more.
+        assert_eq!(
+            verify(&before, &cut, &booked, &listed(3), None)
+                .oversold
+                .len(),
+            1
+        );
+        let more = stock(&[(c.clone(), 0, 4, 4)]);
+        let v = verify(&before, &more, &booked, &listed(4), republished);
+        assert_eq!(v.oversold.len(), 1, "{v:?}");
+        assert_eq!(v.oversold[0].allowed, 3);
+        // A lost answer may have booked there too.
+        let lost = Some(Republished {
+            unknown_reserves: 1,
+        });
+        assert!(verify(&before, &more, &booked, &listed(4), lost)
+            .oversold
+            .is_empty());
     }
 
     #[test]
@@ -402,7 +486,7 @@ mod tests {
         listed.insert("r1".into(), found(Listed::Active, &cell("AMS", 1)));
         // A lost cancel answer accepts either state, not an unknown one.
         listed.insert("r3".into(), found(Listed::Other(0), &cell("AMS", 0)));
-        let v = verify(&before, &after, &expected, &listed);
+        let v = verify(&before, &after, &expected, &listed, None);
         let kinds: BTreeMap<&str, &LostKind> =
             v.lost.iter().map(|l| (l.id.as_str(), &l.kind)).collect();
         assert_eq!(kinds.len(), 4, "{v:?}");
@@ -430,7 +514,7 @@ mod tests {
     #[test]
     fn a_wrong_replay_fails_the_check() {
         let (before, after, expected, listed) = consistent();
-        let mut v = verify(&before, &after, &expected, &listed);
+        let mut v = verify(&before, &after, &expected, &listed, None);
         v.replays_checked = 2;
         assert!(v.passed());
         v.replays_wrong.push(ReplayMismatch {
@@ -452,7 +536,7 @@ mod tests {
         listed2.insert("y".into(), found(Listed::Active, &cell("DHG", 1)));
         // A week the published plan does not cover: GetStock leaves it out.
         listed2.insert("z".into(), found(Listed::Active, &cell("DHG", 40)));
-        let v = verify(&before, &after, &expected, &listed2);
+        let v = verify(&before, &after, &expected, &listed2, None);
         assert_eq!(
             v.mismatched,
             [

@@ -216,6 +216,22 @@ async fn a_from_week_past_the_horizon_is_a_bad_argument() {
     );
     // The last week is fine.
     passed(&run_line(&url, "--requests 20 --mix quote=1 --max-from-week 2 --json").await);
+    // So is an exam or region the plan does not allocate (it exited 1).
+    for (line, says) in [
+        (
+            "--requests 20 --exam NOPE",
+            "--exam: \"NOPE\" has no seats in the published plan",
+        ),
+        (
+            "--requests 20 --region NOWHERE",
+            "--region: \"NOWHERE\" has no seats",
+        ),
+    ] {
+        let out = run_line(&url, line).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{line}: {err}");
+        assert!(err.contains(says), "{line}: {err}");
+    }
     srv.stop().await;
 }
 
