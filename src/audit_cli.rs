@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use examcap::client::{authed, call_failure, connect, is_caller_code, ClientError};
 use examcap::proto;
-use examcap::store::{AuditEntry, SledStore, Store, StoreError};
+use examcap::store::{AuditEntry, SledStore, Store};
 
 use crate::summary::Table;
 use crate::Failure;
@@ -58,11 +58,12 @@ pub fn cmd_audit(a: &AuditArgs) -> Result<(), Failure> {
 
 /// The log of a stopped server's data directory.
 fn from_data_dir(dir: &std::path::Path) -> Result<Vec<AuditEntry>, Failure> {
-    let store = SledStore::open_existing(dir).map_err(|e| match e {
-        StoreError::NoStore(_) | StoreError::Locked(_) | StoreError::NoAccess(_) => {
+    let store = SledStore::open_existing(dir).map_err(|e| {
+        if e.is_wrong_directory() {
             Failure::Input(format!("examcap: {e}"))
+        } else {
+            Failure::Internal(anyhow::Error::new(e))
         }
-        e => Failure::Internal(anyhow::Error::new(e)),
     })?;
     store
         .audit_log()

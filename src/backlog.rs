@@ -39,10 +39,8 @@ impl BacklogError {
         match self {
             BacklogError::Client(e) => e.is_input(),
             BacklogError::Rpc { code, .. } => crate::client::is_caller_code(*code),
-            BacklogError::Store(
-                StoreError::NoStore(_) | StoreError::Locked(_) | StoreError::NoAccess(_),
-            ) => true,
-            BacklogError::Store(_) | BacklogError::Record { .. } => false,
+            BacklogError::Store(e) => e.is_wrong_directory(),
+            BacklogError::Record { .. } => false,
         }
     }
 }

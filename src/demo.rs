@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use examcap::api::shock_proto;
 use examcap::auth::{Role, Token};
 use examcap::client::MAX_MESSAGE;
@@ -123,7 +123,7 @@ async fn drive(dir: &Path, scenario_json: String, quiet: bool) -> anyhow::Result
         Err(status) => {
             if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), &mut server).await
             {
-                bail!("server: {e}");
+                return Err(anyhow::Error::new(e).context("server"));
             }
             return Err(anyhow::Error::new(status).context("PutScenario"));
         }

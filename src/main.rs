@@ -424,7 +424,19 @@ fn cmd_demo(a: &DemoArgs) -> Result<(), Failure> {
     // over gRPC (upload, streamed solve, publish, surge drill).
     let json = String::from_utf8(bytes).context("the scenario JSON is UTF-8")?;
     let plan_path = dir.join("plan.json");
-    let mut text = demo::run(dir, json, a.quiet)?;
+    // A store another process holds is the operator's to fix (exit 2), as
+    // for `serve` on it.
+    let mut text = demo::run(dir, json, a.quiet).map_err(|e| {
+        let operators = e.chain().any(|c| {
+            c.downcast_ref::<examcap::server::ServerError>()
+                .is_some_and(|s| s.is_input())
+        });
+        if operators {
+            Failure::Input(format!("examcap: {}", chain(&e)))
+        } else {
+            Failure::Internal(e)
+        }
+    })?;
     // The binary is not on PATH after `scripts/demo`: show where it is.
     let exe = std::env::current_exe()
         .map(|p| shell_arg(&p))

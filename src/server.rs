@@ -50,15 +50,17 @@ pub enum ServerError {
 }
 
 impl ServerError {
-    /// The operator's mistake (configuration, TLS files), not the server's.
+    /// The operator's mistake (configuration, TLS files, a data directory
+    /// another process holds), not the server's.
     pub fn is_input(&self) -> bool {
-        matches!(
-            self,
+        match self {
             ServerError::Config(_)
-                | ServerError::TlsFile { .. }
-                | ServerError::TlsPem { .. }
-                | ServerError::Tls(_)
-        )
+            | ServerError::TlsFile { .. }
+            | ServerError::TlsPem { .. }
+            | ServerError::Tls(_) => true,
+            ServerError::Store { source, .. } => source.is_wrong_directory(),
+            _ => false,
+        }
     }
 }
 

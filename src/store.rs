@@ -129,6 +129,17 @@ impl StoreError {
             )
     }
 
+    /// The data directory the operator named is the wrong one for this
+    /// command: no store there, another process holds it, or its files are
+    /// not ours to write. Every command that opens a data directory exits
+    /// 2 for these, as for a bad argument.
+    pub fn is_wrong_directory(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NoStore(_) | StoreError::Locked(_) | StoreError::NoAccess(_)
+        )
+    }
+
     /// Certainly nothing was written (the write was refused before sled
     /// was asked): a reservation's seat can be given back at once.
     pub fn nothing_written(&self) -> bool {

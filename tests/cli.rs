@@ -820,21 +820,39 @@ fn calendar_rejects_bad_options() {
 }
 
 /// A store another process holds (a running server) is said as such by
-/// the demo and by `backlog export`, not as a reset connection (demo) or a
-/// raw lock error with exit 1 (backlog).
+/// the demo, `serve`, `audit` and `backlog export`, not as a reset
+/// connection (demo) or a raw lock error, and is the operator's to fix:
+/// exit 2 from each (demo and serve exited 1, audit and backlog 2).
 #[test]
-fn a_store_in_use_is_named_by_the_demo_and_the_backlog_export() {
+fn a_store_in_use_is_named_by_every_command_that_opens_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let _held = examcap::store::SledStore::open(&store).expect("store opens");
     let o = run(&["demo", "--data-dir", arg(dir.path()), "--quiet"]);
-    assert_exit(&o, 1);
+    assert_exit(&o, 2);
     assert!(
         stderr(&o).contains("in use by another process"),
         "{}",
         stderr(&o)
     );
-    let o = run(&["backlog", "export", "--data-dir", arg(&store)]);
+    for args in [
+        &["backlog", "export", "--data-dir", arg(&store)][..],
+        &["audit", "--data-dir", arg(&store)],
+    ] {
+        let o = run(args);
+        assert_exit(&o, 2);
+        assert!(
+            stderr(&o).contains("in use by another process"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = examcap()
+        .args(["serve", "--allow-unauthenticated"])
+        .env("EXAMCAP_DATA_DIR", &store)
+        .env("EXAMCAP_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
     assert_exit(&o, 2);
     assert!(
         stderr(&o).contains("in use by another process"),
