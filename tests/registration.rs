@@ -456,7 +456,7 @@ async fn keys_belong_to_the_system_that_used_them() {
     )
     .await
     .unwrap();
-    assert_eq!(found, [theirs.clone()]);
+    assert_eq!(found, std::slice::from_ref(&theirs));
     // Page by page, in booking order, and only theirs.
     let second = c
         .clone()
